@@ -1,0 +1,51 @@
+"""PDUs and items of PS3.8 §9.3 and PS3.7 Annex D.3.3: values, codec and framer."""
+
+from __future__ import annotations
+
+from netdicom.core.pdu.types import (
+    PDU,
+    AbortPDU,
+    AssociateAC,
+    AssociateRJ,
+    AssociateRQ,
+    AsyncOpsWindow,
+    ContextResult,
+    PDataTF,
+    PDUType,
+    PresentationContextAC,
+    PresentationContextRQ,
+    PresentationDataValue,
+    ReleaseRP,
+    ReleaseRQ,
+    RoleSelection,
+    SOPClassCommonExtendedNegotiation,
+    SOPClassExtendedNegotiation,
+    UserIdentityAC,
+    UserIdentityRQ,
+    UserIdentityType,
+    UserInformation,
+)
+
+__all__ = [
+    "PDU",
+    "AbortPDU",
+    "AssociateAC",
+    "AssociateRJ",
+    "AssociateRQ",
+    "AsyncOpsWindow",
+    "ContextResult",
+    "PDUType",
+    "PDataTF",
+    "PresentationContextAC",
+    "PresentationContextRQ",
+    "PresentationDataValue",
+    "ReleaseRP",
+    "ReleaseRQ",
+    "RoleSelection",
+    "SOPClassCommonExtendedNegotiation",
+    "SOPClassExtendedNegotiation",
+    "UserIdentityAC",
+    "UserIdentityRQ",
+    "UserIdentityType",
+    "UserInformation",
+]
