@@ -150,9 +150,14 @@ def _ctx(state: State, event: Event, *, requestor: bool, pdu: PDU | None = None)
     )
 
 
-@pytest.mark.parametrize(
-    ("state", "event"), sorted(EXPECTED, key=lambda c: (c[1].value, c[0].value))
-)
+def _row_major(cell: tuple[State, Event]) -> tuple[int, int]:
+    return (cell[1].value, cell[0].value)
+
+
+CELLS = sorted(EXPECTED, key=_row_major)
+
+
+@pytest.mark.parametrize(("state", "event"), CELLS)
 def test_cell_leads_to_documented_next_state(state: State, event: Event) -> None:
     name = EXPECTED[(state, event)]
     action = TRANSITIONS[(state, event)]
