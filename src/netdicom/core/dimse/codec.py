@@ -41,7 +41,7 @@ __all__ = [
 DATASET_ABSENT: Final = 0x0101
 DATASET_PRESENT: Final = 0x0001
 
-# Status 0x0211 "Unrecognized operation" (PS3.7 Annex C.5.x): the default answer to a request
+# Status 0x0211 "Unrecognized operation" (PS3.7 Annex C): the default answer to a request
 # whose command we do not implement.
 _UNRECOGNIZED_OPERATION: Final = 0x0211
 
