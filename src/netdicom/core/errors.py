@@ -43,7 +43,9 @@ class AssociationRejected(NetDicomError):
     """The peer answered A-ASSOCIATE-RJ (PS3.8 §9.3.4)."""
 
     def __init__(self, result: int, source: int, reason: int, message: str = "") -> None:
-        super().__init__(message or f"association rejected (result {result}, source {source}, reason {reason})")
+        from netdicom.core.rejections import describe_rejection
+
+        super().__init__(message or describe_rejection(result, source, reason))
         self.result = result
         self.source = source
         self.reason = reason
@@ -76,3 +78,7 @@ class DimseFailure(NetDicomError):
     def __init__(self, status: int, message: str = "") -> None:
         super().__init__(message or f"failure status 0x{status:04X}")
         self.status = status
+
+
+class ConnectFailed(NetDicomError):
+    """The TCP (or TLS) connection could not be opened: refused, unreachable, handshake failed."""

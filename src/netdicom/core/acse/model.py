@@ -6,8 +6,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydicom.uid import UID
-
 from netdicom.core.errors import NoAcceptedContext
 from netdicom.core.pdu.types import AsyncOpsWindow, ContextResult
 
@@ -27,6 +25,9 @@ def reason_text(result: ContextResult) -> str:
 
 def syntax_name(uid: str) -> str:
     """`CT Image Storage (1.2.840.10008.5.1.4.1.1.2)`, or the bare UID when pydicom lacks it."""
+    # Imported here: pydicom costs ~250 ms to import and `netdicom echo` must start fast.
+    from pydicom.uid import UID
+
     name = str(UID(uid).name)
     return uid if name == uid else f"{name} ({uid})"
 

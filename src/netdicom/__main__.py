@@ -1,0 +1,5 @@
+"""`python -m netdicom` is the same as the `netdicom` command."""
+
+from netdicom.cli.app import main
+
+main()

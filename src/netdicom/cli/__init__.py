@@ -1,0 +1,1 @@
+"""The `netdicom` command line (Typer): one module per subcommand."""

@@ -1,0 +1,58 @@
+"""The `netdicom` Typer application: subcommands are registered here, imported lazily inside."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from netdicom.cli import echo as echo_cmd
+from netdicom.cli import serve as serve_cmd
+from netdicom.cli.exit_codes import EXIT_CODE_HELP
+
+app = typer.Typer(
+    name="netdicom",
+    help="Speak DICOM over the network: echo, store, find, get, move and serve.",
+    epilog=EXIT_CODE_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from netdicom import __version__
+        from netdicom.core import uids
+
+        print(f"netdicom {__version__}")
+        print(f"implementation class UID {uids.IMPLEMENTATION_CLASS_UID}")
+        print(f"implementation version name {uids.IMPLEMENTATION_VERSION_NAME}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", callback=_version, is_eager=True),
+    ] = False,
+) -> None:
+    """Speak DICOM over the network: echo, store, find, get, move and serve."""
+
+
+app.command(
+    "echo",
+    help="Check that a peer answers C-ECHO (the DICOM ping).",
+    epilog=echo_cmd.EXAMPLES + "\n" + EXIT_CODE_HELP,
+)(echo_cmd.echo)
+app.command(
+    "serve",
+    help="Serve a folder as a DICOM server (C-ECHO now; storage and query/retrieve to come).",
+    epilog=serve_cmd.EXAMPLES + "\n" + EXIT_CODE_HELP,
+)(serve_cmd.serve)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,113 @@
+"""`netdicom echo PEER`: C-ECHO, the DICOM ping (PS3.4 Annex A)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from netdicom.cli.common import (
+    AecOption,
+    AetOption,
+    DebugOption,
+    MaxPduOption,
+    QuietOption,
+    TimeoutOption,
+    VerboseOption,
+    run,
+    stderr,
+)
+
+EXAMPLES = """\
+Examples:
+
+  netdicom echo 127.0.0.1:11112
+
+  netdicom echo PACS@10.0.0.5:104 --aet MYWORKSTATION --repeat 10
+"""
+
+
+def echo(
+    peer: Annotated[str, typer.Argument(help="HOST:PORT or AET@HOST:PORT of the peer.")],
+    aet: AetOption = "NETDICOM",
+    aec: AecOption = "ANY-SCP",
+    repeat: Annotated[
+        int, typer.Option("--repeat", help="Send N C-ECHOs on one association.", min=1)
+    ] = 1,
+    timeout: TimeoutOption = 30.0,
+    max_pdu: MaxPduOption = 262144,
+    verbose: VerboseOption = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Check that a peer answers C-ECHO (the DICOM ping)."""
+    from netdicom.services.peer import BadPeer, parse_peer
+
+    try:
+        target = parse_peer(peer)
+    except BadPeer as exc:
+        raise typer.BadParameter(str(exc), param_hint="PEER") from None
+    code = run(_echo(target, aet, aec, repeat, timeout, max_pdu, verbose, quiet), debug=debug, quiet=quiet)
+    raise typer.Exit(code)
+
+
+async def _echo(
+    target: object,
+    aet: str,
+    aec: str,
+    repeat: int,
+    timeout: float,
+    max_pdu: int,
+    verbose: bool,
+    quiet: bool,
+) -> int:
+    from netdicom.core.dimse import status
+    from netdicom.services.echo import ECHO_CONTEXTS, echo
+    from netdicom.services.peer import Peer
+    from netdicom.services.session import ClientOptions, open_association
+    from netdicom.transport.config import Timeouts, TransportConfig
+
+    assert isinstance(target, Peer)
+    timeouts = Timeouts(connect=timeout, acse=timeout, dimse=timeout)
+    options = ClientOptions(
+        calling_ae=aet,
+        called_ae=aec,
+        transport=TransportConfig(timeouts=timeouts, max_pdu=max_pdu),
+    )
+    assoc = await open_association(target, options, ECHO_CONTEXTS)
+    if verbose and not quiet:
+        from netdicom.render.negotiation import print_negotiation
+
+        print_negotiation(assoc)
+    try:
+        replies = await echo(assoc, repeat, timeout)
+    except BaseException:
+        assoc.abort()
+        raise
+    await assoc.release()
+    failed = [r for r in replies if r.status != status.SUCCESS]
+    if not quiet:
+        called = target.ae_title or aec
+        if repeat == 1:
+            reply = replies[0]
+            print(
+                f"C-ECHO {called}@{target.host}:{target.port}: "
+                f"{status.status_name(reply.status, 'echo')} (0x{reply.status:04X}) "
+                f"in {reply.seconds * 1000:.2f} ms"
+            )
+        else:
+            times = sorted(r.seconds * 1000 for r in replies)
+            median = times[len(times) // 2] if len(times) % 2 else (
+                times[len(times) // 2 - 1] + times[len(times) // 2]
+            ) / 2
+            print(
+                f"C-ECHO {called}@{target.host}:{target.port}: {len(replies) - len(failed)}/"
+                f"{len(replies)} succeeded; round trip min {times[0]:.3f} ms, "
+                f"median {median:.3f} ms, max {times[-1]:.3f} ms"
+            )
+        for reply in failed[:1]:
+            stderr(
+                f"netdicom: error: C-ECHO failed with status 0x{reply.status:04X} "
+                f"({status.status_name(reply.status, 'echo')})"
+            )
+    return 1 if failed else 0

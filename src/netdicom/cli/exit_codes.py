@@ -1,0 +1,58 @@
+"""One exit-code table for every subcommand, and the one place exceptions map to it."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0  # success
+    FAILED = 1  # the operation failed: a failure status, or part of the work failed
+    USAGE = 2  # usage error (bad option or argument)
+    BAD_INPUT = 3  # bad or missing input (files, directories, config)
+    CONNECT = 4  # connection failed: refused, unreachable, TLS handshake
+    REJECTED = 5  # association rejected, or accepted with no usable presentation context
+    ABORTED = 6  # association aborted, or the peer broke the protocol
+    TIMEOUT = 7  # a timeout expired (connect, ACSE, DIMSE)
+    INTERRUPTED = 130  # Ctrl-C / SIGINT
+
+
+EXIT_CODE_HELP = (
+    "Exit codes: 0 success; 1 operation failed; 2 usage error; 3 bad or missing input; "
+    "4 connection failed; 5 association rejected or no usable context; 6 aborted or protocol "
+    "error; 7 timeout; 130 interrupted."
+)
+
+
+def classify(exc: BaseException) -> tuple[ExitCode, str, str | None]:
+    """Exit code, message and hint for an exception that ends a command."""
+    from netdicom.core import errors
+    from netdicom.core.rejections import describe_abort, rejection_hint
+    from netdicom.services.peer import BadPeer
+
+    if isinstance(exc, KeyboardInterrupt):
+        return ExitCode.INTERRUPTED, "interrupted", None
+    if isinstance(exc, BadPeer):
+        return ExitCode.USAGE, str(exc), None
+    if isinstance(exc, errors.ConnectFailed):
+        return ExitCode.CONNECT, str(exc), None
+    if isinstance(exc, errors.AssociationRejected):
+        return ExitCode.REJECTED, str(exc), rejection_hint(exc.source, exc.reason)
+    if isinstance(exc, errors.NoAcceptedContext):
+        return ExitCode.REJECTED, str(exc), None
+    if isinstance(exc, errors.TimeoutExpired):
+        return ExitCode.TIMEOUT, str(exc), "raise the limit with --timeout if the peer is slow"
+    if isinstance(exc, errors.AssociationAborted):
+        message = str(exc)
+        if exc.source is not None and "aborted" in message and exc.reason is not None:
+            message = f"{message} ({describe_abort(exc.source, exc.reason)})"
+        return ExitCode.ABORTED, message, None
+    if isinstance(exc, errors.ConnectionClosed | errors.RemoteProtocolError):
+        return ExitCode.ABORTED, str(exc), None
+    if isinstance(exc, errors.DimseFailure):
+        return ExitCode.FAILED, str(exc), None
+    if isinstance(exc, errors.LocalProtocolError):
+        return ExitCode.USAGE, str(exc), None
+    if isinstance(exc, OSError):
+        return ExitCode.BAD_INPUT, str(exc), None
+    return ExitCode.FAILED, f"internal error: {exc!r}", "run again with --debug for details"

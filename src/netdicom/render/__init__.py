@@ -1,0 +1,1 @@
+"""Rich output only: progress, tables, JSON/CSV writers."""

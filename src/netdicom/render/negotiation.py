@@ -1,0 +1,45 @@
+"""`-v`: the negotiation as a table (proposed vs accepted contexts, max PDU, peer identity)."""
+
+from __future__ import annotations
+
+from netdicom.transport.association import Association
+
+
+def print_negotiation(assoc: Association) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from netdicom.core.acse.model import reason_text, syntax_name
+
+    negotiated = assoc.negotiated
+    rq = assoc.associate_rq
+    if negotiated is None or rq is None:
+        return
+    console = Console(stderr=True)
+    table = Table(title=f"Association with {assoc.peer}", show_lines=False)
+    table.add_column("ID", justify="right")
+    table.add_column("Abstract syntax")
+    table.add_column("Proposed transfer syntaxes")
+    table.add_column("Result")
+    rejected = {r.context_id: r for r in negotiated.rejected}
+    for ctx in rq.presentation_contexts:
+        accepted = negotiated.accepted.get(ctx.context_id)
+        if accepted is not None:
+            result = f"accepted: {syntax_name(accepted.transfer_syntax)}"
+        elif ctx.context_id in rejected:
+            result = reason_text(rejected[ctx.context_id].reason)
+        else:
+            result = "no answer"
+        table.add_row(
+            str(ctx.context_id),
+            syntax_name(ctx.abstract_syntax),
+            "\n".join(syntax_name(ts) for ts in ctx.transfer_syntaxes),
+            result,
+        )
+    console.print(table)
+    peer_max = negotiated.max_pdu_to_peer or "no limit"
+    console.print(
+        f"max PDU: we send up to {peer_max}, we receive up to {negotiated.max_pdu_from_peer or 'no limit'}; "
+        f"peer implementation {negotiated.peer_implementation_class_uid} "
+        f"{negotiated.peer_implementation_version_name or ''}".rstrip()
+    )

@@ -1,0 +1,1 @@
+"""DIMSE services: SCU functions and SCP handlers built on the transport."""

@@ -1,0 +1,52 @@
+"""Verification service (PS3.4 Annex A): C-ECHO as SCU."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from netdicom.core import uids
+from netdicom.core.acse import AcceptedContext, ProposedContext
+from netdicom.core.dimse import CEchoRQ, CEchoRSP, DimseMessage, status
+from netdicom.core.errors import RemoteProtocolError
+from netdicom.services.session import require_context, receive_response
+from netdicom.transport.association import Association
+
+ECHO_CONTEXTS = (
+    ProposedContext(uids.VERIFICATION, (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EchoReply:
+    status: int
+    seconds: float
+
+
+async def echo(assoc: Association, count: int, timeout: float | None) -> list[EchoReply]:
+    """Send `count` C-ECHO-RQs one after another on one association."""
+    ctx = require_context(assoc, uids.VERIFICATION)
+    replies: list[EchoReply] = []
+    for _ in range(count):
+        message_id = assoc.message_ids.next()
+        started = time.perf_counter()
+        await assoc.send_message(ctx.context_id, CEchoRQ(message_id))
+        response, _ = await receive_response(assoc, message_id, timeout)
+        elapsed = time.perf_counter() - started
+        assoc.message_ids.release(message_id)
+        if not isinstance(response, CEchoRSP):
+            raise RemoteProtocolError(f"expected C-ECHO-RSP, got {type(response).__name__}")
+        replies.append(EchoReply(response.status, elapsed))
+    return replies
+
+
+async def handle_echo(assoc: Association, context: AcceptedContext, message: DimseMessage) -> None:
+    """C-ECHO SCP: success on a Verification context, 0122 (SOP class not supported) elsewhere."""
+    assert isinstance(message, CEchoRQ)
+    ok = context.abstract_syntax == uids.VERIFICATION == message.affected_sop_class_uid
+    response = CEchoRSP(
+        message.message_id,
+        status.SUCCESS if ok else status.SOP_CLASS_NOT_SUPPORTED,
+        affected_sop_class_uid=message.affected_sop_class_uid,
+    )
+    await assoc.send_message(context.context_id, response)

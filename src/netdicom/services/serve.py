@@ -1,0 +1,78 @@
+"""`netdicom serve`: the acceptor policy and the services a serve process offers."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from netdicom.core import uids
+from netdicom.core.acse import (
+    AcceptorPolicy,
+    Negotiated,
+    default_chooser,
+    negotiate_acceptor,
+)
+from netdicom.core.dimse import CEchoRQ, CommandReceived, status
+from netdicom.core.pdu import AssociateAC, AssociateRJ, AssociateRQ
+from netdicom.services.dispatcher import Dispatcher
+from netdicom.services.echo import handle_echo
+from netdicom.transport.association import Association
+from netdicom.transport.config import TransportConfig
+from netdicom.transport.server import Server
+
+log = logging.getLogger("netdicom.serve")
+
+# Transfer syntaxes for services without a data set worth converting, in our preference.
+_PLAIN_SYNTAXES = (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)
+
+
+@dataclass(frozen=True, slots=True)
+class ServeConfig:
+    directory: Path
+    ae_title: str = "NETDICOM"
+    host: str = "127.0.0.1"
+    port: int = 11112
+    transport: TransportConfig = field(default_factory=TransportConfig)
+    max_associations: int | None = None
+
+
+class ServeApp:
+    """Decides on association requests and serves the accepted ones."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.policy = AcceptorPolicy(
+            ae_title=config.ae_title,
+            transfer_syntax_chooser=default_chooser({uids.VERIFICATION: _PLAIN_SYNTAXES}),
+            max_pdu=config.transport.max_pdu,
+        )
+        self.dispatcher = Dispatcher({CEchoRQ: handle_echo}, self._unsupported)
+        self.server = Server(
+            config.host,
+            config.port,
+            decide=self.decide,
+            handler=self.dispatcher.serve,
+            config=config.transport,
+            on_done=self._log_association,
+        )
+
+    def decide(self, rq: AssociateRQ, server: Server) -> tuple[AssociateAC, Negotiated] | AssociateRJ:
+        limit = self.config.max_associations
+        if limit is not None and server.active_associations >= limit:
+            # PS3.8 Table 9-21: transient, presentation provider, local limit exceeded.
+            return AssociateRJ(2, 3, 2)
+        return negotiate_acceptor(rq, self.policy)
+
+    async def _unsupported(self, assoc: Association, event: CommandReceived) -> None:
+        """A request we do not serve on that context: a failure status, never an abort."""
+        from netdicom.services.responses import failure_response
+
+        response = failure_response(event.message, status.SOP_CLASS_NOT_SUPPORTED)
+        if response is not None:
+            await assoc.send_message(event.context_id, response)
+
+    def _log_association(self, assoc: Association) -> None:
+        rq = assoc.associate_rq
+        titles = f"{rq.calling_ae_title} -> {rq.called_ae_title}" if rq else "(no A-ASSOCIATE-RQ)"
+        log.info("%s %s: %s", assoc.peer, titles, assoc.outcome)

@@ -1,0 +1,104 @@
+"""Client sessions: open an association to a peer and run request/response exchanges."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from netdicom.core.acse import AcceptedContext, ProposedContext, build_associate_rq
+from netdicom.core.dimse import CommandReceived, DatasetFragment, DimseMessage
+from netdicom.core.errors import NoAcceptedContext, RemoteProtocolError
+from netdicom.core.pdu import UserIdentityRQ
+from netdicom.services.peer import Peer
+from netdicom.transport.association import Association, ReleaseRequested
+from netdicom.transport.client import associate
+from netdicom.transport.config import TransportConfig
+from netdicom.transport.faults import FaultInjector
+
+DEFAULT_CALLING_AE = "NETDICOM"
+DEFAULT_CALLED_AE = "ANY-SCP"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientOptions:
+    calling_ae: str = DEFAULT_CALLING_AE
+    called_ae: str = DEFAULT_CALLED_AE
+    transport: TransportConfig = field(default_factory=TransportConfig)
+    user_identity: UserIdentityRQ | None = None
+
+
+async def open_association(
+    peer: Peer,
+    options: ClientOptions,
+    contexts: Sequence[ProposedContext],
+    *,
+    roles: Mapping[str, tuple[bool, bool]] | None = None,
+    faults: FaultInjector | None = None,
+) -> Association:
+    rq = build_associate_rq(
+        calling_ae=options.calling_ae,
+        called_ae=peer.ae_title or options.called_ae,
+        contexts=contexts,
+        max_pdu=options.transport.max_pdu,
+        roles=roles or {},
+        user_identity=options.user_identity,
+    )
+    return await associate(peer.host, peer.port, rq, options.transport, faults=faults)
+
+
+def require_context(assoc: Association, abstract_syntax: str) -> AcceptedContext:
+    """The accepted context for `abstract_syntax`, or NoAcceptedContext saying why not."""
+    negotiated = assoc.negotiated
+    assert negotiated is not None
+    ctx = negotiated.context_for(abstract_syntax)
+    if ctx is not None:
+        return ctx
+    reasons = [r.describe() for r in negotiated.rejected if r.abstract_syntax == abstract_syntax]
+    detail = "; ".join(reasons) or "it was not proposed"
+    raise NoAcceptedContext(f"the peer accepted no presentation context for it: {detail}")
+
+
+async def receive_response(
+    assoc: Association, message_id: int, timeout: float | None
+) -> tuple[DimseMessage, bytes | None]:
+    """The next response to `message_id` with its data set (small ones only: identifiers)."""
+    while True:
+        event = await assoc.receive(timeout)
+        if isinstance(event, ReleaseRequested):
+            assoc.answer_release()
+            continue
+        if isinstance(event, DatasetFragment):
+            raise RemoteProtocolError("data set fragment without a command")
+        message = event.message
+        responded = getattr(message, "message_id_being_responded_to", None)
+        if responded != message_id:
+            raise RemoteProtocolError(
+                f"response to message {responded}, expected {message_id}",
+                field="Message ID Being Responded To",
+            )
+        dataset: bytes | None = None
+        if message.has_dataset:
+            dataset = await _collect_dataset(assoc, timeout)
+        return message, dataset
+
+
+async def _collect_dataset(assoc: Association, timeout: float | None) -> bytes:
+    parts: list[bytes] = []
+    while True:
+        event = await assoc.receive(timeout)
+        if not isinstance(event, DatasetFragment):
+            raise RemoteProtocolError("expected a data set fragment")
+        parts.append(bytes(event.data))
+        if event.is_last:
+            return b"".join(parts)
+
+
+__all__ = [
+    "DEFAULT_CALLED_AE",
+    "DEFAULT_CALLING_AE",
+    "ClientOptions",
+    "CommandReceived",
+    "open_association",
+    "receive_response",
+    "require_context",
+]

@@ -1,0 +1,1 @@
+"""The asyncio driver: runs the sans-IO core over TCP (optionally TLS)."""

@@ -1,0 +1,646 @@
+"""One association over one TCP connection: the asyncio side of the sans-IO core.
+
+A reader task feeds received bytes through the framer into the Upper Layer state machine and
+carries out the effects it returns. DIMSE events (a complete command, then data-set fragments)
+are queued for the service layer, which pulls them with `receive()`; the queue is bounded, so a
+peer that sends faster than we consume is slowed by TCP, never by our memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from netdicom.core.acse import Negotiated, negotiate_requestor
+from netdicom.core.dimse import (
+    CommandReceived,
+    DatasetFragment,
+    DimseMessage,
+    MessageAssembler,
+    MessageIdAllocator,
+    encode_command,
+    max_fragment_length,
+)
+from netdicom.core.errors import (
+    AbortReason,
+    AssociationAborted,
+    AssociationRejected,
+    ConnectionClosed,
+    LocalProtocolError,
+    NetDicomError,
+    NoAcceptedContext,
+    RemoteProtocolError,
+    TimeoutExpired,
+)
+from netdicom.core.pdu import (
+    PDU,
+    AbortPDU,
+    AssociateAC,
+    AssociateRJ,
+    AssociateRQ,
+    PDataTF,
+    PDUType,
+)
+from netdicom.core.pdu.codec import encode_pdata_header, encode_pdu
+from netdicom.core.pdu.framer import Framer
+from netdicom.core.ul.effects import (
+    CloseTransport,
+    ConnectTransport,
+    Effect,
+    Indicate,
+    Indication,
+    SendPDU,
+    StartArtim,
+    StopArtim,
+)
+from netdicom.core.ul.machine import StateMachine
+from netdicom.core.ul.states import Event, State
+from netdicom.transport.config import TransportConfig
+from netdicom.transport.faults import FaultInjector
+
+log = logging.getLogger("netdicom.association")
+
+_EVENT_FOR_PDU = {
+    PDUType.ASSOCIATE_RQ: Event.EVT6,
+    PDUType.ASSOCIATE_AC: Event.EVT3,
+    PDUType.ASSOCIATE_RJ: Event.EVT4,
+    PDUType.P_DATA_TF: Event.EVT10,
+    PDUType.RELEASE_RQ: Event.EVT12,
+    PDUType.RELEASE_RP: Event.EVT13,
+    PDUType.ABORT: Event.EVT16,
+}
+
+# Received DIMSE events held before the reader stops reading (TCP then slows the peer). Each
+# event holds at most one PDU's worth of bytes, so memory is bounded by this times our max PDU.
+_QUEUE_HIGH_WATER = 32
+_READ_SIZE = 262_144
+# Flush written bytes to the socket (and wait for room) after this many are buffered.
+_DRAIN_THRESHOLD = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseRequested:
+    """The peer asked to release; the service loop answers once earlier requests are done."""
+
+
+ReceivedEvent = CommandReceived | DatasetFragment | ReleaseRequested
+
+
+class AcceptorDecision(Protocol):
+    def __call__(self, rq: AssociateRQ) -> tuple[AssociateAC, Negotiated] | AssociateRJ: ...
+
+
+class DatasetSource(Protocol):
+    """A data set to send without holding it in memory: `length` bytes read in pieces."""
+
+    @property
+    def length(self) -> int: ...
+
+    def read(self, size: int) -> bytes: ...
+
+
+def _tune_socket(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):
+        # Nagle's algorithm against a delayed-ACK peer costs ~40-200 ms per small message.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Hospital firewalls drop quiet connections while a long retrieve is pending.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+
+
+class Association:
+    """An association in progress, as requestor or acceptor."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        requestor: bool,
+        config: TransportConfig,
+        decide: AcceptorDecision | None = None,
+        faults: FaultInjector | None = None,
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self.requestor = requestor
+        self.config = config
+        self._decide = decide
+        self._faults = faults
+        self._machine = StateMachine(requestor=requestor)
+        self._framer = Framer(config.max_pdu)
+        self._assembler: MessageAssembler | None = None
+        self.negotiated: Negotiated | None = None
+        self.associate_rq: AssociateRQ | None = None
+        self.rejection: AssociateRJ | None = None
+        self.message_ids = MessageIdAllocator()
+        peer = writer.get_extra_info("peername")
+        self.peer: str = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self._events: deque[ReceivedEvent] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._space: asyncio.Event = asyncio.Event()
+        self._space.set()
+        self._end: NetDicomError | None = None
+        self._established: asyncio.Future[Negotiated] = asyncio.get_running_loop().create_future()
+        self._released: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._closed = asyncio.Event()
+        self._artim: asyncio.TimerHandle | None = None
+        self._send_lock = asyncio.Lock()
+        self._reader_task: asyncio.Task[None] | None = None
+        # Set while the service layer is working on a request, so the idle timer does not fire
+        # while, say, a long C-GET is being answered.
+        self.busy = False
+        self.outcome = "open"
+        _tune_socket(writer)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        return self._machine.state
+
+    @property
+    def is_established(self) -> bool:
+        return self._machine.state is State.STA6
+
+    @property
+    def end_reason(self) -> NetDicomError | None:
+        return self._end
+
+    def start_requestor(self, rq: AssociateRQ) -> None:
+        """Evt1 then Evt2: the connection is already open when this is called."""
+        self.associate_rq = rq
+        self._run(self._machine.handle(Event.EVT1, rq))
+        self._run(self._machine.handle(Event.EVT2))
+        self._reader_task = asyncio.create_task(self._read_loop())
+
+    def start_acceptor(self) -> None:
+        """Evt5: a connection came in; ARTIM runs until the A-ASSOCIATE-RQ arrives."""
+        self._run(self._machine.handle(Event.EVT5))
+        self._reader_task = asyncio.create_task(self._read_loop())
+
+    async def wait_established(self, timeout: float | None) -> Negotiated:
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._established), timeout)
+        except TimeoutError:
+            self.abort()
+            raise TimeoutExpired(
+                f"no answer to the association request within {timeout:g} s (ACSE timeout)"
+            ) from None
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+        if self._reader_task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader_task
+
+    # --- sending --------------------------------------------------------------------------
+
+    async def send_message(
+        self,
+        context_id: int,
+        message: DimseMessage,
+        dataset: bytes | memoryview | DatasetSource | None = None,
+    ) -> None:
+        """Send one DIMSE message: its command, then its data set, in separate P-DATA-TF PDUs."""
+        if self.negotiated is None:
+            raise LocalProtocolError("association is not established")
+        max_fragment = max_fragment_length(self.negotiated.max_pdu_to_peer)
+        command = encode_command(message)
+        async with self._send_lock:
+            self._check_can_send()
+            await self._send_fragments(context_id, True, memoryview(command), max_fragment)
+            if dataset is None:
+                return
+            if isinstance(dataset, bytes | memoryview):
+                await self._send_fragments(context_id, False, memoryview(dataset), max_fragment)
+            else:
+                await self._send_stream(context_id, dataset, max_fragment)
+
+    def _check_can_send(self) -> None:
+        if self._end is not None:
+            raise self._end
+        # P-DATA may be sent in Sta6, and in Sta8 after the peer asked to release (PS3.8 AR-7).
+        # The fast path writes P-DATA-TF directly instead of building a PDataTF value per
+        # fragment; DT-1 and AR-7 change no state, so the machine is only consulted for the state.
+        if self._machine.state not in (State.STA6, State.STA8):
+            raise LocalProtocolError(f"cannot send data in {self._machine.state.name}")
+
+    async def _send_fragments(
+        self, context_id: int, is_command: bool, data: memoryview, max_fragment: int
+    ) -> None:
+        total = len(data)
+        offset = 0
+        pending = 0
+        while True:
+            end = min(offset + max_fragment, total)
+            piece = data[offset:end]
+            last = end >= total
+            self._write_pdv(context_id, is_command, last, piece)
+            pending += len(piece) + 12
+            if pending >= _DRAIN_THRESHOLD:
+                await self._drain()
+                pending = 0
+            offset = end
+            if last:
+                break
+        await self._drain()
+
+    async def _send_stream(self, context_id: int, source: DatasetSource, max_fragment: int) -> None:
+        remaining = source.length
+        if remaining % 2:
+            raise LocalProtocolError("a data set must have an even length (PS3.5 §7.1)")
+        pending = 0
+        while True:
+            piece = source.read(min(max_fragment, remaining))
+            if not piece and remaining:
+                raise LocalProtocolError("data set source ended early")
+            remaining -= len(piece)
+            self._write_pdv(context_id, False, remaining == 0, piece)
+            pending += len(piece) + 12
+            if pending >= _DRAIN_THRESHOLD:
+                await self._drain()
+                pending = 0
+            if remaining == 0:
+                break
+        await self._drain()
+
+    def _write_pdv(
+        self, context_id: int, is_command: bool, last: bool, piece: bytes | memoryview
+    ) -> None:
+        if self._end is not None:
+            raise self._end
+        header = encode_pdata_header(context_id, is_command, last, len(piece))
+        if self._faults is not None:
+            self._faults.send(self, PDUType.P_DATA_TF, header + bytes(piece))
+            return
+        self._writer.write(header)
+        self._writer.write(piece)
+
+    async def _drain(self) -> None:
+        try:
+            await self._writer.drain()
+        except (ConnectionError, OSError) as exc:
+            self._finish(ConnectionClosed(f"connection to {self.peer} lost while sending: {exc}"))
+            raise self._end from exc  # type: ignore[misc]
+        if self._end is not None:
+            raise self._end
+
+    def drop_connection(self) -> None:
+        """Close the TCP connection with no PDU (fault injection, or a peer we give up on)."""
+        self._close_transport()
+
+    def write_raw(self, data: bytes) -> None:
+        """Write bytes as they are (used by the fault injector once it has decided)."""
+        if not self._writer.is_closing():
+            self._writer.write(data)
+
+    # --- receiving ------------------------------------------------------------------------
+
+    async def receive(self, timeout: float | None = None) -> ReceivedEvent:
+        """The next DIMSE event; raises when the association has ended and nothing is queued."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._events:
+                event = self._events.popleft()
+                if len(self._events) < _QUEUE_HIGH_WATER // 2:
+                    self._space.set()
+                return event
+            if self._end is not None:
+                raise self._end
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiter = waiter
+            try:
+                await asyncio.wait_for(waiter, timeout)
+            except TimeoutError:
+                raise TimeoutExpired(
+                    f"no DIMSE message from {self.peer} within {timeout:g} s (DIMSE timeout)"
+                ) from None
+            finally:
+                self._waiter = None
+
+    def _push(self, event: ReceivedEvent) -> None:
+        self._events.append(event)
+        if len(self._events) >= _QUEUE_HIGH_WATER:
+            self._space.clear()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _read_loop(self) -> None:
+        try:
+            while not self._closed.is_set():
+                if not self._space.is_set():
+                    await self._space.wait()
+                    continue
+                try:
+                    data = await asyncio.wait_for(self._reader.read(_READ_SIZE), self._read_timeout())
+                except TimeoutError:
+                    self._on_idle()
+                    continue
+                except (ConnectionError, OSError):
+                    data = b""
+                if not data:
+                    self._handle(Event.EVT17)
+                    break
+                self._framer.feed(data)
+                while not self._closed.is_set():
+                    try:
+                        pdu = self._framer.next_pdu()
+                    except RemoteProtocolError as exc:
+                        log.debug("invalid PDU from %s: %s", self.peer, exc)
+                        self._protocol_error = exc
+                        self._handle(Event.EVT19, abort_reason=exc.abort_reason)
+                        # After an invalid PDU nothing further can be framed reliably.
+                        self._framer = Framer(self.config.max_pdu)
+                        break
+                    if pdu is None:
+                        break
+                    if self._faults is not None and not self._faults.received(self, pdu):
+                        continue
+                    self._handle(_EVENT_FOR_PDU[pdu.pdu_type], pdu)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug here must not take the server down
+            log.exception("internal error on association with %s", self.peer)
+            self._finish(AssociationAborted(f"internal error: {exc}"))
+            self.abort()
+        finally:
+            self._close_transport()
+
+    def _read_timeout(self) -> float | None:
+        # Idle supervision only on an established association with nothing in progress; ARTIM
+        # covers the states before and after (PS3.8 §9.1.5).
+        idle = self.config.timeouts.idle
+        if self._machine.state is State.STA6 and not self.requestor:
+            return idle
+        return None
+
+    def _on_idle(self) -> None:
+        if self.busy or self._events:
+            return
+        partial = self._framer.pending()
+        what = f"stopped {partial} bytes into a PDU" if partial else "sent nothing"
+        log.info("aborting idle association with %s: peer %s", self.peer, what)
+        self._finish(TimeoutExpired(f"peer {self.peer} {what} for {self.config.timeouts.idle:g} s"))
+        self.abort(source=2, reason=AbortReason.NOT_SPECIFIED)
+
+    # --- the state machine ----------------------------------------------------------------
+
+    def _handle(
+        self,
+        event: Event,
+        pdu: PDU | None = None,
+        *,
+        abort_reason: AbortReason = AbortReason.NOT_SPECIFIED,
+    ) -> None:
+        self._run(self._machine.handle(event, pdu, abort_reason=abort_reason))
+
+    def _run(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, SendPDU):
+                self._send_pdu(effect.pdu)
+            elif isinstance(effect, StartArtim):
+                self._start_artim()
+            elif isinstance(effect, StopArtim):
+                self._stop_artim()
+            elif isinstance(effect, CloseTransport):
+                self._close_transport()
+            elif isinstance(effect, Indicate):
+                self._indicate(effect.kind, effect.pdu)
+            elif isinstance(effect, ConnectTransport):
+                pass  # the connection is opened before the machine starts (see client.py)
+
+    def _send_pdu(self, pdu: PDU) -> None:
+        data = encode_pdu(pdu)
+        if self._faults is not None:
+            self._faults.send(self, pdu.pdu_type, data)
+            return
+        self.write_raw(data)
+
+    def _start_artim(self) -> None:
+        self._stop_artim()
+        loop = asyncio.get_running_loop()
+        self._artim = loop.call_later(self.config.timeouts.artim, self._artim_expired)
+
+    def _stop_artim(self) -> None:
+        if self._artim is not None:
+            self._artim.cancel()
+            self._artim = None
+
+    def _artim_expired(self) -> None:
+        self._artim = None
+        if self._machine.state is State.STA2:
+            self._finish(TimeoutExpired(f"{self.peer} sent no A-ASSOCIATE-RQ (ARTIM expired)"))
+        self._handle(Event.EVT18)
+        self._close_transport()
+
+    def _close_transport(self) -> None:
+        if self._closed.is_set():
+            return
+        self._stop_artim()
+        self._closed.set()
+        with contextlib.suppress(Exception):
+            self._writer.close()
+        if self._end is None:
+            self._finish(ConnectionClosed(f"connection to {self.peer} closed"))
+        if not self._established.done():
+            self._established.set_exception(self._end or ConnectionClosed("closed"))
+            self._established.exception()  # mark retrieved: the caller may have gone
+        if not self._released.done():
+            self._released.set_exception(self._end or ConnectionClosed("closed"))
+            self._released.exception()
+        self._space.set()
+
+    def _finish(self, reason: NetDicomError) -> None:
+        if self._end is None:
+            self._end = reason
+        self._wake()
+
+    def _indicate(self, kind: Indication, pdu: PDU | None) -> None:
+        if kind is Indication.ASSOCIATE_REQUEST:
+            assert isinstance(pdu, AssociateRQ)
+            self._on_associate_request(pdu)
+        elif kind is Indication.ASSOCIATE_ACCEPTED:
+            assert isinstance(pdu, AssociateAC) and self.associate_rq is not None
+            try:
+                negotiated = negotiate_requestor(self.associate_rq, pdu)
+            except RemoteProtocolError as exc:
+                self._finish(AssociationAborted(f"invalid A-ASSOCIATE-AC: {exc}"))
+                self.abort(source=2, reason=exc.abort_reason)
+                return
+            except NoAcceptedContext as exc:
+                # Accepted at the ACSE level with nothing usable: say why, release politely.
+                self.outcome = "no usable presentation context"
+                if not self._established.done():
+                    self._established.set_exception(exc)
+                    self._established.exception()
+                self._handle(Event.EVT11)
+                return
+            self._became_established(negotiated)
+        elif kind is Indication.ASSOCIATE_REJECTED:
+            assert isinstance(pdu, AssociateRJ)
+            self.rejection = pdu
+            self.outcome = "rejected"
+            self._finish(AssociationRejected(pdu.result, pdu.source, pdu.reason))
+        elif kind is Indication.DATA:
+            assert isinstance(pdu, PDataTF)
+            self._on_data(pdu)
+        elif kind is Indication.RELEASE_REQUEST:
+            if self._machine.state is State.STA9:
+                # Release collision, requestor side: answer at once (PS3.8 AR-9).
+                self._handle(Event.EVT14)
+            else:
+                self._push(ReleaseRequested())
+        elif kind is Indication.RELEASE_CONFIRMED:
+            if self._machine.state is State.STA12:
+                # Release collision, acceptor side: our RP goes after theirs (PS3.8 AR-4).
+                self._handle(Event.EVT14)
+            self.outcome = "released"
+            self._finish(ConnectionClosed("association released"))
+            if not self._released.done():
+                self._released.set_result(None)
+        elif kind is Indication.ABORT:
+            self.outcome = "aborted by peer"
+            self._finish(AssociationAborted(f"{self.peer} aborted the association", source=0))
+        elif kind is Indication.PROVIDER_ABORT:
+            src = pdu.source if isinstance(pdu, AbortPDU) else 2
+            reason = pdu.reason if isinstance(pdu, AbortPDU) else None
+            if self.outcome == "open":
+                self.outcome = "aborted"
+            protocol_error = getattr(self, "_protocol_error", None)
+            detail = f": {protocol_error}" if protocol_error is not None else ""
+            self._finish(
+                AssociationAborted(
+                    f"association with {self.peer} aborted (provider){detail}",
+                    source=src,
+                    reason=reason,
+                )
+            )
+        elif kind is Indication.TRANSPORT_CLOSED:
+            self._close_transport()
+
+    def _on_associate_request(self, rq: AssociateRQ) -> None:
+        self.associate_rq = rq
+        if self._decide is None:
+            self._handle(Event.EVT8, AssociateRJ(1, 1, 1))
+            return
+        decision = self._decide(rq)
+        if isinstance(decision, AssociateRJ):
+            self.rejection = decision
+            self.outcome = f"rejected ({decision.result}, {decision.source}, {decision.reason})"
+            self._handle(Event.EVT8, decision)
+            self._finish(AssociationRejected(decision.result, decision.source, decision.reason))
+            return
+        ac, negotiated = decision
+        self._handle(Event.EVT7, ac)
+        self._became_established(negotiated)
+
+    def _became_established(self, negotiated: Negotiated) -> None:
+        self.negotiated = negotiated
+        self._assembler = MessageAssembler(negotiated.accepted.keys())
+        if not self._established.done():
+            self._established.set_result(negotiated)
+
+    def _on_data(self, pdu: PDataTF) -> None:
+        assembler = self._assembler
+        if assembler is None:  # cannot happen in Sta6/7 but keeps mypy and us honest
+            return
+        try:
+            for pdv in pdu.pdvs:
+                for event in assembler.feed(pdv):
+                    self._push(event)
+        except RemoteProtocolError as exc:
+            # PS3.8 §9.3.5 / Annex E violations: provider abort, reason 6 (invalid parameter).
+            log.info("protocol error from %s: %s", self.peer, exc)
+            self._finish(AssociationAborted(f"protocol error from {self.peer}: {exc}", source=2))
+            self.abort(source=2, reason=exc.abort_reason)
+
+    # --- user primitives ------------------------------------------------------------------
+
+    def answer_release(self) -> None:
+        """Evt14: send A-RELEASE-RP for a ReleaseRequested the service loop has reached."""
+        if self._machine.state in (State.STA8, State.STA9, State.STA12):
+            self.outcome = "released"
+            self._handle(Event.EVT14)
+            self._finish(ConnectionClosed("association released by peer"))
+
+    async def release(self) -> None:
+        """Evt11: release, waiting at most the ACSE timeout for the reply, else abort."""
+        if self._machine.state is not State.STA6:
+            self._close_transport()
+            return
+        self._handle(Event.EVT11)
+        timeout = self.config.timeouts.acse
+        try:
+            await asyncio.wait_for(asyncio.shield(self._released), timeout)
+        except TimeoutError:
+            self.abort()
+            raise TimeoutExpired(
+                f"{self.peer} did not answer A-RELEASE-RQ within {timeout:g} s; aborted"
+            ) from None
+        except NetDicomError:
+            if self.outcome != "released":
+                raise
+        finally:
+            self._close_transport()
+
+    def abort(self, *, source: int = 0, reason: int = 0) -> None:
+        """Evt15: send A-ABORT (if the connection is still there) and close."""
+        if self._closed.is_set():
+            return
+        if self.outcome == "open":
+            self.outcome = "aborted locally"
+        self._finish(AssociationAborted("association aborted locally", source=source))
+        state = self._machine.state
+        if state in (State.STA1, State.STA13, State.STA4):
+            self._close_transport()
+            return
+        if state is State.STA2:
+            # No association yet: nothing to abort, just drop the connection (AA-2 style).
+            self._close_transport()
+            return
+        self._run(self._machine.handle(Event.EVT15, AbortPDU(source=source, reason=reason)))
+        # We do not wait in Sta13 for the peer to close: the abort was sent, drop the link.
+        self._close_transport()
+
+
+async def open_stream(
+    host: str, port: int, config: TransportConfig
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Open the TCP/TLS connection, mapping every failure to ConnectFailed/TimeoutExpired."""
+    from netdicom.core.errors import ConnectFailed
+
+    kwargs: dict[str, object] = {"limit": 1 << 20}
+    if config.ssl_context is not None:
+        kwargs["ssl"] = config.ssl_context
+        kwargs["server_hostname"] = config.server_hostname or host
+    try:
+        return await asyncio.wait_for(
+            asyncio.open_connection(host, port, **kwargs),  # type: ignore[arg-type]
+            config.timeouts.connect,
+        )
+    except TimeoutError:
+        raise TimeoutExpired(
+            f"could not connect to {host}:{port} within {config.timeouts.connect:g} s"
+        ) from None
+    except ConnectionRefusedError:
+        raise ConnectFailed(
+            f"connection to {host}:{port} refused: is the peer listening on that port?"
+        ) from None
+    except OSError as exc:
+        raise ConnectFailed(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
+
+
+SendHook = Callable[[Association, PDUType, bytes], None]

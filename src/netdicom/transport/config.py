@@ -1,0 +1,35 @@
+"""Configuration of the transport: one frozen object passed down (DESIGN.md §2)."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+
+# Our advertised Maximum Length for P-DATA-TF (PS3.8 D.1). Large, so that peers can send big
+# fragments: fewer PDUs per data set is most of what makes a store fast.
+DEFAULT_MAX_PDU = 262_144
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds; None means wait forever. Defaults are documented in the README."""
+
+    connect: float | None = 10.0
+    # ACSE: waiting for A-ASSOCIATE-AC/RJ and A-RELEASE-RP. An unanswered release ends in A-ABORT.
+    acse: float | None = 30.0
+    # DIMSE: waiting for one message; every pending response restarts it.
+    dimse: float | None = 60.0
+    # ARTIM (PS3.8 §9.1.5): waiting for the A-ASSOCIATE-RQ after accept, and for the close after
+    # a release/abort/reject we sent.
+    artim: float = 30.0
+    # Serve: an established association with no traffic and no operation in progress is aborted.
+    idle: float | None = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class TransportConfig:
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    max_pdu: int = DEFAULT_MAX_PDU
+    ssl_context: ssl.SSLContext | None = None
+    # Server-side hostname for TLS SNI/verification on the client; None uses the host we dial.
+    server_hostname: str | None = None
