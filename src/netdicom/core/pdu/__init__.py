@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from netdicom.core.pdu.codec import decode_pdu, encode_pdata, encode_pdata_header, encode_pdu
+from netdicom.core.pdu.framer import INTERNAL_PDATA_CAP, Framer
 from netdicom.core.pdu.types import (
     PDU,
     AbortPDU,
@@ -27,6 +29,7 @@ from netdicom.core.pdu.types import (
 )
 
 __all__ = [
+    "INTERNAL_PDATA_CAP",
     "PDU",
     "AbortPDU",
     "AssociateAC",
@@ -34,6 +37,7 @@ __all__ = [
     "AssociateRQ",
     "AsyncOpsWindow",
     "ContextResult",
+    "Framer",
     "PDUType",
     "PDataTF",
     "PresentationContextAC",
@@ -48,4 +52,8 @@ __all__ = [
     "UserIdentityRQ",
     "UserIdentityType",
     "UserInformation",
+    "decode_pdu",
+    "encode_pdata",
+    "encode_pdata_header",
+    "encode_pdu",
 ]

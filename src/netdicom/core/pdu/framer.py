@@ -34,8 +34,9 @@ class Framer:
     Usage: `feed()` what the transport read, then call `next_pdu()` until it returns None.
     A framing error (unknown PDU type, declared length over the cap) is raised by `next_pdu()`
     once the PDUs before it have been returned, and again on every later call: the stream can
-    no longer be followed. A PDU that is framed correctly but malformed inside raises once and
-    is consumed, so the following PDUs can still be read.
+    no longer be followed (later `feed()` calls drop their bytes). A PDU that is framed
+    correctly but malformed inside raises once and is consumed, so the following PDUs can
+    still be read.
     """
 
     __slots__ = ("_buf", "_caps", "_error", "_error_at", "_pos", "_scan")
