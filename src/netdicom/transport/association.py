@@ -82,6 +82,8 @@ _QUEUE_HIGH_WATER = 32
 _READ_SIZE = 262_144
 # Flush written bytes to the socket (and wait for room) after this many are buffered.
 _DRAIN_THRESHOLD = 1 << 20
+# Fragments up to this size are joined with their header before writing.
+_JOIN_LIMIT = 16384
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +105,11 @@ class DatasetSource(Protocol):
     def length(self) -> int: ...
 
     def read(self, size: int) -> bytes: ...
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 def _tune_socket(writer: asyncio.StreamWriter) -> None:
@@ -159,6 +166,8 @@ class Association:
         # while, say, a long C-GET is being answered.
         self.busy = False
         self.outcome = "open"
+        self._last_activity = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
         _tune_socket(writer)
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -282,8 +291,12 @@ class Association:
         if self._faults is not None:
             self._faults.send(self, PDUType.P_DATA_TF, header + bytes(piece))
             return
-        self._writer.write(header)
-        self._writer.write(piece)
+        if len(piece) <= _JOIN_LIMIT:
+            # One send() per PDU: small messages (commands, echoes) are latency-bound.
+            self._writer.write(header + piece)
+        else:
+            self._writer.write(header)
+            self._writer.write(piece)
 
     async def _drain(self) -> None:
         try:
@@ -318,14 +331,17 @@ class Association:
                 raise self._end
             waiter: asyncio.Future[None] = loop.create_future()
             self._waiter = waiter
+            timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
             try:
-                await asyncio.wait_for(waiter, timeout)
+                await waiter
             except TimeoutError:
                 raise TimeoutExpired(
                     f"no DIMSE message from {self.peer} within {timeout:g} s (DIMSE timeout)"
                 ) from None
             finally:
                 self._waiter = None
+                if timer is not None:
+                    timer.cancel()
 
     def _push(self, event: ReceivedEvent) -> None:
         self._events.append(event)
@@ -339,18 +355,17 @@ class Association:
             waiter.set_result(None)
 
     async def _read_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while not self._closed.is_set():
                 if not self._space.is_set():
                     await self._space.wait()
                     continue
                 try:
-                    data = await asyncio.wait_for(self._reader.read(_READ_SIZE), self._read_timeout())
-                except TimeoutError:
-                    self._on_idle()
-                    continue
+                    data = await self._reader.read(_READ_SIZE)
                 except (ConnectionError, OSError):
                     data = b""
+                self._last_activity = loop.time()
                 if not data:
                     self._handle(Event.EVT17)
                     break
@@ -377,23 +392,42 @@ class Association:
             self._finish(AssociationAborted(f"internal error: {exc}"))
             self.abort()
         finally:
+            self._stop_idle()
             self._close_transport()
 
-    def _read_timeout(self) -> float | None:
-        # Idle supervision only on an established association with nothing in progress; ARTIM
-        # covers the states before and after (PS3.8 §9.1.5).
-        idle = self.config.timeouts.idle
-        if self._machine.state is State.STA6 and not self.requestor:
-            return idle
-        return None
+    # Idle supervision (serve only): an established association with no traffic and nothing
+    # in progress is aborted. One timer, re-armed lazily from the time of the last read, so
+    # the hot path only stores a float. ARTIM covers the states before and after (§9.1.5).
 
-    def _on_idle(self) -> None:
-        if self.busy or self._events:
+    def _arm_idle(self) -> None:
+        idle = self.config.timeouts.idle
+        if idle is None or self.requestor:
             return
+        loop = asyncio.get_running_loop()
+        self._last_activity = loop.time()
+        self._idle_timer = loop.call_later(idle, self._idle_check)
+
+    def _stop_idle(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    def _idle_check(self) -> None:
+        idle = self.config.timeouts.idle
+        assert idle is not None
+        loop = asyncio.get_running_loop()
+        if self.busy or self._events or not self._space.is_set():
+            # Work in progress (or queued for the service): idleness starts when it ends.
+            self._last_activity = loop.time()
+        due = self._last_activity + idle
+        if loop.time() < due:
+            self._idle_timer = loop.call_at(due, self._idle_check)
+            return
+        self._idle_timer = None
         partial = self._framer.pending()
         what = f"stopped {partial} bytes into a PDU" if partial else "sent nothing"
         log.info("aborting idle association with %s: peer %s", self.peer, what)
-        self._finish(TimeoutExpired(f"peer {self.peer} {what} for {self.config.timeouts.idle:g} s"))
+        self._finish(TimeoutExpired(f"peer {self.peer} {what} for {idle:g} s (idle timeout)"))
         self.abort(source=2, reason=AbortReason.NOT_SPECIFIED)
 
     # --- the state machine ----------------------------------------------------------------
@@ -549,6 +583,7 @@ class Association:
 
     def _became_established(self, negotiated: Negotiated) -> None:
         self.negotiated = negotiated
+        self._arm_idle()
         self._assembler = MessageAssembler(negotiated.accepted.keys())
         if not self._established.done():
             self._established.set_result(negotiated)
