@@ -10,9 +10,7 @@ import typer
 
 T = TypeVar("T")
 
-AetOption = Annotated[
-    str, typer.Option("--aet", help="Our (calling) AE title.", show_default=True)
-]
+AetOption = Annotated[str, typer.Option("--aet", help="Our (calling) AE title.", show_default=True)]
 AecOption = Annotated[
     str,
     typer.Option("--aec", help="The peer's (called) AE title; AET@HOST:PORT overrides it."),

@@ -47,7 +47,9 @@ def echo(
         target = parse_peer(peer)
     except BadPeer as exc:
         raise typer.BadParameter(str(exc), param_hint="PEER") from None
-    code = run(_echo(target, aet, aec, repeat, timeout, max_pdu, verbose, quiet), debug=debug, quiet=quiet)
+    code = run(
+        _echo(target, aet, aec, repeat, timeout, max_pdu, verbose, quiet), debug=debug, quiet=quiet
+    )
     raise typer.Exit(code)
 
 
@@ -97,9 +99,11 @@ async def _echo(
             )
         else:
             times = sorted(r.seconds * 1000 for r in replies)
-            median = times[len(times) // 2] if len(times) % 2 else (
-                times[len(times) // 2 - 1] + times[len(times) // 2]
-            ) / 2
+            median = (
+                times[len(times) // 2]
+                if len(times) % 2
+                else (times[len(times) // 2 - 1] + times[len(times) // 2]) / 2
+            )
             print(
                 f"C-ECHO {called}@{target.host}:{target.port}: {len(replies) - len(failed)}/"
                 f"{len(replies)} succeeded; round trip min {times[0]:.3f} ms, "

@@ -25,9 +25,7 @@ def serve(
     ],
     host: Annotated[
         str,
-        typer.Option(
-            "--host", help="Address to listen on; 0.0.0.0 listens on every interface."
-        ),
+        typer.Option("--host", help="Address to listen on; 0.0.0.0 listens on every interface."),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port.", min=0, max=65535)] = 11112,
     aet: Annotated[str, typer.Option("--aet", help="Our AE title.")] = "NETDICOM",
@@ -41,7 +39,9 @@ def serve(
     ] = None,
     idle_timeout: Annotated[
         float,
-        typer.Option("--idle-timeout", help="Abort an association silent this many seconds.", min=0.1),
+        typer.Option(
+            "--idle-timeout", help="Abort an association silent this many seconds.", min=0.1
+        ),
     ] = 60.0,
     acse_timeout: Annotated[
         float,

@@ -58,7 +58,9 @@ class NoAcceptedContext(NetDicomError):
 class AssociationAborted(NetDicomError):
     """The association ended in A-ABORT or A-P-ABORT (ours or the peer's)."""
 
-    def __init__(self, message: str, *, source: int | None = None, reason: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, source: int | None = None, reason: int | None = None
+    ) -> None:
         super().__init__(message)
         self.source = source
         self.reason = reason

@@ -10,7 +10,12 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 from netdicom.core.acse import AcceptedContext
-from netdicom.core.dimse import CommandReceived, DatasetFragment, DimseMessage
+from netdicom.core.dimse import (
+    CommandReceived,
+    DatasetFragment,
+    DimseMessage,
+    UnsupportedCommand,
+)
 from netdicom.core.errors import NetDicomError
 from netdicom.transport.association import Association, ReleaseRequested
 
@@ -40,14 +45,15 @@ class Dispatcher:
                 # The rest of a data set whose request was already answered (refused or
                 # unsupported): nothing to do with it.
                 continue
-            handler = self._handlers.get(type(event.message))
+            message = event.message
+            handler = self._handlers.get(type(message))
             context = negotiated.accepted.get(event.context_id)
             assoc.busy = True
             try:
-                if handler is None or context is None:
+                if handler is None or context is None or isinstance(message, UnsupportedCommand):
                     await self._fallback(assoc, event)
                 else:
-                    await handler(assoc, context, event.message)
+                    await handler(assoc, context, message)
             except NetDicomError as exc:
                 log.info("association with %s ended while serving: %s", assoc.peer, exc)
                 return

@@ -9,12 +9,10 @@ from netdicom.core import uids
 from netdicom.core.acse import AcceptedContext, ProposedContext
 from netdicom.core.dimse import CEchoRQ, CEchoRSP, DimseMessage, status
 from netdicom.core.errors import RemoteProtocolError
-from netdicom.services.session import require_context, receive_response
+from netdicom.services.session import receive_response, require_context
 from netdicom.transport.association import Association
 
-ECHO_CONTEXTS = (
-    ProposedContext(uids.VERIFICATION, (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)),
-)
+ECHO_CONTEXTS = (ProposedContext(uids.VERIFICATION, (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)),)
 
 
 @dataclass(frozen=True, slots=True)

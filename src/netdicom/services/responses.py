@@ -17,7 +17,9 @@ from netdicom.core.dimse import (
 )
 
 
-def failure_response(request: DimseMessage, code: int, comment: str | None = None) -> DimseMessage | None:
+def failure_response(
+    request: DimseMessage, code: int, comment: str | None = None
+) -> DimseMessage | None:
     """The response carrying `code` for `request`; None for messages that get no response."""
     if isinstance(request, CEchoRQ):
         return CEchoRSP(request.message_id, code, request.affected_sop_class_uid, comment)
@@ -30,9 +32,15 @@ def failure_response(request: DimseMessage, code: int, comment: str | None = Non
             error_comment=comment,
         )
     if isinstance(request, CFindRQ):
-        return CFindRSP(request.message_id, code, request.affected_sop_class_uid, error_comment=comment)
+        return CFindRSP(
+            request.message_id, code, request.affected_sop_class_uid, error_comment=comment
+        )
     if isinstance(request, CGetRQ):
-        return CGetRSP(request.message_id, code, request.affected_sop_class_uid, error_comment=comment)
+        return CGetRSP(
+            request.message_id, code, request.affected_sop_class_uid, error_comment=comment
+        )
     if isinstance(request, CMoveRQ):
-        return CMoveRSP(request.message_id, code, request.affected_sop_class_uid, error_comment=comment)
+        return CMoveRSP(
+            request.message_id, code, request.affected_sop_class_uid, error_comment=comment
+        )
     return None

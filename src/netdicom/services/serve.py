@@ -13,7 +13,13 @@ from netdicom.core.acse import (
     default_chooser,
     negotiate_acceptor,
 )
-from netdicom.core.dimse import CEchoRQ, CommandReceived, status
+from netdicom.core.dimse import (
+    CEchoRQ,
+    CommandReceived,
+    UnsupportedCommand,
+    encode_unsupported_response,
+    status,
+)
 from netdicom.core.pdu import AssociateAC, AssociateRJ, AssociateRQ
 from netdicom.services.dispatcher import Dispatcher
 from netdicom.services.echo import handle_echo
@@ -57,7 +63,9 @@ class ServeApp:
             on_done=self._log_association,
         )
 
-    def decide(self, rq: AssociateRQ, server: Server) -> tuple[AssociateAC, Negotiated] | AssociateRJ:
+    def decide(
+        self, rq: AssociateRQ, server: Server
+    ) -> tuple[AssociateAC, Negotiated] | AssociateRJ:
         limit = self.config.max_associations
         if limit is not None and server.active_associations >= limit:
             # PS3.8 Table 9-21: transient, presentation provider, local limit exceeded.
@@ -68,7 +76,13 @@ class ServeApp:
         """A request we do not serve on that context: a failure status, never an abort."""
         from netdicom.services.responses import failure_response
 
-        response = failure_response(event.message, status.SOP_CLASS_NOT_SUPPORTED)
+        message = event.message
+        if isinstance(message, UnsupportedCommand):
+            # An N-service or unknown command: 0211 Unrecognized operation (PS3.7 Annex C).
+            if message.is_request and message.message_id is not None:
+                await assoc.send_message(event.context_id, encode_unsupported_response(message))
+            return
+        response = failure_response(message, status.SOP_CLASS_NOT_SUPPORTED)
         if response is not None:
             await assoc.send_message(event.context_id, response)
 

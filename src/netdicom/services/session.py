@@ -6,7 +6,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from netdicom.core.acse import AcceptedContext, ProposedContext, build_associate_rq
-from netdicom.core.dimse import CommandReceived, DatasetFragment, DimseMessage
+from netdicom.core.dimse import (
+    CommandReceived,
+    DatasetFragment,
+    DimseMessage,
+    UnsupportedCommand,
+)
 from netdicom.core.errors import NoAcceptedContext, RemoteProtocolError
 from netdicom.core.pdu import UserIdentityRQ
 from netdicom.services.peer import Peer
@@ -70,6 +75,10 @@ async def receive_response(
         if isinstance(event, DatasetFragment):
             raise RemoteProtocolError("data set fragment without a command")
         message = event.message
+        if isinstance(message, UnsupportedCommand):
+            raise RemoteProtocolError(
+                f"unexpected DIMSE command 0x{message.command_field:04X}", field="Command Field"
+            )
         responded = getattr(message, "message_id_being_responded_to", None)
         if responded != message_id:
             raise RemoteProtocolError(

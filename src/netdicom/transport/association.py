@@ -216,14 +216,15 @@ class Association:
     async def send_message(
         self,
         context_id: int,
-        message: DimseMessage,
+        message: DimseMessage | bytes,
         dataset: bytes | memoryview | DatasetSource | None = None,
     ) -> None:
-        """Send one DIMSE message: its command, then its data set, in separate P-DATA-TF PDUs."""
+        """Send one DIMSE message: its command (a message, or a command set already encoded),
+        then its data set, in separate P-DATA-TF PDUs."""
         if self.negotiated is None:
             raise LocalProtocolError("association is not established")
         max_fragment = max_fragment_length(self.negotiated.max_pdu_to_peer)
-        command = encode_command(message)
+        command = message if isinstance(message, bytes) else encode_command(message)
         async with self._send_lock:
             self._check_can_send()
             await self._send_fragments(context_id, True, memoryview(command), max_fragment)
