@@ -1,0 +1,97 @@
+"""The package layout of DESIGN.md §1, kept by a test: imports point inward only, and the
+echo path stays free of heavy imports so `netdicom echo` starts fast."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "netdicom"
+
+# package -> the netdicom packages it may import (besides itself)
+ALLOWED: dict[str, set[str]] = {
+    "core": set(),
+    "transport": {"core"},
+    "archive": {"core"},
+    "services": {"core", "transport", "archive", "config"},
+    "render": {"core", "transport", "services", "archive", "config"},
+    "cli": {"core", "transport", "services", "archive", "render", "config"},
+    "config": {"core", "services"},
+}
+# third-party packages a layer may import
+THIRD_PARTY: dict[str, set[str]] = {
+    "core": {"pydicom"},
+    "transport": set(),
+    "archive": {"pydicom"},
+    "services": {"pydicom"},
+    "render": {"rich", "pydicom"},
+    "cli": {"typer", "rich", "pydicom", "click"},
+    "config": set(),
+}
+KNOWN_THIRD_PARTY = {"pydicom", "rich", "typer", "click", "numpy"}
+
+
+def _layer(path: Path) -> str:
+    rel = path.relative_to(SRC)
+    return rel.parts[0].removesuffix(".py") if len(rel.parts) > 1 or rel.stem == "config" else ""
+
+
+def _imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+    return names
+
+
+def test_imports_point_inward() -> None:
+    problems = []
+    for path in sorted(SRC.rglob("*.py")):
+        layer = _layer(path)
+        if layer not in ALLOWED:
+            continue
+        for name in _imports(path):
+            top, _, rest = name.partition(".")
+            if top == "netdicom":
+                target = rest.partition(".")[0]
+                if target and target != layer and target not in ALLOWED[layer]:
+                    problems.append(f"{path.relative_to(SRC)} imports {name}")
+            elif top in KNOWN_THIRD_PARTY and top not in THIRD_PARTY[layer]:
+                problems.append(f"{path.relative_to(SRC)} imports {name}")
+    assert not problems, "\n".join(problems)
+
+
+def test_core_has_no_io() -> None:
+    forbidden = {"socket", "asyncio", "threading", "time", "selectors", "ssl", "subprocess"}
+    problems = [
+        f"{path.relative_to(SRC)} imports {name}"
+        for path in sorted((SRC / "core").rglob("*.py"))
+        for name in _imports(path)
+        if name.partition(".")[0] in forbidden
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def test_echo_path_imports_nothing_heavy() -> None:
+    code = (
+        "import sys\n"
+        "import netdicom.cli.app, netdicom.services.echo, netdicom.services.session\n"
+        "import netdicom.transport.client\n"
+        "print(sorted(m for m in ('pydicom', 'rich', 'sqlite3', 'numpy') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_version_names_implementation_class_uid() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "netdicom", "--version"], capture_output=True, text=True
+    )
+    assert out.returncode == 0
+    assert "netdicom 0." in out.stdout
+    assert "2.25." in out.stdout
