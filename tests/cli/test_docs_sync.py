@@ -1,0 +1,46 @@
+"""Man pages and completions are generated from the CLI; they must match it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from netdicom.cli.docgen import ROOT, generated_files
+
+
+@pytest.mark.parametrize("rel, content", list(generated_files()), ids=lambda v: str(v)[:40])
+def test_checked_in_file_matches_cli(rel: Path, content: str) -> None:
+    path = ROOT / rel
+    assert path.exists(), f"{rel} is missing: run python -m netdicom.cli.docgen"
+    assert path.read_text() == content, f"{rel} is stale: run python -m netdicom.cli.docgen"
+
+
+def test_every_subcommand_has_a_man_page() -> None:
+    from netdicom.cli.docgen import _subcommands
+
+    for name, _ in _subcommands():
+        assert (ROOT / "man" / f"netdicom-{name}.1").exists()
+
+
+@pytest.mark.skipif(shutil.which("groff") is None, reason="groff not installed")
+def test_man_pages_render_without_warnings() -> None:
+    for page in sorted((ROOT / "man").glob("*.1")):
+        result = subprocess.run(
+            ["groff", "-man", "-Tutf8", "-ww", "-z", str(page)],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0
+        assert result.stderr == "", f"{page.name}: {result.stderr}"
+
+
+def test_bash_completion_is_valid_and_lists_subcommands() -> None:
+    script = ROOT / "completions" / "netdicom.bash"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    # Drive the completion function as bash would for `netdicom e<TAB>`.
+    probe = f'source {script}; COMP_WORDS=(netdicom e); COMP_CWORD=1; _netdicom; echo "${{COMPREPLY[@]}}"'
+    out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["echo"]
