@@ -180,7 +180,7 @@ def man_page(name: str | None) -> str:
     ]
     see = ["netdicom(1)"] if name else []
     see += [f"netdicom-{n}(1)" for n, _ in _subcommands() if n != name]
-    out.append(_roff(", ".join(see + ["storescu(1)", "storescp(1)"])))
+    out.append(_roff(", ".join([*see, "storescu(1)", "storescp(1)"])))
     return "\n".join(out) + "\n"
 
 
