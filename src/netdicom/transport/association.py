@@ -84,6 +84,18 @@ _READ_SIZE = 262_144
 _DRAIN_THRESHOLD = 1 << 20
 # Fragments up to this size are joined with their header before writing.
 _JOIN_LIMIT = 16384
+# Seconds a closed connection may keep trying to deliver its last bytes (an A-ABORT, say) to a
+# peer that does not read, before the socket is torn down: a peer must not hold our fd open.
+_CLOSE_GRACE = 2.0
+
+# What a connection closed by the peer (Evt17) means, by the state it arrived in.
+_CLOSED_IN = {
+    State.STA2: "before sending an A-ASSOCIATE-RQ",
+    State.STA5: "without answering the A-ASSOCIATE-RQ",
+    State.STA6: "without release or abort",
+    State.STA7: "without answering the A-RELEASE-RQ",
+    State.STA8: "before we answered its A-RELEASE-RQ",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +174,8 @@ class Association:
         self._artim: asyncio.TimerHandle | None = None
         self._send_lock = asyncio.Lock()
         self._reader_task: asyncio.Task[None] | None = None
+        self._protocol_error: RemoteProtocolError | None = None
+        self._deaf = False
         # Set while the service layer is working on a request, so the idle timer does not fire
         # while, say, a long C-GET is being answered.
         self.busy = False
@@ -300,8 +314,28 @@ class Association:
             self._writer.write(piece)
 
     async def _drain(self) -> None:
+        if self._writer.transport.get_write_buffer_size() == 0:
+            # Everything went straight to the socket (the usual case for small messages): no
+            # need to wait, and no task or timer on the echo fast path.
+            if self._end is not None:
+                raise self._end
+            return
+        timeout = self.config.timeouts.dimse
         try:
-            await self._writer.drain()
+            if timeout is None:
+                await self._writer.drain()
+            else:
+                await asyncio.wait_for(self._writer.drain(), timeout)
+        except TimeoutError:
+            # The peer stopped reading: without a bound a send would wait forever, holding the
+            # association and its socket (PS3.8 leaves this to the implementation).
+            self._finish(
+                TimeoutExpired(
+                    f"{self.peer} read nothing we sent for {timeout:g} s (DIMSE timeout)"
+                )
+            )
+            self.abort(source=2)
+            raise self._end from None  # type: ignore[misc]
         except (ConnectionError, OSError) as exc:
             self._finish(ConnectionClosed(f"connection to {self.peer} lost while sending: {exc}"))
             raise self._end from exc  # type: ignore[misc]
@@ -368,33 +402,56 @@ class Association:
                     data = b""
                 self._last_activity = loop.time()
                 if not data:
-                    self._handle(Event.EVT17)
+                    self._peer_closed()
                     break
+                if self._deaf:
+                    continue
                 self._framer.feed(data)
                 while not self._closed.is_set():
                     try:
                         pdu = self._framer.next_pdu()
                     except RemoteProtocolError as exc:
-                        log.debug("invalid PDU from %s: %s", self.peer, exc)
-                        self._protocol_error = exc
-                        self._handle(Event.EVT19, abort_reason=exc.abort_reason)
-                        # After an invalid PDU nothing further can be framed reliably.
-                        self._framer = Framer(self.config.max_pdu)
+                        self._invalid_pdu(exc)
                         break
                     if pdu is None:
                         break
-                    if self._faults is not None and not self._faults.received(self, pdu):
-                        continue
+                    if self._faults is not None:
+                        verdict = await self._faults.on_receive(self, pdu)
+                        if isinstance(verdict, RemoteProtocolError):
+                            self._invalid_pdu(verdict)
+                            break
+                        if verdict is None or self._closed.is_set():
+                            continue
+                        pdu = verdict
                     self._handle(_EVENT_FOR_PDU[pdu.pdu_type], pdu)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug here must not take the server down
             log.exception("internal error on association with %s", self.peer)
-            self._finish(AssociationAborted(f"internal error: {exc}"))
-            self.abort()
+            self._finish(AssociationAborted(f"internal error: {exc}", source=2))
+            self.abort(source=2)
         finally:
             self._stop_idle()
             self._close_transport()
+
+    def _peer_closed(self) -> None:
+        """Evt17: report a peer that hung up as "closed", not as an abort or a timeout."""
+        where = _CLOSED_IN.get(self._machine.state)
+        if where is not None:
+            if self.outcome == "open":
+                self.outcome = "closed by peer"
+            self._finish(ConnectionClosed(f"{self.peer} closed the connection {where}"))
+        self._handle(Event.EVT17)
+
+    def _invalid_pdu(self, exc: RemoteProtocolError) -> None:
+        """Evt19: answer per Table 9-10 (A-ABORT with the decoder's reason, or close)."""
+        log.debug("invalid PDU from %s: %s", self.peer, exc)
+        self._protocol_error = exc
+        self._handle(Event.EVT19, abort_reason=exc.abort_reason)
+        # After an invalid PDU the stream cannot be followed reliably (and answering each
+        # later piece of garbage with another A-ABORT helps nobody): what the peer sends from
+        # now on is read and dropped; ARTIM (Sta13) bounds the wait for its close.
+        self._deaf = True
 
     # Idle supervision (serve only): an established association with no traffic and nothing
     # in progress is aborted. One timer, re-armed lazily from the time of the last read, so
@@ -487,7 +544,12 @@ class Association:
         self._stop_artim()
         self._closed.set()
         with contextlib.suppress(Exception):
+            transport = self._writer.transport
             self._writer.close()
+            if transport.get_write_buffer_size():
+                # close() waits until the buffer is flushed, which a peer that does not read
+                # would postpone forever: give it a moment, then drop the connection.
+                asyncio.get_running_loop().call_later(_CLOSE_GRACE, transport.abort)
         if self._end is None:
             self._finish(ConnectionClosed(f"connection to {self.peer} closed"))
         if not self._established.done():
@@ -554,7 +616,7 @@ class Association:
             reason = pdu.reason if isinstance(pdu, AbortPDU) else None
             if self.outcome == "open":
                 self.outcome = "aborted"
-            protocol_error = getattr(self, "_protocol_error", None)
+            protocol_error = self._protocol_error
             detail = f": {protocol_error}" if protocol_error is not None else ""
             self._finish(
                 AssociationAborted(

@@ -28,7 +28,12 @@ async def associate(
     """
     reader, writer = await open_stream(host, port, config)
     assoc = Association(reader, writer, requestor=True, config=config, faults=faults)
-    assoc.start_requestor(rq)
+    try:
+        assoc.start_requestor(rq)
+    except BaseException:
+        # An RQ that cannot be encoded (LocalProtocolError) must not leave the socket open.
+        assoc.drop_connection()
+        raise
     try:
         await assoc.wait_established(config.timeouts.acse)
     except NoAcceptedContext:

@@ -1,8 +1,12 @@
 """Fault injection for tests: drop, delay, truncate or corrupt a chosen PDU, or close the
 connection at a chosen point, on either side of an association.
 
-A FaultInjector is given to an Association; every PDU it sends passes through `send`, every
-PDU it receives through `received`. Rules match by direction, PDU type and occurrence.
+A FaultInjector is given to one Association (client: `associate(..., faults=...)`; server:
+`Server(..., faults=factory)`, one injector per connection). Every PDU the association writes
+passes through `send`, every PDU it has framed through `on_receive`. A rule matches by
+direction, PDU type and occurrence (the n-th matching PDU, counted per rule); the first rule
+that fires on a PDU decides its fate. Whatever is injected, both sides must end in a clean
+abort or a clear error within their timeouts: that is what the tests check.
 """
 
 from __future__ import annotations
@@ -12,18 +16,28 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from netdicom.core.errors import LocalProtocolError, RemoteProtocolError
 from netdicom.core.pdu import PDU, PDUType
+from netdicom.core.pdu.codec import encode_pdu
+from netdicom.core.pdu.framer import Framer
 
 if TYPE_CHECKING:
     from netdicom.transport.association import Association
 
 
 class FaultAction(Enum):
-    DROP = "drop"  # the PDU is never written / is ignored on receipt
-    DELAY = "delay"  # written after `seconds`
-    TRUNCATE = "truncate"  # only the first `keep` bytes are written, then the connection stalls
-    CORRUPT = "corrupt"  # byte at `offset` is XORed with 0xFF
-    CLOSE = "close"  # the connection is closed instead of sending / on receipt
+    # Send: the PDU is never written. Receive: it is ignored as if it never came.
+    DROP = "drop"
+    # Send: the PDU, and every PDU after it (order is kept), is written `seconds` later.
+    # Receive: the PDU is handled `seconds` later, and reading pauses meanwhile.
+    DELAY = "delay"
+    # Send: only the first `keep` bytes are written, then nothing more: the connection stalls
+    # mid-PDU, as a peer that hangs would. Receive: this PDU and all later ones are ignored.
+    TRUNCATE = "truncate"
+    # The byte at `offset` of the encoded PDU (header included) is XORed with 0xFF.
+    CORRUPT = "corrupt"
+    # The TCP connection is closed instead of sending / on receipt, with no PDU.
+    CLOSE = "close"
 
 
 class Direction(Enum):
@@ -37,54 +51,114 @@ class Fault:
     direction: Direction = Direction.SEND
     pdu_type: PDUType | None = None  # None: any PDU
     occurrence: int = 1  # the n-th matching PDU (1-based)
-    seconds: float = 0.0
-    keep: int = 6
-    offset: int = 0
+    seconds: float = 0.0  # DELAY
+    keep: int = 6  # TRUNCATE (send)
+    offset: int = 0  # CORRUPT; beyond the end: the last byte
+
+
+def _flip(data: bytes, offset: int) -> bytes:
+    if not data:
+        return data
+    mutable = bytearray(data)
+    mutable[min(offset, len(mutable) - 1)] ^= 0xFF
+    return bytes(mutable)
 
 
 class FaultInjector:
+    """The faults for one association. Not shared: it counts the PDUs it has seen."""
+
     def __init__(self, *faults: Fault) -> None:
         self._faults = faults
-        self._counts: dict[tuple[Direction, int], int] = {}
+        self._counts: dict[int, int] = {}
         self.fired: list[Fault] = []
+        self._held: list[bytes] | None = None  # sends waiting for a DELAY to pass
+        self._send_stalled = False
+        self._receive_stalled = False
 
-    def _match(self, direction: Direction, pdu_type: PDUType) -> Fault | None:
+    def _match(self, direction: Direction, pdu_type: int) -> Fault | None:
+        chosen: Fault | None = None
         for index, fault in enumerate(self._faults):
             if fault.direction is not direction:
                 continue
-            if fault.pdu_type is not None and fault.pdu_type is not pdu_type:
+            if fault.pdu_type is not None and fault.pdu_type != pdu_type:
                 continue
-            key = (direction, index)
-            self._counts[key] = self._counts.get(key, 0) + 1
-            if self._counts[key] == fault.occurrence:
-                self.fired.append(fault)
-                return fault
-        return None
+            count = self._counts.get(index, 0) + 1
+            self._counts[index] = count
+            if count == fault.occurrence and chosen is None:
+                chosen = fault
+        if chosen is not None:
+            self.fired.append(chosen)
+        return chosen
 
-    def send(self, assoc: Association, pdu_type: PDUType, data: bytes) -> None:
-        fault = self._match(Direction.SEND, pdu_type)
-        if fault is None:
-            assoc.write_raw(data)
-        elif fault.action is FaultAction.DROP:
+    # --- sending ------------------------------------------------------------------------------
+
+    def send(self, assoc: Association, pdu_type: int, data: bytes) -> None:
+        """Write `data` (one encoded PDU) for `assoc`, unless a fault says otherwise."""
+        if self._send_stalled:
             return
-        elif fault.action is FaultAction.DELAY:
-            asyncio.get_running_loop().call_later(fault.seconds, assoc.write_raw, data)
-        elif fault.action is FaultAction.TRUNCATE:
-            assoc.write_raw(data[: fault.keep])
-        elif fault.action is FaultAction.CORRUPT:
-            mutable = bytearray(data)
-            if fault.offset < len(mutable):
-                mutable[fault.offset] ^= 0xFF
-            assoc.write_raw(bytes(mutable))
-        elif fault.action is FaultAction.CLOSE:
+        fault = self._match(Direction.SEND, pdu_type)
+        action = None if fault is None else fault.action
+        if action is FaultAction.DROP:
+            return
+        if action is FaultAction.CLOSE:
             assoc.drop_connection()
+            return
+        if action is FaultAction.TRUNCATE:
+            assert fault is not None
+            data = data[: fault.keep]
+            self._send_stalled = True
+        elif action is FaultAction.CORRUPT:
+            assert fault is not None
+            data = _flip(data, fault.offset)
+        if self._held is not None:
+            self._held.append(data)
+        elif action is FaultAction.DELAY:
+            assert fault is not None
+            self._held = [data]
+            asyncio.get_running_loop().call_later(fault.seconds, self._release_held, assoc)
+        else:
+            assoc.write_raw(data)
 
-    def received(self, assoc: Association, pdu: PDU) -> bool:
-        """False when the PDU is to be ignored."""
+    def _release_held(self, assoc: Association) -> None:
+        held, self._held = self._held or [], None
+        for data in held:
+            assoc.write_raw(data)
+
+    # --- receiving ----------------------------------------------------------------------------
+
+    async def on_receive(self, assoc: Association, pdu: PDU) -> PDU | RemoteProtocolError | None:
+        """What the association should handle instead of `pdu`: the PDU (maybe changed), an
+        error to treat as an invalid PDU (Evt19), or None to ignore it."""
+        if self._receive_stalled:
+            return None
         fault = self._match(Direction.RECEIVE, pdu.pdu_type)
         if fault is None:
-            return True
+            return pdu
+        if fault.action is FaultAction.DROP:
+            return None
         if fault.action is FaultAction.CLOSE:
             assoc.drop_connection()
-            return False
-        return fault.action is not FaultAction.DROP
+            return None
+        if fault.action is FaultAction.DELAY:
+            await asyncio.sleep(fault.seconds)
+            return pdu
+        if fault.action is FaultAction.TRUNCATE:
+            self._receive_stalled = True
+            return None
+        return self._corrupted(pdu, fault.offset)
+
+    def _corrupted(self, pdu: PDU, offset: int) -> PDU | RemoteProtocolError | None:
+        try:
+            data = encode_pdu(pdu)
+        except LocalProtocolError:
+            return pdu  # decoded leniently, cannot be re-encoded: leave it alone
+        framer = Framer(0)
+        framer.feed(_flip(data, offset))
+        try:
+            changed = framer.next_pdu()
+        except RemoteProtocolError as exc:
+            return exc
+        if changed is None:
+            # The length field grew: the rest of the "PDU" never comes, as with a stalled peer.
+            self._receive_stalled = True
+        return changed

@@ -11,11 +11,14 @@ from netdicom.core.acse import Negotiated
 from netdicom.core.pdu import AssociateAC, AssociateRJ, AssociateRQ
 from netdicom.transport.association import Association
 from netdicom.transport.config import TransportConfig
+from netdicom.transport.faults import FaultInjector
 
 log = logging.getLogger("netdicom.server")
 
 Decide = Callable[[AssociateRQ, "Server"], tuple[AssociateAC, Negotiated] | AssociateRJ]
 Handler = Callable[[Association], Awaitable[None]]
+FaultFactory = Callable[[], FaultInjector | None]
+"""Makes the (stateful) fault injector for each new connection; tests only."""
 
 
 class Server:
@@ -30,6 +33,7 @@ class Server:
         handler: Handler,
         config: TransportConfig,
         on_done: Callable[[Association], None] | None = None,
+        faults: FaultFactory | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -37,6 +41,7 @@ class Server:
         self._decide = decide
         self._handler = handler
         self._on_done = on_done
+        self._faults = faults
         self._server: asyncio.Server | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.associations: set[Association] = set()
@@ -92,6 +97,7 @@ class Server:
             requestor=False,
             config=self.config,
             decide=lambda rq: self._decide(rq, self),
+            faults=None if self._faults is None else self._faults(),
         )
         self.associations.add(assoc)
         try:
@@ -108,6 +114,8 @@ class Server:
                 assoc.abort(source=2)
             await assoc.wait_closed()
         finally:
+            # Cancelled (server closing) or failed: never leave the socket or reader behind.
+            assoc.abort(source=2)
             self.associations.discard(assoc)
             if self._on_done is not None:
                 self._on_done(assoc)

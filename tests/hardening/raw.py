@@ -1,0 +1,165 @@
+"""A scripted raw-socket DICOM peer for tests: send any bytes, read back exact PDUs.
+
+Blocking sockets on 127.0.0.1, so tests can talk to a `netdicom serve` subprocess (or to an
+in-process server running on another thread) byte by byte, and time every answer.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Sequence
+
+from netdicom.core import uids
+from netdicom.core.acse import ProposedContext, build_associate_rq
+from netdicom.core.dimse import CEchoRQ, CEchoRSP, decode_command, encode_command
+from netdicom.core.pdu import (
+    PDU,
+    AbortPDU,
+    AssociateAC,
+    AssociateRQ,
+    Framer,
+    PDataTF,
+    PresentationDataValue,
+    ReleaseRP,
+    ReleaseRQ,
+    encode_pdu,
+)
+
+ECHO = (ProposedContext(uids.VERIFICATION, (uids.IMPLICIT_VR_LE,)),)
+
+
+class Closed(Exception):
+    """The peer closed the connection while we waited for a PDU."""
+
+
+def echo_rq(
+    called: str = "NETDICOM",
+    calling: str = "RAWPEER",
+    contexts: Sequence[ProposedContext] = ECHO,
+    **changes: object,
+) -> AssociateRQ:
+    import dataclasses
+
+    rq = build_associate_rq(calling_ae=calling, called_ae=called, contexts=contexts, max_pdu=16384)
+    return dataclasses.replace(rq, **changes) if changes else rq  # type: ignore[arg-type]
+
+
+def pdata(context_id: int, payload: bytes, *, command: bool = True, last: bool = True) -> bytes:
+    return encode_pdu(PDataTF((PresentationDataValue(context_id, command, last, payload),)))
+
+
+def echo_command(message_id: int, context_id: int = 1) -> bytes:
+    return pdata(context_id, encode_command(CEchoRQ(message_id)))
+
+
+class RawPeer:
+    """One TCP connection driven by hand."""
+
+    def __init__(self, port: int, *, host: str = "127.0.0.1", timeout: float = 10.0) -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self._framer = Framer(0)
+
+    @classmethod
+    def wrap(cls, sock: socket.socket) -> RawPeer:
+        peer = cls.__new__(cls)
+        peer.sock = sock
+        peer._framer = Framer(0)
+        return peer
+
+    def __enter__(self) -> RawPeer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def send_pdu(self, pdu: PDU) -> None:
+        self.sock.sendall(encode_pdu(pdu))
+
+    def read_pdu(self, timeout: float = 10.0) -> PDU:
+        """The next PDU; raises Closed on EOF, TimeoutError if none within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pdu = self._framer.next_pdu()
+            if pdu is not None:
+                return pdu
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no PDU within {timeout} s")
+            self.sock.settimeout(remaining)
+            try:
+                data = self.sock.recv(65536)
+            except ConnectionResetError:
+                data = b""
+            except TimeoutError:
+                raise TimeoutError(f"no PDU within {timeout} s") from None
+            if not data:
+                raise Closed("peer closed the connection")
+            self._framer.feed(data)
+
+    def wait_closed(self, timeout: float = 10.0) -> float:
+        """Seconds until the peer closes, ignoring any bytes; TimeoutError if it does not."""
+        start = time.monotonic()
+        deadline = start + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"connection still open after {timeout} s")
+            self.sock.settimeout(remaining)
+            try:
+                data = self.sock.recv(65536)
+            except ConnectionResetError:
+                data = b""
+            except TimeoutError:
+                raise TimeoutError(f"connection still open after {timeout} s") from None
+            if not data:
+                return time.monotonic() - start
+
+    # --- a well-behaved requestor, for "a C-ECHO straight after still works" ---------------
+
+    def associate(self, rq: AssociateRQ | None = None, timeout: float = 10.0) -> PDU:
+        self.send_pdu(rq or echo_rq())
+        return self.read_pdu(timeout)
+
+    def echo(self, message_id: int = 1, context_id: int = 1, timeout: float = 10.0) -> int:
+        self.send(echo_command(message_id, context_id))
+        return self.read_echo_status(message_id, timeout)
+
+    def read_echo_status(self, message_id: int, timeout: float = 10.0) -> int:
+        pdu = self.read_pdu(timeout)
+        assert isinstance(pdu, PDataTF), pdu
+        pdv = pdu.pdvs[0]
+        assert pdv.is_command and pdv.is_last
+        response = decode_command(bytes(pdv.data))
+        assert isinstance(response, CEchoRSP), response
+        assert response.message_id_being_responded_to == message_id
+        return response.status
+
+    def release(self, timeout: float = 10.0) -> PDU:
+        self.send_pdu(ReleaseRQ())
+        return self.read_pdu(timeout)
+
+
+def echo_works(port: int, timeout: float = 5.0) -> float:
+    """Associate, C-ECHO, release on a fresh connection; return the seconds it took."""
+    start = time.monotonic()
+    with RawPeer(port, timeout=timeout) as peer:
+        ac = peer.associate(timeout=timeout)
+        assert isinstance(ac, AssociateAC), ac
+        assert peer.echo(7, timeout=timeout) == 0x0000
+        assert isinstance(peer.release(timeout), ReleaseRP)
+    return time.monotonic() - start
+
+
+def abort_of(pdu: PDU) -> tuple[int, int]:
+    assert isinstance(pdu, AbortPDU), f"expected A-ABORT, got {pdu!r}"
+    return pdu.source, pdu.reason
