@@ -25,7 +25,7 @@ from netdicom.services.dispatcher import Dispatcher
 from netdicom.services.echo import handle_echo
 from netdicom.transport.association import Association
 from netdicom.transport.config import TransportConfig
-from netdicom.transport.server import Server
+from netdicom.transport.server import FaultFactory, Server
 
 log = logging.getLogger("netdicom.serve")
 
@@ -46,7 +46,7 @@ class ServeConfig:
 class ServeApp:
     """Decides on association requests and serves the accepted ones."""
 
-    def __init__(self, config: ServeConfig) -> None:
+    def __init__(self, config: ServeConfig, *, faults: FaultFactory | None = None) -> None:
         self.config = config
         self.policy = AcceptorPolicy(
             ae_title=config.ae_title,
@@ -61,6 +61,7 @@ class ServeApp:
             handler=self.dispatcher.serve,
             config=config.transport,
             on_done=self._log_association,
+            faults=faults,  # tests only: a fault injector per connection
         )
 
     def decide(
