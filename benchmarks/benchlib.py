@@ -1,0 +1,226 @@
+"""What the benchmark scripts share: the commands of each tool, servers as processes, timing.
+
+Benchmarks are scripts, not timed tests: they run real processes on 127.0.0.1 and print what they
+measured beside dcmtk and pynetdicom in the same run. Nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+DATA_DIR = BENCH_DIR / "data"  # git-ignored
+OUT_DIR = BENCH_DIR / "out"  # git-ignored: receiving folders and server logs
+
+PYTHON = sys.executable
+PYNETDICOM = [PYTHON, "-m", "pynetdicom"]
+# dcmtk as shipped waits on Nagle's algorithm (40x slower on small objects); TCP_NODELAY=1 in its
+# environment and its largest PDU are its fast configuration, the one we compare against.
+DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
+DCMTK_MAX_PDU = "131072"
+
+
+def netdicom_cmd() -> list[str]:
+    """The `netdicom` console script beside this interpreter, as a user runs it."""
+    script = Path(PYTHON).parent / "netdicom"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("netdicom")
+    return [found] if found else [PYTHON, "-m", "netdicom"]
+
+
+def have(tool: str) -> bool:
+    return shutil.which(tool) is not None
+
+
+def have_dcmtk() -> bool:
+    return have("storescp") and have("storescu") and have("echoscu")
+
+
+def have_pynetdicom() -> bool:
+    try:
+        import pynetdicom  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def help_text(argv: Sequence[str]) -> str | None:
+    """The `--help` output of a command, or None when the command does not exist."""
+    try:
+        result = subprocess.run(
+            [*argv, "--help"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except OSError:
+        return None
+    if result.returncode != 0:
+        return None
+    return result.stdout + result.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"server exited with {proc.returncode} before listening:\n{tail(log)}"
+            )
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"nothing listening on port {port} after {timeout} s:\n{tail(log)}")
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def server(
+    argv: Sequence[str], port: int, log: Path, *, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a listening peer with its output in `log`; stop it afterwards.
+
+    Output goes to a file, not a pipe: a chatty server writing to a pipe nobody drains would block
+    and the benchmark would measure that.
+    """
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, env=env)
+        try:
+            _wait_for_port(port, proc, log, timeout=30.0)
+            yield proc
+        finally:
+            stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One finished client process: exit code, wall time, peak RSS, what it printed."""
+
+    returncode: int
+    seconds: float
+    max_rss_kb: int
+    output: str
+
+
+def run_timed(
+    argv: Sequence[str], log: Path, *, env: dict[str, str] | None = None, timeout: float = 3600.0
+) -> Run:
+    """Run a client to completion; wall time from spawn to exit, peak RSS from wait4(2)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, env=env)
+        deadline = start + timeout
+        while True:
+            # wait4 on this very child: its rusage holds the peak RSS (ru_maxrss, KiB on Linux).
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                seconds = time.perf_counter() - start
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                seconds = time.perf_counter() - start
+                break
+            time.sleep(0.0005 if time.perf_counter() - start < 0.5 else 0.005)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    return Run(proc.returncode, seconds, usage.ru_maxrss, log.read_text(errors="replace"))
+
+
+def peak_rss_kb(pid: int) -> int:
+    """VmHWM of a running process (its peak resident set), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmHWM for pid {pid}")
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def count_files(directory: Path, suffix: str | None = None) -> int:
+    """Regular files under `directory`, skipping hidden ones (temporary files, indexes)."""
+    total = 0
+    for _root, dirs, files in os.walk(directory):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if name.startswith("."):
+                continue
+            if suffix is None or name.endswith(suffix):
+                total += 1
+    return total
+
+
+def fresh_dir(path: Path) -> Path:
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+def settle() -> None:
+    """Flush what earlier runs left dirty in the page cache so it is not charged to the next."""
+    os.sync()
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def fmt_ratio(value: float | None, goal: float | None = None) -> str:
+    if value is None:
+        return "n/a"
+    text = f"{value:.2f}x"
+    if goal is not None:
+        text += f" (goal >= {goal:g}x: {'met' if value >= goal else 'NOT met'})"
+    return text
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, left: int = 1) -> str:
+    """A plain-text table: the first `left` columns aligned left, the others right."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i < left else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
