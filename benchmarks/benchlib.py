@@ -14,6 +14,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -144,19 +145,15 @@ def run_timed(
     with log.open("wb") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, env=env)
-        deadline = start + timeout
-        while True:
-            # wait4 on this very child: its rusage holds the peak RSS (ru_maxrss, KiB on Linux).
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                seconds = time.perf_counter() - start
-                break
-            if time.perf_counter() > deadline:
-                proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
-                seconds = time.perf_counter() - start
-                break
-            time.sleep(0.0005 if time.perf_counter() - start < 0.5 else 0.005)
+        # A blocking wait4 on this very child: exact exit time, and its rusage holds the peak
+        # RSS (ru_maxrss, KiB on Linux). A timer kills a child that overruns.
+        killer = threading.Timer(timeout, proc.kill)
+        killer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            killer.cancel()
+        seconds = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
     return Run(proc.returncode, seconds, usage.ru_maxrss, log.read_text(errors="replace"))
 
