@@ -1,0 +1,1 @@
+"""Files on disk: the archive folder (layout, atomic durable writes), its index and matching."""

@@ -1,0 +1,308 @@
+"""Incremental structural check of a data set as its bytes arrive (sans-IO).
+
+The Storage SCP writes received bytes to disk untouched; this scanner walks the same bytes,
+element by element, without holding them: it skips values by length, so a 1 GB pixel data
+element costs one subtraction per fragment. It captures a few top-level values (SOP UIDs, the
+layout's attributes), follows sequences and items (PS3.5 §7.5) to enforce a nesting-depth cap,
+and reports a data set that cannot be parsed as a whole (bad VR, an item outside a sequence,
+a value that overruns its container, a truncated end).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final
+
+UNDEFINED: Final = 0xFFFFFFFF
+
+# (FFFE,E000) item, (FFFE,E00D) item delimiter, (FFFE,E0DD) sequence delimiter (PS3.5 §7.5).
+ITEM: Final = 0xFFFEE000
+ITEM_DELIMITER: Final = 0xFFFEE00D
+SEQUENCE_DELIMITER: Final = 0xFFFEE0DD
+PIXEL_DATA: Final = 0x7FE00010
+
+# Explicit VRs whose header has 2 reserved bytes and a 32-bit length (PS3.5 Table 7.1-1). A VR
+# we do not know is read the same way: every VR added since 2007 uses the long form.
+_SHORT_VRS: Final = frozenset(
+    b"AE AS AT CS DA DS DT FL FD IS LO LT PN SH SL SS ST TM UI UL US".split()
+)
+
+# Default caps (see StoreLimits in services/store_scp.py for the documented values).
+DEFAULT_MAX_DEPTH: Final = 32
+DEFAULT_MAX_CAPTURE: Final = 1024
+
+
+class DatasetError(Exception):
+    """The bytes are not a data set we can parse."""
+
+
+class LimitExceeded(DatasetError):
+    """The data set is well formed so far but goes beyond one of our caps."""
+
+
+class _Kind(Enum):
+    SEQUENCE = 1  # holds items
+    ITEM = 2  # holds elements
+    FRAGMENTS = 3  # encapsulated pixel data: items are opaque fragments (PS3.5 A.4)
+
+
+@dataclass(slots=True)
+class _Frame:
+    kind: _Kind
+    end: int | None  # absolute offset where a defined-length container ends
+    implicit: bool  # how the elements inside are encoded
+    little: bool
+
+
+VrLookup = Callable[[int], "str | None"]
+
+
+class DatasetScanner:
+    """Feed the bytes of one data set in pieces of any size; call `finish()` after the last.
+
+    `capture`: top-level tags whose values (up to `max_capture` bytes) are kept in `values`.
+    `vr_lookup`: the dictionary VR of a tag, used in implicit VR to recognise a defined-length
+    sequence (so its items count towards the depth cap); None: such values are opaque.
+    """
+
+    __slots__ = (
+        "_capture",
+        "_capture_parts",
+        "_capture_tag",
+        "_carry",
+        "_implicit",
+        "_little",
+        "_max_capture",
+        "_max_depth",
+        "_offset",
+        "_skip",
+        "_stack",
+        "_vr_lookup",
+        "depth_seen",
+        "last_top_level_tag",
+        "values",
+    )
+
+    def __init__(
+        self,
+        *,
+        implicit_vr: bool,
+        little_endian: bool = True,
+        capture: frozenset[int] = frozenset(),
+        max_depth: int = DEFAULT_MAX_DEPTH,
+        max_capture: int = DEFAULT_MAX_CAPTURE,
+        vr_lookup: VrLookup | None = None,
+    ) -> None:
+        self._implicit = implicit_vr
+        self._little = little_endian
+        self._capture = capture
+        self._max_depth = max_depth
+        self._max_capture = max_capture
+        self._vr_lookup = vr_lookup
+        self._stack: list[_Frame] = []
+        self._carry = bytearray()  # an element header split across pieces
+        self._skip = 0  # value bytes still to pass over
+        self._capture_tag: int | None = None
+        self._capture_parts: list[bytes] = []
+        self._offset = 0
+        self.values: dict[int, bytes] = {}
+        self.last_top_level_tag = -1
+        self.depth_seen = 0
+
+    @property
+    def offset(self) -> int:
+        """Bytes consumed so far."""
+        return self._offset
+
+    def passed(self, tag: int) -> bool:
+        """True once a top-level element at or after `tag` has begun (the data set is in tag
+        order, PS3.5 §7.1, so an element `tag` can no longer appear at the top level)."""
+        return self.last_top_level_tag >= tag
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        if view.ndim != 1 or view.itemsize != 1:
+            view = view.cast("B")
+        end = len(view)
+        pos = 0
+        while pos < end:
+            if self._skip:
+                take = min(self._skip, end - pos)
+                if self._capture_tag is not None:
+                    self._capture_parts.append(bytes(view[pos : pos + take]))
+                self._skip -= take
+                self._offset += take
+                pos += take
+                if not self._skip:
+                    self._value_done()
+                continue
+            if self._carry:
+                need = 12 - len(self._carry)
+                chunk = view[pos : pos + need]
+                before = len(self._carry)
+                self._carry += chunk
+                used = self._header(self._carry, 0, len(self._carry))
+                if used is None:
+                    pos += len(chunk)
+                    continue
+                pos += used - before
+                self._carry.clear()
+                continue
+            used = self._header(view, pos, end)
+            if used is None:
+                self._carry += view[pos:end]
+                return
+            pos += used
+
+    def finish(self) -> None:
+        """The last byte has been fed: raise DatasetError unless the data set is complete."""
+        if self._skip or self._carry:
+            raise DatasetError(f"data set ends inside an element (after {self._offset} bytes)")
+        if self._stack:
+            raise DatasetError("data set ends inside a sequence or item")
+        self.last_top_level_tag = 0xFFFFFFFF
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _header(self, buf: bytearray | memoryview, pos: int, end: int) -> int | None:
+        """Parse one header at `pos`; None if more bytes are needed, else its length."""
+        available = end - pos
+        if available < 8:
+            return None
+        frame = self._stack[-1] if self._stack else None
+        little = frame.little if frame is not None else self._little
+        implicit = frame.implicit if frame is not None else self._implicit
+        fmt = "<" if little else ">"
+        group, element = struct.unpack_from(fmt + "HH", buf, pos)
+        tag = (group << 16) | element
+        vr: bytes | None = None
+        if group == 0xFFFE or implicit or (frame is not None and frame.kind is not _Kind.ITEM):
+            # Items and delimiters have no VR in any transfer syntax (PS3.5 §7.5).
+            (length,) = struct.unpack_from(fmt + "L", buf, pos + 4)
+            size = 8
+        else:
+            vr = bytes(buf[pos + 4 : pos + 6])
+            if not (65 <= vr[0] <= 90 and 65 <= vr[1] <= 90):
+                raise DatasetError(
+                    f"invalid VR {vr!r} in element ({group:04X},{element:04X}) at byte "
+                    f"{self._offset}"
+                )
+            if vr in _SHORT_VRS:
+                (length,) = struct.unpack_from(fmt + "H", buf, pos + 6)
+                size = 8
+            else:
+                if available < 12:
+                    return None
+                (length,) = struct.unpack_from(fmt + "L", buf, pos + 8)
+                size = 12
+        self._offset += size
+        self._element(frame, tag, vr, length, implicit, little)
+        return size
+
+    def _element(
+        self,
+        frame: _Frame | None,
+        tag: int,
+        vr: bytes | None,
+        length: int,
+        implicit: bool,
+        little: bool,
+    ) -> None:
+        where = f"({tag >> 16:04X},{tag & 0xFFFF:04X}) at byte {self._offset}"
+        kind = _Kind.ITEM if frame is None else frame.kind
+        if kind is _Kind.ITEM:
+            if tag == ITEM_DELIMITER:
+                if frame is None or frame.end is not None:
+                    raise DatasetError(f"item delimiter {where} outside an undefined-length item")
+                self._stack.pop()
+                self._containers_done()
+                return
+            if tag in (ITEM, SEQUENCE_DELIMITER):
+                raise DatasetError(f"item or sequence delimiter {where} outside a sequence")
+            if frame is None:
+                self.last_top_level_tag = tag
+            if length == UNDEFINED:
+                if vr == b"SQ" or vr is None:
+                    self._push(_Kind.SEQUENCE, None, implicit, little)
+                elif vr == b"UN":
+                    # PS3.5 §6.2.2: an undefined-length UN is a sequence in implicit VR LE.
+                    self._push(_Kind.SEQUENCE, None, True, True)
+                elif tag == PIXEL_DATA and vr in (b"OB", b"OW"):
+                    self._stack.append(_Frame(_Kind.FRAGMENTS, None, implicit, little))
+                else:
+                    raise DatasetError(f"undefined length for VR {vr!r} in element {where}")
+                return
+            is_sequence = vr == b"SQ" or (
+                vr is None and self._vr_lookup is not None and self._vr_lookup(tag) == "SQ"
+            )
+            if is_sequence:
+                if length:
+                    self._push(_Kind.SEQUENCE, self._offset + length, implicit, little)
+                else:
+                    self._containers_done()
+                return
+            if frame is None and tag in self._capture and length <= self._max_capture:
+                self._capture_tag = tag
+            self._value(length)
+            return
+        # Inside a sequence or encapsulated pixel data: only items and the delimiter.
+        if tag == SEQUENCE_DELIMITER:
+            assert frame is not None
+            if frame.end is not None:
+                raise DatasetError(f"sequence delimiter {where} in a defined-length sequence")
+            self._stack.pop()
+            self._containers_done()
+            return
+        if tag != ITEM:
+            raise DatasetError(f"element {where} where a sequence item was expected")
+        if kind is _Kind.FRAGMENTS:
+            if length == UNDEFINED:
+                raise DatasetError(f"pixel data fragment {where} without a length")
+            self._value(length)
+            return
+        if length == UNDEFINED:
+            self._stack.append(_Frame(_Kind.ITEM, None, implicit, little))
+        elif length:
+            self._stack.append(_Frame(_Kind.ITEM, self._offset + length, implicit, little))
+        else:
+            self._containers_done()
+
+    def _push(self, kind: _Kind, end: int | None, implicit: bool, little: bool) -> None:
+        self._stack.append(_Frame(kind, end, implicit, little))
+        depth = sum(1 for frame in self._stack if frame.kind is _Kind.SEQUENCE)
+        self.depth_seen = max(self.depth_seen, depth)
+        if depth > self._max_depth:
+            raise LimitExceeded(f"sequences nested deeper than {self._max_depth} levels")
+
+    def _value(self, length: int) -> None:
+        if length:
+            self._skip = length
+        else:
+            self._value_done()
+
+    def _value_done(self) -> None:
+        if self._capture_tag is not None:
+            self.values[self._capture_tag] = b"".join(self._capture_parts)
+            self._capture_tag = None
+            self._capture_parts = []
+        self._containers_done()
+
+    def _containers_done(self) -> None:
+        """Close every defined-length container that ends here."""
+        stack = self._stack
+        while stack:
+            end = stack[-1].end
+            if end is None or self._offset < end:
+                if end is not None:
+                    return
+                # An undefined-length container inside a defined-length one must not overrun it.
+                for frame in stack:
+                    if frame.end is not None and self._offset > frame.end:
+                        raise DatasetError(f"element overruns its container at byte {end}")
+                return
+            if self._offset > end:
+                raise DatasetError(f"element overruns its container ending at byte {end}")
+            stack.pop()

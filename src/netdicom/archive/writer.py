@@ -1,0 +1,235 @@
+"""Durable, atomic writes of received instances into the archive folder.
+
+An instance is streamed into a temporary file under `DIR/.incoming/` (same file system, so the
+final step is a rename), flushed to disk with fdatasync, linked or renamed into place, and the
+directory entry is flushed too; only then is it reported stored. A reader never sees a torn
+file: a final path holds either nothing or a complete instance. Temporary files are named
+`<pid>-<n>.part`; those of processes that no longer run are swept at start-up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import itertools
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path, PurePosixPath
+from typing import Final
+
+from netdicom.archive.layout import UnsafePath, inside
+
+TEMP_DIR: Final = ".incoming"
+_TEMP_NAME: Final = re.compile(r"(\d+)-\d+\.part")
+_MAX_RENAMES: Final = 10_000
+_DIR_CACHE_LIMIT: Final = 65_536
+
+FileWrite = Callable[[int, memoryview], int]
+"""`os.write`, or a stand-in that fails on demand (tests: a full disk)."""
+
+
+class DuplicatePolicy(Enum):
+    """What to do when an instance arrives whose path already holds a file."""
+
+    KEEP = "keep"  # keep the file already there, discard the new one
+    OVERWRITE = "overwrite"  # replace it atomically
+    RENAME = "rename"  # store the new one beside it as NAME_1.dcm, NAME_2.dcm, ...
+
+
+class Outcome(Enum):
+    STORED = "stored"
+    KEPT_EXISTING = "kept existing"
+    OVERWROTE = "overwrote"
+    RENAMED = "renamed"
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    path: Path
+    outcome: Outcome
+
+
+class PendingFile:
+    """A temporary file being written; `commit` or `discard` it exactly once."""
+
+    __slots__ = ("_archive", "_fd", "path", "size")
+
+    def __init__(self, archive: Archive, fd: int, path: Path) -> None:
+        self._archive = archive
+        self._fd = fd
+        self.path = path
+        self.size = 0
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Append `data`; raises OSError (ENOSPC, EIO, EFBIG...) as the system does."""
+        view = memoryview(data)
+        write = self._archive.file_write
+        while view:
+            written = write(self._fd, view)
+            if written <= 0:
+                raise OSError(errno.ENOSPC, "no space left on device")
+            self.size += written
+            view = view[written:]
+
+    def discard(self) -> None:
+        """Close and delete the temporary file (idempotent, never raises)."""
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = -1
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+    def commit(self, relative: PurePosixPath) -> Placed:
+        """Make the file durable and put it at `relative` under the archive (blocking: call
+        from a worker thread when fsync is on). On failure nothing is left behind."""
+        try:
+            return self._archive.place(self, self._fd, relative)
+        finally:
+            self._fd = -1
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+
+class Archive:
+    """The archive folder: where instances are written, and how."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        on_duplicate: DuplicatePolicy = DuplicatePolicy.KEEP,
+        fsync: bool = True,
+        file_write: FileWrite = os.write,
+    ) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = Path(os.path.realpath(root))
+        self.on_duplicate = on_duplicate
+        self.fsync = fsync
+        self.file_write = file_write
+        self.temp_dir = self.root / TEMP_DIR
+        self.temp_dir.mkdir(exist_ok=True)
+        self._counter = itertools.count(1)
+        self._known_dirs: set[str] = {str(self.root)}
+
+    def sweep(self) -> int:
+        """Delete temporary files left by processes that are gone; return how many."""
+        removed = 0
+        for entry in os.scandir(self.temp_dir):
+            match = _TEMP_NAME.fullmatch(entry.name)
+            if match is None or not entry.is_file(follow_symlinks=False):
+                continue
+            pid = int(match.group(1))
+            if pid != os.getpid() and _alive(pid):
+                continue  # another serve process on the same folder is writing it
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed += 1
+        return removed
+
+    def begin(self, header: bytes) -> PendingFile:
+        """A new temporary file holding `header` (preamble + file meta)."""
+        path = self.temp_dir / f"{os.getpid()}-{next(self._counter)}.part"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        pending = PendingFile(self, fd, path)
+        try:
+            pending.write(header)
+        except OSError:
+            pending.discard()
+            raise
+        return pending
+
+    def place(self, pending: PendingFile, fd: int, relative: PurePosixPath) -> Placed:
+        final = self.root.joinpath(*relative.parts)
+        if relative.is_absolute() or ".." in relative.parts or not inside(self.root, final):
+            os.close(fd)
+            raise UnsafePath(f"{relative} would be outside the archive")
+        try:
+            if self.fsync:
+                os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        changed = self._ensure_dir(final.parent)
+        if not inside(self.root, final.parent):
+            raise UnsafePath(f"{final.parent} resolves outside the archive")
+        placed = self._put(pending.path, final)
+        if self.fsync:
+            for directory in (*changed, str(final.parent)):
+                _fsync_dir(directory)
+        return placed
+
+    def _put(self, temp: Path, final: Path) -> Placed:
+        policy = self.on_duplicate
+        if policy is DuplicatePolicy.OVERWRITE:
+            existed = final.exists()
+            os.replace(temp, final)
+            return Placed(final, Outcome.OVERWROTE if existed else Outcome.STORED)
+        # link() never replaces an existing name, so two associations storing the same
+        # instance at once cannot both win, and the loser never tears the winner's file.
+        if _link(temp, final):
+            return Placed(final, Outcome.STORED)
+        if policy is DuplicatePolicy.KEEP:
+            return Placed(final, Outcome.KEPT_EXISTING)
+        for number in range(1, _MAX_RENAMES):
+            candidate = final.with_name(f"{final.stem}_{number}{final.suffix}")
+            if _link(temp, candidate):
+                return Placed(candidate, Outcome.RENAMED)
+        raise OSError(errno.EEXIST, f"{_MAX_RENAMES} copies of {final.name} already exist")
+
+    def _ensure_dir(self, directory: Path) -> list[str]:
+        """Create `directory` and missing parents; return the directories whose entries
+        changed (to be fsynced)."""
+        key = str(directory)
+        if key in self._known_dirs:
+            return []
+        missing: list[Path] = []
+        current = directory
+        while not current.is_dir():
+            missing.append(current)
+            current = current.parent
+        changed: list[str] = []
+        for path in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                path.mkdir()
+                changed.append(str(path.parent))
+        if len(self._known_dirs) > _DIR_CACHE_LIMIT:
+            self._known_dirs = {str(self.root)}
+        self._known_dirs.add(key)
+        return changed
+
+
+def _link(source: Path, target: Path) -> bool:
+    """Hard-link `source` as `target`; False when `target` exists."""
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        # A file system without hard links: check, then rename (a narrow race, never torn).
+        if target.exists():
+            return False
+        os.rename(source, target)
+    return True
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
