@@ -6,9 +6,11 @@ in-process server running on another thread) byte by byte, and time every answer
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from netdicom.core import uids
 from netdicom.core.acse import ProposedContext, build_associate_rq
@@ -74,10 +76,8 @@ class RawPeer:
         self.close()
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -163,3 +163,75 @@ def echo_works(port: int, timeout: float = 5.0) -> float:
 def abort_of(pdu: PDU) -> tuple[int, int]:
     assert isinstance(pdu, AbortPDU), f"expected A-ABORT, got {pdu!r}"
     return pdu.source, pdu.reason
+
+
+class ScriptedServer:
+    """A listening socket on 127.0.0.1 whose every connection runs `script(peer)` on a thread.
+
+    Exceptions raised by a script are kept in `errors` for the test to check.
+    """
+
+    def __init__(self, script: Callable[[RawPeer], None]) -> None:
+        self._script = script
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self.port: int = self._listener.getsockname()[1]
+        self.errors: list[BaseException] = []
+        self._threads: list[threading.Thread] = []
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+
+    def __enter__(self) -> ScriptedServer:
+        self._acceptor.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._listener.close()
+        self._acceptor.join(5)
+        for thread in self._threads:
+            thread.join(10)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                return
+            thread = threading.Thread(target=self._serve, args=(sock,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        with RawPeer.wrap(sock) as peer:
+            try:
+                self._script(peer)
+            except (Closed, OSError):
+                pass  # the client went away: what the script waited for may never come
+            except BaseException as exc:
+                self.errors.append(exc)
+
+
+def accept_echo(peer: RawPeer, rq: PDU | None = None) -> AssociateRQ:
+    """Read an A-ASSOCIATE-RQ and accept its first context (for scripted acceptors)."""
+    from netdicom.core.pdu import ContextResult, PresentationContextAC, UserInformation
+
+    rq = rq or peer.read_pdu()
+    assert isinstance(rq, AssociateRQ), rq
+    contexts = tuple(
+        PresentationContextAC(pc.context_id, ContextResult.ACCEPTANCE, uids.IMPLICIT_VR_LE)
+        for pc in rq.presentation_contexts
+    )
+    peer.send_pdu(
+        AssociateAC(
+            rq.called_ae_title, rq.calling_ae_title, contexts, UserInformation(max_length=16384)
+        )
+    )
+    return rq
+
+
+def answer_echo(peer: RawPeer) -> None:
+    """Read one C-ECHO-RQ and answer it with success."""
+    pdu = peer.read_pdu()
+    assert isinstance(pdu, PDataTF), pdu
+    pdv = pdu.pdvs[0]
+    request = decode_command(bytes(pdv.data))
+    assert isinstance(request, CEchoRQ), request
+    peer.send(pdata(pdv.context_id, encode_command(CEchoRSP(request.message_id, 0))))
