@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from netdicom.archive.layout import DEFAULT_LAYOUT, Layout
+from netdicom.archive.writer import Archive, DuplicatePolicy
 from netdicom.core import uids
 from netdicom.core.acse import (
     AcceptorPolicy,
@@ -16,13 +18,15 @@ from netdicom.core.acse import (
 from netdicom.core.dimse import (
     CEchoRQ,
     CommandReceived,
+    CStoreRQ,
     UnsupportedCommand,
     encode_unsupported_response,
     status,
 )
-from netdicom.core.pdu import AssociateAC, AssociateRJ, AssociateRQ
+from netdicom.core.pdu import AssociateAC, AssociateRJ, AssociateRQ, ContextResult
 from netdicom.services.dispatcher import Dispatcher
 from netdicom.services.echo import handle_echo
+from netdicom.services.store_scp import StorageSCP, StoreLimits, storage_chooser
 from netdicom.transport.association import Association
 from netdicom.transport.config import TransportConfig
 from netdicom.transport.server import FaultFactory, Server
@@ -41,6 +45,13 @@ class ServeConfig:
     port: int = 11112
     transport: TransportConfig = field(default_factory=TransportConfig)
     max_associations: int | None = None
+    # Storage SCP (PS3.4 Annex B): see services/store_scp.py and archive/.
+    layout: str = DEFAULT_LAYOUT
+    on_duplicate: DuplicatePolicy = DuplicatePolicy.KEEP
+    accept_unknown_sop_classes: bool = True
+    prefer_transfer_syntaxes: tuple[str, ...] = ()
+    fsync: bool = True
+    store_limits: StoreLimits = field(default_factory=StoreLimits)
 
 
 class ServeApp:
@@ -48,12 +59,31 @@ class ServeApp:
 
     def __init__(self, config: ServeConfig, *, faults: FaultFactory | None = None) -> None:
         self.config = config
+        self.archive = Archive(
+            config.directory, on_duplicate=config.on_duplicate, fsync=config.fsync
+        )
+        swept = self.archive.sweep()
+        if swept:
+            log.info("removed %d temporary files left by an earlier run", swept)
+        self.storage = StorageSCP(
+            self.archive, Layout.parse(config.layout), limits=config.store_limits
+        )
+        # Non-storage services: abstract syntax -> transfer syntaxes in our preference. Every
+        # other abstract syntax is judged by the storage chooser.
+        # Other services add theirs here before the server starts.
+        self.service_syntaxes: dict[str, tuple[str, ...]] = {uids.VERIFICATION: _PLAIN_SYNTAXES}
+        self._storage_chooser = storage_chooser(
+            accept_unknown=config.accept_unknown_sop_classes,
+            prefer=config.prefer_transfer_syntaxes,
+        )
         self.policy = AcceptorPolicy(
             ae_title=config.ae_title,
-            transfer_syntax_chooser=default_chooser({uids.VERIFICATION: _PLAIN_SYNTAXES}),
+            transfer_syntax_chooser=self._choose,
             max_pdu=config.transport.max_pdu,
         )
-        self.dispatcher = Dispatcher({CEchoRQ: handle_echo}, self._unsupported)
+        self.dispatcher = Dispatcher(
+            {CEchoRQ: handle_echo, CStoreRQ: self.storage.handle}, self._unsupported
+        )
         self.server = Server(
             config.host,
             config.port,
@@ -63,6 +93,12 @@ class ServeApp:
             on_done=self._log_association,
             faults=faults,  # tests only: a fault injector per connection
         )
+
+    def _choose(self, abstract_syntax: str, offered: tuple[str, ...]) -> str | ContextResult:
+        preference = self.service_syntaxes.get(abstract_syntax)
+        if preference is not None:
+            return default_chooser({abstract_syntax: preference})(abstract_syntax, offered)
+        return self._storage_chooser(abstract_syntax, offered)
 
     def decide(
         self, rq: AssociateRQ, server: Server

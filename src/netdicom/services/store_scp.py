@@ -1,0 +1,455 @@
+"""The Storage SCP (PS3.4 Annex B): receive C-STORE data sets straight into the archive.
+
+Each data set is streamed to a temporary file as its fragments arrive (never held whole in
+memory), checked on the way by an incremental scanner, made durable, and put in place before
+success is answered. Statuses (PS3.4 B.2.3; the low byte of A7xx and Cxxx is ours to choose):
+
+- 0x0000 stored (also for a duplicate kept or renamed under `--on-duplicate`);
+- 0xA700 out of resources: the write, fsync or rename failed (disk full, I/O error);
+- 0xA900 the data set's SOP Class UID is not the command's;
+- 0xC000 the data set cannot be parsed (or the command announced none);
+- 0xC001 the data set's SOP Instance UID is missing or is not the command's;
+- 0xC002 a UID the path is built from is not a valid UID (e.g. `../x`): nothing is written;
+- 0xC003 a cap was exceeded: sequence nesting depth or inflated size of deflated data;
+- 0x0110 processing failure: an `on_stored` hook failed (the file is kept).
+The association stays usable after every one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from netdicom.archive.layout import (
+    DEFAULT_LAYOUT,
+    SOP_CLASS_UID,
+    SOP_INSTANCE_UID,
+    Layout,
+    UnsafePath,
+    is_valid_uid,
+)
+from netdicom.archive.meta import encode_file_meta
+from netdicom.archive.scan import DatasetError, DatasetScanner, LimitExceeded
+from netdicom.archive.writer import Archive, Outcome, PendingFile
+from netdicom.core import uids
+from netdicom.core.acse import AcceptedContext
+from netdicom.core.dimse import CStoreRQ, CStoreRSP, DatasetFragment, DimseMessage, status
+from netdicom.core.errors import TimeoutExpired
+from netdicom.core.pdu.types import ContextResult
+from netdicom.transport.association import Association, ReleaseRequested
+
+log = logging.getLogger("netdicom.store")
+
+SOP_INSTANCE_MISMATCH = 0xC001
+UNSAFE_UID = 0xC002
+LIMIT_EXCEEDED = 0xC003
+
+# Data sets encoded with deflate (PS3.5 §A.5; the JPIP referenced deflate syntaxes, A.7, too).
+DEFLATED_SYNTAXES = frozenset(
+    {uids.DEFLATED_EXPLICIT_VR_LE, "1.2.840.10008.1.2.4.95", "1.2.840.10008.1.2.4.205"}
+)
+_INFLATE_STEP = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class StoreLimits:
+    """Caps on what a peer may make us parse.
+
+    - `max_depth`: sequences nested deeper than this fail with 0xC003. Real instances stay
+      below 10; 32 keeps any later recursive parse (pydicom, the index) far from Python's
+      recursion limit.
+    - `max_inflated`: a deflated data set that inflates beyond this many bytes fails with
+      0xC003 (4 GiB: the largest value a 32-bit element length can describe).
+    """
+
+    max_depth: int = 32
+    max_inflated: int = 4 << 30
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInstance:
+    """An instance that is durable on disk (given to `on_stored` hooks)."""
+
+    path: Path
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax: str
+    calling_ae: str
+    size: int  # bytes of the data set as received (without the file meta)
+    outcome: Outcome
+
+
+OnStored = Callable[[StoredInstance], "Awaitable[None] | None"]
+
+
+class _Failed(Exception):
+    def __init__(self, code: int, comment: str) -> None:
+        super().__init__(comment)
+        self.code = code
+        self.comment = comment
+
+
+@cache
+def _dictionary_vr(tag: int) -> str | None:
+    from pydicom._dicom_dict import DicomDictionary
+
+    entry = DicomDictionary.get(tag)
+    return None if entry is None else str(entry[0])
+
+
+@cache
+def _encoding(transfer_syntax: str) -> tuple[bool, bool]:
+    """(implicit VR, little endian) of a transfer syntax we accepted."""
+    if transfer_syntax == uids.IMPLICIT_VR_LE:
+        return True, True
+    if transfer_syntax == uids.EXPLICIT_VR_BE:
+        return False, False
+    # Every other public transfer syntax encodes the data set in explicit VR little endian.
+    return False, True
+
+
+class _Inflater:
+    """Feeds the inflated bytes of a deflated data set to the scanner, up to a cap."""
+
+    __slots__ = ("_cap", "_scanner", "_total", "_zlib")
+
+    def __init__(self, scanner: DatasetScanner, cap: int) -> None:
+        self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, PS3.5 A.5
+        self._scanner = scanner
+        self._cap = cap
+        self._total = 0
+
+    def feed(self, data: bytes | memoryview) -> None:
+        engine = self._zlib
+        if engine.eof:
+            return  # trailing padding after the end of the stream
+        try:
+            chunk = engine.decompress(data, _INFLATE_STEP)
+            while True:
+                self._take(chunk)
+                if not engine.unconsumed_tail or engine.eof:
+                    break
+                chunk = engine.decompress(engine.unconsumed_tail, _INFLATE_STEP)
+        except zlib.error as exc:
+            raise DatasetError(f"deflated data set is corrupt: {exc}") from None
+
+    def finish(self) -> None:
+        try:
+            self._take(self._zlib.flush())
+        except zlib.error as exc:
+            raise DatasetError(f"deflated data set is corrupt: {exc}") from None
+        if not self._zlib.eof:
+            raise DatasetError("deflated data set is truncated")
+
+    def _take(self, chunk: bytes) -> None:
+        self._total += len(chunk)
+        if self._total > self._cap:
+            raise LimitExceeded(f"deflated data set inflates beyond {self._cap} bytes")
+        self._scanner.feed(chunk)
+
+
+def _text(raw: bytes | None) -> str:
+    return "" if raw is None else raw.decode("latin-1").strip(" \x00")
+
+
+class StorageSCP:
+    """Answers C-STORE-RQ by writing the instance into `archive` under `layout`.
+
+    `on_stored`: hooks called with each StoredInstance after it is durable and before success
+    is answered (e.g. the query index). A hook may be a coroutine function.
+    """
+
+    def __init__(
+        self,
+        archive: Archive,
+        layout: Layout | None = None,
+        *,
+        limits: StoreLimits | None = None,
+    ) -> None:
+        self.archive = archive
+        self.layout = layout or Layout.parse(DEFAULT_LAYOUT)
+        self.limits = limits or StoreLimits()
+        self.on_stored: list[OnStored] = []
+        self._capture = self.layout.tags | {SOP_CLASS_UID, SOP_INSTANCE_UID}
+
+    async def handle(
+        self, assoc: Association, context: AcceptedContext, message: DimseMessage
+    ) -> None:
+        assert isinstance(message, CStoreRQ)
+        negotiated = assoc.negotiated
+        assert negotiated is not None
+        code = status.SUCCESS
+        comment: str | None = None
+        try:
+            if not message.has_dataset:
+                raise _Failed(status.CANNOT_UNDERSTAND, "C-STORE-RQ without a data set")
+            stored = await self._receive(assoc, context, message, negotiated.calling_ae)
+            await self._notify(stored)
+        except _Failed as failed:
+            code, comment = failed.code, failed.comment
+            log.warning(
+                "C-STORE %s from %s failed (0x%04X): %s",
+                message.affected_sop_instance_uid,
+                negotiated.calling_ae,
+                code,
+                comment,
+            )
+        response = CStoreRSP(
+            message.message_id,
+            code,
+            message.affected_sop_class_uid,
+            message.affected_sop_instance_uid,
+            error_comment=None if comment is None else comment[:64],  # LO, PS3.7 C.4
+        )
+        await assoc.send_message(context.context_id, response)
+
+    async def _receive(
+        self, assoc: Association, context: AcceptedContext, rq: CStoreRQ, calling_ae: str
+    ) -> StoredInstance:
+        timeout = assoc.config.timeouts.dimse
+        failure: _Failed | None = None
+        pending: PendingFile | None = None
+        instance_uid = rq.affected_sop_instance_uid
+        if not is_valid_uid(instance_uid):
+            failure = _Failed(UNSAFE_UID, f"invalid SOP Instance UID {instance_uid[:40]!r}")
+        elif not is_valid_uid(rq.affected_sop_class_uid):
+            failure = _Failed(UNSAFE_UID, "invalid SOP Class UID")
+        elif rq.affected_sop_class_uid != context.abstract_syntax:
+            # PS3.7 §9.3.1.1: the SOP class is the context's abstract syntax.
+            failure = _Failed(
+                status.SOP_CLASS_NOT_SUPPORTED, "SOP Class UID is not the context's abstract syntax"
+            )
+        ts = context.transfer_syntax
+        implicit, little = _encoding(ts)
+        scanner = DatasetScanner(
+            implicit_vr=implicit,
+            little_endian=little,
+            capture=self._capture,
+            max_depth=self.limits.max_depth,
+            vr_lookup=_dictionary_vr,
+        )
+        inflater = _Inflater(scanner, self.limits.max_inflated) if ts in DEFLATED_SYNTAXES else None
+        if failure is None:
+            header = encode_file_meta(
+                sop_class_uid=rq.affected_sop_class_uid,
+                sop_instance_uid=instance_uid,
+                transfer_syntax=ts,
+                source_ae_title=calling_ae,
+            )
+            try:
+                pending = self.archive.begin(header)
+            except OSError as exc:
+                failure = _Failed(status.OUT_OF_RESOURCES, f"cannot write: {exc.strerror}")
+        checked = False
+        try:
+            while True:
+                try:
+                    event = await assoc.receive(timeout)
+                except TimeoutExpired:
+                    assoc.abort(source=2)
+                    raise
+                if isinstance(event, ReleaseRequested):
+                    # A release in the middle of a data set: nothing to store, answer it.
+                    assoc.answer_release()
+                    raise _Failed(status.CANNOT_UNDERSTAND, "released mid data set")
+                if not isinstance(event, DatasetFragment):
+                    raise _Failed(status.CANNOT_UNDERSTAND, "data set incomplete")
+                if failure is None:
+                    assert pending is not None
+                    data = event.data
+                    try:
+                        if inflater is None:
+                            scanner.feed(data)
+                        else:
+                            inflater.feed(data)
+                        pending.write(data)
+                        # Checked as soon as the element after (0008,0018) begins.
+                        if not checked and scanner.passed(SOP_INSTANCE_UID + 1):
+                            self._check(scanner, rq)
+                            checked = True
+                    except _Failed as exc:
+                        failure = exc
+                    except LimitExceeded as exc:
+                        failure = _Failed(LIMIT_EXCEEDED, str(exc))
+                    except DatasetError as exc:
+                        failure = _Failed(status.CANNOT_UNDERSTAND, str(exc))
+                    except OSError as exc:
+                        failure = _Failed(
+                            status.OUT_OF_RESOURCES, f"write failed: {exc.strerror or exc}"
+                        )
+                    if failure is not None:
+                        pending.discard()
+                if event.is_last:
+                    break
+            if failure is not None:
+                raise failure
+            assert pending is not None
+            try:
+                if inflater is not None:
+                    inflater.finish()
+                scanner.finish()
+            except LimitExceeded as exc:
+                raise _Failed(LIMIT_EXCEEDED, str(exc)) from None
+            except DatasetError as exc:
+                raise _Failed(status.CANNOT_UNDERSTAND, str(exc)) from None
+            if not checked:
+                self._check(scanner, rq)
+            values: dict[int, bytes | str] = dict(scanner.values)
+            values[SOP_INSTANCE_UID] = instance_uid
+            values[SOP_CLASS_UID] = rq.affected_sop_class_uid
+            try:
+                relative = self.layout.render(values)
+            except UnsafePath as exc:
+                raise _Failed(UNSAFE_UID, str(exc)) from None
+            size = pending.size
+            try:
+                if self.archive.fsync:
+                    placed = await asyncio.to_thread(pending.commit, relative)
+                else:
+                    placed = pending.commit(relative)
+            except UnsafePath as exc:
+                raise _Failed(UNSAFE_UID, str(exc)) from None
+            except OSError as exc:
+                raise _Failed(
+                    status.OUT_OF_RESOURCES, f"cannot store: {exc.strerror or exc}"
+                ) from None
+            pending = None
+            return StoredInstance(
+                path=placed.path,
+                sop_class_uid=rq.affected_sop_class_uid,
+                sop_instance_uid=instance_uid,
+                transfer_syntax=ts,
+                calling_ae=calling_ae,
+                size=size - len(header),
+                outcome=placed.outcome,
+            )
+        finally:
+            if pending is not None:
+                pending.discard()
+
+    def _check(self, scanner: DatasetScanner, rq: CStoreRQ) -> None:
+        """The data set must be the instance the command names (PS3.4 B.2.2)."""
+        found = _text(scanner.values.get(SOP_INSTANCE_UID))
+        if found != rq.affected_sop_instance_uid:
+            what = f"{found[:24]!r}" if found else "missing"
+            raise _Failed(SOP_INSTANCE_MISMATCH, f"data set SOP Instance UID {what} != command")
+        sop_class = _text(scanner.values.get(SOP_CLASS_UID))
+        if sop_class and sop_class != rq.affected_sop_class_uid:
+            raise _Failed(
+                status.DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
+                "data set SOP Class UID differs from the command's",
+            )
+
+    async def _notify(self, stored: StoredInstance) -> None:
+        for hook in self.on_stored:
+            try:
+                result = hook(stored)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                log.exception("on_stored hook failed for %s", stored.path)
+                raise _Failed(status.PROCESSING_FAILURE, f"stored, not registered: {exc}") from exc
+        log.debug("%s %s -> %s", stored.outcome.value, stored.sop_instance_uid, stored.path)
+
+
+# --- acceptor policy for storage contexts ---------------------------------------------------
+
+JPEG_LS_NEAR_LOSSLESS = "1.2.840.10008.1.2.4.81"
+ENCAPSULATED_UNCOMPRESSED = "1.2.840.10008.1.2.1.98"
+# Public syntaxes whose "data set" is not a DICOM data set we can check and store as Part 10:
+# MIME and XML encodings (PS3.5 A.9, A.10), and retired Papyrus 3.
+_NOT_PARSEABLE = frozenset({"1.2.840.10008.1.2.6.1", "1.2.840.10008.1.2.6.2", "1.2.840.10008.1.20"})
+# Uncompressed data set encodings, in our order of preference (PS3.5 §10, A.5).
+_UNCOMPRESSED_ORDER = (
+    uids.EXPLICIT_VR_LE,
+    uids.IMPLICIT_VR_LE,
+    uids.DEFLATED_EXPLICIT_VR_LE,
+    uids.EXPLICIT_VR_BE,
+)
+
+
+def _lossless_compressed(ts: str) -> bool:
+    from netdicom.core.sop_classes import is_compressed, is_lossless
+
+    if ts == ENCAPSULATED_UNCOMPRESSED:
+        return True
+    # "JPEG-LS Lossy (Near-Lossless)" has "lossless" in its name but is lossy (PS3.5 A.4.3).
+    return is_compressed(ts) and is_lossless(ts) and ts != JPEG_LS_NEAR_LOSSLESS
+
+
+def choose_storage_syntax(
+    offered: tuple[str, ...], prefer: tuple[str, ...] = ()
+) -> str | ContextResult:
+    """The transfer syntax to accept for a storage context offering `offered`.
+
+    `prefer` (from `--prefer-ts`) wins when offered. Otherwise: the one syntax we can parse if
+    only one was offered; else a lossless compressed one (the first offered), then explicit VR
+    little endian, implicit, deflated, big endian; a lossy syntax only when no uncompressed
+    one was offered in the context. Private or unknown syntaxes are never chosen: a context
+    offering nothing else is rejected with reason 4 (PS3.8 Table 9-18).
+    """
+    from netdicom.core.sop_classes import is_compressed, known_transfer_syntaxes
+
+    known = known_transfer_syntaxes()
+    usable = [ts for ts in offered if ts in known and ts not in _NOT_PARSEABLE]
+    if not usable:
+        return ContextResult.TRANSFER_SYNTAXES_NOT_SUPPORTED
+    for ts in prefer:
+        if ts in usable:
+            return ts
+    if len(usable) == 1:
+        return usable[0]
+    for ts in usable:
+        if _lossless_compressed(ts):
+            return ts
+    for ts in _UNCOMPRESSED_ORDER:
+        if ts in usable:
+            return ts
+    # No uncompressed syntax offered: the first lossy one keeps the instance as the sender has it.
+    return next(ts for ts in usable if is_compressed(ts))
+
+
+def is_storage_sop_class(sop_class: str, *, accept_unknown: bool) -> bool:
+    """A known Storage SOP class, or (when `accept_unknown`) a UID pydicom does not know at
+    all, e.g. a private or newer SOP class; never a known non-storage UID."""
+    from pydicom._uid_dict import UID_dictionary
+
+    from netdicom.core.sop_classes import storage_sop_classes
+
+    if sop_class in storage_sop_classes():
+        return True
+    return accept_unknown and sop_class not in UID_dictionary and is_valid_uid(sop_class)
+
+
+def storage_chooser(
+    *, accept_unknown: bool = True, prefer: tuple[str, ...] = ()
+) -> Callable[[str, tuple[str, ...]], str | ContextResult]:
+    """A TransferSyntaxChooser for storage contexts (see `choose_storage_syntax`)."""
+
+    def choose(abstract_syntax: str, offered: tuple[str, ...]) -> str | ContextResult:
+        if not is_storage_sop_class(abstract_syntax, accept_unknown=accept_unknown):
+            return ContextResult.ABSTRACT_SYNTAX_NOT_SUPPORTED
+        return choose_storage_syntax(offered, prefer)
+
+    return choose
+
+
+__all__ = [
+    "DEFLATED_SYNTAXES",
+    "LIMIT_EXCEEDED",
+    "SOP_INSTANCE_MISMATCH",
+    "UNSAFE_UID",
+    "OnStored",
+    "StorageSCP",
+    "StoreLimits",
+    "StoredInstance",
+    "choose_storage_syntax",
+    "is_storage_sop_class",
+    "storage_chooser",
+]
