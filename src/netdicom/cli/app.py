@@ -8,6 +8,7 @@ import typer
 
 from netdicom.cli import echo as echo_cmd
 from netdicom.cli import serve as serve_cmd
+from netdicom.cli import store as store_cmd
 from netdicom.cli.exit_codes import EXIT_CODE_HELP
 
 app = typer.Typer(
@@ -54,6 +55,11 @@ app.command(
     help="Serve a folder as a DICOM server (C-ECHO now; storage and query/retrieve to come).",
     epilog=serve_cmd.EXAMPLES + "\n" + EXIT_CODE_HELP,
 )(serve_cmd.serve)
+app.command(
+    "store",
+    help="Send DICOM files to a peer (C-STORE), over one or more associations.",
+    epilog=store_cmd.EXAMPLES + "\n" + EXIT_CODE_HELP,
+)(store_cmd.store)
 
 
 def main() -> None:

@@ -1,0 +1,189 @@
+"""`netdicom store PEER PATH...`: send DICOM files with C-STORE (PS3.4 Annex B)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from netdicom.cli.common import (
+    AecOption,
+    AetOption,
+    DebugOption,
+    MaxPduOption,
+    QuietOption,
+    TimeoutOption,
+    VerboseOption,
+    fail,
+    run,
+    stderr,
+)
+
+if TYPE_CHECKING:
+    from netdicom.services.store_scu import FileOutcome, StoreReport
+    from netdicom.transport.association import Association
+
+EXAMPLES = """\
+Examples:
+
+  netdicom store 127.0.0.1:11112 image.dcm
+
+  netdicom store PACS@10.0.0.5:104 -r ./study --aet MYWORKSTATION -j 4
+
+  netdicom store 127.0.0.1:11112 -r ./series --json > results.jsonl
+"""
+
+
+def store(
+    peer: Annotated[str, typer.Argument(help="HOST:PORT or AET@HOST:PORT of the peer.")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="DICOM files, or directories with -r.", show_default=False)
+    ],
+    recursive: Annotated[
+        bool, typer.Option("-r", "--recursive", help="Walk directories for files.")
+    ] = False,
+    associations: Annotated[
+        int,
+        typer.Option(
+            "-j", "--associations", help="Send over N associations in parallel.", min=1, max=64
+        ),
+    ] = 1,
+    aet: AetOption = "NETDICOM",
+    aec: AecOption = "ANY-SCP",
+    timeout: TimeoutOption = 30.0,
+    max_pdu: MaxPduOption = 262144,
+    json_output: Annotated[
+        bool,
+        typer.Option("--json", help="One JSON object per file on stdout, then a summary object."),
+    ] = False,
+    verbose: VerboseOption = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Send DICOM files to a peer (C-STORE)."""
+    from netdicom.services.peer import BadPeer, parse_peer
+
+    try:
+        target = parse_peer(peer)
+    except BadPeer as exc:
+        raise typer.BadParameter(str(exc), param_hint="PEER") from None
+    from netdicom.services.planning import scan
+
+    try:
+        found = scan(paths, recursive)
+    except OSError as exc:
+        raise fail(exc, debug=debug, quiet=quiet) from None
+    if not found.files and not any(s.failed for s in found.skipped):
+        if not quiet:
+            for skipped in found.skipped:
+                stderr(f"netdicom: skipped {skipped.path}: {skipped.reason}")
+            stderr("netdicom: error: no DICOM instances to send")
+        raise typer.Exit(3)  # ExitCode.BAD_INPUT
+    report = run(
+        _store(
+            target, found, aet, aec, associations, timeout, max_pdu, json_output, verbose, quiet
+        ),
+        debug=debug,
+        quiet=quiet,
+    )
+    raise typer.Exit(_exit_code(report, debug=debug, quiet=quiet or json_output))
+
+
+def _exit_code(report: StoreReport, *, debug: bool, quiet: bool) -> int:
+    from netdicom.cli.exit_codes import ExitCode
+
+    if report.all_stored:
+        return int(ExitCode.OK)
+    if report.error is not None:
+        # Files were lost to an association-level failure: its code says what went wrong.
+        return fail(report.error, debug=debug, quiet=quiet).exit_code
+    return int(ExitCode.FAILED)
+
+
+class _Fanout:
+    def __init__(self, *observers: Any) -> None:
+        self._observers = observers
+
+    def opened(self, assoc: Association) -> None:
+        for observer in self._observers:
+            observer.opened(assoc)
+
+    def sent_bytes(self, count: int) -> None:
+        for observer in self._observers:
+            observer.sent_bytes(count)
+
+    def finished(self, outcome: FileOutcome) -> None:
+        for observer in self._observers:
+            observer.finished(outcome)
+
+
+async def _store(
+    target: object,
+    found: object,
+    aet: str,
+    aec: str,
+    associations: int,
+    timeout: float,
+    max_pdu: int,
+    json_output: bool,
+    verbose: bool,
+    quiet: bool,
+) -> StoreReport:
+    import os
+    import sys
+
+    from netdicom.render.progress import StoreProgress
+    from netdicom.render.store_summary import JsonLines, print_summary, summary_json
+    from netdicom.services.peer import Peer
+    from netdicom.services.planning import Scan
+    from netdicom.services.session import ClientOptions
+    from netdicom.services.store_scu import store
+    from netdicom.transport.config import Timeouts, TransportConfig
+
+    assert isinstance(target, Peer) and isinstance(found, Scan)
+    options = ClientOptions(
+        calling_ae=aet,
+        called_ae=aec,
+        transport=TransportConfig(
+            timeouts=Timeouts(connect=timeout, acse=timeout, dimse=timeout), max_pdu=max_pdu
+        ),
+    )
+    show_bar = not quiet and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+    progress = StoreProgress(len(found.files), found.total_bytes, enabled=show_bar)
+    observers: list[Any] = [progress]
+    if json_output:
+        observers.append(JsonLines())
+    if verbose and not quiet:
+        observers.append(_Negotiation())
+    with progress:
+        report = await store(
+            target,
+            options,
+            found,
+            associations=associations,
+            timeout=timeout,
+            observer=_Fanout(*observers),
+        )
+    if json_output:
+        import json
+
+        print(json.dumps(summary_json(report, str(target))))
+    elif not quiet:
+        print_summary(report, str(target))
+    return report
+
+
+class _Negotiation:
+    """-v: the negotiation of each association (proposed vs accepted contexts)."""
+
+    def opened(self, assoc: Association) -> None:
+        from netdicom.render.negotiation import print_negotiation
+
+        print_negotiation(assoc)
+
+    def sent_bytes(self, count: int) -> None:
+        pass
+
+    def finished(self, outcome: FileOutcome) -> None:
+        pass

@@ -1,0 +1,407 @@
+"""The one bridge between DICOM files and the network: what a file holds, and its data set bytes
+in the transfer syntax a peer accepted.
+
+Planning a store must not decode whole files, so `probe_file` reads only the preamble, the file
+meta information (PS3.10 §7.1, always explicit VR little endian) and the first data-set elements,
+with a small parser of its own: it is ~20× faster than a general reader and sees the encoding as
+it really is. Anything it does not expect (a sequence before SOP Instance UID, say) is handed to
+pydicom. Re-encoding (`encode_dataset`) is pydicom's writer; pydicom is imported only there.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from netdicom.core import uids
+from netdicom.core.errors import NetDicomError
+from netdicom.core.sop_classes import is_compressed
+
+DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"  # Media Storage Directory Storage (PS3.10 §8)
+
+# Explicit VRs with a 2-byte reserved field and a 4-byte length (PS3.5 §7.1.2, Table 7.1-1).
+_LONG_VRS = frozenset(
+    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+)
+_SHORT_VRS = frozenset(
+    {
+        b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT",
+        b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
+    }
+)  # fmt: skip
+_ALL_VRS = _LONG_VRS | _SHORT_VRS
+_UNDEFINED = 0xFFFFFFFF
+_SOP_CLASS_TAG = 0x00080016
+_SOP_INSTANCE_TAG = 0x00080018
+# How much of a file the probe reads first; meta plus the first elements almost always fit.
+_HEAD_SIZE = 4096
+_MAX_META = 1 << 20
+
+
+class Encoding(Enum):
+    """How a data set is actually encoded (PS3.5 §7.1, §A.5)."""
+
+    IMPLICIT_LE = "implicit VR little endian"
+    EXPLICIT_LE = "explicit VR little endian"
+    EXPLICIT_BE = "explicit VR big endian"
+    DEFLATED = "deflated explicit VR little endian"
+
+
+def encoding_of(transfer_syntax: str) -> Encoding:
+    """The encoding a transfer syntax prescribes; encapsulated ones use explicit VR LE."""
+    if transfer_syntax == uids.IMPLICIT_VR_LE:
+        return Encoding.IMPLICIT_LE
+    if transfer_syntax == uids.EXPLICIT_VR_BE:
+        return Encoding.EXPLICIT_BE
+    if transfer_syntax == uids.DEFLATED_EXPLICIT_VR_LE:
+        return Encoding.DEFLATED
+    return Encoding.EXPLICIT_LE
+
+
+class NotSendable(NetDicomError):
+    """A file that is not sent: `skip` is True for files that are not instances at all
+    (not DICOM, a DICOMDIR), False for DICOM files that are broken (listed as failures)."""
+
+    def __init__(self, message: str, *, skip: bool) -> None:
+        super().__init__(message)
+        self.skip = skip
+
+
+@dataclass(frozen=True, slots=True)
+class DicomFile:
+    """What a store needs to know about a Part 10 file, read without decoding it."""
+
+    path: Path
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax: str
+    dataset_offset: int  # where the data set starts: after preamble, DICM and file meta
+    dataset_length: int  # bytes from there to the end of the file
+
+    @property
+    def compressed(self) -> bool:
+        return is_compressed(self.transfer_syntax)
+
+
+def _text(value: bytes) -> str:
+    return value.decode("ascii", "replace").rstrip("\x00 ").strip()
+
+
+@dataclass(frozen=True, slots=True)
+class _Meta:
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax: str
+    end: int
+
+
+def parse_meta(head: bytes) -> _Meta | None:
+    """The file meta of a Part 10 file starting with `head`, or None when more bytes are
+    needed. Raises NotSendable when it is not a Part 10 file or the meta is malformed."""
+    if len(head) < 132:
+        if len(head) < _HEAD_SIZE:
+            raise NotSendable("not a DICOM file (shorter than the 132-byte preamble)", skip=True)
+        return None
+    if head[128:132] != b"DICM":
+        raise NotSendable("not a DICOM Part 10 file (no 'DICM' after the preamble)", skip=True)
+    values: dict[int, bytes] = {}
+    pos = 132
+    while True:
+        if pos + 8 > len(head):
+            return None
+        group, element = struct.unpack_from("<HH", head, pos)
+        if group != 0x0002:
+            break
+        vr = head[pos + 4 : pos + 6]
+        if vr in _LONG_VRS:
+            if pos + 12 > len(head):
+                return None
+            (length,) = struct.unpack_from("<I", head, pos + 8)
+            start = pos + 12
+        elif vr in _SHORT_VRS:
+            (length,) = struct.unpack_from("<H", head, pos + 6)
+            start = pos + 8
+        else:
+            raise NotSendable(
+                f"file meta element (0002,{element:04X}) is not explicit VR little endian "
+                "(PS3.10 §7.1)",
+                skip=False,
+            )
+        if length == _UNDEFINED or start + length > _MAX_META:
+            raise NotSendable("file meta information is malformed", skip=False)
+        if start + length > len(head):
+            return None
+        values[element] = head[start : start + length]
+        pos = start + length
+    missing = [
+        name
+        for el, name in ((2, "SOP class"), (3, "SOP instance"), (0x10, "TS"))
+        if el not in values
+    ]
+    if missing:
+        raise NotSendable(f"file meta lacks Media Storage {', '.join(missing)} UID", skip=False)
+    return _Meta(_text(values[2]), _text(values[3]), _text(values[0x10]), pos)
+
+
+def detect_encoding(data: bytes) -> Encoding | None:
+    """The encoding of a data set from its first element header (None: cannot tell).
+
+    Data sets start with a low group (0x0008 almost always); in explicit VR the bytes after
+    the tag are two upper-case letters forming a VR."""
+    if len(data) < 8:
+        return None
+    group_le = data[0] | data[1] << 8
+    group_be = data[0] << 8 | data[1]
+    explicit = data[4:6] in _ALL_VRS
+    if group_le > 0x00FF >= group_be and explicit:
+        return Encoding.EXPLICIT_BE
+    if explicit:
+        return Encoding.EXPLICIT_LE
+    if group_le <= 0x7FE0:
+        return Encoding.IMPLICIT_LE
+    return None
+
+
+def _first_uids(data: bytes, encoding: Encoding) -> dict[int, str] | None:
+    """SOP Class and SOP Instance UIDs from the start of a data set; None when the elements
+    before them are not simple (sequences, undefined lengths) or lie beyond `data`."""
+    found: dict[int, str] = {}
+    pos = 0
+    end = len(data)
+    big = encoding is Encoding.EXPLICIT_BE
+    explicit = encoding is not Encoding.IMPLICIT_LE
+    tag_fmt, short_fmt, long_fmt = (">HH", ">H", ">I") if big else ("<HH", "<H", "<I")
+    while pos + 8 <= end:
+        group, element = struct.unpack_from(tag_fmt, data, pos)
+        tag = group << 16 | element
+        if tag > _SOP_INSTANCE_TAG:
+            break
+        if explicit:
+            vr = data[pos + 4 : pos + 6]
+            if vr in _LONG_VRS:
+                if pos + 12 > end:
+                    return None
+                (length,) = struct.unpack_from(long_fmt, data, pos + 8)
+                start = pos + 12
+            elif vr in _SHORT_VRS:
+                (length,) = struct.unpack_from(short_fmt, data, pos + 6)
+                start = pos + 8
+            else:
+                return None
+            if vr == b"SQ":
+                return None
+        else:
+            (length,) = struct.unpack_from("<I", data, pos + 4)
+            start = pos + 8
+        if length == _UNDEFINED or start + length > end:
+            return None
+        if tag in (_SOP_CLASS_TAG, _SOP_INSTANCE_TAG):
+            found[tag] = _text(data[start : start + length])
+        pos = start + length
+    else:
+        return None
+    return found
+
+
+def _uids_with_pydicom(path: Path, offset: int, encoding: Encoding) -> dict[int, str]:
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filereader import read_dataset
+
+    with open(path, "rb") as fp:
+        fp.seek(offset)
+        raw = fp.read()
+    if encoding is Encoding.DEFLATED:
+        raw = zlib.decompress(raw, -zlib.MAX_WBITS)
+    buffer: Any = DicomBytesIO(raw)
+    ds = read_dataset(
+        buffer,
+        encoding is Encoding.IMPLICIT_LE,
+        encoding is not Encoding.EXPLICIT_BE,
+        stop_when=lambda tag, vr, length: tag > _SOP_INSTANCE_TAG,
+    )
+    found: dict[int, str] = {}
+    for tag in (_SOP_CLASS_TAG, _SOP_INSTANCE_TAG):
+        if tag in ds:
+            found[tag] = str(ds[tag].value or "").strip()
+    return found
+
+
+def probe_file(path: Path) -> DicomFile:
+    """Read a file's meta and the first data-set elements; check them against each other.
+
+    Raises NotSendable (skip=True) for non-DICOM files and DICOMDIRs, NotSendable (skip=False)
+    when the meta's UIDs differ from the data set's or its transfer syntax is not the encoding
+    found, and OSError when the file cannot be read.
+    """
+    with open(path, "rb") as fp:
+        size = os.fstat(fp.fileno()).st_size
+        head = fp.read(_HEAD_SIZE)
+        meta = parse_meta(head)
+        while meta is None:
+            more = fp.read(len(head))
+            if not more:
+                raise NotSendable("file meta information is truncated", skip=False)
+            head += more
+            if len(head) > _MAX_META:
+                raise NotSendable("file meta information is too long", skip=False)
+            meta = parse_meta(head)
+        if meta.sop_class_uid == DICOMDIR_SOP_CLASS:
+            raise NotSendable("a DICOMDIR (media directory), not an instance", skip=True)
+        declared = encoding_of(meta.transfer_syntax)
+        data = head[meta.end :]
+        if declared is Encoding.DEFLATED:
+            data = _inflate_start(fp, meta.end)
+        elif len(data) < 1024 and meta.end + len(data) < size:
+            data += fp.read(_HEAD_SIZE)
+    return _check(path, meta, declared, data, size)
+
+
+def _inflate_start(fp: BinaryIO, offset: int) -> bytes:
+    fp.seek(offset)
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        return inflater.decompress(fp.read(65536), 65536)
+    except zlib.error as exc:
+        raise NotSendable(
+            f"transfer syntax is deflated but the data set does not inflate: {exc}", skip=False
+        ) from None
+
+
+def _check(path: Path, meta: _Meta, declared: Encoding, data: bytes, size: int) -> DicomFile:
+    if not meta.transfer_syntax:
+        raise NotSendable("file meta has an empty Transfer Syntax UID", skip=False)
+    length = size - meta.end
+    if length == 0:
+        raise NotSendable("the file holds no data set after its meta information", skip=False)
+    found = detect_encoding(data)
+    expected = Encoding.EXPLICIT_LE if declared is Encoding.DEFLATED else declared
+    if found is not None and found is not expected:
+        raise NotSendable(
+            f"file meta says {meta.transfer_syntax} ({declared.value}) but the data set is "
+            f"encoded in {found.value}",
+            skip=False,
+        )
+    uids_found = _first_uids(data, expected) if found is not None else None
+    if uids_found is None:
+        try:
+            uids_found = _uids_with_pydicom(path, meta.end, declared)
+        except Exception as exc:
+            raise NotSendable(f"cannot read the data set: {exc}", skip=False) from None
+    for tag, name, value in (
+        (_SOP_CLASS_TAG, "SOP Class UID", meta.sop_class_uid),
+        (_SOP_INSTANCE_TAG, "SOP Instance UID", meta.sop_instance_uid),
+    ):
+        actual = uids_found.get(tag)
+        if actual is None:
+            raise NotSendable(f"the data set has no {name} (0008,{tag & 0xFFFF:04X})", skip=False)
+        if actual != value:
+            raise NotSendable(
+                f"file meta {name} {value} differs from the data set's {actual}", skip=False
+            )
+    return DicomFile(
+        path=path,
+        sop_class_uid=meta.sop_class_uid,
+        sop_instance_uid=meta.sop_instance_uid,
+        transfer_syntax=meta.transfer_syntax,
+        dataset_offset=meta.end,
+        dataset_length=length,
+    )
+
+
+class FileSource:
+    """A data set streamed from disk as it is (DatasetSource: `length`, `read(n)`)."""
+
+    def __init__(self, info: DicomFile) -> None:
+        self._fp = open(info.path, "rb")  # noqa: SIM115 - closed by close(), after sending
+        self._fp.seek(info.dataset_offset)
+        self.length = info.dataset_length
+        self.sent = 0
+
+    def read(self, size: int) -> bytes:
+        piece = self._fp.read(size)
+        self.sent += len(piece)
+        return piece
+
+    def close(self) -> None:
+        self._fp.close()
+
+
+# -- re-encoding -----------------------------------------------------------------------------
+
+_SWAP_WIDTH = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+def _swap_to_little(ds: Any) -> None:
+    """Byte-swap the values pydicom keeps raw (OW/OF/OL/OD/OV) of a big-endian data set.
+
+    pydicom decodes numbers and text, but leaves these as bytes in their original order.
+    UN cannot be swapped without knowing its real VR, so it stops the conversion."""
+    for element in ds:
+        vr = element.VR
+        if vr == "SQ":
+            for item in element.value or ():
+                _swap_to_little(item)
+        elif vr in _SWAP_WIDTH and element.value:
+            width = _SWAP_WIDTH[vr]
+            raw = bytes(element.value)
+            if len(raw) % width:
+                raise NotSendable(
+                    f"{element.tag} ({vr}) has a length not a multiple of {width}", skip=False
+                )
+            swapped = bytearray(len(raw))
+            for i in range(width):
+                swapped[i::width] = raw[width - 1 - i :: width]
+            element.value = bytes(swapped)
+        elif vr == "UN" and element.value:
+            raise NotSendable(
+                f"{element.tag} has VR UN: its byte order cannot be converted from big endian",
+                skip=False,
+            )
+
+
+def encode_dataset(info: DicomFile, transfer_syntax: str) -> bytes:
+    """The file's data set re-encoded in implicit or explicit VR little endian, data-set group
+    lengths dropped (PS3.5 §7.2 makes them optional). Raises NotSendable when it cannot."""
+    if transfer_syntax not in (uids.IMPLICIT_VR_LE, uids.EXPLICIT_VR_LE):
+        raise NotSendable(f"cannot encode a data set in {transfer_syntax}", skip=False)
+    if info.compressed:
+        raise NotSendable(
+            f"compressed ({info.transfer_syntax}); netdicom sends compressed files only as "
+            "they are and the peer accepted no context in that transfer syntax",
+            skip=False,
+        )
+    from pydicom import dcmread
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    try:
+        ds = dcmread(info.path)
+        if encoding_of(info.transfer_syntax) is Encoding.EXPLICIT_BE:
+            _swap_to_little(ds)
+        _drop_group_lengths(ds)
+        buffer = DicomBytesIO()
+        buffer.is_little_endian = True
+        buffer.is_implicit_VR = transfer_syntax == uids.IMPLICIT_VR_LE
+        write_dataset(buffer, ds)
+        encoded = buffer.getvalue()
+    except NotSendable:
+        raise
+    except Exception as exc:
+        raise NotSendable(f"cannot re-encode the data set: {exc}", skip=False) from None
+    if len(encoded) % 2:
+        raise NotSendable("re-encoded data set has an odd length", skip=False)
+    return encoded
+
+
+def _drop_group_lengths(ds: Any) -> None:
+    for tag in [t for t in ds.keys() if t.element == 0]:  # noqa: SIM118 - iterating yields elements
+        del ds[tag]
+    for element in ds:
+        if element.VR == "SQ":
+            for item in element.value or ():
+                _drop_group_lengths(item)

@@ -1,0 +1,199 @@
+"""Planning a store: which files, which presentation contexts, how many associations.
+
+Pure apart from reading file headers (netdicom.core.datasets.probe_file): nothing here talks
+to a peer, so every rule can be tested with files on disk and plain values.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from netdicom.core import uids
+from netdicom.core.acse import AcceptedContext, ProposedContext
+from netdicom.core.datasets import DicomFile, NotSendable, probe_file
+from netdicom.core.sop_classes import is_compressed
+
+# Context IDs are the odd numbers 1..255 (PS3.8 §9.3.2.2): 128 per association.
+MAX_CONTEXTS = 128
+# Transfer syntaxes we can send as they are or convert to one another (never producing BE).
+_NATIVE = (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)
+_CONVERTIBLE = frozenset((*_NATIVE, uids.DEFLATED_EXPLICIT_VR_LE, uids.EXPLICIT_VR_BE))
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A path that is not sent. `failed` is True for DICOM files that are broken (they count
+    as not stored); False for files that are no instances at all (non-DICOM, DICOMDIR)."""
+
+    path: Path
+    reason: str
+    failed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    files: tuple[DicomFile, ...]
+    skipped: tuple[Skipped, ...]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.dataset_length for f in self.files)
+
+
+def _walk(directory: Path) -> Iterator[Path]:
+    # Sorted, so that runs are reproducible and instances go out in series order.
+    for root, dirs, names in os.walk(directory):
+        dirs.sort()
+        for name in sorted(names):
+            yield Path(root, name)
+
+
+def collect(paths: Iterable[Path], recursive: bool) -> tuple[list[Path], list[Skipped]]:
+    """The files named or found under the directories; FileNotFoundError for a missing path."""
+    files: list[Path] = []
+    skipped: list[Skipped] = []
+    seen: set[Path] = set()
+    for path in paths:
+        if path.is_dir():
+            if not recursive:
+                skipped.append(Skipped(path, "a directory (use -r to walk it)", failed=False))
+                continue
+            found = list(_walk(path))
+        elif path.exists():
+            found = [path]
+        else:
+            raise FileNotFoundError(f"no such file or directory: {path}")
+        for item in found:
+            key = item.resolve()
+            if key not in seen:
+                seen.add(key)
+                files.append(item)
+    return files, skipped
+
+
+def scan(paths: Iterable[Path], recursive: bool) -> Scan:
+    """Probe every file: what can be sent, and what is skipped and why."""
+    candidates, skipped = collect(paths, recursive)
+    files: list[DicomFile] = []
+    for path in candidates:
+        try:
+            files.append(probe_file(path))
+        except NotSendable as exc:
+            skipped.append(Skipped(path, str(exc), failed=not exc.skip))
+        except OSError as exc:
+            skipped.append(Skipped(path, f"cannot read: {exc.strerror or exc}", failed=True))
+    return Scan(tuple(files), tuple(skipped))
+
+
+def contexts_for(files: Sequence[DicomFile]) -> list[ProposedContext]:
+    """Per SOP class: one context per compressed transfer syntax found, and one with explicit
+    and implicit VR little endian, never compressed and uncompressed syntaxes together.
+
+    In the uncompressed context the syntaxes the files are in come first, most frequent first:
+    many acceptors take the first they support, which lets the most files go as they are.
+    Deflated and big-endian files are offered in their own syntax too (after the native ones
+    when rarer); when only a native one is accepted they are converted.
+    """
+    by_class: dict[str, Counter[str]] = {}
+    for f in files:
+        by_class.setdefault(f.sop_class_uid, Counter())[f.transfer_syntax] += 1
+    contexts: list[ProposedContext] = []
+    for sop_class, counts in by_class.items():
+        for ts, _ in counts.most_common():
+            if is_compressed(ts):
+                contexts.append(ProposedContext(sop_class, (ts,)))
+        # Offered even when every file is compressed (the issue asks for it): compressed files
+        # are never decompressed, but a peer may still want the SOP class uncompressed only,
+        # and the rejection it gives then names the real reason.
+        native = [ts for ts, _ in counts.most_common() if ts in _CONVERTIBLE]
+        ordered = [*native, *(ts for ts in _NATIVE if ts not in native)]
+        contexts.append(ProposedContext(sop_class, tuple(ordered)))
+    return contexts
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """The files one association (or one group of parallel ones) carries, with its contexts."""
+
+    contexts: tuple[ProposedContext, ...]
+    files: tuple[DicomFile, ...]
+
+
+def batches(files: Sequence[DicomFile], max_contexts: int = MAX_CONTEXTS) -> list[Batch]:
+    """Split into batches of at most `max_contexts` contexts, keeping a SOP class's contexts
+    (and so its files) together; first fit, in the order SOP classes first appear."""
+    by_class: dict[str, list[DicomFile]] = {}
+    for f in files:
+        by_class.setdefault(f.sop_class_uid, []).append(f)
+    groups: list[tuple[list[ProposedContext], list[DicomFile]]] = []
+    for members in by_class.values():
+        contexts = contexts_for(members)
+        if len(contexts) > max_contexts:
+            raise ValueError("one SOP class needs more presentation contexts than allowed")
+        for group in groups:
+            if len(group[0]) + len(contexts) <= max_contexts:
+                group[0].extend(contexts)
+                group[1].extend(members)
+                break
+        else:
+            groups.append((list(contexts), list(members)))
+    return [Batch(tuple(c), tuple(f)) for c, f in groups]
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """How a file goes out: on `context`, as it is or re-encoded in its transfer syntax."""
+
+    context: AcceptedContext
+    convert: bool
+
+    @property
+    def transfer_syntax(self) -> str:
+        return self.context.transfer_syntax
+
+
+def choose(accepted: Mapping[int, AcceptedContext], info: DicomFile) -> Choice:
+    """The accepted context for a file: its own transfer syntax if accepted (sent as it is),
+    else explicit or implicit VR little endian for a file we can convert. Raises NotSendable
+    with the reason otherwise."""
+    mine = [
+        c for c in accepted.values() if c.abstract_syntax == info.sop_class_uid and c.we_are_scu
+    ]
+    for ctx in mine:
+        if ctx.transfer_syntax == info.transfer_syntax:
+            # An odd-length data set would have to be padded mid-stream: re-encode instead.
+            if info.dataset_length % 2 == 0:
+                return Choice(ctx, convert=False)
+            if info.compressed:
+                raise NotSendable(
+                    f"the data set has an odd length ({info.dataset_length} bytes), which "
+                    "PS3.5 §7.1 forbids, and compressed data is not re-encoded",
+                    skip=False,
+                )
+            if ctx.transfer_syntax in _NATIVE:
+                return Choice(ctx, convert=True)
+    if not mine:
+        raise NotSendable(
+            f"the peer accepted no presentation context for SOP class {info.sop_class_uid}",
+            skip=False,
+        )
+    if info.compressed:
+        raise NotSendable(
+            f"compressed in {info.transfer_syntax}, which the peer did not accept; "
+            "compressed files are sent only as they are",
+            skip=False,
+        )
+    for ts in _NATIVE:
+        for ctx in mine:
+            if ctx.transfer_syntax == ts:
+                return Choice(ctx, convert=True)
+    raise NotSendable(
+        f"the peer accepted SOP class {info.sop_class_uid} only in "
+        f"{', '.join(sorted({c.transfer_syntax for c in mine}))}, to which netdicom does not "
+        "convert",
+        skip=False,
+    )

@@ -1,0 +1,297 @@
+"""Storage service (PS3.4 Annex B) as SCU: send files with C-STORE over one or more associations.
+
+Every file ends in exactly one FileOutcome: stored, stored with a warning, failed (with the
+status or the reason) or skipped. When an association ends early, the file in flight and
+every file not yet sent are reported as failed with the reason, never dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Protocol
+
+from netdicom.core.datasets import DicomFile, FileSource, NotSendable, encode_dataset
+from netdicom.core.dimse import CStoreRQ, CStoreRSP, StatusCategory, category, status_name
+from netdicom.core.errors import NetDicomError, RemoteProtocolError
+from netdicom.services.peer import Peer
+from netdicom.services.planning import Batch, Scan, Skipped, batches, choose
+from netdicom.services.session import ClientOptions, open_association, receive_response
+from netdicom.transport.association import Association
+
+
+class Result(Enum):
+    STORED = "stored"
+    WARNING = "warning"  # stored, with a warning status (PS3.4 B.2.3: B000, B006, B007)
+    FAILED = "failed"
+    SKIPPED = "skipped"  # not an instance: not DICOM, a DICOMDIR, a directory without -r
+
+
+@dataclass(frozen=True, slots=True)
+class FileOutcome:
+    path: Path
+    result: Result
+    sop_class_uid: str | None = None
+    sop_instance_uid: str | None = None
+    status: int | None = None
+    status_name: str | None = None
+    reason: str | None = None
+    transfer_syntax: str | None = None  # the syntax it was sent in
+    converted: bool = False
+    bytes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.result in (Result.STORED, Result.WARNING)
+
+
+class StoreObserver(Protocol):
+    """Progress callbacks; called from the event loop, so keep them cheap."""
+
+    def opened(self, assoc: Association) -> None: ...
+
+    def sent_bytes(self, count: int) -> None: ...
+
+    def finished(self, outcome: FileOutcome) -> None: ...
+
+
+@dataclass(slots=True)
+class StoreReport:
+    outcomes: list[FileOutcome] = field(default_factory=list)
+    elapsed: float = 0.0
+    associations: int = 0
+    # The first association-level failure (rejection, abort, timeout...), if any.
+    error: NetDicomError | None = None
+
+    def count(self, result: Result) -> int:
+        return sum(1 for o in self.outcomes if o.result is result)
+
+    @property
+    def bytes_sent(self) -> int:
+        return sum(o.bytes for o in self.outcomes if o.ok)
+
+    @property
+    def all_stored(self) -> bool:
+        return all(o.ok or o.result is Result.SKIPPED for o in self.outcomes)
+
+
+class _NullObserver:
+    def opened(self, assoc: Association) -> None:
+        pass
+
+    def sent_bytes(self, count: int) -> None:
+        pass
+
+    def finished(self, outcome: FileOutcome) -> None:
+        pass
+
+
+class _Counting:
+    """A DatasetSource that reports progress as pieces are read."""
+
+    __slots__ = ("_observer", "_source", "length")
+
+    def __init__(self, source: FileSource, observer: StoreObserver) -> None:
+        self._source = source
+        self._observer = observer
+        self.length = source.length
+
+    def read(self, size: int) -> bytes:
+        piece = self._source.read(size)
+        self._observer.sent_bytes(len(piece))
+        return piece
+
+
+def _failed(info: DicomFile, reason: str, status: int | None = None) -> FileOutcome:
+    return FileOutcome(
+        info.path,
+        Result.FAILED,
+        info.sop_class_uid,
+        info.sop_instance_uid,
+        status=status,
+        status_name=status_name(status, "store") if status is not None else None,
+        reason=reason,
+    )
+
+
+async def store_one(
+    assoc: Association,
+    info: DicomFile,
+    timeout: float | None,
+    observer: StoreObserver | None = None,
+) -> FileOutcome:
+    """C-STORE one file on an established association.
+
+    File-level problems (no usable context, cannot convert, a failure status) come back as a
+    FAILED outcome; association-level ones (abort, timeout, connection lost) raise.
+    """
+    observer = observer or _NullObserver()
+    negotiated = assoc.negotiated
+    assert negotiated is not None
+    try:
+        choice = choose(negotiated.accepted, info)
+    except NotSendable as exc:
+        return _failed(info, str(exc))
+    message_id = assoc.message_ids.next()
+    request = CStoreRQ(message_id, info.sop_class_uid, info.sop_instance_uid)
+    if choice.convert:
+        try:
+            # pydicom decodes and encodes: off the event loop, other associations keep going.
+            data = await asyncio.to_thread(encode_dataset, info, choice.transfer_syntax)
+        except NotSendable as exc:
+            assoc.message_ids.release(message_id)
+            return _failed(info, str(exc))
+        await assoc.send_message(choice.context.context_id, request, dataset=data)
+        observer.sent_bytes(len(data))
+        size = len(data)
+    else:
+        try:
+            source = FileSource(info)
+        except OSError as exc:
+            assoc.message_ids.release(message_id)
+            return _failed(info, f"cannot read: {exc.strerror or exc}")
+        try:
+            await assoc.send_message(
+                choice.context.context_id, request, dataset=_Counting(source, observer)
+            )
+        finally:
+            source.close()
+        size = info.dataset_length
+    response, _ = await receive_response(assoc, message_id, timeout)
+    assoc.message_ids.release(message_id)
+    if not isinstance(response, CStoreRSP):
+        raise RemoteProtocolError(f"expected C-STORE-RSP, got {type(response).__name__}")
+    code = response.status
+    kind = category(code)
+    name = status_name(code, "store")
+    common = {
+        "sop_class_uid": info.sop_class_uid,
+        "sop_instance_uid": info.sop_instance_uid,
+        "status": code,
+        "status_name": name,
+        "transfer_syntax": choice.transfer_syntax,
+        "converted": choice.convert,
+    }
+    if kind is StatusCategory.SUCCESS:
+        return FileOutcome(info.path, Result.STORED, bytes=size, **common)  # type: ignore[arg-type]
+    if kind is StatusCategory.WARNING:
+        return FileOutcome(
+            info.path,
+            Result.WARNING,
+            bytes=size,
+            reason=response.error_comment,
+            **common,  # type: ignore[arg-type]
+        )
+    return FileOutcome(info.path, Result.FAILED, reason=response.error_comment, **common)  # type: ignore[arg-type]
+
+
+def skipped_outcome(skipped: Skipped) -> FileOutcome:
+    """A path the scan set aside: SKIPPED, or FAILED for a broken DICOM file."""
+    result = Result.FAILED if skipped.failed else Result.SKIPPED
+    return FileOutcome(skipped.path, result, reason=skipped.reason)
+
+
+@dataclass(slots=True)
+class _Run:
+    peer: Peer
+    options: ClientOptions
+    timeout: float | None
+    observer: StoreObserver
+    report: StoreReport
+    limit: asyncio.Semaphore
+
+    def record(self, outcome: FileOutcome) -> None:
+        self.report.outcomes.append(outcome)
+        self.observer.finished(outcome)
+
+    def fault(self, exc: NetDicomError) -> None:
+        if self.report.error is None:
+            self.report.error = exc
+
+    async def worker(self, batch: Batch, queue: deque[DicomFile]) -> None:
+        async with self.limit:
+            if not queue:
+                return
+            try:
+                assoc = await open_association(self.peer, self.options, batch.contexts)
+            except NetDicomError as exc:
+                self.fault(exc)
+                return
+            self.report.associations += 1
+            self.observer.opened(assoc)
+            info: DicomFile | None = None
+            try:
+                while queue:
+                    info = queue.popleft()
+                    self.record(await store_one(assoc, info, self.timeout, self.observer))
+                    info = None
+            except (NetDicomError, OSError) as exc:
+                # The association is unusable after a failure mid-message: say so, give up on it.
+                error = exc if isinstance(exc, NetDicomError) else NetDicomError(str(exc))
+                self.fault(error)
+                if info is not None:
+                    self.record(_failed(info, f"not stored: {error}"))
+                assoc.abort()
+                return
+            except BaseException:
+                assoc.abort()
+                raise
+            try:
+                await assoc.release()
+            except NetDicomError as exc:
+                # Everything was answered already; a failed release loses nothing.
+                self.fault(exc)
+
+
+async def store(
+    peer: Peer,
+    options: ClientOptions,
+    scan: Scan,
+    *,
+    associations: int = 1,
+    timeout: float | None = None,
+    observer: StoreObserver | None = None,
+) -> StoreReport:
+    """Send every file of `scan`: batches of at most 128 contexts, each over up to
+    `associations` parallel associations (in total, never more than that at once)."""
+    report = StoreReport()
+    run = _Run(
+        peer,
+        options,
+        timeout,
+        observer or _NullObserver(),
+        report,
+        asyncio.Semaphore(max(1, associations)),
+    )
+    for skipped in scan.skipped:
+        run.record(skipped_outcome(skipped))
+    started = time.perf_counter()
+    plan = batches(scan.files)
+    queues = [deque(batch.files) for batch in plan]
+    tasks: list[asyncio.Task[None]] = []
+    for batch, queue in zip(plan, queues, strict=True):
+        for _ in range(min(max(1, associations), len(batch.files))):
+            tasks.append(asyncio.create_task(run.worker(batch, queue)))
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+    reason = f"not sent: {report.error}" if report.error else "not sent"
+    for queue in queues:
+        while queue:
+            run.record(_failed(queue.popleft(), reason))
+    report.elapsed = time.perf_counter() - started
+    return report
+
+
+def summarize(outcomes: Sequence[FileOutcome]) -> dict[str, int]:
+    counts = {result.value: 0 for result in Result}
+    for outcome in outcomes:
+        counts[outcome.result.value] += 1
+    return counts

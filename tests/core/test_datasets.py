@@ -1,0 +1,244 @@
+"""netdicom.core.datasets: probing files without decoding them, and re-encoding data sets."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydicom import dcmread
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset
+from pydicom.sequence import Sequence
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEGBaseline8Bit,
+)
+
+from netdicom.core import uids
+from netdicom.core.datasets import (
+    DicomFile,
+    Encoding,
+    FileSource,
+    NotSendable,
+    detect_encoding,
+    encode_dataset,
+    probe_file,
+)
+from tests.dicomfiles import CT, make_dataset, write_instance
+
+
+def _dataset_bytes(path: Path, offset: int) -> bytes:
+    return path.read_bytes()[offset:]
+
+
+def _decode(data: bytes, implicit: bool) -> Dataset:
+    return read_dataset(DicomBytesIO(data), implicit, True)
+
+
+@pytest.mark.parametrize("ts", [str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian)])
+def test_probe_reads_meta_and_offset(tmp_path: Path, ts: str) -> None:
+    ds = make_dataset()
+    path = write_instance(tmp_path / "a.dcm", ds, ts)
+    info = probe_file(path)
+    assert info.sop_class_uid == CT
+    assert info.sop_instance_uid == ds.SOPInstanceUID
+    assert info.transfer_syntax == ts
+    assert info.dataset_offset + info.dataset_length == path.stat().st_size
+    # The bytes after the offset are exactly the data set pydicom reads from the file.
+    decoded = _decode(_dataset_bytes(path, info.dataset_offset), ts == uids.IMPLICIT_VR_LE)
+    assert decoded.SOPInstanceUID == ds.SOPInstanceUID
+    assert decoded.PixelData == ds.PixelData
+    assert not info.compressed
+
+
+def test_file_source_streams_the_data_set(tmp_path: Path) -> None:
+    path = write_instance(tmp_path / "a.dcm", make_dataset(rows=64, columns=64))
+    info = probe_file(path)
+    source = FileSource(info)
+    pieces = []
+    while piece := source.read(1000):
+        pieces.append(piece)
+    source.close()
+    assert max(len(p) for p in pieces) == 1000
+    assert b"".join(pieces) == _dataset_bytes(path, info.dataset_offset)
+    assert source.length == info.dataset_length == source.sent
+
+
+def test_not_dicom_is_skipped(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("hello " * 100)
+    with pytest.raises(NotSendable, match="DICM") as caught:
+        probe_file(text)
+    assert caught.value.skip
+    short = tmp_path / "short"
+    short.write_bytes(b"abc")
+    with pytest.raises(NotSendable, match="preamble") as caught:
+        probe_file(short)
+    assert caught.value.skip
+
+
+def test_dicomdir_is_skipped(tmp_path: Path) -> None:
+    ds = make_dataset()
+    path = write_instance(tmp_path / "DICOMDIR", ds)
+    raw = bytearray(path.read_bytes())
+    # Rewrite the meta's SOP class to Media Storage Directory Storage, same length (padded).
+    old = CT.encode()
+    new = b"1.2.840.10008.1.3.10"
+    new = new + b"\0" * (len(old) - len(new))
+    index = raw.index(old)
+    raw[index : index + len(old)] = new
+    path.write_bytes(bytes(raw))
+    with pytest.raises(NotSendable, match="DICOMDIR") as caught:
+        probe_file(path)
+    assert caught.value.skip
+
+
+def test_meta_and_data_set_uids_must_match(tmp_path: Path) -> None:
+    ds = make_dataset(sop_instance_uid="1.2.3.4")
+    path = write_instance(tmp_path / "a.dcm", ds)
+    raw = path.read_bytes()
+    # Change the data set's SOP Instance UID (after the meta), not the meta's.
+    info = probe_file(path)
+    head, body = raw[: info.dataset_offset], raw[info.dataset_offset :]
+    path.write_bytes(head + body.replace(b"1.2.3.4\0", b"1.2.3.5\0"))
+    with pytest.raises(
+        NotSendable, match=r"SOP Instance UID 1\.2\.3\.4 differs .* 1\.2\.3\.5"
+    ) as caught:
+        probe_file(path)
+    assert not caught.value.skip
+
+
+def test_meta_transfer_syntax_must_match_encoding(tmp_path: Path) -> None:
+    implicit = write_instance(tmp_path / "i.dcm", make_dataset(), str(ImplicitVRLittleEndian))
+    explicit = write_instance(tmp_path / "e.dcm", make_dataset(), str(ExplicitVRLittleEndian))
+    # Graft each data set under the other's meta: meta and encoding now disagree.
+    i_info, e_info = probe_file(implicit), probe_file(explicit)
+    i_raw, e_raw = implicit.read_bytes(), explicit.read_bytes()
+    lying = tmp_path / "lying.dcm"
+    lying.write_bytes(e_raw[: e_info.dataset_offset] + i_raw[i_info.dataset_offset :])
+    with pytest.raises(NotSendable, match="encoded in implicit VR little endian") as caught:
+        probe_file(lying)
+    assert not caught.value.skip
+    lying.write_bytes(i_raw[: i_info.dataset_offset] + e_raw[e_info.dataset_offset :])
+    with pytest.raises(NotSendable, match="encoded in explicit VR little endian"):
+        probe_file(lying)
+
+
+def test_detect_encoding_vectors() -> None:
+    # (0008,0005) CS, length 10, explicit VR little endian.
+    assert detect_encoding(b"\x08\x00\x05\x00CS\x0a\x00") == Encoding.EXPLICIT_LE
+    # The same element in explicit VR big endian.
+    assert detect_encoding(b"\x00\x08\x00\x05CS\x00\x0a") == Encoding.EXPLICIT_BE
+    # Implicit VR little endian: tag then a 4-byte length.
+    assert detect_encoding(b"\x08\x00\x05\x00\x0a\x00\x00\x00") == Encoding.IMPLICIT_LE
+    assert detect_encoding(b"\x08\x00") is None
+
+
+def _write_big_endian(path: Path, ds: Dataset) -> Path:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ExplicitVRBigEndian
+    ds.file_meta = meta
+    ds.PixelData = np.frombuffer(ds.PixelData, "<u2").astype(">u2").tobytes()
+    ds.save_as(path, enforce_file_format=True, implicit_vr=False, little_endian=False)
+    return path
+
+
+def test_probe_deflated_and_big_endian(tmp_path: Path) -> None:
+    ds = make_dataset()
+    deflated = write_instance(tmp_path / "d.dcm", ds, str(DeflatedExplicitVRLittleEndian))
+    info = probe_file(deflated)
+    assert info.transfer_syntax == uids.DEFLATED_EXPLICIT_VR_LE
+    assert info.sop_instance_uid == ds.SOPInstanceUID
+    big = _write_big_endian(tmp_path / "b.dcm", make_dataset())
+    info = probe_file(big)
+    assert info.transfer_syntax == uids.EXPLICIT_VR_BE
+
+
+def test_deflated_that_does_not_inflate(tmp_path: Path) -> None:
+    path = write_instance(tmp_path / "d.dcm", make_dataset(), str(DeflatedExplicitVRLittleEndian))
+    info = probe_file(path)
+    raw = path.read_bytes()
+    path.write_bytes(raw[: info.dataset_offset] + b"\xff" * 64)
+    with pytest.raises(NotSendable, match="inflate"):
+        probe_file(path)
+
+
+def test_sequence_before_sop_uids_uses_pydicom(tmp_path: Path) -> None:
+    ds = make_dataset()
+    item = Dataset()
+    item.CodeValue = "eng"
+    # (0008,0006) Language Code Sequence sorts before SOP Class UID (0008,0016).
+    ds.LanguageCodeSequence = Sequence([item])
+    path = write_instance(tmp_path / "a.dcm", ds)
+    info = probe_file(path)
+    assert info.sop_instance_uid == ds.SOPInstanceUID
+
+
+@pytest.mark.parametrize(
+    ("source_ts", "target_ts"),
+    [
+        (str(ImplicitVRLittleEndian), uids.EXPLICIT_VR_LE),
+        (str(ExplicitVRLittleEndian), uids.IMPLICIT_VR_LE),
+        (str(DeflatedExplicitVRLittleEndian), uids.EXPLICIT_VR_LE),
+        (str(DeflatedExplicitVRLittleEndian), uids.IMPLICIT_VR_LE),
+    ],
+)
+def test_encode_converts_element_by_element(tmp_path: Path, source_ts: str, target_ts: str) -> None:
+    ds = make_dataset()
+    path = write_instance(tmp_path / "a.dcm", ds, source_ts)
+    encoded = encode_dataset(probe_file(path), target_ts)
+    assert len(encoded) % 2 == 0
+    result = _decode(encoded, target_ts == uids.IMPLICIT_VR_LE)
+    original = dcmread(path)
+    assert [e.tag for e in result] == [e.tag for e in original]
+    for element in original:
+        assert result[element.tag].value == element.value, element.tag
+
+
+def test_encode_from_big_endian_swaps_words(tmp_path: Path) -> None:
+    ds = make_dataset()
+    pixels = ds.PixelData
+    path = _write_big_endian(tmp_path / "b.dcm", ds)
+    result = _decode(encode_dataset(probe_file(path), uids.EXPLICIT_VR_LE), False)
+    assert result.PixelData == pixels
+    assert result.Rows == 8
+
+
+def test_encode_drops_group_lengths(tmp_path: Path) -> None:
+    ds = make_dataset()
+    path = write_instance(tmp_path / "a.dcm", ds, str(ImplicitVRLittleEndian))
+    info = probe_file(path)
+    raw = path.read_bytes()
+    # Prepend a (0008,0000) group length (UL, implicit VR) to the data set.
+    group_length = struct.pack("<HHII", 0x0008, 0x0000, 4, 1234)
+    path.write_bytes(raw[: info.dataset_offset] + group_length + raw[info.dataset_offset :])
+    info = probe_file(path)
+    for ts in (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE):
+        result = _decode(encode_dataset(info, ts), ts == uids.IMPLICIT_VR_LE)
+        assert 0x00080000 not in result
+        assert result.SOPInstanceUID == ds.SOPInstanceUID
+
+
+def test_encode_refuses_compressed_and_big_endian_output(tmp_path: Path) -> None:
+    info = DicomFile(tmp_path / "x.dcm", CT, "1.2.3", str(JPEGBaseline8Bit), 200, 1000)
+    with pytest.raises(NotSendable, match="compressed"):
+        encode_dataset(info, uids.EXPLICIT_VR_LE)
+    path = write_instance(tmp_path / "a.dcm", make_dataset())
+    with pytest.raises(NotSendable, match="cannot encode"):
+        encode_dataset(probe_file(path), uids.EXPLICIT_VR_BE)
+
+
+def test_zlib_roundtrip_sanity() -> None:
+    # Deflated data sets are raw deflate streams (no zlib header), PS3.5 §A.5.
+    packed = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    data = packed.compress(b"\x08\x00\x05\x00CS\x0a\x00ISO_IR 100") + packed.flush()
+    assert detect_encoding(zlib.decompress(data, -zlib.MAX_WBITS)) == Encoding.EXPLICIT_LE
