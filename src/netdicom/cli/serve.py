@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from netdicom.archive.layout import DEFAULT_LAYOUT
 from netdicom.cli.common import DebugOption, MaxPduOption, QuietOption, run
 
 EXAMPLES = """\
@@ -15,7 +17,36 @@ Examples:
   netdicom serve --dir ./archive
 
   netdicom serve --dir /srv/dicom --host 0.0.0.0 --port 104 --aet ARCHIVE
+
+  netdicom serve --dir ./archive --layout '{StudyInstanceUID}/{SOPInstanceUID}.dcm'
+
+  netdicom serve --dir ./archive --prefer-ts 1.2.840.10008.1.2.4.80 --on-duplicate rename
 """
+
+STORAGE_PANEL = "Storage"
+
+
+class OnDuplicate(StrEnum):
+    keep = "keep"
+    overwrite = "overwrite"
+    rename = "rename"
+
+
+def _transfer_syntax(value: str) -> str:
+    """A transfer syntax given as a UID or a pydicom keyword (ExplicitVRLittleEndian)."""
+    import pydicom.uid
+
+    from netdicom.core.sop_classes import known_transfer_syntaxes
+
+    uid = value.strip()
+    if not uid[:1].isdigit():
+        found = getattr(pydicom.uid, uid, None)
+        if not isinstance(found, str):
+            raise typer.BadParameter(f"{value!r} is not a transfer syntax UID or keyword")
+        uid = str(found)
+    if uid not in known_transfer_syntaxes():
+        raise typer.BadParameter(f"{value!r} is not a public transfer syntax")
+    return uid
 
 
 def serve(
@@ -52,13 +83,58 @@ def serve(
         ),
     ] = 30.0,
     max_pdu: MaxPduOption = 262144,
+    layout: Annotated[
+        str,
+        typer.Option(
+            "--layout",
+            help="Where each instance goes under DIR: {Keyword} fields of the data set.",
+            rich_help_panel=STORAGE_PANEL,
+        ),
+    ] = DEFAULT_LAYOUT,
+    on_duplicate: Annotated[
+        OnDuplicate,
+        typer.Option(
+            "--on-duplicate",
+            help="An instance whose file exists: keep the first, overwrite it, or store "
+            "beside it as NAME_1.dcm. All answer success.",
+            rich_help_panel=STORAGE_PANEL,
+        ),
+    ] = OnDuplicate.keep,
+    no_unknown: Annotated[
+        bool,
+        typer.Option(
+            "--no-unknown",
+            help="Refuse SOP classes we do not know (by default they are stored).",
+            rich_help_panel=STORAGE_PANEL,
+        ),
+    ] = False,
+    prefer_ts: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--prefer-ts",
+            help="Accept this transfer syntax (UID or keyword) whenever offered; repeatable, "
+            "first wins.",
+            rich_help_panel=STORAGE_PANEL,
+        ),
+    ] = None,
+    no_fsync: Annotated[
+        bool,
+        typer.Option(
+            "--no-fsync",
+            help="Answer success before the data reaches the disk (faster; a power cut "
+            "may lose instances already acknowledged).",
+            rich_help_panel=STORAGE_PANEL,
+        ),
+    ] = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
-    """Serve a folder: answer C-ECHO (storage and query/retrieve follow)."""
+    """Serve a folder: answer C-ECHO and store every instance sent with C-STORE."""
     import logging
     import sys
 
+    from netdicom.archive.layout import Layout, LayoutError
+    from netdicom.archive.writer import DuplicatePolicy
     from netdicom.services.serve import ServeConfig
     from netdicom.transport.config import Timeouts, TransportConfig
 
@@ -69,9 +145,15 @@ def serve(
     root.addHandler(handler)
     root.setLevel(level)
     try:
+        Layout.parse(layout)
+    except LayoutError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--layout") from None
+    preferred = tuple(_transfer_syntax(value) for value in prefer_ts or ())
+    try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        from netdicom.cli.common import fail
+        from netdicom.archive.layout import DEFAULT_LAYOUT
+from netdicom.cli.common import fail
 
         raise fail(exc, debug=debug) from None
     config = ServeConfig(
@@ -80,6 +162,11 @@ def serve(
         host=host,
         port=port,
         max_associations=max_associations,
+        layout=layout,
+        on_duplicate=DuplicatePolicy(on_duplicate.value),
+        accept_unknown_sop_classes=not no_unknown,
+        prefer_transfer_syntaxes=preferred,
+        fsync=not no_fsync,
         transport=TransportConfig(
             timeouts=Timeouts(idle=idle_timeout, artim=acse_timeout, acse=acse_timeout),
             max_pdu=max_pdu,
