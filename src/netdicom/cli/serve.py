@@ -152,8 +152,7 @@ def serve(
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        from netdicom.archive.layout import DEFAULT_LAYOUT
-from netdicom.cli.common import fail
+        from netdicom.cli.common import fail
 
         raise fail(exc, debug=debug) from None
     config = ServeConfig(
