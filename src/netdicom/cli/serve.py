@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from netdicom.archive.layout import DEFAULT_LAYOUT
 from netdicom.cli.common import DebugOption, MaxPduOption, QuietOption, run
 
 EXAMPLES = """\
@@ -24,6 +23,9 @@ Examples:
 """
 
 STORAGE_PANEL = "Storage"
+# netdicom.archive.layout.DEFAULT_LAYOUT, spelt out so that loading the CLI (and so `netdicom
+# echo`) does not import the archive package; a test keeps the two equal.
+DEFAULT_LAYOUT = "{PatientID}/{StudyInstanceUID}/{SeriesInstanceUID}/{SOPInstanceUID}.dcm"
 
 
 class OnDuplicate(StrEnum):
