@@ -27,7 +27,6 @@ from benchlib import (
     DCMTK_MAX_PDU,
     OUT_DIR,
     PYNETDICOM,
-    count_files,
     free_port,
     fresh_dir,
     have_dcmtk,
@@ -89,9 +88,14 @@ def serve_peak(nd: list[str], inst: Instance, work: Path) -> tuple[int | None, s
                 env=env,
             )
             peak = peak_rss_kb(proc.pid)
-        if run.returncode != 0 or count_files(directory, ".dcm") != 1:
+        stored = [p for p in directory.rglob("*.dcm") if not p.name.startswith(".")]
+        if run.returncode != 0 or len(stored) != 1:
             return None, f"not stored (sender exit {run.returncode}; see {work / 'logs'})"
+        if stored[0].stat().st_size < inst.bytes - 4096:
+            return None, f"stored file has {stored[0].stat().st_size} bytes of {inst.bytes}"
         return peak, ""
+    except RuntimeError as exc:  # serve did not start
+        return None, str(exc).splitlines()[0]
     finally:
         fresh_dir(directory).rmdir()
 
@@ -116,6 +120,8 @@ def store_peak(nd: list[str], inst: Instance, work: Path) -> tuple[int | None, s
         if run.returncode != 0:
             return None, f"netdicom store exit {run.returncode}: {run.output.strip()[:200]}"
         return run.max_rss_kb, ""
+    except RuntimeError as exc:  # the receiver did not start
+        return None, str(exc).splitlines()[0]
     finally:
         fresh_dir(directory).rmdir()
 
