@@ -1,0 +1,126 @@
+"""File meta encoding (equal to pydicom's) and the layout: rendering, sanitising, refusals."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+import pytest
+from pydicom.dataset import FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_file_meta_info
+
+from netdicom.archive.layout import (
+    DEFAULT_LAYOUT,
+    PLACEHOLDER,
+    Layout,
+    LayoutError,
+    UnsafePath,
+)
+from netdicom.archive.meta import PREAMBLE, encode_file_meta
+from netdicom.cli import serve as serve_cli
+from netdicom.core import uids
+
+PATIENT_ID = 0x00100020
+STUDY = 0x0020000D
+SERIES = 0x0020000E
+SOP_INSTANCE = 0x00080018
+
+
+@pytest.mark.parametrize("ae", ["STORESCU", "ODD", None])
+@pytest.mark.parametrize("instance", ["1.2.3.4", "1.2.3.45"])  # even and odd UID lengths
+def test_file_meta_is_what_pydicom_writes(ae: str | None, instance: str) -> None:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    meta.MediaStorageSOPInstanceUID = instance
+    meta.TransferSyntaxUID = uids.EXPLICIT_VR_LE
+    meta.ImplementationClassUID = uids.IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = uids.IMPLEMENTATION_VERSION_NAME
+    if ae:
+        meta.SourceApplicationEntityTitle = ae
+    fp = DicomBytesIO()
+    write_file_meta_info(fp, meta, enforce_standard=True)
+    ours = encode_file_meta(
+        sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
+        sop_instance_uid=instance,
+        transfer_syntax=uids.EXPLICIT_VR_LE,
+        source_ae_title=ae,
+    )
+    assert ours == PREAMBLE + fp.getvalue()
+
+
+def test_cli_default_layout_is_the_archive_default() -> None:
+    assert serve_cli.DEFAULT_LAYOUT == DEFAULT_LAYOUT
+
+
+def render(values: dict[int, bytes | str], template: str = DEFAULT_LAYOUT) -> PurePosixPath:
+    return Layout.parse(template).render(values)
+
+
+def test_default_layout() -> None:
+    path = render(
+        {PATIENT_ID: b"PAT1 ", STUDY: b"1.2.3\x00", SERIES: b"1.2.4", SOP_INSTANCE: "1.2.5"}
+    )
+    assert path == PurePosixPath("PAT1/1.2.3/1.2.4/1.2.5.dcm")
+
+
+@pytest.mark.parametrize(
+    ("patient_id", "component"),
+    [
+        (b"", PLACEHOLDER),
+        (b"   ", PLACEHOLDER),
+        (b"..", "_."),
+        (b".", "_"),
+        (b"../../etc/passwd", "_._.._etc_passwd"),
+        (b"/etc", "_etc"),
+        (b"A\\B", "A_B"),
+        ("Müller".encode("latin-1"), "M_ller"),
+        (b"X" * 200, "X" * 64),
+    ],
+)
+def test_values_are_sanitised(patient_id: bytes, component: str) -> None:
+    path = render({PATIENT_ID: patient_id, STUDY: "1.2", SERIES: "1.3", SOP_INSTANCE: "1.4"})
+    assert path.parts[0] == component
+    assert len(path.parts) == 4
+
+
+@pytest.mark.parametrize("uid", ["../x", "/etc/x", "..", "1.2/../3", "1.2.a", "1." * 40])
+def test_invalid_uids_are_refused(uid: str) -> None:
+    with pytest.raises(UnsafePath):
+        render({PATIENT_ID: b"P", STUDY: "1.2", SERIES: "1.3", SOP_INSTANCE: uid})
+    with pytest.raises(UnsafePath):
+        render({PATIENT_ID: b"P", STUDY: uid, SERIES: "1.3", SOP_INSTANCE: "1.4"})
+
+
+def test_missing_uid_gets_the_placeholder() -> None:
+    path = render({SOP_INSTANCE: "1.4"})
+    assert path == PurePosixPath(f"{PLACEHOLDER}/{PLACEHOLDER}/{PLACEHOLDER}/1.4.dcm")
+
+
+def test_other_templates() -> None:
+    layout = Layout.parse("{Modality}/{StudyDate}-{PatientName}/{SOPInstanceUID}")
+    assert layout.tags == {0x00080060, 0x00080020, 0x00100010, SOP_INSTANCE}
+    path = layout.render(
+        {0x00080060: b"CT", 0x00080020: b"20240102", 0x00100010: b"DOE^JOHN", SOP_INSTANCE: "9"}
+    )
+    assert path == PurePosixPath("CT/20240102-DOE^JOHN/9")
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "",
+        "/abs/{SOPInstanceUID}",
+        "../{SOPInstanceUID}",
+        "a/./{SOPInstanceUID}",
+        "a//{SOPInstanceUID}",
+        "{NotAKeyword}/{SOPInstanceUID}",
+        "{PixelData}/{SOPInstanceUID}",
+        "{ReferencedImageSequence}/{SOPInstanceUID}",
+        "{PatientID}",
+        "{SOPInstanceUID:>10}",
+        "{SOPInstanceUID",
+    ],
+)
+def test_bad_templates_are_refused(template: str) -> None:
+    with pytest.raises(LayoutError):
+        Layout.parse(template)

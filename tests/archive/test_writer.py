@@ -1,0 +1,113 @@
+"""The archive writer: atomic placement, duplicates, sweeping, failures leave nothing."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from netdicom.archive.layout import UnsafePath
+from netdicom.archive.writer import TEMP_DIR, Archive, DuplicatePolicy, Outcome
+
+
+def files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def store(archive: Archive, relative: str, body: bytes) -> tuple[Path, Outcome]:
+    pending = archive.begin(b"HEAD")
+    pending.write(memoryview(body))
+    placed = pending.commit(PurePosixPath(relative))
+    return placed.path, placed.outcome
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+def test_store_places_the_file_and_leaves_no_temp(tmp_path: Path, fsync: bool) -> None:
+    archive = Archive(tmp_path, fsync=fsync)
+    path, outcome = store(archive, "a/b/c.dcm", b"BODY")
+    assert outcome is Outcome.STORED
+    assert path == tmp_path / "a/b/c.dcm"
+    assert path.read_bytes() == b"HEADBODY"
+    assert files(tmp_path) == ["a/b/c.dcm"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "outcome", "expected"),
+    [
+        (DuplicatePolicy.KEEP, Outcome.KEPT_EXISTING, {"x.dcm": b"HEAD1"}),
+        (DuplicatePolicy.OVERWRITE, Outcome.OVERWROTE, {"x.dcm": b"HEAD2"}),
+        (DuplicatePolicy.RENAME, Outcome.RENAMED, {"x.dcm": b"HEAD1", "x_1.dcm": b"HEAD2"}),
+    ],
+)
+def test_duplicates(
+    tmp_path: Path, policy: DuplicatePolicy, outcome: Outcome, expected: dict[str, bytes]
+) -> None:
+    archive = Archive(tmp_path, on_duplicate=policy, fsync=False)
+    assert store(archive, "x.dcm", b"1")[1] is Outcome.STORED
+    assert store(archive, "x.dcm", b"2")[1] is outcome
+    assert {name: (tmp_path / name).read_bytes() for name in files(tmp_path)} == expected
+
+
+def test_rename_counts_up(tmp_path: Path) -> None:
+    archive = Archive(tmp_path, on_duplicate=DuplicatePolicy.RENAME, fsync=False)
+    paths = [store(archive, "d/x.dcm", str(n).encode())[0].name for n in range(4)]
+    assert paths == ["x.dcm", "x_1.dcm", "x_2.dcm", "x_3.dcm"]
+
+
+def test_failing_write_leaves_nothing(tmp_path: Path) -> None:
+    calls = 0
+
+    def full_disk(fd: int, data: memoryview) -> int:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return os.write(fd, data)
+
+    archive = Archive(tmp_path, file_write=full_disk)
+    pending = archive.begin(b"HEAD")
+    with pytest.raises(OSError, match="No space"):
+        pending.write(b"BODY")
+    pending.discard()
+    assert files(tmp_path) == []
+
+
+def test_short_writes_are_completed(tmp_path: Path) -> None:
+    archive = Archive(tmp_path, fsync=False, file_write=lambda fd, data: os.write(fd, data[:3]))
+    path, _ = store(archive, "x.dcm", b"0123456789")
+    assert path.read_bytes() == b"HEAD0123456789"
+
+
+def test_unsafe_relative_paths_are_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "root"
+    archive = Archive(root)
+    (root / "link").symlink_to(outside)
+    for relative in ("../x.dcm", "/etc/x.dcm", "link/x.dcm"):
+        pending = archive.begin(b"HEAD")
+        with pytest.raises(UnsafePath):
+            pending.commit(PurePosixPath(relative))
+    assert files(outside) == []
+    assert files(root) == []
+
+
+def test_sweep_removes_temp_files_of_dead_processes_only(tmp_path: Path) -> None:
+    archive = Archive(tmp_path)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(dead.stdout)
+    temp = tmp_path / TEMP_DIR
+    (temp / f"{dead_pid}-1.part").write_bytes(b"x")
+    (temp / f"{os.getppid()}-1.part").write_bytes(b"x")  # a live process
+    (temp / "notes.txt").write_bytes(b"x")  # not ours
+    assert archive.sweep() == 1
+    assert sorted(p.name for p in temp.iterdir()) == [f"{os.getppid()}-1.part", "notes.txt"]
