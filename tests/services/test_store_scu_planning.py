@@ -75,8 +75,10 @@ def test_contexts_per_sop_class_and_syntax() -> None:
     assert contexts == [
         ProposedContext(CT, (JPEG_LOSSLESS,)),
         ProposedContext(CT, (JPEG2000,)),
-        # Most files are implicit: offered first so they go as they are.
+        # Most files are implicit: offered first so they go as they are...
         ProposedContext(CT, (uids.IMPLICIT_VR_LE, uids.EXPLICIT_VR_LE)),
+        # ...and the explicit one gets a context of its own, so it can go as it is too.
+        ProposedContext(CT, (uids.EXPLICIT_VR_LE,)),
         ProposedContext(MR, (JPEG_LOSSLESS,)),
         ProposedContext(MR, (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)),
     ]
@@ -86,15 +88,13 @@ def test_contexts_per_sop_class_and_syntax() -> None:
         assert len(kinds) == 1
 
 
-def test_contexts_offer_deflated_and_big_endian_files_in_their_syntax() -> None:
+def test_deflated_and_big_endian_files_get_contexts_of_their_own() -> None:
     files = [_file(CT, uids.DEFLATED_EXPLICIT_VR_LE, 1), _file(CT, uids.EXPLICIT_VR_BE, 2)]
-    (ctx,) = contexts_for(files)
-    assert set(ctx.transfer_syntaxes) == {
-        uids.DEFLATED_EXPLICIT_VR_LE,
-        uids.EXPLICIT_VR_BE,
-        uids.EXPLICIT_VR_LE,
-        uids.IMPLICIT_VR_LE,
-    }
+    assert contexts_for(files) == [
+        ProposedContext(CT, (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)),
+        ProposedContext(CT, (uids.DEFLATED_EXPLICIT_VR_LE,)),
+        ProposedContext(CT, (uids.EXPLICIT_VR_BE,)),
+    ]
 
 
 def test_more_than_128_contexts_make_several_batches() -> None:

@@ -19,9 +19,7 @@ from netdicom.core.sop_classes import is_compressed
 
 # Context IDs are the odd numbers 1..255 (PS3.8 §9.3.2.2): 128 per association.
 MAX_CONTEXTS = 128
-# Transfer syntaxes we can send as they are or convert to one another (never producing BE).
 _NATIVE = (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)
-_CONVERTIBLE = frozenset((*_NATIVE, uids.DEFLATED_EXPLICIT_VR_LE, uids.EXPLICIT_VR_BE))
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,27 +89,33 @@ def scan(paths: Iterable[Path], recursive: bool) -> Scan:
 
 def contexts_for(files: Sequence[DicomFile]) -> list[ProposedContext]:
     """Per SOP class: one context per compressed transfer syntax found, and one with explicit
-    and implicit VR little endian, never compressed and uncompressed syntaxes together.
+    and implicit VR little endian; never compressed and uncompressed syntaxes together.
 
-    In the uncompressed context the syntaxes the files are in come first, most frequent first:
-    many acceptors take the first they support, which lets the most files go as they are.
-    Deflated and big-endian files are offered in their own syntax too (after the native ones
-    when rarer); when only a native one is accepted they are converted.
+    An acceptor picks one syntax per context, so files in any other uncompressed syntax (the
+    rarer of the two native ones, deflated, big endian) get a context of their own with that
+    syntax alone (PS3.8 §9.3.2.2 lets contexts share an abstract syntax): where it is accepted
+    they go as they are, elsewhere they are converted to what the main context got. In the
+    main context the native syntax of most files comes first, as many acceptors take the
+    first they support.
     """
     by_class: dict[str, Counter[str]] = {}
     for f in files:
         by_class.setdefault(f.sop_class_uid, Counter())[f.transfer_syntax] += 1
     contexts: list[ProposedContext] = []
     for sop_class, counts in by_class.items():
-        for ts, _ in counts.most_common():
-            if is_compressed(ts):
-                contexts.append(ProposedContext(sop_class, (ts,)))
+        found = [ts for ts, _ in counts.most_common()]
+        contexts.extend(ProposedContext(sop_class, (ts,)) for ts in found if is_compressed(ts))
         # Offered even when every file is compressed (the issue asks for it): compressed files
-        # are never decompressed, but a peer may still want the SOP class uncompressed only,
-        # and the rejection it gives then names the real reason.
-        native = [ts for ts, _ in counts.most_common() if ts in _CONVERTIBLE]
-        ordered = [*native, *(ts for ts in _NATIVE if ts not in native)]
-        contexts.append(ProposedContext(sop_class, tuple(ordered)))
+        # are never decompressed, but the context costs little and a peer's answer to it
+        # tells the user which syntaxes it takes.
+        native = [ts for ts in found if ts in _NATIVE]
+        main = (*native, *(ts for ts in _NATIVE if ts not in native))
+        contexts.append(ProposedContext(sop_class, main))
+        contexts.extend(
+            ProposedContext(sop_class, (ts,))
+            for ts in found
+            if not is_compressed(ts) and ts != main[0]
+        )
     return contexts
 
 

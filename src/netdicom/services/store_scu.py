@@ -136,7 +136,8 @@ async def store_one(
     try:
         choice = choose(negotiated.accepted, info)
     except NotSendable as exc:
-        return _failed(info, str(exc))
+        why = [r.describe() for r in negotiated.rejected if r.abstract_syntax == info.sop_class_uid]
+        return _failed(info, f"{exc} ({'; '.join(why)})" if why else str(exc))
     message_id = assoc.message_ids.next()
     request = CStoreRQ(message_id, info.sop_class_uid, info.sop_instance_uid)
     if choice.convert:

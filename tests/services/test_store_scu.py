@@ -1,0 +1,250 @@
+"""netdicom.services.store_scu against a real Storage SCP (pynetdicom, in a thread)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from netdicom.core import uids
+from netdicom.core.errors import (
+    AssociationAborted,
+    ConnectFailed,
+    ConnectionClosed,
+    TimeoutExpired,
+)
+from netdicom.services.peer import Peer
+from netdicom.services.planning import scan
+from netdicom.services.session import ClientOptions
+from netdicom.services.store_scu import FileOutcome, Result, StoreReport, store
+from netdicom.transport.association import Association
+from netdicom.transport.config import Timeouts, TransportConfig
+from tests.dicomfiles import CT, MR, make_files
+from tests.peers import free_port
+
+pynetdicom = pytest.importorskip("pynetdicom")
+
+
+@dataclass
+class Received:
+    """What the SCP got: per SOP instance, the transfer syntax and the data set bytes."""
+
+    items: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    associations: set[int] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+Policy = Callable[[Any, int], int | None]  # (event, n-th store) -> status, None: abort
+
+
+@contextlib.contextmanager
+def scp(
+    transfer_syntaxes: list[str] | None = None,
+    policy: Policy | None = None,
+    sop_classes: tuple[str, ...] = (CT, MR),
+) -> Iterator[tuple[int, Received]]:
+    ae = pynetdicom.AE(ae_title="PYSCP")
+    ae.maximum_pdu_size = 0
+    syntaxes = transfer_syntaxes or [uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE]
+    for sop in sop_classes:
+        ae.add_supported_context(sop, syntaxes)
+    received = Received()
+    counter = iter(range(1, 1_000_000))
+
+    def on_store(event: Any) -> int:
+        n = next(counter)
+        status = policy(event, n) if policy else 0
+        if status is None:
+            event.assoc.abort()
+            return 0xC000
+        with received.lock:
+            received.associations.add(id(event.assoc))
+            received.items[event.request.AffectedSOPInstanceUID] = (
+                str(event.context.transfer_syntax),
+                event.request.DataSet.getvalue(),
+            )
+        return status
+
+    port = free_port()
+    server = ae.start_server(
+        ("127.0.0.1", port), block=False, evt_handlers=[(pynetdicom.evt.EVT_C_STORE, on_store)]
+    )
+    try:
+        yield port, received
+    finally:
+        server.shutdown()
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.opened: list[Association] = []
+        self.bytes = 0
+        self.finished: list[FileOutcome] = []
+
+    def opened_(self, assoc: Association) -> None:
+        self.opened.append(assoc)
+
+    def sent_bytes(self, count: int) -> None:
+        self.bytes += count
+
+    def finished_(self, outcome: FileOutcome) -> None:
+        self.finished.append(outcome)
+
+
+class _Observer:
+    def __init__(self, recorder: Recorder) -> None:
+        self.r = recorder
+
+    def opened(self, assoc: Association) -> None:
+        self.r.opened_(assoc)
+
+    def sent_bytes(self, count: int) -> None:
+        self.r.sent_bytes(count)
+
+    def finished(self, outcome: FileOutcome) -> None:
+        self.r.finished_(outcome)
+
+
+def _run(
+    port: int, paths: list[Path], *, associations: int = 1, timeout: float = 10.0
+) -> tuple[StoreReport, Recorder]:
+    recorder = Recorder()
+    options = ClientOptions(
+        transport=TransportConfig(timeouts=Timeouts(connect=5, acse=5, dimse=timeout))
+    )
+    found = scan(paths, recursive=True)
+    report = asyncio.run(
+        store(
+            Peer("127.0.0.1", port),
+            options,
+            found,
+            associations=associations,
+            timeout=timeout,
+            observer=_Observer(recorder),
+        )
+    )
+    return report, recorder
+
+
+def _dataset_bytes(path: Path) -> bytes:
+    from netdicom.core.datasets import probe_file
+
+    info = probe_file(path)
+    return path.read_bytes()[info.dataset_offset :]
+
+
+def test_stores_every_file_as_it_is(tmp_path: Path) -> None:
+    paths = make_files(tmp_path / "ct", 6, rows=64, columns=64)
+    paths += make_files(tmp_path / "mr", 2, sop_class=MR, modality="MR")
+    with scp() as (port, received):
+        report, recorder = _run(port, [tmp_path])
+    assert report.all_stored and report.error is None
+    assert report.count(Result.STORED) == 8
+    assert report.associations == 1
+    for path in paths:
+        outcome = next(o for o in report.outcomes if o.path == path)
+        ts, data = received.items[outcome.sop_instance_uid or ""]
+        assert ts == uids.EXPLICIT_VR_LE and not outcome.converted
+        assert data == _dataset_bytes(path)  # byte for byte
+        assert outcome.status == 0 and outcome.status_name == "Success"
+    assert len(recorder.finished) == 8
+    assert recorder.bytes == report.bytes_sent == sum(len(_dataset_bytes(p)) for p in paths)
+
+
+def test_converts_when_only_implicit_is_accepted(tmp_path: Path) -> None:
+    from pydicom import dcmread
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filereader import read_dataset
+
+    paths = make_files(tmp_path, 3, transfer_syntax=str(ExplicitVRLittleEndian))
+    with scp([uids.IMPLICIT_VR_LE]) as (port, received):
+        report, _ = _run(port, paths)
+    assert report.count(Result.STORED) == 3
+    for path in paths:
+        original = dcmread(path)
+        ts, data = received.items[original.SOPInstanceUID]
+        assert ts == uids.IMPLICIT_VR_LE
+        result = read_dataset(DicomBytesIO(data), True, True)
+        assert [e.tag for e in result] == [e.tag for e in original]
+        for element in original:
+            assert result[element.tag].value == element.value
+    assert all(o.converted for o in report.outcomes)
+
+
+def test_statuses_are_classified_and_named(tmp_path: Path) -> None:
+    paths = make_files(tmp_path, 4)
+    codes = {1: 0x0000, 2: 0xB000, 3: 0xA701, 4: 0xC123}
+    with scp(policy=lambda event, n: codes[n]) as (port, _):
+        report, _ = _run(port, paths)
+    by_status = {o.status: o for o in report.outcomes}
+    assert by_status[0x0000].result is Result.STORED
+    assert by_status[0xB000].result is Result.WARNING
+    assert by_status[0xB000].status_name == "Warning: coercion of data elements"
+    assert by_status[0xA701].result is Result.FAILED
+    assert by_status[0xA701].status_name == "Refused: out of resources"
+    assert by_status[0xC123].status_name == "Error: cannot understand"
+    assert not report.all_stored and report.error is None
+
+
+def test_abort_mid_run_reports_every_file(tmp_path: Path) -> None:
+    paths = make_files(tmp_path, 6)
+    with scp(policy=lambda event, n: None if n == 3 else 0) as (port, received):
+        report, _ = _run(port, paths)
+    assert len(report.outcomes) == 6
+    assert report.count(Result.STORED) == 2
+    failed = [o for o in report.outcomes if o.result is Result.FAILED]
+    assert len(failed) == 4
+    assert "not stored" in (failed[0].reason or "")  # the one in flight
+    assert all("not sent" in (o.reason or "") for o in failed[1:])
+    assert isinstance(report.error, AssociationAborted | ConnectionClosed)
+    assert len(received.items) == 2
+
+
+def test_timeout_reports_the_file_in_flight(tmp_path: Path) -> None:
+    paths = make_files(tmp_path, 2)
+
+    def slow(event: Any, n: int) -> int:
+        time.sleep(1.5)
+        return 0
+
+    with scp(policy=slow) as (port, _):
+        report, _ = _run(port, paths, timeout=0.3)
+    assert isinstance(report.error, TimeoutExpired)
+    assert [o.result for o in report.outcomes] == [Result.FAILED, Result.FAILED]
+    assert "DIMSE timeout" in (report.outcomes[0].reason or "")
+
+
+def test_parallel_associations(tmp_path: Path) -> None:
+    make_files(tmp_path, 12)
+    with scp() as (port, received):
+        report, recorder = _run(port, [tmp_path], associations=3)
+    assert report.count(Result.STORED) == 12
+    assert report.associations == 3 == len(recorder.opened)
+    assert len(received.items) == 12
+    assert len(received.associations) == 3
+
+
+def test_unaccepted_sop_class_fails_per_file(tmp_path: Path) -> None:
+    make_files(tmp_path / "ct", 2)
+    make_files(tmp_path / "mr", 1, sop_class=MR, modality="MR")
+    with scp(sop_classes=(CT,)) as (port, _):
+        report, _ = _run(port, [tmp_path])
+    assert report.count(Result.STORED) == 2
+    (mr,) = [o for o in report.outcomes if o.result is Result.FAILED]
+    assert "no presentation context" in (mr.reason or "")
+
+
+def test_nobody_listening(tmp_path: Path) -> None:
+    paths = make_files(tmp_path, 2, transfer_syntax=str(ImplicitVRLittleEndian))
+    report, _ = _run(free_port(), paths)
+    assert isinstance(report.error, ConnectFailed)
+    assert [o.result for o in report.outcomes] == [Result.FAILED, Result.FAILED]
+    assert all("refused" in (o.reason or "") for o in report.outcomes)
