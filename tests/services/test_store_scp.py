@@ -1,0 +1,332 @@
+"""The Storage SCP in process: a netdicom client stores into `ServeApp` over 127.0.0.1.
+
+Covers what lands on disk (meta + the data set bytes unchanged), every failure status, that
+failures leave no file, final or temporary, and that the association stays usable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
+from pydicom.sequence import Sequence
+
+from netdicom.archive.writer import TEMP_DIR, DuplicatePolicy, Outcome
+from netdicom.core import uids
+from netdicom.core.acse import ProposedContext
+from netdicom.core.dimse import CStoreRQ, CStoreRSP, encode_command
+from netdicom.core.errors import NetDicomError
+from netdicom.core.pdu import PDUType
+from netdicom.services.peer import Peer
+from netdicom.services.serve import ServeApp, ServeConfig
+from netdicom.services.session import ClientOptions, open_association, receive_response
+from netdicom.services.store_scp import (
+    LIMIT_EXCEEDED,
+    SOP_INSTANCE_MISMATCH,
+    UNSAFE_UID,
+    StoredInstance,
+)
+from netdicom.transport.association import Association
+from netdicom.transport.config import TransportConfig
+from netdicom.transport.faults import Direction, Fault, FaultAction, FaultInjector
+from tests.dicomfiles import CT, make_dataset
+
+EXPLICIT = uids.EXPLICIT_VR_LE
+IMPLICIT = uids.IMPLICIT_VR_LE
+DEFLATED = uids.DEFLATED_EXPLICIT_VR_LE
+
+
+def encode(ds: Dataset, ts: str = EXPLICIT) -> bytes:
+    fp = DicomBytesIO()
+    fp.is_implicit_VR = ts == IMPLICIT
+    fp.is_little_endian = ts != uids.EXPLICIT_VR_BE
+    write_dataset(fp, ds)
+    data = fp.getvalue()
+    if ts == DEFLATED:
+        engine = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+        data = engine.compress(data) + engine.flush()
+        data += b"\x00" * (len(data) % 2)
+    return data
+
+
+def archive_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def temp_files(root: Path) -> list[Path]:
+    return list((root / TEMP_DIR).iterdir())
+
+
+@contextlib.asynccontextmanager
+async def serving(root: Path, **options: Any) -> AsyncIterator[ServeApp]:
+    # A small max PDU: data sets of a few KB arrive in several fragments.
+    options.setdefault("transport", TransportConfig(max_pdu=16384))
+    app = ServeApp(ServeConfig(directory=root, port=0, **options))
+    await app.server.start()
+    task = asyncio.create_task(app.server.serve_forever())
+    try:
+        yield app
+    finally:
+        await app.server.close(grace=1.0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def connect(
+    app: ServeApp,
+    contexts: list[ProposedContext] | None = None,
+    faults: FaultInjector | None = None,
+) -> Association:
+    proposed = contexts or [ProposedContext(CT, (EXPLICIT,))]
+    return await open_association(
+        Peer("127.0.0.1", app.server.port, "NETDICOM"),
+        ClientOptions(calling_ae="TESTSCU", transport=TransportConfig(max_pdu=16384)),
+        proposed,
+        faults=faults,
+    )
+
+
+async def c_store(
+    assoc: Association, data: bytes, sop_instance: str, sop_class: str = CT, context_id: int = 1
+) -> CStoreRSP:
+    message_id = assoc.message_ids.next()
+    await assoc.send_message(context_id, CStoreRQ(message_id, sop_class, sop_instance), data)
+    response, _ = await receive_response(assoc, message_id, 10)
+    assoc.message_ids.release(message_id)
+    assert isinstance(response, CStoreRSP)
+    return response
+
+
+def run(coro: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(coro(), 30))
+
+
+@pytest.mark.parametrize("ts", [EXPLICIT, IMPLICIT, uids.EXPLICIT_VR_BE, DEFLATED])
+@pytest.mark.parametrize("fsync", [True, False])
+def test_stored_file_holds_the_received_bytes(tmp_path: Path, ts: str, fsync: bool) -> None:
+    ds = make_dataset(rows=128, columns=128)  # 32 KB of pixels: 3 fragments at 16 KB PDUs
+    ds.ReferencedImageSequence = Sequence([Dataset()])
+    data = encode(ds, ts)
+    seen: list[StoredInstance] = []
+
+    async def main() -> None:
+        async with serving(tmp_path, fsync=fsync) as app:
+            app.storage.on_stored.append(seen.append)
+            assoc = await connect(app, [ProposedContext(CT, (ts,))])
+            response = await c_store(assoc, data, ds.SOPInstanceUID)
+            assert response.status == 0x0000
+            await assoc.release()
+
+    run(main)
+    expected = tmp_path / "PAT001" / ds.StudyInstanceUID / ds.SeriesInstanceUID
+    path = expected / f"{ds.SOPInstanceUID}.dcm"
+    assert archive_files(tmp_path) == [path]
+    raw = path.read_bytes()
+    assert raw.endswith(data)
+    stored = dcmread(path)
+    meta = stored.file_meta
+    assert meta.TransferSyntaxUID == ts
+    assert meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+    assert meta.MediaStorageSOPClassUID == CT
+    assert meta.SourceApplicationEntityTitle == "TESTSCU"
+    assert stored.PatientName == "DOE^JOHN"
+    assert len(raw) == len(data) + 132 + 12 + meta.FileMetaInformationGroupLength
+    assert seen == [
+        StoredInstance(path, CT, ds.SOPInstanceUID, ts, "TESTSCU", len(data), Outcome.STORED)
+    ]
+
+
+def test_failures_keep_nothing_and_the_association_stays_usable(tmp_path: Path) -> None:
+    good = make_dataset()
+    mismatch = make_dataset()
+    traversal = make_dataset(sop_instance_uid="1.2.3")
+    bad_study = make_dataset(study_uid="../../../etc")
+    deep_item = Dataset()
+    for _ in range(40):
+        outer = Dataset()
+        outer.ReferencedImageSequence = Sequence([deep_item])
+        deep_item = outer
+    deep = make_dataset()
+    deep.ReferencedSeriesSequence = Sequence([deep_item])
+    no_uid = make_dataset()
+    del no_uid.SOPInstanceUID
+    other_class = make_dataset(sop_class="1.2.840.10008.5.1.4.1.1.4")
+
+    async def main() -> None:
+        async with serving(tmp_path) as app:
+            assoc = await connect(app)
+            cases = [
+                (encode(mismatch), "1.2.999", SOP_INSTANCE_MISMATCH),
+                (encode(traversal), "../x", UNSAFE_UID),
+                (encode(traversal), "/etc/x", UNSAFE_UID),
+                (encode(bad_study), bad_study.SOPInstanceUID, UNSAFE_UID),
+                (encode(deep), deep.SOPInstanceUID, LIMIT_EXCEEDED),
+                (encode(no_uid), "1.2.998", SOP_INSTANCE_MISMATCH),
+                (encode(other_class), other_class.SOPInstanceUID, 0xA900),
+                (encode(good)[:-6] + b"\x08\x00", good.SOPInstanceUID, 0xC000),
+                (b"\x08\x00\x18\x00ZZ" + bytes(20), "1.2.3", 0xC000),
+            ]
+            for data, sop_instance, code in cases:
+                response = await c_store(assoc, data, sop_instance)
+                assert response.status == code, (sop_instance, response)
+                assert response.error_comment
+                assert archive_files(tmp_path) == []
+            # C-STORE on a context whose abstract syntax is another SOP class: 0122.
+            response = await c_store(assoc, encode(good), good.SOPInstanceUID, sop_class="1.2.3")
+            assert response.status == 0x0122
+            # Same association, a good instance: stored.
+            response = await c_store(assoc, encode(good), good.SOPInstanceUID)
+            assert response.status == 0x0000
+            await assoc.release()
+
+    run(main)
+    assert [p.name for p in archive_files(tmp_path)] == [f"{good.SOPInstanceUID}.dcm"]
+    assert not (tmp_path.parent / "etc").exists()
+
+
+def test_full_disk_answers_a700_and_the_next_store_succeeds(tmp_path: Path) -> None:
+    first, second = make_dataset(rows=128, columns=128), make_dataset()
+    writes = 0
+
+    def disk(fd: int, data: memoryview) -> int:
+        nonlocal writes
+        writes += 1
+        if writes == 3:  # header, first fragment, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return os.write(fd, data)
+
+    async def main() -> None:
+        async with serving(tmp_path) as app:
+            app.archive.file_write = disk
+            assoc = await connect(app)
+            response = await c_store(assoc, encode(first), first.SOPInstanceUID)
+            assert response.status == 0xA700
+            assert "space" in (response.error_comment or "")
+            assert archive_files(tmp_path) == []
+            response = await c_store(assoc, encode(second), second.SOPInstanceUID)
+            assert response.status == 0x0000
+            await assoc.release()
+
+    run(main)
+    assert [p.name for p in archive_files(tmp_path)] == [f"{second.SOPInstanceUID}.dcm"]
+
+
+@pytest.mark.parametrize("how", ["abort", "close"])
+def test_sender_gone_mid_data_set_leaves_nothing(tmp_path: Path, how: str) -> None:
+    ds = make_dataset(rows=128, columns=128)  # 32 KB of pixels: 3 fragments at 16 KB
+    data = encode(ds)
+    faults = (
+        FaultInjector(Fault(FaultAction.CLOSE, Direction.SEND, PDUType.P_DATA_TF, occurrence=3))
+        if how == "close"
+        else None
+    )
+
+    async def main() -> None:
+        async with serving(tmp_path) as app:
+            assoc = await connect(app, faults=faults)
+            if how == "close":
+                with contextlib.suppress(NetDicomError):
+                    await c_store(assoc, data, ds.SOPInstanceUID)
+            else:
+                rq = CStoreRQ(assoc.message_ids.next(), CT, ds.SOPInstanceUID)
+                assoc._write_pdv(1, True, True, encode_command(rq))
+                assoc._write_pdv(1, False, False, data[:8000])
+                await assoc._drain()
+                await asyncio.sleep(0.2)
+                assert len(temp_files(tmp_path)) == 1  # streaming into the archive
+                assoc.abort()
+            for _ in range(100):
+                if not app.server.associations:
+                    break
+                await asyncio.sleep(0.02)
+
+    run(main)
+    assert archive_files(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("policy", "names"),
+    [
+        (DuplicatePolicy.KEEP, ["{}.dcm"]),
+        (DuplicatePolicy.OVERWRITE, ["{}.dcm"]),
+        (DuplicatePolicy.RENAME, ["{}.dcm", "{}_1.dcm"]),
+    ],
+)
+def test_duplicates_all_answer_success(
+    tmp_path: Path, policy: DuplicatePolicy, names: list[str]
+) -> None:
+    ds = make_dataset()
+    outcomes: list[Outcome] = []
+
+    async def main() -> None:
+        async with serving(tmp_path, on_duplicate=policy) as app:
+            app.storage.on_stored.append(lambda stored: outcomes.append(stored.outcome))
+            assoc = await connect(app)
+            for _ in range(2):
+                assert (await c_store(assoc, encode(ds), ds.SOPInstanceUID)).status == 0
+            await assoc.release()
+
+    run(main)
+    assert sorted(p.name for p in archive_files(tmp_path)) == sorted(
+        n.format(ds.SOPInstanceUID) for n in names
+    )
+    assert outcomes[0] is Outcome.STORED and outcomes[1] is not Outcome.STORED
+
+
+def test_failing_hook_answers_processing_failure(tmp_path: Path) -> None:
+    ds = make_dataset()
+
+    async def broken(stored: StoredInstance) -> None:
+        raise RuntimeError("index unavailable")
+
+    async def main() -> None:
+        async with serving(tmp_path) as app:
+            app.storage.on_stored.append(broken)
+            assoc = await connect(app)
+            response = await c_store(assoc, encode(ds), ds.SOPInstanceUID)
+            assert response.status == 0x0110
+            await assoc.release()
+
+    run(main)
+
+
+def test_layout_option(tmp_path: Path) -> None:
+    ds = make_dataset(modality="MR")
+
+    async def main() -> None:
+        async with serving(tmp_path, layout="{Modality}/{SOPInstanceUID}") as app:
+            assoc = await connect(app)
+            assert (await c_store(assoc, encode(ds), ds.SOPInstanceUID)).status == 0
+            await assoc.release()
+
+    run(main)
+    assert archive_files(tmp_path) == [tmp_path / "MR" / ds.SOPInstanceUID]
+
+
+def test_concurrent_associations(tmp_path: Path) -> None:
+    datasets = [make_dataset(instance_number=n) for n in range(24)]
+
+    async def sender(app: ServeApp, chunk: list[Dataset]) -> None:
+        assoc = await connect(app)
+        for ds in chunk:
+            assert (await c_store(assoc, encode(ds), ds.SOPInstanceUID)).status == 0
+        await assoc.release()
+
+    async def main() -> None:
+        async with serving(tmp_path) as app:
+            await asyncio.gather(*(sender(app, datasets[i::6]) for i in range(6)))
+
+    run(main)
+    assert len(archive_files(tmp_path)) == 24
