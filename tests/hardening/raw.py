@@ -178,23 +178,29 @@ class ScriptedServer:
         self.errors: list[BaseException] = []
         self._threads: list[threading.Thread] = []
         self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._stop = threading.Event()
+        self._listener.settimeout(0.05)  # close() does not wake a blocked accept(): poll
 
     def __enter__(self) -> ScriptedServer:
         self._acceptor.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._listener.close()
+        self._stop.set()
         self._acceptor.join(5)
+        self._listener.close()
         for thread in self._threads:
             thread.join(10)
 
     def _accept(self) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
                 sock, _ = self._listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            sock.settimeout(None)
             thread = threading.Thread(target=self._serve, args=(sock,), daemon=True)
             self._threads.append(thread)
             thread.start()

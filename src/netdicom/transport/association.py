@@ -176,6 +176,9 @@ class Association:
         self._reader_task: asyncio.Task[None] | None = None
         self._protocol_error: RemoteProtocolError | None = None
         self._deaf = False
+        self._event: Event | None = None
+        self._event_pdu: PDU | None = None
+        self._event_state = State.STA1
         # Set while the service layer is working on a request, so the idle timer does not fire
         # while, say, a long C-GET is being answered.
         self.busy = False
@@ -497,6 +500,10 @@ class Association:
         *,
         abort_reason: AbortReason = AbortReason.NOT_SPECIFIED,
     ) -> None:
+        # Kept for the messages of the indications this event causes.
+        self._event = event
+        self._event_pdu = pdu
+        self._event_state = self._machine.state
         self._run(self._machine.handle(event, pdu, abort_reason=abort_reason))
 
     def _run(self, effects: list[Effect]) -> None:
@@ -612,21 +619,33 @@ class Association:
             self.outcome = "aborted by peer"
             self._finish(AssociationAborted(f"{self.peer} aborted the association", source=0))
         elif kind is Indication.PROVIDER_ABORT:
-            src = pdu.source if isinstance(pdu, AbortPDU) else 2
-            reason = pdu.reason if isinstance(pdu, AbortPDU) else None
             if self.outcome == "open":
                 self.outcome = "aborted"
-            protocol_error = self._protocol_error
-            detail = f": {protocol_error}" if protocol_error is not None else ""
-            self._finish(
-                AssociationAborted(
-                    f"association with {self.peer} aborted (provider){detail}",
-                    source=src,
-                    reason=reason,
-                )
-            )
+            self._finish(self._provider_abort_error(pdu))
         elif kind is Indication.TRANSPORT_CLOSED:
             self._close_transport()
+
+    def _provider_abort_error(self, pdu: PDU | None) -> AssociationAborted:
+        if self._event is Event.EVT16 and isinstance(pdu, AbortPDU):
+            # AA-3: the peer's provider aborted; its reason is worth showing.
+            return AssociationAborted(
+                f"association with {self.peer} aborted (provider)",
+                source=pdu.source,
+                reason=pdu.reason,
+            )
+        if isinstance(pdu, AbortPDU):
+            # AA-8: we aborted because of what the peer sent. The reason is left out so that it
+            # is not reported as the peer's verdict.
+            if self._protocol_error is not None:
+                what = f"an invalid PDU ({self._protocol_error})"
+            else:
+                name = type(self._event_pdu).__name__ if self._event_pdu else "a PDU"
+                what = f"{name}, not allowed in {self._event_state.name} (PS3.8 Table 9-10)"
+            return AssociationAborted(
+                f"{self.peer} sent {what}; we aborted the association", source=2
+            )
+        # AA-4: the connection went away under us.
+        return AssociationAborted(f"connection to {self.peer} lost", source=2)
 
     def _on_associate_request(self, rq: AssociateRQ) -> None:
         self.associate_rq = rq

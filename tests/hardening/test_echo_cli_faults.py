@@ -1,0 +1,154 @@
+"""`netdicom echo` (a subprocess) against scripted peers that misbehave: each ends with the
+documented exit code (4 connect, 5 rejected, 6 aborted/protocol/closed, 7 timeout) in bounded
+time, with a message that says what happened."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from netdicom.core.pdu import AbortPDU, AssociateRJ, ReleaseRP, ReleaseRQ
+from tests.hardening.raw import RawPeer, ScriptedServer, accept_echo, answer_echo
+from tests.peers import free_port, run_cli
+
+TIMEOUT = 1.0  # --timeout given to echo (connect, ACSE and DIMSE)
+STARTUP = 3.0  # interpreter start and exit, generous for a loaded CI machine
+
+
+def _echo(port: int, *extra: str) -> tuple[int, str, float]:
+    started = time.monotonic()
+    result = run_cli("echo", f"127.0.0.1:{port}", "--timeout", str(TIMEOUT), *extra, timeout=30)
+    return result.returncode, result.stdout + result.stderr, time.monotonic() - started
+
+
+def _read_rq(peer: RawPeer) -> None:
+    peer.read_pdu()
+
+
+def _stall(peer: RawPeer) -> None:
+    # Hold the connection open, reading and ignoring, until the client goes away.
+    peer.wait_closed(30)
+
+
+def _reject(peer: RawPeer) -> None:
+    _read_rq(peer)
+    peer.send_pdu(AssociateRJ(1, 1, 3))
+    peer.wait_closed(10)
+
+
+def _abort_instead_of_ac(peer: RawPeer) -> None:
+    _read_rq(peer)
+    peer.send_pdu(AbortPDU(0, 0))
+
+
+def _provider_abort_on_echo(peer: RawPeer) -> None:
+    accept_echo(peer)
+    peer.read_pdu()
+    peer.send_pdu(AbortPDU(2, 6))
+
+
+def _close_after_rq(peer: RawPeer) -> None:
+    _read_rq(peer)
+
+
+def _close_after_echo_rq(peer: RawPeer) -> None:
+    accept_echo(peer)
+    peer.read_pdu()
+
+
+def _garbage_instead_of_ac(peer: RawPeer) -> None:
+    _read_rq(peer)
+    peer.send(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+    # Our client answers garbage with an A-ABORT (Evt19 in Sta5: AA-8).
+    answer = peer.read_pdu(5)
+    assert isinstance(answer, AbortPDU) and (answer.source, answer.reason) == (2, 1), answer
+
+
+def _garbage_instead_of_echo_rsp(peer: RawPeer) -> None:
+    accept_echo(peer)
+    peer.read_pdu()
+    peer.send(b"\x04\x00\x00\x00\x00\x03abc")  # P-DATA-TF too short for its PDV header
+    answer = peer.read_pdu(5)
+    assert isinstance(answer, AbortPDU) and answer.source == 2, answer
+
+
+def _stall_after_ac(peer: RawPeer) -> None:
+    accept_echo(peer)
+    peer.wait_closed(30)
+
+
+def _stall_on_release(peer: RawPeer) -> None:
+    accept_echo(peer)
+    answer_echo(peer)
+    assert isinstance(peer.read_pdu(), ReleaseRQ)
+    # No A-RELEASE-RP: the client gives up after its ACSE timeout and aborts.
+    answer = peer.read_pdu(10)
+    assert isinstance(answer, AbortPDU), answer
+
+
+def _close_on_release(peer: RawPeer) -> None:
+    accept_echo(peer)
+    answer_echo(peer)
+    assert isinstance(peer.read_pdu(), ReleaseRQ)
+
+
+def _release_collision(peer: RawPeer) -> None:
+    # Both sides send A-RELEASE-RQ (PS3.8 §9.2.2 release collision): the requestor answers
+    # first (AR-9), then we send our RP (AR-10 on its side).
+    accept_echo(peer)
+    answer_echo(peer)
+    assert isinstance(peer.read_pdu(), ReleaseRQ)
+    peer.send_pdu(ReleaseRQ())
+    assert isinstance(peer.read_pdu(), ReleaseRP)
+    peer.send_pdu(ReleaseRP())
+    peer.wait_closed(10)
+
+
+def _well_behaved(peer: RawPeer) -> None:
+    accept_echo(peer)
+    answer_echo(peer)
+    assert isinstance(peer.read_pdu(), ReleaseRQ)
+    peer.send_pdu(ReleaseRP())
+    peer.wait_closed(10)
+
+
+Script = Callable[[RawPeer], None]
+
+# (script, exit code, words expected in the output, whether a timer has to expire first)
+CASES: dict[str, tuple[Script, int, tuple[str, ...], bool]] = {
+    "well-behaved": (_well_behaved, 0, ("Success",), False),
+    "release-collision": (_release_collision, 0, ("Success",), False),
+    "rejected": (_reject, 5, ("rejected",), False),
+    "abort-instead-of-ac": (_abort_instead_of_ac, 6, ("aborted",), False),
+    "provider-abort-on-echo": (_provider_abort_on_echo, 6, ("aborted",), False),
+    "close-after-rq": (_close_after_rq, 6, ("closed",), False),
+    "close-after-echo-rq": (_close_after_echo_rq, 6, ("closed",), False),
+    "close-on-release": (_close_on_release, 6, ("closed",), False),
+    "garbage-instead-of-ac": (_garbage_instead_of_ac, 6, ("aborted",), False),
+    "garbage-instead-of-echo-rsp": (_garbage_instead_of_echo_rsp, 6, ("aborted",), False),
+    "no-answer-to-rq": (_stall, 7, ("ACSE timeout",), True),
+    "no-answer-to-echo": (_stall_after_ac, 7, ("DIMSE timeout",), True),
+    "no-answer-to-release": (_stall_on_release, 7, ("A-RELEASE-RQ",), True),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_echo_against_misbehaving_peer(name: str) -> None:
+    script, code, words, timed = CASES[name]
+    with ScriptedServer(script) as server:
+        returncode, output, seconds = _echo(server.port)
+    assert returncode == code, output
+    for word in words:
+        assert word.lower() in output.lower(), output
+    assert "Traceback" not in output
+    assert seconds < STARTUP + (TIMEOUT if timed else 0.0), seconds
+    assert not server.errors, server.errors
+
+
+def test_echo_connection_refused() -> None:
+    returncode, output, seconds = _echo(free_port())
+    assert returncode == 4, output
+    assert "refused" in output
+    assert seconds < STARTUP
