@@ -1,0 +1,659 @@
+"""The archive index: SQLite inside DIR (DIR/.netdicom/index.sqlite). All of its SQL is here.
+
+Invariant: an instance is in the index if and only if its file is in place. The Storage SCP
+adds an instance after its file is durable and before it answers success, in one transaction
+(`Index.add`); `archive.rebuild.reconcile` restores the invariant at start-up after a crash
+(files without a row are added, rows without a file removed) and rebuilds a missing or damaged
+index from the files.
+
+Durability: WAL journal with synchronous=NORMAL. A commit is not fsynced (that would cost a
+disk flush per stored instance, more than the 10% of store throughput allowed); the last
+commits can be lost on power failure, and the start-up reconciliation adds them back from the
+files, which are fsynced by the writer.
+
+Tables: patient, study, series, instance (one row per entity, the attributes of COLUMNS as
+columns, text decoded, absent = ''), with per-entity counters kept on insert and delete for the
+Number of ... Related ... attributes, and study_sop_class for SOP Classes in Study.
+Matching: SQL pre-filters on columns (equality, UID lists, date ranges, GLOB for wildcards) to
+narrow the candidates; every candidate is then checked with `matching.match_record`, which is
+the one definition of the rules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from netdicom.archive.matching import (
+    COLUMN_BY_TAG,
+    COLUMNS,
+    COMPUTED_BY_TAG,
+    RANGE_VRS,
+    WILDCARD_VRS,
+    Column,
+    Items,
+    Key,
+    Level,
+    Model,
+    Values,
+    match_date_time,
+    match_record,
+    normalise_date,
+    normalise_person_name,
+    parse_range,
+    wildcard_glob,
+)
+
+log = logging.getLogger("netdicom.index")
+
+SCHEMA_VERSION: Final = 1
+INDEX_DIR: Final = ".netdicom"
+INDEX_FILE: Final = "index.sqlite"
+
+_TABLES: Final = {
+    Level.PATIENT: ("patient", "p"),
+    Level.STUDY: ("study", "st"),
+    Level.SERIES: ("series", "se"),
+    Level.IMAGE: ("instance", "i"),
+}
+_PN_COLUMNS: Final = frozenset(c.name for c in COLUMNS if c.vr == "PN")
+
+
+def _column_defs(level: Level) -> str:
+    parts = []
+    for column in COLUMNS:
+        if column.level is level:
+            parts.append(f"{column.name} TEXT NOT NULL DEFAULT ''")
+            if column.vr == "PN":
+                parts.append(f"{column.name}_alpha TEXT NOT NULL DEFAULT ''")
+    return ",\n    ".join(parts)
+
+
+_SCHEMA: Final = f"""
+CREATE TABLE patient (
+    pk INTEGER PRIMARY KEY,
+    {_column_defs(Level.PATIENT)},
+    n_studies INTEGER NOT NULL DEFAULT 0,
+    n_series INTEGER NOT NULL DEFAULT 0,
+    n_instances INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (patient_id, issuer)
+);
+CREATE TABLE study (
+    pk INTEGER PRIMARY KEY,
+    patient_pk INTEGER NOT NULL REFERENCES patient(pk),
+    {_column_defs(Level.STUDY)},
+    n_series INTEGER NOT NULL DEFAULT 0,
+    n_instances INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (study_uid)
+);
+CREATE TABLE series (
+    pk INTEGER PRIMARY KEY,
+    study_pk INTEGER NOT NULL REFERENCES study(pk),
+    {_column_defs(Level.SERIES)},
+    n_instances INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (series_uid)
+);
+CREATE TABLE instance (
+    pk INTEGER PRIMARY KEY,
+    series_pk INTEGER NOT NULL REFERENCES series(pk),
+    {_column_defs(Level.IMAGE)},
+    transfer_syntax TEXT NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    UNIQUE (sop_uid)
+);
+CREATE TABLE study_sop_class (
+    study_pk INTEGER NOT NULL REFERENCES study(pk),
+    sop_class TEXT NOT NULL,
+    PRIMARY KEY (study_pk, sop_class)
+) WITHOUT ROWID;
+CREATE INDEX patient_name_alpha ON patient (patient_name_alpha);
+CREATE INDEX study_patient ON study (patient_pk);
+CREATE INDEX study_date ON study (study_date);
+CREATE INDEX study_accession ON study (accession);
+CREATE INDEX series_study ON series (study_pk);
+CREATE INDEX instance_series ON instance (series_pk);
+CREATE UNIQUE INDEX instance_path ON instance (path);
+PRAGMA user_version = {SCHEMA_VERSION};
+"""
+
+
+class IndexUnusable(Exception):
+    """The index file cannot be used (damaged, or of another schema version)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceSummary:
+    """What the index keeps of one stored instance: its file and decoded column values."""
+
+    path: str  # relative to DIR, with '/' separators
+    size: int
+    mtime_ns: int
+    transfer_syntax: str
+    values: Mapping[int, str]  # tag -> decoded text; several values joined with '\\'
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A C-FIND query against the index.
+
+    `keys`: matching keys of the query level and the levels above it (universal ones may be
+    left in: they match everything). `wanted`: tags whose values the caller will return.
+    `combined_datetime`: DA/TM key pairs are matched as one date-time (PS3.4 C.2.2.2.5.1).
+    """
+
+    model: Model
+    level: Level
+    keys: tuple[Key, ...]
+    wanted: frozenset[int] = frozenset()
+    combined_datetime: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One matching entity: its attributes by tag, and one instance file below it."""
+
+    record: dict[int, Values | Items]
+    path: str = field(default="")
+
+
+FileReader = Callable[[str, frozenset[int]], Mapping[int, Values | Items]]
+"""Reads tags of a stored file (path relative to DIR) for attributes the index has no
+column for; see archive.rebuild.read_attributes."""
+
+# DA/TM pairs matched together under combined date-time matching (PS3.4 C.2.2.2.5.1).
+DATE_TIME_PAIRS: Final = (
+    (0x00080020, 0x00080030),
+    (0x00080021, 0x00080031),
+    (0x00080022, 0x00080032),
+    (0x00080023, 0x00080033),
+    (0x00100030, 0x00100032),
+)
+
+
+def index_path(directory: Path) -> Path:
+    return directory / INDEX_DIR / INDEX_FILE
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=OFF")
+    return conn
+
+
+class Index:
+    """The index of one archive directory. Writes are serialised by a lock; each query
+    runs on its own connection (WAL lets readers run beside the writer)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.path = index_path(directory)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    # --- opening ---------------------------------------------------------------------------
+
+    def open(self) -> str:
+        """Open or create the index: "ok", "created", or "damaged" (moved aside and created
+        again: the caller rebuilds it from the files)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        existed = self.path.exists() and self.path.stat().st_size > 0
+        if existed:
+            try:
+                self._conn = _connect(self.path)
+                self._check(self._conn)
+                return "ok"
+            except (sqlite3.DatabaseError, IndexUnusable) as exc:
+                log.warning("index %s is not usable (%s): rebuilding it", self.path, exc)
+                if self._conn is not None:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._conn.close()
+                    self._conn = None
+                self._move_aside()
+        self._conn = _connect(self.path)
+        self._conn.executescript(_SCHEMA)
+        return "damaged" if existed else "created"
+
+    @staticmethod
+    def _check(conn: sqlite3.Connection) -> None:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if version != SCHEMA_VERSION:
+            raise IndexUnusable(f"schema version {version}, expected {SCHEMA_VERSION}")
+        (verdict,) = conn.execute("PRAGMA quick_check").fetchone()
+        if verdict != "ok":
+            raise IndexUnusable(f"integrity check failed: {verdict}")
+
+    def _move_aside(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            source = self.path.with_name(self.path.name + suffix)
+            if source.exists():
+                with contextlib.suppress(OSError):
+                    source.replace(source.with_name(source.name + ".damaged"))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise IndexUnusable("the index is not open")
+        return self._conn
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def add(self, summary: InstanceSummary) -> None:
+        """Insert (or update) one instance and its patient, study and series, in one
+        transaction."""
+        self.add_many([summary])
+
+    def add_many(self, summaries: Sequence[InstanceSummary]) -> None:
+        """Insert several instances in one transaction (rebuild uses batches)."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for summary in summaries:
+                    self._insert(db, summary)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def _insert(self, db: sqlite3.Connection, summary: InstanceSummary) -> None:
+        values = summary.values
+        row = {c.name: self._stored(c, values.get(c.tag, "")) for c in COLUMNS}
+        for name in _PN_COLUMNS:
+            row[f"{name}_alpha"] = normalise_person_name(row[name]).split("=")[0]
+
+        found = db.execute(
+            "SELECT pk FROM patient WHERE patient_id = ? AND issuer = ?",
+            (row["patient_id"], row["issuer"]),
+        ).fetchone()
+        patient_pk = found[0] if found else self._insert_row(db, Level.PATIENT, row, {})
+
+        found = db.execute(
+            "SELECT pk, patient_pk FROM study WHERE study_uid = ?", (row["study_uid"],)
+        ).fetchone()
+        if found:
+            study_pk, patient_pk = found
+        else:
+            study_pk = self._insert_row(db, Level.STUDY, row, {"patient_pk": patient_pk})
+            db.execute("UPDATE patient SET n_studies = n_studies + 1 WHERE pk = ?", (patient_pk,))
+
+        found = db.execute(
+            "SELECT pk FROM series WHERE series_uid = ?", (row["series_uid"],)
+        ).fetchone()
+        if found:
+            series_pk = found[0]
+        else:
+            series_pk = self._insert_row(db, Level.SERIES, row, {"study_pk": study_pk})
+            db.execute("UPDATE study SET n_series = n_series + 1 WHERE pk = ?", (study_pk,))
+            db.execute("UPDATE patient SET n_series = n_series + 1 WHERE pk = ?", (patient_pk,))
+
+        file_columns = {
+            "series_pk": series_pk,
+            "transfer_syntax": summary.transfer_syntax,
+            "path": summary.path,
+            "size": summary.size,
+            "mtime_ns": summary.mtime_ns,
+        }
+        found = db.execute(
+            "SELECT pk FROM instance WHERE sop_uid = ?", (row["sop_uid"],)
+        ).fetchone()
+        if found:
+            # The same SOP instance stored again (overwrite): the row follows the new file.
+            db.execute("DELETE FROM instance WHERE path = ? AND pk != ?", (summary.path, found[0]))
+            names = [c.name for c in COLUMNS if c.level is Level.IMAGE]
+            assignments = ", ".join(f"{n} = ?" for n in [*names, *file_columns])
+            db.execute(
+                f"UPDATE instance SET {assignments} WHERE pk = ?",
+                [*(row[n] for n in names), *file_columns.values(), found[0]],
+            )
+        else:
+            # A different instance at this path replaces the one that was there.
+            self._delete_paths(db, [summary.path])
+            self._insert_row(db, Level.IMAGE, row, file_columns)
+            db.execute("UPDATE series SET n_instances = n_instances + 1 WHERE pk = ?", (series_pk,))
+            db.execute("UPDATE study SET n_instances = n_instances + 1 WHERE pk = ?", (study_pk,))
+            db.execute(
+                "UPDATE patient SET n_instances = n_instances + 1 WHERE pk = ?", (patient_pk,)
+            )
+        if row["sop_class"]:
+            db.execute(
+                "INSERT OR IGNORE INTO study_sop_class (study_pk, sop_class) VALUES (?, ?)",
+                (study_pk, row["sop_class"]),
+            )
+
+    @staticmethod
+    def _stored(column: Column, text: str) -> str:
+        text = text.strip(" \x00")
+        if column.vr == "DA":
+            return normalise_date(text)
+        return text
+
+    @staticmethod
+    def _insert_row(
+        db: sqlite3.Connection, level: Level, row: Mapping[str, str], extra: Mapping[str, object]
+    ) -> int:
+        table, _ = _TABLES[level]
+        names = [c.name for c in COLUMNS if c.level is level]
+        names += [f"{n}_alpha" for n in names if n in _PN_COLUMNS]
+        all_names = [*names, *extra]
+        marks = ", ".join("?" for _ in all_names)
+        cursor = db.execute(
+            f"INSERT INTO {table} ({', '.join(all_names)}) VALUES ({marks})",
+            [*(row[n] for n in names), *extra.values()],
+        )
+        pk = cursor.lastrowid
+        assert pk is not None
+        return pk
+
+    def remove(self, paths: Sequence[str]) -> int:
+        """Remove the instances stored at `paths` (relative); returns how many were indexed."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                removed = self._delete_paths(db, paths)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return removed
+
+    @staticmethod
+    def _delete_paths(db: sqlite3.Connection, paths: Sequence[str]) -> int:
+        removed = 0
+        for path in paths:
+            found = db.execute(
+                "SELECT i.pk, i.series_pk, se.study_pk, st.patient_pk FROM instance i "
+                "JOIN series se ON se.pk = i.series_pk JOIN study st ON st.pk = se.study_pk "
+                "WHERE i.path = ?",
+                (path,),
+            ).fetchone()
+            if found is None:
+                continue
+            pk, series_pk, study_pk, patient_pk = found
+            removed += 1
+            db.execute("DELETE FROM instance WHERE pk = ?", (pk,))
+            db.execute("UPDATE series SET n_instances = n_instances - 1 WHERE pk = ?", (series_pk,))
+            db.execute("UPDATE study SET n_instances = n_instances - 1 WHERE pk = ?", (study_pk,))
+            db.execute(
+                "UPDATE patient SET n_instances = n_instances - 1 WHERE pk = ?", (patient_pk,)
+            )
+            # Entities left without instances go, with the counters above them.
+            (left,) = db.execute(
+                "SELECT n_instances FROM series WHERE pk = ?", (series_pk,)
+            ).fetchone()
+            if not left:
+                db.execute("DELETE FROM series WHERE pk = ?", (series_pk,))
+                db.execute("UPDATE study SET n_series = n_series - 1 WHERE pk = ?", (study_pk,))
+                db.execute("UPDATE patient SET n_series = n_series - 1 WHERE pk = ?", (patient_pk,))
+            (left,) = db.execute(
+                "SELECT n_instances FROM study WHERE pk = ?", (study_pk,)
+            ).fetchone()
+            if not left:
+                db.execute("DELETE FROM study WHERE pk = ?", (study_pk,))
+                db.execute("DELETE FROM study_sop_class WHERE study_pk = ?", (study_pk,))
+                db.execute(
+                    "UPDATE patient SET n_studies = n_studies - 1 WHERE pk = ?", (patient_pk,)
+                )
+            else:
+                db.execute(
+                    "DELETE FROM study_sop_class WHERE study_pk = ? AND sop_class NOT IN "
+                    "(SELECT i.sop_class FROM instance i JOIN series se ON se.pk = i.series_pk "
+                    "WHERE se.study_pk = ?)",
+                    (study_pk, study_pk),
+                )
+            db.execute("DELETE FROM patient WHERE pk = ? AND n_instances <= 0", (patient_pk,))
+        return removed
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def files(self) -> dict[str, tuple[int, int]]:
+        """Every indexed file: relative path -> (size, mtime_ns)."""
+        with self._lock:
+            rows = self._db.execute("SELECT path, size, mtime_ns FROM instance").fetchall()
+        return {path: (size, mtime) for path, size, mtime in rows}
+
+    def sop_instance_paths(self, uids: Sequence[str]) -> dict[str, str]:
+        """SOP Instance UID -> relative path, for those of `uids` that are indexed."""
+        result: dict[str, str] = {}
+        with self._lock:
+            for start in range(0, len(uids), 500):
+                chunk = list(uids[start : start + 500])
+                marks = ", ".join("?" for _ in chunk)
+                for uid, path in self._db.execute(
+                    f"SELECT sop_uid, path FROM instance WHERE sop_uid IN ({marks})", chunk
+                ):
+                    result[uid] = path
+        return result
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table (patients, studies, series, instances)."""
+        with self._lock:
+            db = self._db
+            return {
+                table: db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                for table in ("patient", "study", "series", "instance")
+            }
+
+    def find(
+        self, query: Query, reader: FileReader | None = None, *, batch: int = 256
+    ) -> Iterator[list[Match]]:
+        """The matches of `query`, in batches, from a connection of their own (so a caller
+        may run each batch in a worker thread while the event loop goes on)."""
+        sql, params = _select(query)
+        column_tags = {c.tag for c in COLUMNS if c.level <= query.level}
+        computed_tags = computed_for(query)
+        needed = {k.tag for k in query.keys if not k.is_universal} | set(query.wanted)
+        from_file = frozenset(
+            tag for tag in needed if tag not in column_tags and tag not in computed_tags
+        )
+        file_keys = [k for k in query.keys if k.tag in from_file and not k.is_universal]
+        keys, pairs = _split_pairs(query)
+        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        try:
+            conn.execute("PRAGMA query_only = ON")
+            cursor = conn.execute(sql, params)
+            names = [d[0] for d in cursor.description]
+            while True:
+                rows = cursor.fetchmany(batch)
+                if not rows:
+                    return
+                out: list[Match] = []
+                for row in rows:
+                    record, path = _record(names, row)
+                    if from_file and reader is not None and path:
+                        try:
+                            record.update(reader(path, from_file))
+                        except OSError as exc:
+                            log.warning("cannot read %s for the query: %s", path, exc)
+                            if file_keys:
+                                continue
+                    if not match_record(keys, record):
+                        continue
+                    if pairs and not all(_pair_matches(p, record) for p in pairs):
+                        continue
+                    out.append(Match(record, path))
+                if out:
+                    yield out
+        finally:
+            conn.close()
+
+
+def computed_for(query: Query) -> set[int]:
+    """The computed attributes the index answers for this query: those of its level (and, in
+    the study root model, the patient's at study level) that are asked for."""
+    result = set()
+    for tag, computed in COMPUTED_BY_TAG.items():
+        level = computed.level
+        if query.model is Model.STUDY_ROOT and level is Level.PATIENT:
+            level = Level.STUDY
+        if level is query.level and (tag in query.wanted or _keyed(query, tag)):
+            result.add(tag)
+    return result
+
+
+def _keyed(query: Query, tag: int) -> bool:
+    return any(k.tag == tag and not k.is_universal for k in query.keys)
+
+
+def _split_pairs(query: Query) -> tuple[list[Key], list[tuple[Key, Key]]]:
+    keys = list(query.keys)
+    if not query.combined_datetime:
+        return keys, []
+    by_tag = {k.tag: k for k in keys}
+    pairs: list[tuple[Key, Key]] = []
+    for date_tag, time_tag in DATE_TIME_PAIRS:
+        date, time = by_tag.get(date_tag), by_tag.get(time_tag)
+        if date is None or time is None or date.is_universal or time.is_universal:
+            continue
+        pairs.append((date, time))
+        keys.remove(date)
+        keys.remove(time)
+    return keys, pairs
+
+
+def _pair_matches(pair: tuple[Key, Key], record: Mapping[int, Values | Items]) -> bool:
+    date_key, time_key = pair
+    date = record.get(date_key.tag, ())
+    time = record.get(time_key.tag, ())
+    return match_date_time(
+        date_key.value,
+        time_key.value,
+        date if isinstance(date, tuple) else (),
+        time if isinstance(time, tuple) else (),
+    )
+
+
+# --- SQL for a query ---------------------------------------------------------------------------
+
+_REPRESENTATIVE: Final = {
+    Level.IMAGE: "i.path",
+    Level.SERIES: "(SELECT path FROM instance WHERE series_pk = se.pk LIMIT 1)",
+    Level.STUDY: (
+        "(SELECT i2.path FROM series s2 JOIN instance i2 ON i2.series_pk = s2.pk "
+        "WHERE s2.study_pk = st.pk LIMIT 1)"
+    ),
+    Level.PATIENT: (
+        "(SELECT i2.path FROM study t2 JOIN series s2 ON s2.study_pk = t2.pk "
+        "JOIN instance i2 ON i2.series_pk = s2.pk WHERE t2.patient_pk = p.pk LIMIT 1)"
+    ),
+}
+_COMPUTED_SQL: Final = {
+    0x00201200: "p.n_studies",
+    0x00201202: "p.n_series",
+    0x00201204: "p.n_instances",
+    0x00201206: "st.n_series",
+    0x00201208: "st.n_instances",
+    0x00201209: "se.n_instances",
+    0x00080061: (
+        "(SELECT group_concat(modality, '\\') FROM (SELECT DISTINCT modality FROM series "
+        "WHERE study_pk = st.pk AND modality != '' ORDER BY modality))"
+    ),
+    0x00080062: (
+        "(SELECT group_concat(sop_class, '\\') FROM (SELECT sop_class FROM study_sop_class "
+        "WHERE study_pk = st.pk ORDER BY sop_class))"
+    ),
+}
+
+
+def _select(query: Query) -> tuple[str, list[object]]:
+    level = query.level
+    joins = ["patient p"]
+    if level >= Level.STUDY:
+        joins.append("JOIN study st ON st.patient_pk = p.pk")
+    if level >= Level.SERIES:
+        joins.append("JOIN series se ON se.study_pk = st.pk")
+    if level >= Level.IMAGE:
+        joins.append("JOIN instance i ON i.series_pk = se.pk")
+    selected = [
+        f"{_TABLES[c.level][1]}.{c.name} AS c{c.tag:08X}" for c in COLUMNS if c.level <= level
+    ]
+    for tag in sorted(computed_for(query)):
+        selected.append(f"{_COMPUTED_SQL[tag]} AS c{tag:08X}")
+    selected.append(f"{_REPRESENTATIVE[level]} AS path")
+    where: list[str] = []
+    params: list[object] = []
+    for key in query.keys:
+        column = COLUMN_BY_TAG.get(key.tag)
+        if column is None or column.level > level or key.is_universal:
+            continue
+        if query.combined_datetime and key.vr in ("DA", "TM"):
+            continue  # combined matching: checked as a pair, in Python
+        condition = _prefilter(key, column)
+        if condition is not None:
+            where.append(condition[0])
+            params.extend(condition[1])
+    pk = f"{_TABLES[level][1]}.pk"
+    sql = f"SELECT {', '.join(selected)} FROM {' '.join(joins)}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return sql + f" ORDER BY {pk}", params
+
+
+def _prefilter(key: Key, column: Column) -> tuple[str, list[object]] | None:
+    """A SQL condition every match satisfies (a superset; Python decides exactly)."""
+    ref = f"{_TABLES[column.level][1]}.{column.name}"
+    value = key.value.strip(" \x00")
+    if value == '""':
+        return f"{ref} = ''", []
+    if key.vr == "UI":
+        uids = [u.strip(" \x00") for u in value.split("\\")]
+        return f"{ref} IN ({', '.join('?' for _ in uids)})", list(uids)
+    if key.vr == "DA":
+        if "-" in value:
+            low, high = parse_range("DA", value)
+            parts: list[str] = []
+            params: list[object] = []
+            if low is not None:
+                parts.append(f"{ref} >= ?")
+                params.append(low)
+            if high is not None:
+                parts.append(f"{ref} <= ?")
+                params.append(high)
+            parts.append(f"{ref} != ''")
+            return " AND ".join(parts), params
+        return f"{ref} = ?", [normalise_date(value)]
+    if key.vr in RANGE_VRS or key.vr in ("IS", "DS"):
+        return None
+    if key.vr == "PN":
+        normalised = normalise_person_name(value)
+        if "=" in normalised or not normalised.isascii():
+            return None
+        if "*" in normalised or "?" in normalised:
+            return f"{ref}_alpha GLOB ?", [wildcard_glob(normalised)]
+        return f"{ref}_alpha = ?", [normalised]
+    if key.vr in WILDCARD_VRS and ("*" in value or "?" in value):
+        return f"{ref} GLOB ?", [wildcard_glob(value)]
+    return f"{ref} = ?", [value]
+
+
+def _record(names: Sequence[str], row: Sequence[object]) -> tuple[dict[int, Values | Items], str]:
+    record: dict[int, Values | Items] = {}
+    path = ""
+    for name, value in zip(names, row, strict=True):
+        if name == "path":
+            path = str(value or "")
+            continue
+        tag = int(name[1:], 16)
+        if value is None or value == "":
+            record[tag] = ()
+        elif isinstance(value, int):
+            record[tag] = (str(value),)
+        else:
+            record[tag] = tuple(str(value).split("\\"))
+    return record, path

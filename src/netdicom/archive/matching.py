@@ -1,0 +1,442 @@
+"""C-FIND attribute matching (PS3.4 C.2.2.2) as pure functions over decoded values, and the
+Query/Retrieve information models and levels (PS3.4 C.3, C.6) they apply to.
+
+A stored attribute is a `Values` (a tuple of decoded strings, one per value; empty when the
+attribute is absent or zero-length) or, for a sequence, an `Items` list of `Record`s. A query key
+is a `Key`: the string value of the identifier element (a `\\`-joined string for multi-valued
+requests), or for a sequence the keys of its single item.
+
+Rules, and the leniencies this module documents:
+- Universal (C.2.2.2.3): a zero-length value matches everything. A lone `*` is universal for
+  the wildcard VRs (C.2.2.2.4) and, as documented leniency, for every other VR too (DCMTK and
+  many SCUs send it for dates and numbers).
+- Empty value: the two characters `""` match an absent or zero-length attribute (C.2.2.2.1).
+- Single value (C.2.2.2.1): exact, case-sensitive, except PN (case-insensitive, declared in the
+  conformance statement as the standard allows). Trailing/leading spaces are padding, not data.
+  A multi-valued attribute matches when any of its values does.
+  As leniency, IS and DS compare as numbers when both sides parse ("01" matches "1").
+  TM and DT single values match at the precision given: `10` matches any time in 10:xx.
+- List of UID (C.2.2.2.2): UI values separated by `\\`.
+- Wild card (C.2.2.2.4): `*` any run (also empty), `?` one character, for AE CS LO LT PN SH ST
+  UC UR UT.
+- Range (C.2.2.2.5): `a-b`, `-b`, `a-` for DA, TM, DT; bounds inclusive; a bound given with
+  less precision covers its whole period (`-2024` ... the upper bound 2024 means up to
+  2024-12-31 for DT; `-10` for TM means up to 10:59:59.999999). DT offsets are ignored (no
+  timezone adjustment is negotiated). DA in the ACR-NEMA form `YYYY.MM.DD` is accepted.
+- Combined date-time (C.2.2.2.5.1, only when extended negotiation agreed to it): a DA key and
+  its TM key are matched together as one date-time range; see `match_date_time`.
+- Sequence (C.2.2.2.6): the key's single item holds keys; a stored sequence matches when one of
+  its items matches every one of them; an empty item (or no item) is universal.
+- PN (C.2.2.2.1, C.2.2.2.4): each value is split in component groups (alphabetic, ideographic,
+  phonetic, separated by `=`); trailing `^` of each group and trailing empty groups are
+  normalised away. A query with several groups is matched group by group (an empty query group
+  matches anything). A query with one group is matched against the alphabetic group, or, when
+  it holds non-ASCII characters (an ideographic or phonetic name typed by a user), against
+  any group (documented leniency).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from typing import Final, Union
+
+# Wildcards apply to these VRs (PS3.4 C.2.2.2.4, current edition).
+WILDCARD_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"})
+RANGE_VRS = frozenset({"DA", "TM", "DT"})
+
+Values = tuple[str, ...]
+Record = Mapping[int, Union[Values, "Items"]]
+Items = list[Record]
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One matching key: its tag, VR and requested value (`items` for a sequence key)."""
+
+    tag: int
+    vr: str
+    value: str = ""
+    items: tuple[Key, ...] | None = None  # SQ only: the keys of the single item, if any
+
+    @property
+    def is_universal(self) -> bool:
+        if self.vr == "SQ":
+            return not self.items or all(k.is_universal for k in self.items)
+        return self.value == "" or self.value == "*"
+
+
+# --- information models, levels and where each attribute lives (PS3.4 C.3, C.6) ----------
+
+PATIENT_ROOT_FIND: Final = "1.2.840.10008.5.1.4.1.2.1.1"
+STUDY_ROOT_FIND: Final = "1.2.840.10008.5.1.4.1.2.2.1"
+FIND_SOP_CLASSES: Final = (PATIENT_ROOT_FIND, STUDY_ROOT_FIND)
+
+
+class Model(enum.Enum):
+    PATIENT_ROOT = "patient"
+    STUDY_ROOT = "study"
+
+    @property
+    def find_sop_class(self) -> str:
+        return PATIENT_ROOT_FIND if self is Model.PATIENT_ROOT else STUDY_ROOT_FIND
+
+    @classmethod
+    def for_sop_class(cls, uid: str) -> Model | None:
+        return {PATIENT_ROOT_FIND: cls.PATIENT_ROOT, STUDY_ROOT_FIND: cls.STUDY_ROOT}.get(uid)
+
+    @property
+    def levels(self) -> tuple[Level, ...]:
+        if self is Model.PATIENT_ROOT:
+            return (Level.PATIENT, Level.STUDY, Level.SERIES, Level.IMAGE)
+        return (Level.STUDY, Level.SERIES, Level.IMAGE)
+
+
+class Level(enum.IntEnum):
+    """Query/Retrieve Level (0008,0052) values, in hierarchy order."""
+
+    PATIENT = 0
+    STUDY = 1
+    SERIES = 2
+    IMAGE = 3
+
+    @classmethod
+    def parse(cls, text: str) -> Level | None:
+        return cls.__members__.get(text.strip(" \x00").upper())
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """An attribute the index keeps in a column of its level's table."""
+
+    level: Level
+    name: str
+    tag: int
+    vr: str
+
+
+# Unique and required keys of PS3.4 C.6.1.1 / C.6.2.1, plus common optional ones, as columns.
+COLUMNS: Final = (
+    Column(Level.PATIENT, "patient_id", 0x00100020, "LO"),
+    Column(Level.PATIENT, "issuer", 0x00100021, "LO"),
+    Column(Level.PATIENT, "patient_name", 0x00100010, "PN"),
+    Column(Level.PATIENT, "birth_date", 0x00100030, "DA"),
+    Column(Level.PATIENT, "birth_time", 0x00100032, "TM"),
+    Column(Level.PATIENT, "sex", 0x00100040, "CS"),
+    Column(Level.STUDY, "study_uid", 0x0020000D, "UI"),
+    Column(Level.STUDY, "study_date", 0x00080020, "DA"),
+    Column(Level.STUDY, "study_time", 0x00080030, "TM"),
+    Column(Level.STUDY, "accession", 0x00080050, "SH"),
+    Column(Level.STUDY, "study_id", 0x00200010, "SH"),
+    Column(Level.STUDY, "referring", 0x00080090, "PN"),
+    Column(Level.STUDY, "study_description", 0x00081030, "LO"),
+    Column(Level.SERIES, "series_uid", 0x0020000E, "UI"),
+    Column(Level.SERIES, "modality", 0x00080060, "CS"),
+    Column(Level.SERIES, "series_number", 0x00200011, "IS"),
+    Column(Level.SERIES, "series_description", 0x0008103E, "LO"),
+    Column(Level.SERIES, "series_date", 0x00080021, "DA"),
+    Column(Level.SERIES, "series_time", 0x00080031, "TM"),
+    Column(Level.SERIES, "body_part", 0x00180015, "CS"),
+    Column(Level.IMAGE, "sop_uid", 0x00080018, "UI"),
+    Column(Level.IMAGE, "sop_class", 0x00080016, "UI"),
+    Column(Level.IMAGE, "instance_number", 0x00200013, "IS"),
+    Column(Level.IMAGE, "content_date", 0x00080023, "DA"),
+    Column(Level.IMAGE, "content_time", 0x00080033, "TM"),
+)
+COLUMN_BY_TAG: Final = {c.tag: c for c in COLUMNS}
+SPECIFIC_CHARACTER_SET: Final = 0x00080005
+QUERY_RETRIEVE_LEVEL: Final = 0x00080052
+RETRIEVE_AE_TITLE: Final = 0x00080054
+
+UNIQUE_KEYS: Final = {
+    Level.PATIENT: 0x00100020,
+    Level.STUDY: 0x0020000D,
+    Level.SERIES: 0x0020000E,
+    Level.IMAGE: 0x00080018,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Computed:
+    """An attribute the SCP computes from the index (PS3.4 C.3.4, C.3.5)."""
+
+    level: Level
+    tag: int
+    vr: str
+    keyword: str
+
+
+COMPUTED: Final = (
+    Computed(Level.PATIENT, 0x00201200, "IS", "NumberOfPatientRelatedStudies"),
+    Computed(Level.PATIENT, 0x00201202, "IS", "NumberOfPatientRelatedSeries"),
+    Computed(Level.PATIENT, 0x00201204, "IS", "NumberOfPatientRelatedInstances"),
+    Computed(Level.STUDY, 0x00201206, "IS", "NumberOfStudyRelatedSeries"),
+    Computed(Level.STUDY, 0x00201208, "IS", "NumberOfStudyRelatedInstances"),
+    Computed(Level.STUDY, 0x00080061, "CS", "ModalitiesInStudy"),
+    Computed(Level.STUDY, 0x00080062, "UI", "SOPClassesInStudy"),
+    Computed(Level.SERIES, 0x00201209, "IS", "NumberOfSeriesRelatedInstances"),
+)
+COMPUTED_BY_TAG: Final = {c.tag: c for c in COMPUTED}
+
+# Patient Study module (PS3.3 C.7.2.2): in group 0010 but about the patient at the time of
+# the study, so study level.
+_PATIENT_STUDY: Final = frozenset(
+    {0x00101010, 0x00101020, 0x00101021, 0x00101022, 0x00101023, 0x00101024, 0x00101030}
+    | {0x00102180, 0x001021A0, 0x001021B0, 0x001021C0, 0x001021D0, 0x00102203}
+)
+# General Study, Patient Study (outside group 0010) and study-level Q/R attributes.
+_STUDY: Final = frozenset(
+    {0x00080020, 0x00080030, 0x00080050, 0x00080051, 0x00080056, 0x00080090, 0x00080096}
+    | {0x00081030, 0x00081032, 0x00081048, 0x00081049, 0x00081060, 0x00081062, 0x00081080}
+    | {0x00081084, 0x00081110, 0x0020000D, 0x00200010, 0x00201070, 0x00321032, 0x00321033}
+    | {0x00321060, 0x00321064, 0x00380010, 0x00380500}
+)
+# General Series, General Equipment, Frame of Reference and series-level Q/R attributes.
+_SERIES: Final = frozenset(
+    {0x00080021, 0x00080031, 0x00080060, 0x00080070, 0x00080080, 0x00080081, 0x0008103E}
+    | {0x00081010, 0x00081040, 0x00081050, 0x00081052, 0x00081070, 0x00081072, 0x00081090}
+    | {0x00081111, 0x00180015, 0x00181000, 0x00181020, 0x00181030, 0x00185100, 0x0020000E}
+    | {0x00200011, 0x00200052, 0x00200060, 0x00201040, 0x00400244, 0x00400245, 0x00400253}
+    | {0x00400254, 0x00400260, 0x00400275, 0x00400280}
+)
+
+
+def level_of(tag: int, model: Model) -> Level:
+    """The level an attribute belongs to in `model` (in the study root model the patient's
+    attributes are study attributes, PS3.4 C.6.2)."""
+    column = COLUMN_BY_TAG.get(tag)
+    computed = COMPUTED_BY_TAG.get(tag)
+    if column is not None:
+        level = column.level
+    elif computed is not None:
+        level = computed.level
+    elif tag in _PATIENT_STUDY or tag in _STUDY:
+        level = Level.STUDY
+    elif tag >> 16 == 0x0010:
+        level = Level.PATIENT
+    elif tag in _SERIES:
+        level = Level.SERIES
+    else:
+        level = Level.IMAGE
+    if model is Model.STUDY_ROOT and level is Level.PATIENT:
+        return Level.STUDY
+    return level
+
+
+# --- the entry points -----------------------------------------------------------------------
+
+
+def match_record(keys: Sequence[Key], record: Record) -> bool:
+    """True when `record` matches every key (C.2.2.2: keys are ANDed)."""
+    return all(match_key(key, record.get(key.tag, ())) for key in keys)
+
+
+def match_key(key: Key, stored: Values | Items) -> bool:
+    """Match one key against one stored attribute (absent attributes are `()`)."""
+    if key.vr == "SQ":
+        return match_sequence(key, stored)
+    values: Values = stored if isinstance(stored, tuple) else ()
+    return match_value(key.vr, key.value, values)
+
+
+def match_value(vr: str, query: str, values: Values) -> bool:
+    """Match a string key of `vr` against the values of a stored attribute."""
+    if query == "" or query == "*":
+        return True
+    if query == '""':
+        return not any(v.strip(" \x00") for v in values)
+    if vr == "UI":
+        wanted = {uid.strip(" \x00") for uid in query.split("\\")}
+        return any(v.strip(" \x00") in wanted for v in values)
+    if vr in RANGE_VRS and "-" in _strip_offset(vr, query):
+        low, high = parse_range(vr, query)
+        return any(_in_range(vr, v, low, high) for v in values)
+    if vr == "PN":
+        return any(match_person_name(query, v) for v in values)
+    if vr in WILDCARD_VRS and ("*" in query or "?" in query):
+        pattern = wildcard_regex(query.strip(" "), ignore_case=False)
+        return any(pattern.fullmatch(v.strip(" ")) is not None for v in values)
+    return any(_single(vr, query, v) for v in values)
+
+
+def match_sequence(key: Key, stored: Values | Items) -> bool:
+    """Sequence matching (C.2.2.2.6): one stored item must match all keys of the query item."""
+    if key.is_universal:
+        return True
+    assert key.items is not None
+    items: Items = stored if isinstance(stored, list) else []
+    return any(match_record(key.items, item) for item in items)
+
+
+# --- single values --------------------------------------------------------------------------
+
+
+def _single(vr: str, query: str, value: str) -> bool:
+    q = query.strip(" \x00")
+    v = value.strip(" \x00")
+    if vr in ("IS", "DS"):
+        try:
+            return Decimal(q) == Decimal(v)
+        except InvalidOperation:
+            return q == v
+    if vr == "DA":
+        return normalise_date(q) == normalise_date(v)
+    if vr in ("TM", "DT"):
+        low, high = _bounds(vr, q)
+        return _in_range(vr, v, low, high)
+    return q == v
+
+
+# --- person names ---------------------------------------------------------------------------
+
+
+def normalise_person_name(value: str) -> str:
+    """Upper-case, trailing `^` and spaces of each group removed, trailing empty groups gone."""
+    groups = [g.rstrip(" ").rstrip("^").rstrip(" ") for g in value.upper().split("=")]
+    while groups and not groups[-1]:
+        groups.pop()
+    return "=".join(groups)
+
+
+def match_person_name(query: str, value: str) -> bool:
+    """PN single value or wildcard matching, case-insensitive, per component group."""
+    q_groups = normalise_person_name(query).split("=")
+    v_groups = normalise_person_name(value).split("=")
+    if len(q_groups) == 1:
+        if q_groups[0].isascii():
+            return _match_pn_group(q_groups[0], v_groups[0])
+        return any(_match_pn_group(q_groups[0], g) for g in v_groups)
+    for i, q in enumerate(q_groups):
+        if not q or q == "*":
+            continue
+        stored = v_groups[i] if i < len(v_groups) else ""
+        if not _match_pn_group(q, stored):
+            return False
+    return True
+
+
+def _match_pn_group(query: str, value: str) -> bool:
+    if query == "*":
+        return True
+    if "*" in query or "?" in query:
+        return wildcard_regex(query, ignore_case=False).fullmatch(value) is not None
+    return query == value
+
+
+@lru_cache(maxsize=256)
+def wildcard_regex(pattern: str, *, ignore_case: bool) -> re.Pattern[str]:
+    """`*` and `?` as a regular expression; every other character literal."""
+    parts = [".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern]
+    return re.compile("".join(parts), re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
+def wildcard_glob(pattern: str) -> str:
+    """The same pattern for SQLite GLOB (`[` escaped as a bracket class)."""
+    return "".join("[[]" if c == "[" else "[]]" if c == "]" else c for c in pattern)
+
+
+# --- dates and times ------------------------------------------------------------------------
+
+
+def normalise_date(value: str) -> str:
+    """`YYYYMMDD` from `YYYYMMDD` or the ACR-NEMA `YYYY.MM.DD`."""
+    return value.strip(" \x00").replace(".", "")
+
+
+def _strip_offset(vr: str, text: str) -> str:
+    # A DT may end in a UTC offset (&ZZXX) whose sign is not a range separator.
+    if vr == "DT":
+        return re.sub(r"[+-]\d{4}(?=$|-)", "", text.strip())
+    return text
+
+
+def parse_range(vr: str, query: str) -> tuple[str | None, str | None]:
+    """The inclusive bounds of a range key as comparable strings (None: open)."""
+    text = _strip_offset(vr, query.strip(" \x00"))
+    low_text, _, high_text = text.partition("-")
+    low = _bounds(vr, low_text)[0] if low_text else None
+    high = _bounds(vr, high_text)[1] if high_text else None
+    return low, high
+
+
+def _bounds(vr: str, text: str) -> tuple[str, str]:
+    """Lowest and highest full-precision values a partial DA/TM/DT value stands for."""
+    t = _strip_offset(vr, text.strip(" \x00"))
+    if vr == "DA":
+        d = normalise_date(t)
+        return d, d
+    if vr == "TM":
+        t = t.replace(":", "")
+        return _pad_time(t, "0"), _pad_time(t, "9")
+    # DT: YYYYMMDDHHMMSS.FFFFFF with any trailing part omitted.
+    date, time = t[:8], t[8:]
+    low_date = date + "00010101"[len(date) :]
+    high_date = date + "99991231"[len(date) :] if len(date) < 8 else date
+    if len(date) == 6:
+        high_date = date + "31"
+    return low_date + _pad_time(time, "0"), high_date + _pad_time(time, "9")
+
+
+def _pad_time(t: str, fill: str) -> str:
+    whole, _, frac = t.partition(".")
+    if fill == "9":
+        top = "235959"
+        whole = whole + top[len(whole) :]
+    else:
+        whole = whole + "000000"[len(whole) :]
+    return f"{whole[:6]}.{(frac + fill * 6)[:6]}"
+
+
+def _comparable(vr: str, value: str) -> str:
+    return _bounds(vr, value)[0]
+
+
+def _in_range(vr: str, value: str, low: str | None, high: str | None) -> bool:
+    v = value.strip(" \x00")
+    if not v:
+        return False
+    if vr == "DA":
+        d = normalise_date(v)
+        return (low is None or d >= low) and (high is None or d <= high)
+    v_low, v_high = _bounds(vr, v)
+    return (low is None or v_high >= low) and (high is None or v_low <= high)
+
+
+def match_date_time(date_query: str, time_query: str, date: Values, time: Values) -> bool:
+    """Combined date-time range matching (PS3.4 C.2.2.2.5.1): `StudyDate=20240101-20240102`
+    with `StudyTime=2200-0600` means from 2024-01-01 22:00 to 2024-01-02 06:00.
+
+    Used only when the SCU asked for it in extended negotiation and we agreed."""
+    dq = date_query.strip(" \x00")
+    tq = time_query.strip(" \x00")
+    if dq in ("", "*"):
+        return match_value("TM", tq, time)
+    if tq in ("", "*"):
+        return match_value("DA", dq, date)
+    d_low, sep_d, d_high = dq.partition("-")
+    t_low, sep_t, t_high = tq.partition("-")
+    if not sep_d:
+        d_high = d_low
+    if not sep_t:
+        t_high = t_low
+    low = _combine(d_low, t_low, high=False)
+    high = _combine(d_high, t_high, high=True)
+    stored_date = date[0] if date else ""
+    stored_time = time[0] if time else ""
+    if not stored_date:
+        return False
+    v_low = _combine(stored_date, stored_time, high=False) or ""
+    v_high = _combine(stored_date, stored_time, high=True) or ""
+    return (low is None or v_high >= low) and (high is None or v_low <= high)
+
+
+def _combine(date: str, time: str, *, high: bool) -> str | None:
+    if not date:
+        return None
+    d = normalise_date(date)
+    pad = _pad_time(time.replace(":", ""), "9" if high else "0")
+    return d + pad

@@ -1,0 +1,115 @@
+"""The user's configuration file: named peers (TOML, read with the standard library's tomllib).
+
+Where: `$NETDICOM_CONFIG` when set, else `$XDG_CONFIG_HOME/netdicom/config.toml`, else
+`~/.config/netdicom/config.toml`. A missing file is an empty configuration.
+
+    default = "pacs"            # the peer used when PEER is left out
+
+    [peers.pacs]
+    host = "10.0.0.5"
+    port = 104
+    aet = "PACS"                # the peer's (called) AE title; optional
+
+`$NETDICOM_PEER` names the default peer and overrides `default`. Peer names are letters,
+digits, `-`, `_` and `.`; they never contain `:` or `@`, so they cannot be taken for
+HOST:PORT.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from netdicom.core.errors import NetDicomError
+
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+class ConfigError(NetDicomError):
+    """The configuration file cannot be read or says something we cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class NamedPeer:
+    name: str
+    host: str
+    port: int
+    aet: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    peers: Mapping[str, NamedPeer] = field(default_factory=dict)
+    default: str | None = None
+    path: Path | None = None
+
+    def default_peer(self, env: Mapping[str, str] | None = None) -> str | None:
+        """The default peer's name: $NETDICOM_PEER, else `default` of the file."""
+        environ = os.environ if env is None else env
+        return environ.get("NETDICOM_PEER") or self.default
+
+
+def config_path(env: Mapping[str, str] | None = None) -> Path:
+    """Where the configuration file is looked for (see the module doc)."""
+    environ = os.environ if env is None else env
+    explicit = environ.get("NETDICOM_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = environ.get("XDG_CONFIG_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".config"
+    return base / "netdicom" / "config.toml"
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read the configuration; a missing file gives an empty Config, a broken one ConfigError."""
+    import tomllib
+
+    where = path or config_path(env)
+    try:
+        with open(where, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        return Config(path=where)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {where}: {exc.strerror or exc}") from None
+    return _parse(data, where)
+
+
+def _parse(data: Mapping[str, object], where: Path) -> Config:
+    raw_peers = data.get("peers", {})
+    if not isinstance(raw_peers, dict):
+        raise ConfigError(f"{where}: [peers] must be a table of [peers.NAME] tables")
+    peers: dict[str, NamedPeer] = {}
+    for name, table in raw_peers.items():
+        if not _NAME.fullmatch(name):
+            raise ConfigError(f"{where}: peer name {name!r}: use letters, digits, - _ .")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: [peers.{name}] must be a table")
+        peers[name] = _peer(name, table, where)
+    default = data.get("default")
+    if default is not None and not isinstance(default, str):
+        raise ConfigError(f"{where}: default must be a peer name (a string)")
+    if default is not None and default not in peers:
+        raise ConfigError(f"{where}: default = {default!r} but there is no [peers.{default}]")
+    return Config(peers=peers, default=default, path=where)
+
+
+def _peer(name: str, table: Mapping[str, object], where: Path) -> NamedPeer:
+    host = table.get("host")
+    port = table.get("port")
+    aet = table.get("aet")
+    if not isinstance(host, str) or not host:
+        raise ConfigError(f'{where}: [peers.{name}] needs host = "..."')
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigError(f"{where}: [peers.{name}] needs port = 1..65535, got {port!r}")
+    if aet is not None and (not isinstance(aet, str) or not 0 < len(aet.strip()) <= 16):
+        raise ConfigError(f"{where}: [peers.{name}] aet must be 1 to 16 characters")
+    unknown = set(table) - {"host", "port", "aet"}
+    if unknown:
+        raise ConfigError(f"{where}: [peers.{name}] has unknown keys: {', '.join(sorted(unknown))}")
+    return NamedPeer(name, host, port, aet.strip() if isinstance(aet, str) else None)
