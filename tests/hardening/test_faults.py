@@ -80,9 +80,12 @@ def _scenarios() -> list[Scenario]:
         for direction, types in ((Direction.SEND, sends), (Direction.RECEIVE, receives)):
             for pdu_type in types:
                 for variant in _VARIANTS:
-                    if direction is Direction.RECEIVE and variant.action is FaultAction.TRUNCATE:
-                        if variant.keep != 3:
-                            continue  # on receipt, truncation has no length parameter
+                    if (
+                        direction is Direction.RECEIVE
+                        and variant.action is FaultAction.TRUNCATE
+                        and variant.keep != 3
+                    ):
+                        continue  # on receipt, truncation has no length parameter
                     # The second P-DATA-TF is the one hit (the first C-ECHO got through).
                     occurrence = 2 if pdu_type is PDUType.P_DATA_TF else 1
                     fault = Fault(
