@@ -148,6 +148,7 @@ def test_stored_file_holds_the_received_bytes(tmp_path: Path, ts: str, fsync: bo
     ]
 
 
+@pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
 def test_failures_keep_nothing_and_the_association_stays_usable(tmp_path: Path) -> None:
     good = make_dataset()
     mismatch = make_dataset()

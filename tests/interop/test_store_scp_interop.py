@@ -1,0 +1,171 @@
+"""`netdicom serve` as Storage SCP for real senders: dcmtk storescu and pynetdicom storescu.
+
+What was sent must be on disk byte for byte (the data set after the file meta), whatever the
+sender, and a full disk must fail one instance cleanly without ending the service.
+"""
+
+from __future__ import annotations
+
+import resource
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+
+from netdicom.archive.writer import TEMP_DIR
+from tests.dicomfiles import make_files
+from tests.peers import DCMTK_ENV, PYNETDICOM, free_port, have_dcmtk, running, serve_argv
+
+pytestmark = pytest.mark.interop
+needs_dcmtk = pytest.mark.skipif(not have_dcmtk(), reason="dcmtk is not installed")
+
+EXPLICIT = "1.2.840.10008.1.2.1"
+IMPLICIT = "1.2.840.10008.1.2"
+
+
+def dataset_bytes(path: Path) -> bytes:
+    """The bytes after the File Meta Information (PS3.10 §7.1)."""
+    raw = path.read_bytes()
+    assert raw[128:132] == b"DICM"
+    (group_length,) = struct.unpack_from("<L", raw, 132 + 8)
+    return raw[132 + 12 + group_length :]
+
+
+def stored(root: Path) -> dict[str, Path]:
+    """SOP Instance UID -> stored file (every file outside the temporary folder)."""
+    return {p.stem: p for p in root.rglob("*.dcm") if TEMP_DIR not in p.parts}
+
+
+def assert_identical(sent: list[Path], root: Path) -> None:
+    files = stored(root)
+    assert len(files) == len(sent)
+    for path in sent:
+        uid = dcmread(path, stop_before_pixels=True).SOPInstanceUID
+        assert dataset_bytes(files[uid]) == dataset_bytes(path), path
+    assert list((root / TEMP_DIR).iterdir()) == []
+
+
+def storescu(
+    port: int, files: list[Path], *options: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            *("storescu", "-aec", "NETDICOM", "-aet", "DCMTK", *options),
+            *("127.0.0.1", str(port), *map(str, files)),
+        ],
+        capture_output=True,
+        text=True,
+        env=DCMTK_ENV,
+        timeout=timeout,
+    )
+
+
+@needs_dcmtk
+def test_dcmtk_storescu_to_serve_byte_identical(tmp_path: Path) -> None:
+    explicit = make_files(tmp_path / "explicit", 4, rows=64, columns=64)
+    implicit = make_files(tmp_path / "implicit", 3, transfer_syntax=IMPLICIT, patient_id="P2")
+    archive = tmp_path / "archive"
+    port = free_port()
+    with running(serve_argv(archive, port), port) as server:
+        result = storescu(port, explicit)
+        assert result.returncode == 0, result.stderr
+        result = storescu(port, implicit, "-xi")  # implicit VR only
+        assert result.returncode == 0, result.stderr
+        assert server.poll() is None
+    assert_identical(explicit + implicit, archive)
+    for path in stored(archive).values():
+        meta = dcmread(path, stop_before_pixels=True).file_meta
+        assert meta.SourceApplicationEntityTitle == "DCMTK"
+        assert meta.TransferSyntaxUID in (EXPLICIT, IMPLICIT)
+
+
+@needs_dcmtk
+def test_dcmtk_deflated_is_stored_as_received(tmp_path: Path) -> None:
+    sent = make_files(tmp_path / "src", 2, rows=64, columns=64)
+    archive = tmp_path / "archive"
+    port = free_port()
+    with running(serve_argv(archive, port, "--prefer-ts", "1.2.840.10008.1.2.1.99"), port):
+        result = storescu(port, sent, "-xd")
+        assert result.returncode == 0, result.stderr
+    files = stored(archive)
+    for path in sent:
+        original = dcmread(path)
+        copy = dcmread(files[original.SOPInstanceUID])
+        assert copy.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1.99"
+        assert copy.PixelData == original.PixelData
+        assert copy.PatientName == original.PatientName
+
+
+def test_pynetdicom_storescu_to_serve_byte_identical(tmp_path: Path) -> None:
+    explicit = make_files(tmp_path / "explicit", 3, rows=64, columns=64)
+    implicit = make_files(tmp_path / "implicit", 2, transfer_syntax=IMPLICIT, patient_id="P2")
+    archive = tmp_path / "archive"
+    port = free_port()
+    with running(serve_argv(archive, port), port):
+        for path in explicit + implicit:
+            # -cx: propose the file's own transfer syntax, which serve then accepts.
+            argv = [*PYNETDICOM, "storescu", "127.0.0.1", str(port), str(path), "-cx"]
+            result = subprocess.run(
+                [*argv, "-aec", "NETDICOM"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert result.returncode == 0, result.stdout + result.stderr
+            assert "error" not in (result.stdout + result.stderr).lower()
+    assert_identical(explicit + implicit, archive)
+
+
+@needs_dcmtk
+def test_eight_concurrent_dcmtk_senders(tmp_path: Path) -> None:
+    batches = [make_files(tmp_path / f"src{n}", 6, patient_id=f"P{n}") for n in range(8)]
+    archive = tmp_path / "archive"
+    port = free_port()
+    with running(serve_argv(archive, port), port):
+        procs = [
+            subprocess.Popen(
+                ["storescu", "-aec", "NETDICOM", "127.0.0.1", str(port), *map(str, batch)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=DCMTK_ENV,
+            )
+            for batch in batches
+        ]
+        outputs = [proc.communicate(timeout=60)[0] for proc in procs]
+        assert [proc.returncode for proc in procs] == [0] * 8, outputs
+    assert_identical([path for batch in batches for path in batch], archive)
+
+
+def _limit_file_size() -> None:
+    # A file-size limit stands in for a full disk: writes beyond it fail with EFBIG (Python
+    # ignores SIGXFSZ), exactly where ENOSPC would.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+
+@needs_dcmtk
+def test_full_disk_fails_one_instance_and_serve_goes_on(tmp_path: Path) -> None:
+    big = make_files(tmp_path / "big", 1, rows=512, columns=512, patient_id="BIG")  # 512 KB
+    small = make_files(tmp_path / "small", 2, patient_id="SMALL")
+    archive = tmp_path / "archive"
+    port = free_port()
+    argv = serve_argv(archive, port)
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_limit_file_size
+    )
+    try:
+        from tests.peers import wait_for_port
+
+        wait_for_port(port, proc)
+        # One association: the big instance fails, the small ones after it are stored.
+        result = storescu(port, big + small, "-v", "--no-halt")
+        output = result.stdout + result.stderr
+        assert "Refused: OutOfResources" in output, output
+        assert output.count("Received Store Response (Success)") == 2, output
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert sorted(stored(archive)) == sorted(dcmread(p).SOPInstanceUID for p in small)
+    assert list((archive / TEMP_DIR).iterdir()) == []
