@@ -27,7 +27,7 @@ from netdicom.services.session import ClientOptions
 from netdicom.services.store_scu import FileOutcome, Result, StoreReport, store
 from netdicom.transport.association import Association
 from netdicom.transport.config import Timeouts, TransportConfig
-from tests.dicomfiles import CT, MR, make_files
+from tests.dicomfiles import CT, MR, make_dataset, make_files, write_instance
 from tests.peers import free_port
 
 pynetdicom = pytest.importorskip("pynetdicom")
@@ -248,3 +248,34 @@ def test_nobody_listening(tmp_path: Path) -> None:
     assert isinstance(report.error, ConnectFailed)
     assert [o.result for o in report.outcomes] == [Result.FAILED, Result.FAILED]
     assert all("refused" in (o.reason or "") for o in report.outcomes)
+
+
+def test_odd_length_data_set_is_re_encoded(tmp_path: Path) -> None:
+    (path,) = make_files(tmp_path, 1)
+    # Append (0011,0010) LO of length 3: the data set now has an odd length (PS3.5 §7.1 says
+    # values are even, but such files exist). It must not be padded mid-stream.
+    path.write_bytes(path.read_bytes() + b"\x11\x00\x10\x00LO\x03\x00ABC")
+    with scp() as (port, received):
+        report, _ = _run(port, [path])
+    (outcome,) = report.outcomes
+    assert outcome.result is Result.STORED and outcome.converted
+    _, data = received.items[outcome.sop_instance_uid or ""]
+    assert len(data) % 2 == 0
+    assert b"\x11\x00\x10\x00LO\x04\x00ABC " in data  # padded value, even length
+
+
+def test_compressed_file_not_accepted_fails_clearly(tmp_path: Path) -> None:
+    from pydicom.encaps import encapsulate
+
+    jpeg = "1.2.840.10008.1.2.4.50"
+    ds = make_dataset()
+    # Not a real JPEG stream, but the SCP refuses the context before any byte goes.
+    ds.PixelData = encapsulate([b"\xff\xd8\xff\xd9"])
+    ds["PixelData"].VR = "OB"
+    write_instance(tmp_path / "jpeg.dcm", ds, jpeg)
+    make_files(tmp_path / "plain", 1)
+    with scp() as (port, received):
+        report, _ = _run(port, [tmp_path])
+    failed = [o for o in report.outcomes if o.result is Result.FAILED]
+    assert len(failed) == 1 and len(received.items) == 1
+    assert f"compressed in {jpeg}" in (failed[0].reason or "")
