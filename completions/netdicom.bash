@@ -4,13 +4,15 @@ _netdicom() {
     local cur sub opts
     cur="${COMP_WORDS[COMP_CWORD]}"
     if [ "$COMP_CWORD" -eq 1 ]; then
-        COMPREPLY=( $(compgen -W "echo serve --version --help" -- "$cur") )
+        COMPREPLY=( $(compgen -W "echo find serve store --version --help" -- "$cur") )
         return 0
     fi
     sub="${COMP_WORDS[1]}"
     case "$sub" in
         echo) opts="--aet --aec --repeat --timeout --max-pdu -v --verbose -q --quiet --debug -h --help" ;;
-        serve) opts="--dir --host --port --aet --max-associations --idle-timeout --acse-timeout --max-pdu -q --quiet --debug -h --help" ;;
+        find) opts="--level --model --json --csv --out --max-results --no-defaults --aet --aec --timeout --max-pdu -v --verbose -q --quiet --debug -h --help" ;;
+        serve) opts="--dir --host --port --aet --max-associations --idle-timeout --acse-timeout --max-pdu --layout --on-duplicate --no-unknown --prefer-ts --no-fsync -q --quiet --debug -h --help" ;;
+        store) opts="-r --recursive -j --associations --aet --aec --timeout --max-pdu --json -v --verbose -q --quiet --debug -h --help" ;;
         *) opts="" ;;
     esac
     if [[ "$cur" == -* ]]; then
