@@ -61,7 +61,14 @@ def encode(ds: Dataset, ts: str = EXPLICIT) -> bytes:
 
 
 def archive_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file())
+    """Instances stored, plus any temporary file left behind (other hidden folders, such as
+    the query index, are not ours to count)."""
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and (p.parent.name == TEMP_DIR or not p.relative_to(root).parts[0].startswith("."))
+    )
 
 
 def temp_files(root: Path) -> list[Path]:

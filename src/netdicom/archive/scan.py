@@ -240,12 +240,14 @@ class DatasetScanner:
             )
             if is_sequence:
                 if length:
+                    self._fits(self._offset + length, where)
                     self._push(_Kind.SEQUENCE, self._offset + length, implicit, little)
                 else:
                     self._containers_done()
                 return
             if frame is None and tag in self._capture and length <= self._max_capture:
                 self._capture_tag = tag
+            self._fits(self._offset + length, where)
             self._value(length)
             return
         # Inside a sequence or encapsulated pixel data: only items and the delimiter.
@@ -261,14 +263,24 @@ class DatasetScanner:
         if kind is _Kind.FRAGMENTS:
             if length == UNDEFINED:
                 raise DatasetError(f"pixel data fragment {where} without a length")
+            self._fits(self._offset + length, where)
             self._value(length)
             return
         if length == UNDEFINED:
             self._stack.append(_Frame(_Kind.ITEM, None, implicit, little))
         elif length:
+            self._fits(self._offset + length, where)
             self._stack.append(_Frame(_Kind.ITEM, self._offset + length, implicit, little))
         else:
             self._containers_done()
+
+    def _fits(self, end: int, where: str) -> None:
+        """A value or container ending at `end` must end within its defined-length parent."""
+        for frame in reversed(self._stack):
+            if frame.end is not None:
+                if end > frame.end:
+                    raise DatasetError(f"element {where} overruns its container")
+                return
 
     def _push(self, kind: _Kind, end: int | None, implicit: bool, little: bool) -> None:
         self._stack.append(_Frame(kind, end, implicit, little))
