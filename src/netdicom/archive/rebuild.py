@@ -133,7 +133,7 @@ def read_attributes(
     from pydicom import dcmread
 
     ds = dcmread(directory / relative, stop_before_pixels=True)
-    _apply_fallback_charset(ds)
+    apply_fallback_charset(ds)
     result: dict[int, Values | Items] = {}
     for tag in tags:
         if tag in ds:
@@ -143,7 +143,7 @@ def read_attributes(
     return result
 
 
-def _apply_fallback_charset(ds: Any) -> None:
+def apply_fallback_charset(ds: Any) -> None:
     if "SpecificCharacterSet" in ds:
         return
     raws = []
@@ -269,9 +269,23 @@ def _without_duplicates(
 def open_index(directory: Path, progress: Progress | None = None) -> tuple[Index, ReconcileReport]:
     """Open DIR's index (rebuilding it when missing or damaged) and reconcile it with the
     files."""
-    index = Index(directory)
+    index = Index(Path(os.path.realpath(directory)))
     state = index.open()
     if state != "ok":
         log.info("index %s %s: building it from the files", index.path, state)
     report = reconcile(index, directory, progress)
     return index, report
+
+
+def index_file(index: Index, path: Path, *, keep_existing: bool = False) -> None:
+    """Index the file at `path` (inside the index's directory) now that it is in place.
+    `keep_existing`: leave an already indexed SOP instance where it is (a second file of it
+    kept by the "rename" duplicate policy)."""
+    relative = Path(os.path.relpath(path, index.directory)).as_posix()
+    summary = read_summary(index.directory, relative)
+    uid = summary.values.get(0x00080018, "")
+    if not uid:
+        raise NotDicom(f"{relative}: no SOP Instance UID")
+    if keep_existing and index.sop_instance_paths([uid]):
+        return
+    index.add(summary)

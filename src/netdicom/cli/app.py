@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from netdicom.cli import echo as echo_cmd
+from netdicom.cli import find as find_cmd
 from netdicom.cli import serve as serve_cmd
 from netdicom.cli import store as store_cmd
 from netdicom.cli.exit_codes import EXIT_CODE_HELP
@@ -50,6 +51,11 @@ app.command(
     help="Check that a peer answers C-ECHO (the DICOM ping).",
     epilog=echo_cmd.EXAMPLES + "\n" + EXIT_CODE_HELP,
 )(echo_cmd.echo)
+app.command(
+    "find",
+    help="Query a peer with C-FIND (patient or study root) and print the matches.",
+    epilog=find_cmd.EXAMPLES + "\n" + EXIT_CODE_HELP,
+)(find_cmd.find)
 app.command(
     "serve",
     help="Serve a folder as a DICOM server (C-ECHO now; storage and query/retrieve to come).",

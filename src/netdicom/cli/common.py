@@ -1,12 +1,15 @@
-"""What every subcommand shares: option types, peer parsing, running a coroutine."""
+"""What every subcommand shares: option types, peer resolution, running a coroutine."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Coroutine
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+
+if TYPE_CHECKING:
+    from netdicom.services.peer import Peer
 
 T = TypeVar("T")
 
@@ -69,3 +72,39 @@ def run(coro: Coroutine[Any, Any, T], *, debug: bool, quiet: bool = False) -> T:
         raise
     except Exception as exc:
         raise fail(exc, debug=debug, quiet=quiet) from None
+
+
+def resolve_peer(text: str | None) -> Peer:
+    """PEER as given on the command line: HOST:PORT, AET@HOST:PORT or a peer name from the
+    configuration file; None means the default peer ($NETDICOM_PEER, else `default`).
+
+    Raises BadPeer (a usage error) for what cannot be resolved, typer.Exit(3) for a broken
+    configuration file."""
+    from netdicom.services.peer import BadPeer, Peer, parse_peer
+
+    if text is not None and (":" in text or "@" in text):
+        # Peer names never hold ':' or '@': no need to read the configuration.
+        return parse_peer(text)
+    from netdicom.cli.exit_codes import ExitCode
+    from netdicom.config import ConfigError, load_config
+
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        stderr(f"netdicom: error: {exc}")
+        raise typer.Exit(int(ExitCode.BAD_INPUT)) from None
+    name = text if text is not None else config.default_peer()
+    where = config.path or "the configuration file"
+    if name is None:
+        raise BadPeer(
+            f"no PEER given and no default peer: give HOST:PORT, AET@HOST:PORT or a name, "
+            f'or set default = "NAME" in {where} (or NETDICOM_PEER)'
+        )
+    named = config.peers.get(name)
+    if named is None:
+        known = ", ".join(sorted(config.peers)) or "none"
+        raise BadPeer(
+            f"{name!r} is not HOST:PORT, AET@HOST:PORT or a peer named in {where} "
+            f"(configured: {known})"
+        )
+    return Peer(host=named.host, port=named.port, ae_title=named.aet)

@@ -1,4 +1,4 @@
-"""`netdicom echo PEER`: C-ECHO, the DICOM ping (PS3.4 Annex A)."""
+"""`netdicom echo [PEER]`: C-ECHO, the DICOM ping (PS3.4 Annex A)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from netdicom.cli.common import (
     QuietOption,
     TimeoutOption,
     VerboseOption,
+    resolve_peer,
     run,
     stderr,
 )
@@ -24,11 +25,19 @@ Examples:
   netdicom echo 127.0.0.1:11112
 
   netdicom echo PACS@10.0.0.5:104 --aet MYWORKSTATION --repeat 10
+
+  netdicom echo pacs            (a peer named in ~/.config/netdicom/config.toml)
 """
 
 
 def echo(
-    peer: Annotated[str, typer.Argument(help="HOST:PORT or AET@HOST:PORT of the peer.")],
+    peer: Annotated[
+        str | None,
+        typer.Argument(
+            help="HOST:PORT, AET@HOST:PORT or a configured peer name; default: the default peer.",
+            show_default=False,
+        ),
+    ] = None,
     aet: AetOption = "NETDICOM",
     aec: AecOption = "ANY-SCP",
     repeat: Annotated[
@@ -41,10 +50,10 @@ def echo(
     debug: DebugOption = False,
 ) -> None:
     """Check that a peer answers C-ECHO (the DICOM ping)."""
-    from netdicom.services.peer import BadPeer, parse_peer
+    from netdicom.services.peer import BadPeer
 
     try:
-        target = parse_peer(peer)
+        target = resolve_peer(peer)
     except BadPeer as exc:
         raise typer.BadParameter(str(exc), param_hint="PEER") from None
     code = run(

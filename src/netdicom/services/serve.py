@@ -6,7 +6,9 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from netdicom.archive.index import Index
 from netdicom.archive.layout import DEFAULT_LAYOUT, Layout
+from netdicom.archive.matching import FIND_SOP_CLASSES
 from netdicom.archive.writer import Archive, DuplicatePolicy
 from netdicom.core import uids
 from netdicom.core.acse import (
@@ -17,6 +19,7 @@ from netdicom.core.acse import (
 )
 from netdicom.core.dimse import (
     CEchoRQ,
+    CFindRQ,
     CommandReceived,
     CStoreRQ,
     UnsupportedCommand,
@@ -26,7 +29,13 @@ from netdicom.core.dimse import (
 from netdicom.core.pdu import AssociateAC, AssociateRJ, AssociateRQ, ContextResult
 from netdicom.services.dispatcher import Dispatcher
 from netdicom.services.echo import handle_echo
-from netdicom.services.store_scp import StorageSCP, StoreLimits, storage_chooser
+from netdicom.services.find_scp import FindSCP, extended_negotiation_answer
+from netdicom.services.store_scp import (
+    StorageSCP,
+    StoredInstance,
+    StoreLimits,
+    storage_chooser,
+)
 from netdicom.transport.association import Association
 from netdicom.transport.config import TransportConfig
 from netdicom.transport.server import FaultFactory, Server
@@ -72,6 +81,12 @@ class ServeApp:
         # other abstract syntax is judged by the storage chooser.
         # Other services add theirs here before the server starts.
         self.service_syntaxes: dict[str, tuple[str, ...]] = {uids.VERIFICATION: _PLAIN_SYNTAXES}
+        # Query/Retrieve FIND (PS3.4 C.4.1): the index of DIR, verified or rebuilt here.
+        self.index = _open_index(config.directory)
+        self.find = FindSCP(self.index, config.ae_title)
+        self.storage.on_stored.append(self._index_stored)
+        for sop_class in FIND_SOP_CLASSES:
+            self.service_syntaxes[sop_class] = _PLAIN_SYNTAXES
         self._storage_chooser = storage_chooser(
             accept_unknown=config.accept_unknown_sop_classes,
             prefer=config.prefer_transfer_syntaxes,
@@ -80,9 +95,11 @@ class ServeApp:
             ae_title=config.ae_title,
             transfer_syntax_chooser=self._choose,
             max_pdu=config.transport.max_pdu,
+            extended_negotiator=extended_negotiation_answer,
         )
         self.dispatcher = Dispatcher(
-            {CEchoRQ: handle_echo, CStoreRQ: self.storage.handle}, self._unsupported
+            {CEchoRQ: handle_echo, CStoreRQ: self.storage.handle, CFindRQ: self.find.handle},
+            self._unsupported,
         )
         self.server = Server(
             config.host,
@@ -123,7 +140,41 @@ class ServeApp:
         if response is not None:
             await assoc.send_message(event.context_id, response)
 
+    def _index_stored(self, stored: StoredInstance) -> None:
+        # After the file is durable, before success is answered: one transaction.
+        from netdicom.archive.rebuild import index_file
+        from netdicom.archive.writer import Outcome
+
+        index_file(self.index, stored.path, keep_existing=stored.outcome is Outcome.RENAMED)
+
     def _log_association(self, assoc: Association) -> None:
         rq = assoc.associate_rq
         titles = f"{rq.calling_ae_title} -> {rq.called_ae_title}" if rq else "(no A-ASSOCIATE-RQ)"
         log.info("%s %s: %s", assoc.peer, titles, assoc.outcome)
+
+
+def _open_index(directory: Path) -> Index:
+    """Open DIR's index, rebuilding it from the files when missing or damaged, and reconcile
+    it with the files (progress logged every few seconds)."""
+    import time
+
+    from netdicom.archive.rebuild import open_index
+
+    last = [time.monotonic()]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if total and (now - last[0] > 5 or done == total) and total > 1000:
+            last[0] = now
+            log.info("indexing %s: %d/%d files", directory, done, total)
+
+    index, report = open_index(directory, progress)
+    if report.added or report.removed:
+        log.info(
+            "index: %d instances (%d added from files, %d removed, %d files skipped)",
+            report.total,
+            report.added,
+            report.removed,
+            report.skipped,
+        )
+    return index

@@ -1,0 +1,208 @@
+"""`netdicom find [PEER] KEY=VALUE...`: C-FIND (PS3.4 C.4.1), the DICOM query."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from netdicom.cli.common import (
+    AecOption,
+    AetOption,
+    DebugOption,
+    MaxPduOption,
+    QuietOption,
+    TimeoutOption,
+    VerboseOption,
+    resolve_peer,
+    run,
+    stderr,
+)
+
+EXAMPLES = """\
+Examples:
+
+  netdicom find PACS@10.0.0.5:104 PatientName='DOE*' StudyDate=20240101-20240131
+
+  netdicom find pacs --level series StudyInstanceUID=1.2.3 Modality= --csv
+
+  netdicom find --level study 0010,0020=PAT001 --json > studies.json   (default peer)
+"""
+
+
+class LevelChoice(enum.StrEnum):
+    patient = "patient"
+    study = "study"
+    series = "series"
+    image = "image"
+
+
+class ModelChoice(enum.StrEnum):
+    patient = "patient"
+    study = "study"
+
+
+def find(
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="[PEER] then KEY=VALUE matching keys; KEY= asks for a return key. PEER is "
+            "HOST:PORT, AET@HOST:PORT or a configured peer name (default: the default peer). "
+            "KEY is a keyword (PatientName) or a tag (0010,0010).",
+            show_default=False,
+            metavar="[PEER] KEY=VALUE...",
+        ),
+    ] = None,
+    level: Annotated[
+        LevelChoice, typer.Option("--level", help="Query/Retrieve Level.", case_sensitive=False)
+    ] = LevelChoice.study,
+    model: Annotated[
+        ModelChoice,
+        typer.Option(
+            "--model", help="Information model: patient or study root.", case_sensitive=False
+        ),
+    ] = ModelChoice.study,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="A JSON array in the DICOM JSON model (PS3.18 F.2).")
+    ] = False,
+    csv_output: Annotated[bool, typer.Option("--csv", help="CSV with a header row.")] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Also write each response as a DICOM file in DIR.", file_okay=False
+        ),
+    ] = None,
+    max_results: Annotated[
+        int | None,
+        typer.Option("--max-results", help="Send C-CANCEL after N matches.", min=1),
+    ] = None,
+    no_defaults: Annotated[
+        bool,
+        typer.Option("--no-defaults", help="Ask only for the keys given, no default return keys."),
+    ] = False,
+    aet: AetOption = "NETDICOM",
+    aec: AecOption = "ANY-SCP",
+    timeout: TimeoutOption = 30.0,
+    max_pdu: MaxPduOption = 262144,
+    verbose: VerboseOption = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Query a peer with C-FIND and print the matches."""
+    from netdicom.archive.matching import Level, Model
+    from netdicom.services.find_scu import BadKey, build_identifier, parse_key, wanted_keys
+    from netdicom.services.peer import BadPeer
+
+    if json_output and csv_output:
+        raise typer.BadParameter("--json and --csv exclude each other", param_hint="--json")
+    items = list(args or [])
+    peer_text = items.pop(0) if items and "=" not in items[0] else None
+    the_model = Model(model.value)
+    the_level = Level[level.value.upper()]
+    if the_level not in the_model.levels:
+        raise typer.BadParameter(
+            "the study root model has no PATIENT level: use --model patient",
+            param_hint="--level",
+        )
+    try:
+        keys = [parse_key(item) for item in items]
+        wanted = wanted_keys(the_level, the_model, keys, defaults=not no_defaults)
+        identifier = build_identifier(the_level, wanted)
+    except BadKey as exc:
+        raise typer.BadParameter(str(exc), param_hint="KEY=VALUE") from None
+    try:
+        target = resolve_peer(peer_text)
+    except BadPeer as exc:
+        raise typer.BadParameter(str(exc), param_hint="PEER") from None
+    mode = "json" if json_output else "csv" if csv_output else "table"
+    code = run(
+        _find(
+            target,
+            aet,
+            aec,
+            the_model,
+            identifier,
+            list(wanted),
+            mode,
+            out,
+            max_results,
+            timeout,
+            max_pdu,
+            verbose,
+            quiet,
+        ),
+        debug=debug,
+        quiet=quiet,
+    )
+    raise typer.Exit(code)
+
+
+async def _find(
+    target: Any,
+    aet: str,
+    aec: str,
+    model: Any,
+    identifier: Any,
+    order: list[int],
+    mode: Any,
+    out: Path | None,
+    max_results: int | None,
+    timeout: float,
+    max_pdu: int,
+    verbose: bool,
+    quiet: bool,
+) -> int:
+    from pydicom.datadict import keyword_for_tag
+
+    from netdicom.core.dimse import status
+    from netdicom.core.errors import DimseFailure
+    from netdicom.render.find_output import make_writer
+    from netdicom.services.find_scu import find, find_contexts, write_response
+    from netdicom.services.session import ClientOptions, open_association
+    from netdicom.transport.config import Timeouts, TransportConfig
+
+    columns = [
+        (tag, keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})") for tag in order
+    ]
+    timeouts = Timeouts(connect=timeout, acse=timeout, dimse=timeout)
+    options = ClientOptions(
+        calling_ae=aet, called_ae=aec, transport=TransportConfig(timeouts=timeouts, max_pdu=max_pdu)
+    )
+    assoc = await open_association(target, options, find_contexts(model))
+    if verbose and not quiet:
+        from netdicom.render.negotiation import print_negotiation
+
+        print_negotiation(assoc)
+    writer = make_writer(mode, columns)
+    count = 0
+
+    def on_match(ds: Any, code: int) -> None:
+        nonlocal count
+        count += 1
+        if not quiet:
+            writer.add(ds)
+        if out is not None:
+            write_response(ds, out / f"rsp{count:05d}.dcm", model.find_sop_class)
+
+    try:
+        result = await find(
+            assoc, model, identifier, on_match, max_results=max_results, timeout=timeout
+        )
+    except BaseException:
+        assoc.abort()
+        raise
+    finally:
+        if not quiet:
+            writer.finish()
+    await assoc.release()
+    name = status.status_name(result.status, "find")
+    if result.status == status.SUCCESS or (result.status == status.CANCEL and result.cancelled):
+        if not quiet:
+            what = f"{result.matches} match{'es' if result.matches != 1 else ''}"
+            extra = f" (cancelled after --max-results {max_results})" if result.cancelled else ""
+            stderr(f"{what}{extra}")
+        return 0
+    comment = f": {result.error_comment}" if result.error_comment else ""
+    raise DimseFailure(result.status, f"C-FIND failed: {name} (0x{result.status:04X}){comment}")

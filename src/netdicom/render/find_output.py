@@ -1,0 +1,111 @@
+"""The matches of `netdicom find` on stdout: a Rich table on a terminal (plain aligned columns
+otherwise, or with NO_COLOR), a JSON array in the DICOM JSON model (PS3.18 F.2) with --json,
+CSV with a header row with --csv. JSON and CSV are written as the matches arrive."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, Literal, Protocol, TextIO
+
+Mode = Literal["table", "json", "csv"]
+
+
+class MatchWriter(Protocol):
+    def add(self, ds: Any) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+def cell(ds: Any, tag: int) -> str:
+    """One attribute of a match as text: values joined with '\\', sequences as a count."""
+    if tag not in ds:
+        return ""
+    element = ds[tag]
+    value = element.value
+    if element.VR == "SQ":
+        return f"({len(value)} item{'s' if len(value) != 1 else ''})" if value else ""
+    if value is None or isinstance(value, bytes | bytearray):
+        return ""
+    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
+class JsonWriter:
+    """A JSON array, one DICOM JSON object per match, streamed."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._count = 0
+
+    def add(self, ds: Any) -> None:
+        text = json.dumps(ds.to_json_dict(bulk_data_threshold=1 << 20), ensure_ascii=False)
+        self._out.write(("[\n" if self._count == 0 else ",\n") + text)
+        self._out.flush()
+        self._count += 1
+
+    def finish(self) -> None:
+        self._out.write("[]\n" if self._count == 0 else "\n]\n")
+        self._out.flush()
+
+
+class CsvWriter:
+    def __init__(self, out: TextIO, columns: Sequence[tuple[int, str]]) -> None:
+        self._columns = columns
+        self._writer = csv.writer(out, lineterminator="\n")
+        self._writer.writerow([name for _, name in columns])
+        self._out = out
+
+    def add(self, ds: Any) -> None:
+        self._writer.writerow([cell(ds, tag) for tag, _ in self._columns])
+        self._out.flush()
+
+    def finish(self) -> None:
+        self._out.flush()
+
+
+class TableWriter:
+    """A table of every match, printed at the end (column widths need all rows)."""
+
+    def __init__(self, out: TextIO, columns: Sequence[tuple[int, str]], *, rich: bool) -> None:
+        self._out = out
+        self._columns = columns
+        self._rows: list[list[str]] = []
+        self._rich = rich
+
+    def add(self, ds: Any) -> None:
+        self._rows.append([cell(ds, tag) for tag, _ in self._columns])
+
+    def finish(self) -> None:
+        if not self._rows:
+            return
+        headers = [name for _, name in self._columns]
+        if self._rich:
+            from rich.console import Console
+            from rich.table import Table
+
+            table = Table(*headers, header_style="bold")
+            for row in self._rows:
+                table.add_row(*row)
+            Console(file=self._out).print(table)
+            return
+        widths = [max(len(h), *(len(r[i]) for r in self._rows)) for i, h in enumerate(headers)]
+        for row in [headers, *self._rows]:
+            line = "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True))
+            self._out.write(line.rstrip() + "\n")
+
+
+def make_writer(
+    mode: Mode, columns: Sequence[tuple[int, str]], out: TextIO | None = None
+) -> MatchWriter:
+    stream = out or sys.stdout
+    if mode == "json":
+        return JsonWriter(stream)
+    if mode == "csv":
+        return CsvWriter(stream, columns)
+    rich = stream.isatty() and not os.environ.get("NO_COLOR")
+    return TableWriter(stream, columns, rich=rich)

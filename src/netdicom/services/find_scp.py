@@ -1,0 +1,449 @@
+"""Query/Retrieve C-FIND SCP (PS3.4 C.4.1) over the archive index.
+
+Patient Root and Study Root information models, levels PATIENT, STUDY, SERIES, IMAGE.
+
+- Identifier: decoded per the context's transfer syntax and its own Specific Character Set.
+  Group lengths, Specific Character Set, Query/Retrieve Level, Retrieve AE Title and private
+  tags are never matching keys (PS3.4 C.4.1.1.3.1).
+- Hierarchy (PS3.4 C.4.1.3.1). Documented leniency: keys of the levels above the query level
+  may be missing (no restriction), may be non-unique keys (matched like any key), and unique
+  keys there may be lists or wildcards. Keys of levels BELOW the query level are not matched:
+  they come back empty, with status FF01, as do private tags and attributes with binary VRs.
+- Every other requested attribute of the query level or above is answered: from the index's
+  columns, the computed attributes (Number of ... Related ..., Modalities/SOP Classes in
+  Study), or read from a stored file of the entity (a representative instance).
+- Responses carry the requested keys plus Query/Retrieve Level, Specific Character Set and
+  Retrieve AE Title (PS3.4 C.4.1.1.3.2), encoded in the query's character set when every value
+  fits, else in ISO_IR 192.
+- C-CANCEL-RQ is looked for between pending responses; when found, the final status is FE00.
+- A bad identifier gets a failure status with an Error Comment, never an abort: A900 for an
+  identifier that does not fit the model (level missing or wrong), C000-range when it cannot be
+  decoded (C001) or the query fails (C002).
+- Extended negotiation (PS3.4 C.5.1.1): we support combined date-time matching only, and
+  answer with that, never an echo of the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Final, cast
+
+from netdicom.archive.charset import TEXT_VRS, decode_text, parse_charset, response_charset
+from netdicom.archive.index import Index, Match, Query, computed_for
+from netdicom.archive.matching import (
+    COMPUTED_BY_TAG,
+    FIND_SOP_CLASSES,
+    QUERY_RETRIEVE_LEVEL,
+    RETRIEVE_AE_TITLE,
+    SPECIFIC_CHARACTER_SET,
+    Items,
+    Key,
+    Level,
+    Model,
+    Values,
+    level_of,
+)
+from netdicom.core import uids
+from netdicom.core.acse import AcceptedContext
+from netdicom.core.dimse import CCancelRQ, CFindRQ, CFindRSP, DatasetFragment, DimseMessage, status
+from netdicom.core.errors import ConnectionClosed, NetDicomError, TimeoutExpired
+from netdicom.transport.association import Association, ReleaseRequested
+
+log = logging.getLogger("netdicom.find")
+
+IDENTIFIER_UNDECODABLE: Final = 0xC001
+QUERY_FAILED: Final = 0xC002
+_BINARY_VRS: Final = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN", "AT", "FL", "FD"})
+_BATCH: Final = 256
+
+# Q/R extended negotiation application information (PS3.4 C.5.1.1): byte 0 relational
+# queries, 1 combined date-time matching, 2 fuzzy semantic matching of person names,
+# 3 timezone query adjustment. We support byte 1 only.
+_DATE_TIME_BYTE: Final = 1
+
+
+def extended_negotiation_answer(sop_class: str, requested: bytes) -> bytes | None:
+    """Our answer to a Q/R FIND extended negotiation sub-item: what we support of what was
+    asked (combined date-time matching), the rest 0; None for other SOP classes."""
+    if sop_class not in FIND_SOP_CLASSES:
+        return None
+    answer = bytearray(min(len(requested), 4))
+    if len(requested) > _DATE_TIME_BYTE and requested[_DATE_TIME_BYTE] == 1:
+        answer[_DATE_TIME_BYTE] = 1
+    return bytes(answer) if answer else None
+
+
+# --- the identifier codec (pydicom, imported lazily) ---------------------------------------
+
+
+def decode_identifier(data: bytes, transfer_syntax: str) -> Any:
+    """A pydicom Dataset from identifier bytes in `transfer_syntax` (raw elements: values are
+    decoded on access with the identifier's own character set)."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filereader import read_dataset
+
+    if transfer_syntax == uids.DEFLATED_EXPLICIT_VR_LE:
+        data = zlib.decompress(data, -zlib.MAX_WBITS)
+    implicit = transfer_syntax == uids.IMPLICIT_VR_LE
+    little = transfer_syntax != uids.EXPLICIT_VR_BE
+    return read_dataset(cast(BinaryIO, DicomBytesIO(data)), implicit, little)
+
+
+def encode_identifier(ds: Any, transfer_syntax: str) -> bytes:
+    """Identifier bytes of a pydicom Dataset in `transfer_syntax` (never big endian: we
+    do not accept it for Q/R contexts)."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    fp = DicomBytesIO()
+    fp.is_implicit_VR = transfer_syntax == uids.IMPLICIT_VR_LE
+    fp.is_little_endian = True
+    write_dataset(fp, ds)
+    data = fp.getvalue()
+    if transfer_syntax == uids.DEFLATED_EXPLICIT_VR_LE:
+        compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+        data = compressor.compress(data) + compressor.flush()
+        if len(data) % 2:
+            data += b"\x00"
+    return bytes(data)
+
+
+# --- identifier -> query ------------------------------------------------------------------
+
+
+class BadIdentifier(NetDicomError):
+    def __init__(self, code: int, comment: str) -> None:
+        super().__init__(comment)
+        self.code = code
+        self.comment = comment
+
+
+@dataclass(frozen=True, slots=True)
+class Requested:
+    """One attribute of the identifier: returned in every response."""
+
+    tag: int
+    vr: str
+    key: Key | None  # None: not answered (below the level, private, binary): empty + FF01
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedIdentifier:
+    model: Model
+    level: Level
+    charset: tuple[str, ...]
+    requested: tuple[Requested, ...]
+
+    @property
+    def unsupported(self) -> bool:
+        return any(r.key is None for r in self.requested)
+
+    def query(self, combined_datetime: bool) -> Query:
+        keys = tuple(
+            r.key for r in self.requested if r.key is not None and r.tag != RETRIEVE_AE_TITLE
+        )
+        return Query(
+            self.model,
+            self.level,
+            keys,
+            frozenset(k.tag for k in keys),
+            combined_datetime,
+        )
+
+
+def parse_identifier(ds: Any, model: Model) -> ParsedIdentifier:
+    """The query an identifier asks for; BadIdentifier when it does not fit the model."""
+    raw_level = ds.get_item(QUERY_RETRIEVE_LEVEL) if QUERY_RETRIEVE_LEVEL in ds else None
+    level_text = _raw_text(raw_level.value) if raw_level is not None else ""
+    level = Level.parse(level_text)
+    allowed = "/".join(lv.name for lv in model.levels)
+    if level is None or level not in model.levels:
+        what = f"{level_text!r}" if level_text else "missing"
+        raise BadIdentifier(
+            status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
+            f"Query/Retrieve Level (0008,0052) {what}: the {model.value} root model has {allowed}",
+        )
+    raw_charset = ds.get_item(SPECIFIC_CHARACTER_SET) if SPECIFIC_CHARACTER_SET in ds else None
+    charset = parse_charset(raw_charset.value if raw_charset is not None else None)
+    requested: list[Requested] = []
+    for tag in sorted(int(t) for t in ds.keys()):  # noqa: SIM118 (iterating converts)
+        if tag in (SPECIFIC_CHARACTER_SET, QUERY_RETRIEVE_LEVEL) or tag & 0xFFFF == 0:
+            continue
+        vr = _vr_of(ds, tag)
+        if tag == RETRIEVE_AE_TITLE:
+            requested.append(Requested(tag, "AE", Key(tag, "AE")))
+            continue
+        if (tag >> 16) % 2 == 1 or vr in _BINARY_VRS or level_of(tag, model) > level:
+            requested.append(Requested(tag, vr, None))
+            continue
+        requested.append(Requested(tag, vr, _key(ds, tag, vr, charset)))
+    return ParsedIdentifier(model, level, charset, tuple(requested))
+
+
+def _raw_text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace").strip(" \x00")
+    return str(value or "").strip(" \x00")
+
+
+def _vr_of(ds: Any, tag: int) -> str:
+    raw = ds.get_item(tag)
+    vr = getattr(raw, "VR", None)
+    if vr:
+        return str(vr)
+    from pydicom.datadict import dictionary_VR
+
+    try:
+        found = str(dictionary_VR(tag))
+    except KeyError:
+        return "UN"
+    # Ambiguous dictionary VRs (e.g. "US or SS") do not matter for matching: take the first.
+    return found.split(" or ")[0]
+
+
+def _key(ds: Any, tag: int, vr: str, charset: Sequence[str], depth: int = 0) -> Key:
+    if vr == "SQ":
+        try:
+            items = ds[tag].value
+        except Exception as exc:
+            raise BadIdentifier(IDENTIFIER_UNDECODABLE, f"cannot decode sequence: {exc}") from exc
+        if not items or depth > 4:
+            return Key(tag, "SQ", items=None)
+        # PS3.4 C.2.2.2.6: one item holds the keys; further items are ignored (leniency).
+        item = items[0]
+        sub = [
+            _key(item, int(t), _vr_of(item, int(t)), charset, depth + 1)
+            for t in sorted(int(t) for t in item.keys())  # noqa: SIM118
+            if int(t) & 0xFFFF and not (int(t) >> 16) % 2 and int(t) != SPECIFIC_CHARACTER_SET
+        ]
+        return Key(tag, "SQ", items=tuple(sub))
+    raw = ds.get_item(tag).value
+    if raw is None:
+        return Key(tag, vr, "")
+    if isinstance(raw, bytes):
+        text = decode_text(raw, vr, charset) if vr in TEXT_VRS else _raw_text(raw)
+    else:
+        text = "\\".join(str(v) for v in raw) if isinstance(raw, list) else str(raw)
+    return Key(tag, vr, text.strip(" \x00"))
+
+
+# --- the handler ---------------------------------------------------------------------------
+
+
+class FindSCP:
+    """Answers C-FIND-RQs on Q/R FIND contexts from `index`."""
+
+    def __init__(self, index: Index, ae_title: str) -> None:
+        self.index = index
+        self.ae_title = ae_title
+        from netdicom.archive.rebuild import read_attributes
+
+        self._reader = functools.partial(read_attributes, index.directory)
+
+    async def handle(
+        self, assoc: Association, context: AcceptedContext, message: DimseMessage
+    ) -> None:
+        assert isinstance(message, CFindRQ)
+        data = await _identifier(assoc, message)
+        model = Model.for_sop_class(context.abstract_syntax)
+        if model is None or message.affected_sop_class_uid != context.abstract_syntax:
+            await self._final(assoc, context, message, status.SOP_CLASS_NOT_SUPPORTED)
+            return
+        try:
+            if data is None:
+                raise BadIdentifier(
+                    status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, "C-FIND-RQ without an identifier"
+                )
+            try:
+                ds = decode_identifier(data, context.transfer_syntax)
+            except Exception as exc:
+                raise BadIdentifier(
+                    IDENTIFIER_UNDECODABLE, f"cannot decode the identifier: {exc}"
+                ) from exc
+            parsed = parse_identifier(ds, model)
+        except BadIdentifier as exc:
+            log.info("C-FIND from %s refused: %s", assoc.peer, exc.comment)
+            await self._final(assoc, context, message, exc.code, exc.comment[:64])
+            return
+        negotiated = assoc.negotiated
+        answer = (
+            negotiated.extended_negotiation.get(context.abstract_syntax) if negotiated else None
+        )
+        combined = bool(answer and len(answer) > _DATE_TIME_BYTE and answer[_DATE_TIME_BYTE])
+        code, comment = await self._answer(assoc, context, message, parsed, parsed.query(combined))
+        await self._final(assoc, context, message, code, comment)
+
+    async def _answer(
+        self,
+        assoc: Association,
+        context: AcceptedContext,
+        message: CFindRQ,
+        parsed: ParsedIdentifier,
+        query: Query,
+    ) -> tuple[int, str | None]:
+        pending = status.PENDING_WARNING if parsed.unsupported else status.PENDING
+        batches: Iterator[list[Match]] = self.index.find(query, self._reader, batch=_BATCH)
+        sent = 0
+        try:
+            while True:
+                batch = await asyncio.to_thread(next, batches, None)
+                if batch is None:
+                    return status.SUCCESS, None
+                for match in batch:
+                    if await _cancel_requested(assoc, message.message_id):
+                        log.info("C-FIND cancelled by %s after %d matches", assoc.peer, sent)
+                        return status.CANCEL, None
+                    ds = self._response(parsed, query, match)
+                    await assoc.send_message(
+                        context.context_id,
+                        CFindRSP(
+                            message.message_id,
+                            pending,
+                            message.affected_sop_class_uid,
+                            has_dataset=True,
+                        ),
+                        encode_identifier(ds, context.transfer_syntax),
+                    )
+                    sent += 1
+        except NetDicomError:
+            raise
+        except Exception as exc:
+            log.exception("C-FIND from %s failed after %d matches", assoc.peer, sent)
+            return QUERY_FAILED, f"query failed: {exc}"[:64]
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                await asyncio.to_thread(close)
+
+    def _response(self, parsed: ParsedIdentifier, query: Query, match: Match) -> Any:
+        from pydicom.dataset import Dataset
+
+        ds = Dataset()
+        texts: list[str] = []
+        computed = computed_for(query)
+        for item in parsed.requested:
+            if item.key is None:
+                ds.add_new(item.tag, item.vr, None)
+                continue
+            if item.tag == RETRIEVE_AE_TITLE:
+                ds.add_new(item.tag, "AE", self.ae_title)
+                continue
+            stored = match.record.get(item.tag, ())
+            vr = COMPUTED_BY_TAG[item.tag].vr if item.tag in computed else item.vr
+            _add(ds, item.tag, vr, stored, item.key, texts)
+        ds.QueryRetrieveLevel = parsed.level.name
+        if RETRIEVE_AE_TITLE not in ds:
+            ds.RetrieveAETitle = self.ae_title
+        charset = response_charset(parsed.charset, texts)
+        ds.add_new(
+            SPECIFIC_CHARACTER_SET,
+            "CS",
+            list(charset) if len(charset) > 1 else (charset[0] if charset else None),
+        )
+        return ds
+
+    async def _final(
+        self,
+        assoc: Association,
+        context: AcceptedContext,
+        message: CFindRQ,
+        code: int,
+        comment: str | None = None,
+    ) -> None:
+        await assoc.send_message(
+            context.context_id,
+            CFindRSP(
+                message.message_id, code, message.affected_sop_class_uid, error_comment=comment
+            ),
+        )
+
+
+def _add(ds: Any, tag: int, vr: str, stored: Values | Items, key: Key, texts: list[str]) -> None:
+    from pydicom.datadict import dictionary_VR
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence as PydicomSequence
+
+    if vr == "SQ":
+        items = stored if isinstance(stored, list) else []
+        wanted = {k.tag: k for k in key.items} if key.items else None
+        out = []
+        for record in items:
+            item = Dataset()
+            for sub_tag, value in record.items():
+                if wanted is not None and sub_tag not in wanted:
+                    continue
+                sub_key = wanted[sub_tag] if wanted is not None else None
+                try:
+                    sub_vr = sub_key.vr if sub_key is not None else str(dictionary_VR(sub_tag))
+                except KeyError:
+                    continue
+                if " or " in sub_vr or sub_vr in _BINARY_VRS:
+                    continue
+                _add(item, sub_tag, sub_vr, value, sub_key or Key(sub_tag, sub_vr), texts)
+            if wanted is not None:
+                for sub_tag, sub_key in wanted.items():
+                    if sub_tag not in item:
+                        item.add_new(sub_tag, sub_key.vr, None)
+            out.append(item)
+        ds.add_new(tag, "SQ", PydicomSequence(out))
+        return
+    values = stored if isinstance(stored, tuple) else ()
+    texts.extend(v for v in values if vr in TEXT_VRS)
+    if not values:
+        ds.add_new(tag, vr, None)
+    elif len(values) == 1:
+        ds.add_new(tag, vr, values[0])
+    else:
+        ds.add_new(tag, vr, list(values))
+
+
+async def _identifier(assoc: Association, message: CFindRQ) -> bytes | None:
+    if not message.has_dataset:
+        return None
+    parts: list[bytes] = []
+    timeout = assoc.config.timeouts.dimse
+    while True:
+        event = await assoc.receive(timeout)
+        if not isinstance(event, DatasetFragment):
+            raise _protocol_error("a command arrived inside the C-FIND identifier")
+        parts.append(bytes(event.data))
+        if event.is_last:
+            return b"".join(parts)
+
+
+def _protocol_error(text: str) -> NetDicomError:
+    from netdicom.core.errors import RemoteProtocolError
+
+    return RemoteProtocolError(text)
+
+
+async def _cancel_requested(assoc: Association, message_id: int) -> bool:
+    """Take a queued C-CANCEL-RQ for `message_id` without waiting (PS3.7 9.3.2.3).
+
+    The peer may send nothing else while its C-FIND is pending (one outstanding operation:
+    no asynchronous window is negotiated); a release request ends the work (and the
+    association), anything else is logged and ignored."""
+    while True:
+        try:
+            event = await assoc.receive(0)
+        except TimeoutExpired:
+            return False
+        if isinstance(event, ReleaseRequested):
+            assoc.answer_release()
+            raise ConnectionClosed(f"{assoc.peer} released the association during its C-FIND")
+        if isinstance(event, DatasetFragment):
+            continue
+        if isinstance(event.message, CCancelRQ):
+            if event.message.message_id_being_responded_to == message_id:
+                return True
+            continue
+        log.warning(
+            "%s sent %s while its C-FIND was pending: ignored",
+            assoc.peer,
+            type(event.message).__name__,
+        )

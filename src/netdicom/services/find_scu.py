@@ -1,0 +1,204 @@
+"""Query/Retrieve C-FIND SCU (PS3.4 C.4.1): build an identifier, send it, collect the matches.
+
+Each pending response's identifier is decoded with its own Specific Character Set (with the
+archive's documented fallback when it declares none). `max_results` sends one C-CANCEL-RQ
+after that many matches, then reads until the final response (PS3.7 9.3.2.3); matches that
+arrive after the cancel are dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from netdicom.archive.matching import COMPUTED_BY_TAG, Level, Model, level_of
+from netdicom.archive.rebuild import apply_fallback_charset
+from netdicom.core import uids
+from netdicom.core.acse import ProposedContext
+from netdicom.core.dimse import CCancelRQ, CFindRQ, CFindRSP, status
+from netdicom.core.errors import NetDicomError, RemoteProtocolError
+from netdicom.services.find_scp import decode_identifier, encode_identifier
+from netdicom.services.session import receive_response, require_context
+from netdicom.transport.association import Association
+
+
+def find_contexts(model: Model) -> tuple[ProposedContext, ...]:
+    return (ProposedContext(model.find_sop_class, (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)),)
+
+
+# Return keys asked for when the user gives none of their own (keywords, by level).
+DEFAULT_KEYS: Final[dict[Level, tuple[str, ...]]] = {
+    Level.PATIENT: (
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "PatientSex",
+        "NumberOfPatientRelatedStudies",
+    ),
+    Level.STUDY: (
+        "PatientName",
+        "PatientID",
+        "StudyDate",
+        "StudyTime",
+        "AccessionNumber",
+        "ModalitiesInStudy",
+        "StudyDescription",
+        "NumberOfStudyRelatedInstances",
+        "StudyInstanceUID",
+    ),
+    Level.SERIES: (
+        "Modality",
+        "SeriesNumber",
+        "SeriesDescription",
+        "NumberOfSeriesRelatedInstances",
+        "SeriesInstanceUID",
+    ),
+    Level.IMAGE: ("InstanceNumber", "SOPClassUID", "SOPInstanceUID"),
+}
+
+
+class BadKey(NetDicomError):
+    """A KEY=VALUE argument we cannot turn into an identifier element."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyArg:
+    tag: int
+    keyword: str
+    value: str
+
+
+_TAG = re.compile(r"\(?([0-9A-Fa-f]{4}),?([0-9A-Fa-f]{4})\)?")
+
+
+def parse_key(text: str) -> KeyArg:
+    """`PatientName=DOE*`, `0010,0010=DOE*`, `(0010,0010)=`, `00100010=`."""
+    from pydicom.datadict import keyword_for_tag, tag_for_keyword
+
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep:
+        raise BadKey(f"{text!r} is not KEY=VALUE (use KEY= to ask for a return key)")
+    found = _TAG.fullmatch(name)
+    if found:
+        tag = int(found.group(1) + found.group(2), 16)
+        keyword = keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+    else:
+        number = tag_for_keyword(name)
+        if number is None:
+            raise BadKey(
+                f"{name!r} is not a DICOM keyword or a tag (e.g. PatientName or 0010,0010)"
+            )
+        tag, keyword = int(number), name
+    return KeyArg(tag, keyword, value)
+
+
+def wanted_keys(
+    level: Level, model: Model, keys: Sequence[KeyArg], *, defaults: bool = True
+) -> dict[int, str]:
+    """Tag -> requested value, in display order: the level's default return keys (those of the
+    level and above in `model`), then the user's keys (a user key replaces a default's value)."""
+    from pydicom.datadict import tag_for_keyword
+
+    wanted: dict[int, str] = {}
+    if defaults:
+        for keyword in DEFAULT_KEYS[level]:
+            tag = int(tag_for_keyword(keyword) or 0)
+            if level_of(tag, model) <= level:
+                wanted[tag] = ""
+    for key in keys:
+        wanted[key.tag] = key.value
+    return wanted
+
+
+def build_identifier(level: Level, wanted: Mapping[int, str]) -> Any:
+    """The C-FIND identifier: Query/Retrieve Level, the wanted keys, and Specific Character
+    Set (ISO_IR 192 when a value is not ASCII, else asked for as a return key)."""
+    from pydicom.datadict import dictionary_VR
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    non_ascii = any(not v.isascii() for v in wanted.values())
+    ds.SpecificCharacterSet = "ISO_IR 192" if non_ascii else None
+    ds.QueryRetrieveLevel = level.name
+    for tag, value in wanted.items():
+        computed = COMPUTED_BY_TAG.get(tag)
+        try:
+            vr = computed.vr if computed else str(dictionary_VR(tag)).split(" or ")[0]
+        except KeyError:
+            vr = "LO" if (tag >> 16) % 2 else "UN"
+        if vr == "SQ":
+            if value:
+                raise BadKey(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) is a sequence: use KEY=")
+            ds.add_new(tag, vr, [])
+        elif vr == "UI" or ("\\" in value and vr != "PN"):
+            ds.add_new(tag, vr, value.split("\\") if "\\" in value else value or None)
+        else:
+            ds.add_new(tag, vr, value or None)
+    return ds
+
+
+@dataclass(frozen=True, slots=True)
+class FindResult:
+    status: int
+    matches: int
+    cancelled: bool
+    error_comment: str | None = None
+
+
+OnMatch = Callable[[Any, int], None]
+
+
+async def find(
+    assoc: Association,
+    model: Model,
+    identifier: Any,
+    on_match: OnMatch,
+    *,
+    max_results: int | None = None,
+    timeout: float | None = None,
+) -> FindResult:
+    """Send one C-FIND-RQ; call `on_match(dataset, status)` per pending response."""
+    ctx = require_context(assoc, model.find_sop_class)
+    message_id = assoc.message_ids.next()
+    data = encode_identifier(identifier, ctx.transfer_syntax)
+    await assoc.send_message(ctx.context_id, CFindRQ(message_id, model.find_sop_class), data)
+    matches = 0
+    cancelled = False
+    try:
+        while True:
+            response, dataset = await receive_response(assoc, message_id, timeout)
+            if not isinstance(response, CFindRSP):
+                raise RemoteProtocolError(f"expected C-FIND-RSP, got {type(response).__name__}")
+            if response.status in (status.PENDING, status.PENDING_WARNING):
+                if cancelled or dataset is None:
+                    continue
+                ds = decode_identifier(dataset, ctx.transfer_syntax)
+                apply_fallback_charset(ds)
+                on_match(ds, response.status)
+                matches += 1
+                if max_results is not None and matches >= max_results:
+                    await assoc.send_message(ctx.context_id, CCancelRQ(message_id))
+                    cancelled = True
+                continue
+            return FindResult(response.status, matches, cancelled, response.error_comment)
+    finally:
+        assoc.message_ids.release(message_id)
+
+
+def write_response(ds: Any, path: Path, sop_class: str) -> None:
+    """Write one response identifier as a DICOM file (explicit VR little endian)."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(sop_class)
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = UID(uids.IMPLEMENTATION_CLASS_UID)
+    ds.file_meta = meta
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True, implicit_vr=False, little_endian=True)
