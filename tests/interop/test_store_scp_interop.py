@@ -140,8 +140,8 @@ def test_eight_concurrent_dcmtk_senders(tmp_path: Path) -> None:
 
 def _limit_file_size() -> None:
     # A file-size limit stands in for a full disk: writes beyond it fail with EFBIG (Python
-    # ignores SIGXFSZ), exactly where ENOSPC would.
-    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+    # ignores SIGXFSZ), exactly where ENOSPC would. Room enough for the query index.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))
 
 
 @needs_dcmtk
