@@ -231,7 +231,9 @@ def test_protocol_version_3_is_accepted(serve: int) -> None:
 def test_each_context_gets_its_own_answer(serve: int) -> None:
     contexts = (
         ProposedContext(uids.VERIFICATION, ("1.2.3.999",)),  # no transfer syntax we know
-        ProposedContext("1.2.3.4.5.6", (uids.IMPLICIT_VR_LE,)),  # unknown abstract syntax
+        # Storage Commitment Push: a standard SOP class serve does not offer (an unknown
+        # private UID would be accepted as private storage).
+        ProposedContext("1.2.840.10008.1.20.1", (uids.IMPLICIT_VR_LE,)),
         ProposedContext(uids.VERIFICATION, (uids.IMPLICIT_VR_LE,)),
     )
     with RawPeer(serve) as peer:

@@ -571,6 +571,12 @@ class Association:
         if self._end is None:
             self._end = reason
         self._wake()
+        # Whoever waits for the association or its release learns at once, not when the
+        # connection finally closes (after AA-8 that is up to ARTIM later).
+        for future in (self._established, self._released):
+            if not future.done():
+                future.set_exception(self._end)
+                future.exception()  # mark retrieved: the caller may have gone
 
     def _indicate(self, kind: Indication, pdu: PDU | None) -> None:
         if kind is Indication.ASSOCIATE_REQUEST:
@@ -612,9 +618,9 @@ class Association:
                 # Release collision, acceptor side: our RP goes after theirs (PS3.8 AR-4).
                 self._handle(Event.EVT14)
             self.outcome = "released"
-            self._finish(ConnectionClosed("association released"))
             if not self._released.done():
                 self._released.set_result(None)
+            self._finish(ConnectionClosed("association released"))
         elif kind is Indication.ABORT:
             self.outcome = "aborted by peer"
             self._finish(AssociationAborted(f"{self.peer} aborted the association", source=0))
