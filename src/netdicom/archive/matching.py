@@ -252,7 +252,7 @@ def match_value(vr: str, query: str, values: Values) -> bool:
     if vr == "UI":
         wanted = {uid.strip(" \x00") for uid in query.split("\\")}
         return any(v.strip(" \x00") in wanted for v in values)
-    if vr in RANGE_VRS and "-" in _strip_offset(vr, query):
+    if vr in RANGE_VRS and _is_range(vr, query):
         low, high = parse_range(vr, query)
         return any(_in_range(vr, v, low, high) for v in values)
     if vr == "PN":
@@ -347,17 +347,35 @@ def normalise_date(value: str) -> str:
     return value.strip(" \x00").replace(".", "")
 
 
+# A DT value may end in a UTC offset (&ZZXX) whose '-' is not a range separator; the regular
+# expression's backtracking tells them apart ("2024-2025" is a range, "-2023" an upper bound).
+_DT_VALUE = r"\d+(?:\.\d*)?(?:[+-]\d{4})?"
+_DT_RANGE = re.compile(rf"({_DT_VALUE})?-({_DT_VALUE})?")
+_DT_OFFSET = re.compile(r"[+-]\d{4}$")
+
+
 def _strip_offset(vr: str, text: str) -> str:
-    # A DT may end in a UTC offset (&ZZXX) whose sign is not a range separator.
     if vr == "DT":
-        return re.sub(r"[+-]\d{4}(?=$|-)", "", text.strip())
+        return _DT_OFFSET.sub("", text.strip())
     return text
+
+
+def _is_range(vr: str, text: str) -> bool:
+    if vr == "DT":
+        return _DT_RANGE.fullmatch(text.strip(" \x00")) is not None
+    return "-" in text
 
 
 def parse_range(vr: str, query: str) -> tuple[str | None, str | None]:
     """The inclusive bounds of a range key as comparable strings (None: open)."""
-    text = _strip_offset(vr, query.strip(" \x00"))
-    low_text, _, high_text = text.partition("-")
+    text = query.strip(" \x00")
+    if vr == "DT":
+        found = _DT_RANGE.fullmatch(text)
+        low_text, high_text = (
+            (found.group(1) or "", found.group(2) or "") if found else (text, text)
+        )
+    else:
+        low_text, _, high_text = text.partition("-")
     low = _bounds(vr, low_text)[0] if low_text else None
     high = _bounds(vr, high_text)[1] if high_text else None
     return low, high

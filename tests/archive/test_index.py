@@ -1,0 +1,277 @@
+"""The archive index against real files: rebuild, reconcile, every matching rule through SQL
+and Python, hierarchical levels in both models, computed attributes, character sets."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.valuerep import PersonName
+
+from netdicom.archive.index import Index, Query
+from netdicom.archive.matching import Key, Level, Model
+from netdicom.archive.rebuild import index_file, open_index, read_attributes, read_summary
+from tests.dicomfiles import MR, SECONDARY_CAPTURE, make_dataset, write_instance
+
+PATIENT_NAME = 0x00100010
+PATIENT_ID = 0x00100020
+STUDY_UID = 0x0020000D
+SERIES_UID = 0x0020000E
+SOP_UID = 0x00080018
+STUDY_DATE = 0x00080020
+STUDY_TIME = 0x00080030
+MODALITY = 0x00080060
+
+JAPANESE = "Yamada^Tarou=山田^太郎=やまだ^たろう"
+
+
+def _archive(root: Path) -> Path:
+    """P1 has two studies (S1: two series, 3 CT + 1 SC; S2: 2 MR), P2..P4 one each."""
+    files = [
+        ("s1/a1.dcm", make_dataset(patient_id="P1", study_uid="1.1", series_uid="1.1.1",
+                                   sop_instance_uid="1.1.1.1", instance_number=1)),
+        ("s1/a2.dcm", make_dataset(patient_id="P1", study_uid="1.1", series_uid="1.1.1",
+                                   sop_instance_uid="1.1.1.2", instance_number=2)),
+        ("s1/a3.dcm", make_dataset(patient_id="P1", study_uid="1.1", series_uid="1.1.1",
+                                   sop_instance_uid="1.1.1.3", instance_number=3)),
+        ("s1/b1.dcm", make_dataset(patient_id="P1", study_uid="1.1", series_uid="1.1.2",
+                                   sop_instance_uid="1.1.2.1", modality="OT",
+                                   sop_class=SECONDARY_CAPTURE)),
+        ("s2/c1.dcm", make_dataset(patient_id="P1", study_uid="1.2", series_uid="1.2.1",
+                                   sop_instance_uid="1.2.1.1", modality="MR", sop_class=MR,
+                                   study_date="20240215")),
+        ("s2/c2.dcm", make_dataset(patient_id="P1", study_uid="1.2", series_uid="1.2.1",
+                                   sop_instance_uid="1.2.1.2", modality="MR", sop_class=MR,
+                                   study_date="20240215", instance_number=2)),
+        ("p2.dcm", make_dataset(patient_id="P2", patient_name="Müller^Hans", study_uid="2.1",
+                                character_set="ISO_IR 100", study_date="20231231")),
+        ("p3.dcm", make_dataset(patient_id="P3", patient_name=JAPANESE, study_uid="3.1",
+                                character_set="\\ISO 2022 IR 87")),
+        ("p4.dcm", make_dataset(patient_id="P4", patient_name="Ærøskøbing^Åse", study_uid="4.1",
+                                character_set="ISO_IR 192")),
+    ]  # fmt: skip
+    for relative, ds in files:
+        if relative == "s2/c1.dcm":
+            item = Dataset()
+            item.CodeValue = "CTHEAD"
+            item.CodingSchemeDesignator = "L"
+            ds.ProcedureCodeSequence = [item]
+            ds.PatientComments = "allergic to contrast"
+            ds.StudyTime = "231500"
+        write_instance(root / relative, ds)
+    (root / "notes.txt").write_text("not DICOM")
+    return root
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[Index, Path]:
+    root = _archive(tmp_path_factory.mktemp("archive"))
+    index, report = open_index(root)
+    assert (report.added, report.skipped, report.total) == (9, 1, 9)
+    return index, root
+
+
+def _find(
+    archive: tuple[Index, Path],
+    level: Level,
+    *keys: Key,
+    model: Model = Model.STUDY_ROOT,
+    wanted: tuple[int, ...] = (),
+    combined: bool = False,
+) -> list[dict[int, object]]:
+    index, root = archive
+    query = Query(model, level, keys, frozenset(wanted), combined)
+    reader = functools.partial(read_attributes, index.directory)
+    return [m.record for batch in index.find(query, reader) for m in batch]
+
+
+def _uids(records: list[dict[int, object]], tag: int) -> list[str]:
+    return sorted(str(r[tag][0]) for r in records)  # type: ignore[index]
+
+
+def test_counts(archive: tuple[Index, Path]) -> None:
+    assert archive[0].counts() == {"patient": 4, "study": 5, "series": 6, "instance": 9}
+
+
+def test_universal_study_query_returns_every_study(archive: tuple[Index, Path]) -> None:
+    found = _find(archive, Level.STUDY, Key(STUDY_UID, "UI", ""))
+    assert _uids(found, STUDY_UID) == ["1.1", "1.2", "2.1", "3.1", "4.1"]
+
+
+def test_single_value_wildcard_and_uid_list(archive: tuple[Index, Path]) -> None:
+    assert _uids(_find(archive, Level.STUDY, Key(PATIENT_ID, "LO", "P1")), STUDY_UID) == [
+        "1.1",
+        "1.2",
+    ]
+    assert _uids(_find(archive, Level.STUDY, Key(PATIENT_ID, "LO", "P?")), STUDY_UID) == [
+        "1.1",
+        "1.2",
+        "2.1",
+        "3.1",
+        "4.1",
+    ]
+    found = _find(archive, Level.STUDY, Key(STUDY_UID, "UI", "2.1\\4.1\\9.9"))
+    assert _uids(found, STUDY_UID) == ["2.1", "4.1"]
+
+
+def test_person_name_through_the_index(archive: tuple[Index, Path]) -> None:
+    assert _uids(_find(archive, Level.STUDY, Key(PATIENT_NAME, "PN", "doe^john")), STUDY_UID) == [
+        "1.1",
+        "1.2",
+    ]
+    assert _uids(_find(archive, Level.STUDY, Key(PATIENT_NAME, "PN", "mü*")), STUDY_UID) == [
+        "2.1"
+    ]
+    assert _uids(_find(archive, Level.STUDY, Key(PATIENT_NAME, "PN", "山田*")), STUDY_UID) == [
+        "3.1"
+    ]
+    assert _uids(_find(archive, Level.STUDY, Key(PATIENT_NAME, "PN", "YAMADA")), STUDY_UID) == []
+
+
+def test_date_range_and_time(archive: tuple[Index, Path]) -> None:
+    found = _find(archive, Level.STUDY, Key(STUDY_DATE, "DA", "20240101-20240131"))
+    assert _uids(found, STUDY_UID) == ["1.1", "3.1", "4.1"]
+    assert _uids(_find(archive, Level.STUDY, Key(STUDY_DATE, "DA", "-20231231")), STUDY_UID) == [
+        "2.1"
+    ]
+    found = _find(archive, Level.STUDY, Key(STUDY_TIME, "TM", "2300-"))
+    assert _uids(found, STUDY_UID) == ["1.2"]
+
+
+def test_combined_date_time(archive: tuple[Index, Path]) -> None:
+    # 2024-02-15 23:15 is inside 2024-02-15 22:00 .. 2024-02-16 06:00 only when combined.
+    keys = (Key(STUDY_DATE, "DA", "20240215-20240216"), Key(STUDY_TIME, "TM", "2200-0600"))
+    assert _uids(_find(archive, Level.STUDY, *keys, combined=True), STUDY_UID) == ["1.2"]
+    assert _uids(_find(archive, Level.STUDY, *keys, combined=False), STUDY_UID) == []
+
+
+def test_sequence_matching_reads_the_file(archive: tuple[Index, Path]) -> None:
+    code_value = 0x00080100
+    sequence = 0x00081032
+    hit = Key(sequence, "SQ", items=(Key(code_value, "SH", "CTHEAD"),))
+    miss = Key(sequence, "SQ", items=(Key(code_value, "SH", "MRKNEE"),))
+    found = _find(archive, Level.STUDY, hit)
+    assert _uids(found, STUDY_UID) == ["1.2"]
+    assert found[0][sequence] == [{code_value: ("CTHEAD",), 0x00080102: ("L",)}]
+    assert _find(archive, Level.STUDY, miss) == []
+
+
+def test_optional_key_read_from_file(archive: tuple[Index, Path]) -> None:
+    comments = 0x00104000
+    found = _find(archive, Level.STUDY, Key(STUDY_UID, "UI", "1.2"), wanted=(comments,))
+    assert found[0][comments] == ("allergic to contrast",)
+    found = _find(archive, Level.STUDY, Key(comments, "LT", "*contrast"))
+    assert _uids(found, STUDY_UID) == ["1.2"]
+
+
+def test_computed_attributes(archive: tuple[Index, Path]) -> None:
+    wanted = (0x00201206, 0x00201208, 0x00080061, 0x00080062)
+    (s1,) = _find(archive, Level.STUDY, Key(STUDY_UID, "UI", "1.1"), wanted=wanted)
+    assert s1[0x00201206] == ("2",)
+    assert s1[0x00201208] == ("4",)
+    assert s1[0x00080061] == ("CT", "OT")
+    assert s1[0x00080062] == ("1.2.840.10008.5.1.4.1.1.2", SECONDARY_CAPTURE)
+    # Matching on a computed attribute: studies with an MR series.
+    found = _find(archive, Level.STUDY, Key(0x00080061, "CS", "MR"))
+    assert _uids(found, STUDY_UID) == ["1.2"]
+    (series,) = _find(archive, Level.SERIES, Key(SERIES_UID, "UI", "1.1.1"), wanted=(0x00201209,))
+    assert series[0x00201209] == ("3",)
+
+
+def test_patient_root_levels(archive: tuple[Index, Path]) -> None:
+    wanted = (0x00201200, 0x00201204)
+    found = _find(
+        archive, Level.PATIENT, Key(PATIENT_ID, "LO", "P1"), model=Model.PATIENT_ROOT, wanted=wanted
+    )
+    assert len(found) == 1
+    assert found[0][0x00201200] == ("2",)
+    assert found[0][0x00201204] == ("6",)
+    studies = _find(
+        archive,
+        Level.STUDY,
+        Key(PATIENT_ID, "LO", "P1"),
+        Key(STUDY_UID, "UI", ""),
+        model=Model.PATIENT_ROOT,
+    )
+    assert _uids(studies, STUDY_UID) == ["1.1", "1.2"]
+
+
+def test_series_and_image_levels_below_a_study(archive: tuple[Index, Path]) -> None:
+    series = _find(archive, Level.SERIES, Key(STUDY_UID, "UI", "1.1"), Key(MODALITY, "CS", ""))
+    assert _uids(series, SERIES_UID) == ["1.1.1", "1.1.2"]
+    images = _find(
+        archive,
+        Level.IMAGE,
+        Key(STUDY_UID, "UI", "1.1"),
+        Key(SERIES_UID, "UI", "1.1.1"),
+        Key(0x00200013, "IS", "2"),
+    )
+    assert _uids(images, SOP_UID) == ["1.1.1.2"]
+
+
+def test_character_sets_decoded(archive: tuple[Index, Path]) -> None:
+    names = {
+        str(r[PATIENT_ID][0]): r[PATIENT_NAME][0]  # type: ignore[index]
+        for r in _find(archive, Level.STUDY, Key(PATIENT_NAME, "PN", ""))
+    }
+    assert names["P2"] == "Müller^Hans"
+    assert names["P3"] == JAPANESE
+    assert names["P4"] == "Ærøskøbing^Åse"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(b"K\xc3\xb6nig^Jens", "König^Jens"), (b"K\xf6nig^Jens", "König^Jens")],
+    ids=["utf8-undeclared", "latin1-undeclared"],
+)
+def test_fallback_for_undeclared_8_bit_text(tmp_path: Path, raw: bytes, expected: str) -> None:
+    ds = make_dataset()
+    ds.PatientName = PersonName(raw)
+    write_instance(tmp_path / "x.dcm", ds)
+    assert read_summary(tmp_path, "x.dcm").values[PATIENT_NAME] == expected
+
+
+def test_reconcile_adds_and_removes(tmp_path: Path) -> None:
+    root = _archive(tmp_path)
+    index, _ = open_index(root)
+    (root / "s2" / "c2.dcm").unlink()
+    write_instance(root / "new.dcm", make_dataset(patient_id="P9", study_uid="9.1"))
+    index.close()
+    index, report = open_index(root)
+    assert (report.added, report.removed, report.total) == (1, 1, 9)
+    (s2,) = _find((index, root), Level.STUDY, Key(STUDY_UID, "UI", "1.2"), wanted=(0x00201208,))
+    assert s2[0x00201208] == ("1",)
+
+
+def test_removing_the_last_instance_removes_the_entities(tmp_path: Path) -> None:
+    root = _archive(tmp_path)
+    index, _ = open_index(root)
+    index.remove(["p2.dcm"])
+    assert index.counts() == {"patient": 3, "study": 4, "series": 5, "instance": 8}
+    index.remove(["s1/b1.dcm"])
+    (s1,) = _find((index, root), Level.STUDY, Key(STUDY_UID, "UI", "1.1"), wanted=(0x00080062,))
+    assert s1[0x00080062] == ("1.2.840.10008.5.1.4.1.1.2",)
+
+
+def test_damaged_index_is_rebuilt(tmp_path: Path) -> None:
+    root = _archive(tmp_path)
+    index, _ = open_index(root)
+    index.close()
+    index.path.write_bytes(b"this is not a database" * 100)
+    index, report = open_index(root)
+    assert report.total == 9
+    assert list(index.path.parent.glob("*.damaged"))
+
+
+def test_index_file_hook_and_replacement(tmp_path: Path) -> None:
+    index, _ = open_index(tmp_path)
+    path = write_instance(tmp_path / "a.dcm", make_dataset(sop_instance_uid="5.5", study_uid="5"))
+    index_file(index, path)
+    index_file(index, path)  # the same instance again: still one
+    assert index.counts()["instance"] == 1
+    # A second file of the same instance kept beside it ("rename"): the index keeps the first.
+    copy = write_instance(tmp_path / "a_1.dcm", make_dataset(sop_instance_uid="5.5", study_uid="5"))
+    index_file(index, copy, keep_existing=True)
+    assert index.sop_instance_paths(["5.5"]) == {"5.5": "a.dcm"}

@@ -1,0 +1,186 @@
+"""PS3.4 C.2.2.2 matching rules, one by one, as pure functions."""
+
+from __future__ import annotations
+
+import pytest
+
+from netdicom.archive.matching import (
+    Key,
+    Level,
+    Model,
+    level_of,
+    match_date_time,
+    match_key,
+    match_person_name,
+    match_record,
+    match_value,
+    normalise_person_name,
+    parse_range,
+    wildcard_glob,
+)
+
+
+@pytest.mark.parametrize("query", ["", "*"])
+@pytest.mark.parametrize("vr", ["PN", "LO", "DA", "TM", "UI", "IS", "CS"])
+def test_universal_matches_present_and_absent(query: str, vr: str) -> None:
+    assert match_value(vr, query, ("X",))
+    assert match_value(vr, query, ())
+
+
+def test_empty_value_matching() -> None:
+    assert match_value("LO", '""', ())
+    assert match_value("LO", '""', ("",))
+    assert not match_value("LO", '""', ("A",))
+
+
+def test_single_value_is_exact_and_case_sensitive() -> None:
+    assert match_value("LO", "PAT001", ("PAT001",))
+    assert not match_value("LO", "pat001", ("PAT001",))
+    assert not match_value("LO", "PAT00", ("PAT001",))
+    # Padding is not data.
+    assert match_value("SH", "ACC1 ", ("ACC1",))
+
+
+def test_multi_valued_attribute_matches_when_any_value_does() -> None:
+    assert match_value("CS", "MR", ("CT", "MR"))
+    assert not match_value("CS", "PT", ("CT", "MR"))
+
+
+def test_uid_list() -> None:
+    assert match_value("UI", "1.2.3\\1.2.4", ("1.2.4",))
+    assert not match_value("UI", "1.2.3\\1.2.4", ("1.2.5",))
+    # UIDs are never wildcards: '*' inside is literal (a lone '*' is universal, see above).
+    assert not match_value("UI", "1.2.*", ("1.2.3",))
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "expected"),
+    [
+        ("DOE*", "DOE", True),
+        ("D?E", "DOE", True),
+        ("D?E", "DE", False),
+        ("*OE", "JOE", True),
+        ("A*B*C", "AxxBxxC", True),
+        ("A*B*C", "AxxCxxB", False),
+        ("[A]*", "[A]x", True),  # brackets are literal
+    ],
+)
+def test_wildcards(pattern: str, value: str, expected: bool) -> None:
+    assert match_value("LO", pattern, (value,)) is expected
+
+
+def test_wildcard_only_for_wildcard_vrs() -> None:
+    # DA is not a wildcard VR: '2024*' is a (non-matching) single value, not a pattern.
+    assert not match_value("DA", "2024*", ("20240102",))
+    # ...but a lone '*' is universal everywhere (documented leniency).
+    assert match_value("DA", "*", ("20240102",))
+
+
+def test_person_name_case_insensitive_and_trailing_carets() -> None:
+    assert match_person_name("doe^john", "DOE^JOHN")
+    assert match_person_name("DOE^JOHN^^^", "DOE^JOHN")
+    assert match_person_name("DOE", "DOE^")
+    assert not match_person_name("DOE", "DOE^JOHN")
+    assert match_person_name("doe*", "DOE^JOHN")
+    assert normalise_person_name("Doe^John^^=^=") == "DOE^JOHN"
+
+
+def test_person_name_component_groups() -> None:
+    stored = "Yamada^Tarou=山田^太郎=やまだ^たろう"
+    assert match_person_name("YAMADA*", stored)
+    # A lone non-ASCII group may be the ideographic or phonetic one (documented leniency).
+    assert match_person_name("山田*", stored)
+    assert match_person_name("やまだ^たろう", stored)
+    # Several groups: group by group; an empty group matches anything.
+    assert match_person_name("Yamada*=山田^太郎", stored)
+    assert match_person_name("=山田^太郎", stored)
+    assert not match_person_name("Yamada*=鈴木^太郎", stored)
+    # An ASCII single group is the alphabetic group only.
+    assert not match_person_name("TAROU", stored)
+
+
+@pytest.mark.parametrize(
+    ("query", "value", "expected"),
+    [
+        ("20240101-20240131", "20240115", True),
+        ("20240101-20240131", "20240131", True),
+        ("20240101-20240131", "20240201", False),
+        ("-20240101", "20231231", True),
+        ("20240101-", "20231231", False),
+        ("2024.01.01-", "20240101", True),
+        ("20240101", "2024.01.01", True),
+    ],
+)
+def test_date_ranges_and_single_dates(query: str, value: str, expected: bool) -> None:
+    assert match_value("DA", query, (value,)) is expected
+
+
+def test_absent_value_never_in_a_range() -> None:
+    assert not match_value("DA", "20240101-", ())
+
+
+@pytest.mark.parametrize(
+    ("query", "value", "expected"),
+    [
+        ("1000-1200", "101500", True),
+        ("1000-1200", "120059", True),  # '1200' as an upper bound covers 12:00:xx
+        ("1000-1200", "120100", False),
+        ("-0900", "085959.123", True),
+        ("10", "101500", True),  # single value at hour precision
+        ("10", "111500", False),
+    ],
+)
+def test_time_ranges(query: str, value: str, expected: bool) -> None:
+    assert match_value("TM", query, (value,)) is expected
+
+
+def test_datetime_ranges_ignore_offsets() -> None:
+    assert match_value("DT", "20240101-20240102", ("20240102235959",))
+    assert match_value("DT", "20240101120000+0100-", ("20240101130000",))
+    assert not match_value("DT", "-2023", ("20240101",))
+    assert parse_range("DA", "-20240101") == (None, "20240101")
+
+
+def test_numbers_compare_as_numbers() -> None:
+    assert match_value("IS", "01", ("1",))
+    assert match_value("DS", "1.50", ("1.5",))
+    assert not match_value("IS", "2", ("1",))
+
+
+def test_combined_date_time_across_midnight() -> None:
+    # PS3.4 C.2.2.2.5.1: 2024-01-01 22:00 to 2024-01-02 06:00.
+    assert match_date_time("20240101-20240102", "2200-0600", ("20240101",), ("230000",))
+    assert match_date_time("20240101-20240102", "2200-0600", ("20240102",), ("050000",))
+    assert not match_date_time("20240101-20240102", "2200-0600", ("20240101",), ("120000",))
+    # Independent matching would have refused 23:00 (not within 22:00-06:00 as a TM range).
+    assert not match_value("TM", "2200-0600", ("230000",))
+
+
+def test_sequence_matching() -> None:
+    code = 0x00080100
+    items = [{code: ("A",)}, {code: ("B",)}]
+    key = Key(0x00081032, "SQ", items=(Key(code, "SH", "B"),))
+    assert match_key(key, items)
+    assert not match_key(Key(0x00081032, "SQ", items=(Key(code, "SH", "C"),)), items)
+    # Zero-length sequence or an item of universal keys: universal.
+    assert match_key(Key(0x00081032, "SQ"), [])
+    assert match_key(Key(0x00081032, "SQ", items=(Key(code, "SH", ""),)), [])
+
+
+def test_keys_are_anded() -> None:
+    record = {0x00100010: ("DOE^JOHN",), 0x00100020: ("P1",)}
+    assert match_record([Key(0x00100010, "PN", "DOE*"), Key(0x00100020, "LO", "P1")], record)
+    assert not match_record([Key(0x00100010, "PN", "DOE*"), Key(0x00100020, "LO", "P2")], record)
+
+
+def test_glob_escapes_brackets() -> None:
+    assert wildcard_glob("A[1]*") == "A[[]1[]]*"
+
+
+def test_levels_per_model() -> None:
+    patient_name = 0x00100010
+    assert level_of(patient_name, Model.PATIENT_ROOT) is Level.PATIENT
+    assert level_of(patient_name, Model.STUDY_ROOT) is Level.STUDY
+    assert level_of(0x00101010, Model.PATIENT_ROOT) is Level.STUDY  # Patient's Age
+    assert level_of(0x00080060, Model.STUDY_ROOT) is Level.SERIES
+    assert level_of(0x00280010, Model.STUDY_ROOT) is Level.IMAGE  # Rows
