@@ -81,7 +81,7 @@ def _find(
     wanted: tuple[int, ...] = (),
     combined: bool = False,
 ) -> list[dict[int, object]]:
-    index, root = archive
+    index, _root = archive
     query = Query(model, level, keys, frozenset(wanted), combined)
     reader = functools.partial(read_attributes, index.directory)
     return [m.record for batch in index.find(query, reader) for m in batch]
