@@ -48,15 +48,29 @@ def is_compressed(transfer_syntax: str) -> bool:
     return transfer_syntax not in UNCOMPRESSED and transfer_syntax != uids.DEFLATED_EXPLICIT_VR_LE
 
 
-@cache
-def is_lossless(transfer_syntax: str) -> bool:
-    """A syntax whose decoding gives back the original pixels (or uncompressed)."""
-    if not is_compressed(transfer_syntax):
-        return True
-    from pydicom._uid_dict import UID_dictionary
+# Encapsulated syntaxes whose decoding gives back the original pixels (PS3.5 §8.2, Annex A.4).
+# Listed rather than guessed from names: "JPEG-LS Lossy (Near-Lossless)" contains "Lossless".
+LOSSLESS_COMPRESSED = frozenset(
+    {
+        "1.2.840.10008.1.2.1.98",  # Encapsulated Uncompressed Explicit VR Little Endian
+        "1.2.840.10008.1.2.4.57",  # JPEG Lossless, Non-Hierarchical (Process 14)
+        "1.2.840.10008.1.2.4.58",  # JPEG Lossless, Non-Hierarchical (Process 15)
+        "1.2.840.10008.1.2.4.65",  # JPEG Lossless, Hierarchical (Process 28)
+        "1.2.840.10008.1.2.4.66",  # JPEG Lossless, Hierarchical (Process 29)
+        "1.2.840.10008.1.2.4.70",  # JPEG Lossless, First-Order Prediction
+        "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
+        "1.2.840.10008.1.2.4.90",  # JPEG 2000 (Lossless Only)
+        "1.2.840.10008.1.2.4.92",  # JPEG 2000 Part 2 Multi-component (Lossless Only)
+        "1.2.840.10008.1.2.4.201",  # HTJ2K (Lossless Only)
+        "1.2.840.10008.1.2.4.202",  # HTJ2K with RPCL Options (Lossless Only)
+        "1.2.840.10008.1.2.5",  # RLE Lossless
+    }
+)
 
-    entry = UID_dictionary.get(transfer_syntax)
-    if entry is None:
-        return False
-    name = entry[0].lower()
-    return "lossless" in name or "rle" in name or "deflate" in name
+
+def is_lossless(transfer_syntax: str) -> bool:
+    """A syntax whose decoding gives back the original pixels (or that is uncompressed).
+
+    Referenced-pixel syntaxes (JPIP) carry no pixels at all and count as not lossless.
+    """
+    return not is_compressed(transfer_syntax) or transfer_syntax in LOSSLESS_COMPRESSED

@@ -360,8 +360,6 @@ class StorageSCP:
 
 # --- acceptor policy for storage contexts ---------------------------------------------------
 
-JPEG_LS_NEAR_LOSSLESS = "1.2.840.10008.1.2.4.81"
-ENCAPSULATED_UNCOMPRESSED = "1.2.840.10008.1.2.1.98"
 # Public syntaxes whose "data set" is not a DICOM data set we can check and store as Part 10:
 # MIME and XML encodings (PS3.5 A.9, A.10), and retired Papyrus 3.
 _NOT_PARSEABLE = frozenset({"1.2.840.10008.1.2.6.1", "1.2.840.10008.1.2.6.2", "1.2.840.10008.1.20"})
@@ -375,12 +373,9 @@ _UNCOMPRESSED_ORDER = (
 
 
 def _lossless_compressed(ts: str) -> bool:
-    from netdicom.core.sop_classes import is_compressed, is_lossless
+    from netdicom.core.sop_classes import LOSSLESS_COMPRESSED
 
-    if ts == ENCAPSULATED_UNCOMPRESSED:
-        return True
-    # "JPEG-LS Lossy (Near-Lossless)" has "lossless" in its name but is lossy (PS3.5 A.4.3).
-    return is_compressed(ts) and is_lossless(ts) and ts != JPEG_LS_NEAR_LOSSLESS
+    return ts in LOSSLESS_COMPRESSED
 
 
 def choose_storage_syntax(
