@@ -94,6 +94,21 @@ def decode_identifier(data: bytes, transfer_syntax: str) -> Any:
     return read_dataset(cast(BinaryIO, DicomBytesIO(data)), implicit, little)
 
 
+def check_identifier(data: bytes, transfer_syntax: str) -> None:
+    """Raise DatasetError unless `data` is one complete data set (pydicom's reader stops
+    quietly at a truncated element)."""
+    from netdicom.archive.scan import DatasetScanner
+
+    if transfer_syntax == uids.DEFLATED_EXPLICIT_VR_LE:
+        return  # checked by inflating
+    scanner = DatasetScanner(
+        implicit_vr=transfer_syntax == uids.IMPLICIT_VR_LE,
+        little_endian=transfer_syntax != uids.EXPLICIT_VR_BE,
+    )
+    scanner.feed(data)
+    scanner.finish()
+
+
 def encode_identifier(ds: Any, transfer_syntax: str) -> bytes:
     """Identifier bytes of a pydicom Dataset in `transfer_syntax` (never big endian: we
     do not accept it for Q/R contexts)."""
@@ -163,11 +178,13 @@ def parse_identifier(ds: Any, model: Model) -> ParsedIdentifier:
     level = Level.parse(level_text)
     allowed = "/".join(lv.name for lv in model.levels)
     if level is None or level not in model.levels:
-        what = f"{level_text!r}" if level_text else "missing"
-        raise BadIdentifier(
-            status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
-            f"Query/Retrieve Level (0008,0052) {what}: the {model.value} root model has {allowed}",
+        # Error Comment is an LO: at most 64 characters.
+        comment = (
+            f"(0008,0052) {level_text[:12]!r} not in {model.value} root: {allowed}"
+            if level_text
+            else "Query/Retrieve Level (0008,0052) missing"
         )
+        raise BadIdentifier(status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, comment)
     raw_charset = ds.get_item(SPECIFIC_CHARACTER_SET) if SPECIFIC_CHARACTER_SET in ds else None
     charset = parse_charset(raw_charset.value if raw_charset is not None else None)
     requested: list[Requested] = []
@@ -260,6 +277,7 @@ class FindSCP:
                     status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, "C-FIND-RQ without an identifier"
                 )
             try:
+                check_identifier(data, context.transfer_syntax)
                 ds = decode_identifier(data, context.transfer_syntax)
             except Exception as exc:
                 raise BadIdentifier(
