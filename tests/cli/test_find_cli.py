@@ -1,0 +1,157 @@
+"""`netdicom find` end to end: subprocesses against `netdicom serve` (and a pynetdicom SCP that
+fails every query) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+
+from tests.dicomfiles import make_dataset, write_instance
+from tests.peers import NETDICOM, free_port, running, serve_argv
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    root = tmp_path_factory.mktemp("served")
+    for i, (name, date) in enumerate(
+        [("DOE^JOHN", "20240102"), ("DOE^JANE", "20240301"), ("Müller^Hans", "20231231")]
+    ):
+        write_instance(
+            root / f"{i}.dcm",
+            make_dataset(
+                patient_id=f"P{i}",
+                patient_name=name,
+                study_uid=f"1.{i}",
+                study_date=date,
+                character_set="ISO_IR 100",
+            ),
+        )
+    port = free_port()
+    with running(serve_argv(root, port, "--aet", "ARCHIVE"), port):
+        yield port
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*NETDICOM, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_json_loads_back_with_pydicom(server: int) -> None:
+    result = cli("find", f"127.0.0.1:{server}", "--json", "PatientName=doe*", "PatientID=")
+    assert result.returncode == 0, result.stderr
+    answers = [Dataset.from_json(item) for item in json.loads(result.stdout)]
+    assert sorted(str(ds.PatientName) for ds in answers) == ["DOE^JANE", "DOE^JOHN"]
+    assert all(ds.QueryRetrieveLevel == "STUDY" and ds.RetrieveAETitle for ds in answers)
+    assert "2 matches" in result.stderr
+
+
+def test_no_match_is_not_a_failure(server: int) -> None:
+    result = cli("find", f"127.0.0.1:{server}", "--json", "PatientName=NOBODY")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+
+
+def test_csv_has_a_header_and_decoded_text(server: int) -> None:
+    result = cli("find", f"127.0.0.1:{server}", "--csv", "StudyDate=-20231231", "--no-defaults",
+                 "PatientName=", "StudyInstanceUID=")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["StudyDate,PatientName,StudyInstanceUID",
+                                          "20231231,Müller^Hans,1.2"]  # fmt: skip
+
+
+def test_plain_table_when_not_a_terminal(server: int) -> None:
+    result = cli("find", f"127.0.0.1:{server}", "--level", "series", "StudyInstanceUID=1.0")
+    assert result.returncode == 0, result.stderr
+    header, row = result.stdout.splitlines()
+    assert header.split() == [
+        "Modality",
+        "SeriesNumber",
+        "SeriesDescription",
+        "NumberOfSeriesRelatedInstances",
+        "SeriesInstanceUID",
+        "StudyInstanceUID",
+    ]
+    assert row.split()[0] == "CT" and row.split()[-1] == "1.0"
+
+
+def test_tag_keys_max_results_and_out(server: int, tmp_path: Path) -> None:
+    out = tmp_path / "responses"
+    result = cli("find", f"127.0.0.1:{server}", "--csv", "0010,0010=*", "--max-results", "2",
+                 "--out", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 3  # header + 2
+    assert "cancelled" in result.stderr
+    files = sorted(out.iterdir())
+    assert len(files) == 2
+    assert dcmread(files[0]).QueryRetrieveLevel == "STUDY"
+
+
+def test_default_peer_from_config(server: int, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'default = "arch"\n[peers.arch]\nhost = "127.0.0.1"\nport = {server}\n'
+                      'aet = "ARCHIVE"\n')  # fmt: skip
+    env = {"NETDICOM_CONFIG": str(config)}
+    result = cli("find", "--csv", "PatientID=P1", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "DOE^JANE" in result.stdout
+    result = cli("find", "arch", "--csv", "PatientID=P1", env=env)
+    assert result.returncode == 0 and "DOE^JANE" in result.stdout
+    echo = cli("echo", env=env)
+    assert echo.returncode == 0, echo.stderr
+    assert "ARCHIVE@127.0.0.1" in echo.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--level", "patient"],  # study root has no patient level
+        ["NotAKeyword=1"],
+        ["--json", "--csv"],
+        ["PatientName"],  # not KEY=VALUE, and not a peer either
+    ],
+)
+def test_usage_errors_exit_2(server: int, args: list[str]) -> None:
+    peer = [] if args == ["PatientName"] else [f"127.0.0.1:{server}"]
+    result = cli("find", *peer, *args, env={"NETDICOM_CONFIG": "/nonexistent.toml"})
+    assert result.returncode == 2, result.stderr
+
+
+_FAILING_SCP = textwrap.dedent(
+    """
+    import sys
+    from pynetdicom import AE, evt
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
+
+    def on_find(event):
+        yield 0xC123, None
+
+    ae = AE("FAILING")
+    ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
+    ae.start_server(("127.0.0.1", int(sys.argv[1])), evt_handlers=[(evt.EVT_C_FIND, on_find)])
+    """
+)
+
+
+def test_failure_status_exits_1_with_words(tmp_path: Path) -> None:
+    port = free_port()
+    script = tmp_path / "failing_scp.py"
+    script.write_text(_FAILING_SCP)
+    with running([sys.executable, str(script), str(port)], port):
+        result = cli("find", f"127.0.0.1:{port}", "PatientName=X")
+    assert result.returncode == 1
+    assert "unable to process" in result.stderr.lower() and "0xC123" in result.stderr

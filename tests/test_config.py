@@ -1,0 +1,105 @@
+"""Named peers: where the TOML file is looked for, what it may say, and how PEER resolves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import typer
+
+from netdicom.cli.common import resolve_peer
+from netdicom.config import ConfigError, config_path, load_config
+from netdicom.services.peer import BadPeer, Peer
+
+GOOD = """
+default = "pacs"
+
+[peers.pacs]
+host = "10.0.0.5"
+port = 104
+aet = "PACS"
+
+[peers.local]
+host = "127.0.0.1"
+port = 11112
+"""
+
+
+def test_config_path_order(tmp_path: Path) -> None:
+    assert config_path({"NETDICOM_CONFIG": str(tmp_path / "x.toml")}) == tmp_path / "x.toml"
+    assert config_path({"XDG_CONFIG_HOME": str(tmp_path)}) == tmp_path / "netdicom/config.toml"
+    assert config_path({}) == Path.home() / ".config/netdicom/config.toml"
+
+
+def test_load_peers_and_default(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(GOOD)
+    config = load_config(path)
+    assert config.peers["pacs"].host == "10.0.0.5" and config.peers["pacs"].aet == "PACS"
+    assert config.peers["local"].aet is None
+    assert config.default_peer({}) == "pacs"
+    assert config.default_peer({"NETDICOM_PEER": "local"}) == "local"
+
+
+def test_missing_file_is_empty(tmp_path: Path) -> None:
+    config = load_config(tmp_path / "nope.toml")
+    assert not config.peers and config.default is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("default = ", "not valid TOML"),
+        ("[peers.a]\nport = 104\n", "needs host"),
+        ('[peers.a]\nhost = "h"\nport = 70000\n', "port"),
+        ('[peers.a]\nhost = "h"\nport = 1\naet = "12345678901234567"\n', "aet"),
+        ('[peers.a]\nhost = "h"\nport = 1\ncolour = "red"\n', "unknown keys: colour"),
+        ('default = "b"\n[peers.a]\nhost = "h"\nport = 1\n', "no [peers.b]"),
+        ('[peers."a:b"]\nhost = "h"\nport = 1\n', "peer name"),
+    ],
+)
+def test_broken_config_says_what_is_wrong(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"c\.toml") as caught:
+        load_config(path)
+    assert message in str(caught.value)
+
+
+@pytest.fixture
+def configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "c.toml"
+    path.write_text(GOOD)
+    monkeypatch.setenv("NETDICOM_CONFIG", str(path))
+    monkeypatch.delenv("NETDICOM_PEER", raising=False)
+    return path
+
+
+def test_resolve_peer_forms(configured: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_peer("h:104") == Peer("h", 104)
+    assert resolve_peer("AE@h:104") == Peer("h", 104, "AE")
+    assert resolve_peer("local") == Peer("127.0.0.1", 11112)
+    assert resolve_peer(None) == Peer("10.0.0.5", 104, "PACS")
+    monkeypatch.setenv("NETDICOM_PEER", "local")
+    assert resolve_peer(None) == Peer("127.0.0.1", 11112)
+
+
+def test_resolve_unknown_name_lists_the_configured_ones(configured: Path) -> None:
+    with pytest.raises(BadPeer, match="configured: local, pacs"):
+        resolve_peer("nope")
+
+
+def test_resolve_without_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NETDICOM_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.delenv("NETDICOM_PEER", raising=False)
+    with pytest.raises(BadPeer, match="no default peer"):
+        resolve_peer(None)
+
+
+def test_broken_config_exits_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[[[")
+    monkeypatch.setenv("NETDICOM_CONFIG", str(path))
+    with pytest.raises(typer.Exit) as caught:
+        resolve_peer(None)
+    assert caught.value.exit_code == 3
