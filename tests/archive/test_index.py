@@ -121,9 +121,7 @@ def test_person_name_through_the_index(archive: tuple[Index, Path]) -> None:
         "1.1",
         "1.2",
     ]
-    assert _uids(_find(archive, Level.STUDY, Key(PATIENT_NAME, "PN", "mü*")), STUDY_UID) == [
-        "2.1"
-    ]
+    assert _uids(_find(archive, Level.STUDY, Key(PATIENT_NAME, "PN", "mü*")), STUDY_UID) == ["2.1"]
     assert _uids(_find(archive, Level.STUDY, Key(PATIENT_NAME, "PN", "山田*")), STUDY_UID) == [
         "3.1"
     ]
@@ -275,3 +273,18 @@ def test_index_file_hook_and_replacement(tmp_path: Path) -> None:
     copy = write_instance(tmp_path / "a_1.dcm", make_dataset(sop_instance_uid="5.5", study_uid="5"))
     index_file(index, copy, keep_existing=True)
     assert index.sop_instance_paths(["5.5"]) == {"5.5": "a.dcm"}
+
+
+def test_same_instance_at_a_new_path_keeps_counters_right(tmp_path: Path) -> None:
+    index, _ = open_index(tmp_path)
+    first = write_instance(tmp_path / "a.dcm", make_dataset(sop_instance_uid="6.6", study_uid="6"))
+    index_file(index, first)
+    moved = tmp_path / "b.dcm"
+    first.rename(moved)
+    index_file(index, moved)
+    assert index.sop_instance_paths(["6.6"]) == {"6.6": "b.dcm"}
+    assert index.counts() == {"patient": 1, "study": 1, "series": 1, "instance": 1}
+    (study,) = _find(
+        (index, tmp_path), Level.STUDY, Key(STUDY_UID, "UI", "6"), wanted=(0x00201208,)
+    )
+    assert study[0x00201208] == ("1",)

@@ -289,3 +289,30 @@ def index_file(index: Index, path: Path, *, keep_existing: bool = False) -> None
     if keep_existing and index.sop_instance_paths([uid]):
         return
     index.add(summary)
+
+
+def index_captured(
+    index: Index,
+    path: Path,
+    values: Mapping[int, bytes],
+    transfer_syntax: str,
+    *,
+    keep_existing: bool = False,
+) -> None:
+    """Index a stored file from the raw top-level values the Storage SCP's scanner captured
+    while receiving it (it must capture CAPTURE_TAGS): no second read of the file."""
+    stat = path.stat()
+    relative = Path(os.path.relpath(path, index.directory)).as_posix()
+    summary = summary_from_values(
+        values,
+        path=relative,
+        size=stat.st_size,
+        mtime_ns=stat.st_mtime_ns,
+        transfer_syntax=transfer_syntax,
+    )
+    uid = summary.values.get(0x00080018, "")
+    if not uid:
+        raise NotDicom(f"{relative}: no SOP Instance UID")
+    if keep_existing and index.sop_instance_paths([uid]):
+        return
+    index.add(summary)
