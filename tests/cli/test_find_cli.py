@@ -3,6 +3,7 @@ fails every query) on 127.0.0.1."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -155,3 +156,21 @@ def test_failure_status_exits_1_with_words(tmp_path: Path) -> None:
         result = cli("find", f"127.0.0.1:{port}", "PatientName=X")
     assert result.returncode == 1
     assert "unable to process" in result.stderr.lower() and "0xC123" in result.stderr
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_index_progress_bar_only_on_a_terminal() -> None:
+    from netdicom.render.find_output import IndexProgress
+
+    plain = io.StringIO()
+    with IndexProgress(plain) as progress:
+        progress(5, 10)
+    assert plain.getvalue() == ""
+    terminal = _Terminal()
+    with IndexProgress(terminal) as progress:
+        progress(10, 10)
+    assert "indexing the archive" in terminal.getvalue()

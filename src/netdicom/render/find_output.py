@@ -109,3 +109,38 @@ def make_writer(
         return CsvWriter(stream, columns)
     rich = stream.isatty() and not os.environ.get("NO_COLOR")
     return TableWriter(stream, columns, rich=rich)
+
+
+class IndexProgress:
+    """A progress bar on stderr (a terminal only) for building the archive index from its
+    files: pass the instance as the `progress(done, total)` callback of the rebuild."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self._out = out or sys.stderr
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> IndexProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not total or not self._out.isatty():
+            return
+        if self._progress is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self._progress = Progress(
+                TextColumn("indexing the archive"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                console=Console(file=self._out),
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("index", total=total)
+        self._progress.update(self._task, completed=done, total=total)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,7 +67,13 @@ class ServeConfig:
 class ServeApp:
     """Decides on association requests and serves the accepted ones."""
 
-    def __init__(self, config: ServeConfig, *, faults: FaultFactory | None = None) -> None:
+    def __init__(
+        self,
+        config: ServeConfig,
+        *,
+        faults: FaultFactory | None = None,
+        index_progress: Callable[[int, int], None] | None = None,
+    ) -> None:
         self.config = config
         self.archive = Archive(
             config.directory, on_duplicate=config.on_duplicate, fsync=config.fsync
@@ -82,7 +89,7 @@ class ServeApp:
         # Other services add theirs here before the server starts.
         self.service_syntaxes: dict[str, tuple[str, ...]] = {uids.VERIFICATION: _PLAIN_SYNTAXES}
         # Query/Retrieve FIND (PS3.4 C.4.1): the index of DIR, verified or rebuilt here.
-        self.index = _open_index(config.directory)
+        self.index = _open_index(config.directory, index_progress)
         self.find = FindSCP(self.index, config.ae_title)
         self.storage.on_stored.append(self._index_stored)
         for sop_class in FIND_SOP_CLASSES:
@@ -153,7 +160,7 @@ class ServeApp:
         log.info("%s %s: %s", assoc.peer, titles, assoc.outcome)
 
 
-def _open_index(directory: Path) -> Index:
+def _open_index(directory: Path, bar: Callable[[int, int], None] | None = None) -> Index:
     """Open DIR's index, rebuilding it from the files when missing or damaged, and reconcile
     it with the files (progress logged every few seconds)."""
     import time
@@ -163,6 +170,8 @@ def _open_index(directory: Path) -> Index:
     last = [time.monotonic()]
 
     def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar(done, total)
         now = time.monotonic()
         if total and (now - last[0] > 5 or done == total) and total > 1000:
             last[0] = now
