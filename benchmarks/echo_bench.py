@@ -55,12 +55,12 @@ PYNETDICOM_ECHOES = textwrap.dedent(
     if not assoc.is_established:
         sys.exit("association failed")
     times = []
-    for _ in range(int(sys.argv[2])):
+    for i in range(int(sys.argv[2])):
         start = time.perf_counter()
         status = assoc.send_c_echo()
         times.append(time.perf_counter() - start)
         if not status or status.Status != 0:
-            sys.exit("C-ECHO failed")
+            sys.exit(f"C-ECHO {i + 1} failed: status {status!r}, aborted {assoc.is_aborted}")
     assoc.release()
     print(f"median {statistics.median(times) * 1000:.3f} ms")
     """
