@@ -34,6 +34,10 @@ def classify(exc: BaseException) -> tuple[ExitCode, str, str | None]:
         return ExitCode.INTERRUPTED, "interrupted", None
     if isinstance(exc, BadPeer):
         return ExitCode.USAGE, str(exc), None
+    from netdicom.config import ConfigError
+
+    if isinstance(exc, ConfigError):
+        return ExitCode.BAD_INPUT, str(exc), None
     if isinstance(exc, errors.ConnectFailed):
         return ExitCode.CONNECT, str(exc), None
     if isinstance(exc, errors.AssociationRejected):

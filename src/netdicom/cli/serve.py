@@ -185,7 +185,10 @@ async def _serve(config: object) -> None:
 
     assert isinstance(config, ServeConfig)
     log = logging.getLogger("netdicom.serve")
-    app = ServeApp(config)
+    from netdicom.render.find_output import IndexProgress
+
+    with IndexProgress() as progress:
+        app = ServeApp(config, index_progress=progress)
     await app.server.start()
     where = f"{config.host}:{app.server.port}"
     log.info("listening on %s as AE %s, serving %s", where, config.ae_title, config.directory)

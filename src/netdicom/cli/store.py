@@ -16,6 +16,7 @@ from netdicom.cli.common import (
     TimeoutOption,
     VerboseOption,
     fail,
+    resolve_peer,
     run,
     stderr,
 )
@@ -36,10 +37,18 @@ Examples:
 
 
 def store(
-    peer: Annotated[str, typer.Argument(help="HOST:PORT or AET@HOST:PORT of the peer.")],
-    paths: Annotated[
-        list[Path], typer.Argument(help="DICOM files, or directories with -r.", show_default=False)
+    peer: Annotated[
+        str,
+        typer.Argument(
+            help="HOST:PORT, AET@HOST:PORT or a configured peer name; may be left out when a "
+            "default peer is configured (the first argument is then a path).",
+            show_default=False,
+        ),
     ],
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="DICOM files, or directories with -r.", show_default=False),
+    ] = None,
     recursive: Annotated[
         bool, typer.Option("-r", "--recursive", help="Walk directories for files.")
     ] = False,
@@ -62,10 +71,18 @@ def store(
     debug: DebugOption = False,
 ) -> None:
     """Send DICOM files to a peer (C-STORE)."""
-    from netdicom.services.peer import BadPeer, parse_peer
+    from netdicom.services.peer import BadPeer
 
+    paths = list(paths or [])
+    peer_text: str | None = peer
+    if ":" not in peer and "@" not in peer and Path(peer).exists():
+        # `netdicom store *.dcm` with a default peer: the first argument is a path.
+        paths.insert(0, Path(peer))
+        peer_text = None
+    if not paths:
+        raise typer.BadParameter("give at least one file or directory", param_hint="PATHS")
     try:
-        target = parse_peer(peer)
+        target = resolve_peer(peer_text)
     except BadPeer as exc:
         raise typer.BadParameter(str(exc), param_hint="PEER") from None
     from netdicom.services.planning import scan
