@@ -182,6 +182,13 @@ class StorageSCP:
         self, assoc: Association, context: AcceptedContext, message: DimseMessage
     ) -> None:
         assert isinstance(message, CStoreRQ)
+        await self.answer(assoc, context, message)
+
+    async def answer(
+        self, assoc: Association, context: AcceptedContext, message: CStoreRQ
+    ) -> CStoreRSP:
+        """Receive the data set of `message`, store it and send the C-STORE-RSP, which is
+        returned (C-GET and C-MOVE receivers count the outcomes)."""
         negotiated = assoc.negotiated
         assert negotiated is not None
         code = status.SUCCESS
@@ -208,6 +215,7 @@ class StorageSCP:
             error_comment=None if comment is None else comment[:64],  # LO, PS3.7 C.4
         )
         await assoc.send_message(context.context_id, response)
+        return response
 
     async def _receive(
         self, assoc: Association, context: AcceptedContext, rq: CStoreRQ, calling_ae: str
