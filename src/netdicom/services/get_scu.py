@@ -1,0 +1,330 @@
+"""Query/Retrieve C-GET SCU (PS3.4 C.4.3): the peer sends the instances back as C-STORE
+sub-operations on the same association, and we store them the way serve does.
+
+- Contexts: one Q/R GET context, and per Storage SOP class an uncompressed context and (when
+  the 128-context budget allows) a compressed one; one SCP/SCU Role Selection item per SOP
+  class proposing the SCP role for us (PS3.4 C.4.3.1, PS3.7 D.3.3.4).
+- A peer that did not grant the SCP role but sends C-STOREs anyway is served, with a warning
+  (DESIGN.md §3: some peers answer "default" and send regardless).
+- Every received instance goes through StorageSCP: UIDs checked, paths sanitised, written
+  atomically; a traversal UID gets a failure status and nothing is written.
+- The DIMSE timeout applies to each message received, so a long retrieve that keeps sending
+  never times out. A cancel (`cancel` event, or `max_instances` reached) sends one
+  C-CANCEL-RQ, keeps answering sub-operations, and waits `cancel_grace` seconds for the final
+  response before aborting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Final
+
+from netdicom.archive.matching import Model
+from netdicom.core import uids
+from netdicom.core.acse import ProposedContext
+from netdicom.core.dimse import (
+    CCancelRQ,
+    CGetRQ,
+    CGetRSP,
+    CommandReceived,
+    CStoreRQ,
+    CStoreRSP,
+    DatasetFragment,
+    UnsupportedCommand,
+    status,
+)
+from netdicom.core.errors import RemoteProtocolError, TimeoutExpired
+from netdicom.services.find_scp import decode_identifier, encode_identifier
+from netdicom.services.retrieve_common import (
+    FAILED_SOP_INSTANCE_UID_LIST,
+    OnProgress,
+    Progress,
+    Received,
+    RetrieveOutcome,
+    progress_of,
+    sop_class_for,
+)
+from netdicom.services.session import require_context
+from netdicom.services.store_scp import StorageSCP
+from netdicom.transport.association import Association, ReleaseRequested
+
+log = logging.getLogger("netdicom.get")
+
+MAX_CONTEXTS: Final = 128
+_NATIVE: Final = (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)
+# Offered together in one context per SOP class: the peer picks the one it stores.
+COMPRESSED_SYNTAXES: Final = (
+    "1.2.840.10008.1.2.4.70",  # JPEG Lossless SV1
+    "1.2.840.10008.1.2.4.57",  # JPEG Lossless
+    "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
+    "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
+    "1.2.840.10008.1.2.5",  # RLE Lossless
+    "1.2.840.10008.1.2.4.50",  # JPEG Baseline
+    "1.2.840.10008.1.2.4.51",  # JPEG Extended
+    "1.2.840.10008.1.2.4.81",  # JPEG-LS Near-Lossless
+    "1.2.840.10008.1.2.4.91",  # JPEG 2000
+    uids.DEFLATED_EXPLICIT_VR_LE,
+)
+# Asked for when the C-FIND did not say which SOP classes the instances have.
+CURATED_SOP_CLASSES: Final = (
+    "1.2.840.10008.5.1.4.1.1.2",  # CT
+    "1.2.840.10008.5.1.4.1.1.4",  # MR
+    "1.2.840.10008.5.1.4.1.1.1",  # CR
+    "1.2.840.10008.5.1.4.1.1.1.1",  # DX for presentation
+    "1.2.840.10008.5.1.4.1.1.1.2",  # MG for presentation
+    "1.2.840.10008.5.1.4.1.1.1.2.1",  # MG for processing
+    "1.2.840.10008.5.1.4.1.1.13.1.3",  # breast tomosynthesis
+    "1.2.840.10008.5.1.4.1.1.6.1",  # US
+    "1.2.840.10008.5.1.4.1.1.3.1",  # US multi-frame
+    "1.2.840.10008.5.1.4.1.1.7",  # secondary capture
+    "1.2.840.10008.5.1.4.1.1.7.4",  # multi-frame true colour SC
+    "1.2.840.10008.5.1.4.1.1.2.1",  # enhanced CT
+    "1.2.840.10008.5.1.4.1.1.2.2",  # legacy converted enhanced CT
+    "1.2.840.10008.5.1.4.1.1.4.1",  # enhanced MR
+    "1.2.840.10008.5.1.4.1.1.20",  # NM
+    "1.2.840.10008.5.1.4.1.1.128",  # PET
+    "1.2.840.10008.5.1.4.1.1.130",  # enhanced PET
+    "1.2.840.10008.5.1.4.1.1.12.1",  # XA
+    "1.2.840.10008.5.1.4.1.1.12.2",  # RF
+    "1.2.840.10008.5.1.4.1.1.481.1",  # RT image
+    "1.2.840.10008.5.1.4.1.1.481.2",  # RT dose
+    "1.2.840.10008.5.1.4.1.1.481.3",  # RT structure set
+    "1.2.840.10008.5.1.4.1.1.481.5",  # RT plan
+    "1.2.840.10008.5.1.4.1.1.88.11",  # basic text SR
+    "1.2.840.10008.5.1.4.1.1.88.22",  # enhanced SR
+    "1.2.840.10008.5.1.4.1.1.88.33",  # comprehensive SR
+    "1.2.840.10008.5.1.4.1.1.88.59",  # key object selection
+    "1.2.840.10008.5.1.4.1.1.88.67",  # X-ray radiation dose SR
+    "1.2.840.10008.5.1.4.1.1.11.1",  # grayscale softcopy presentation state
+    "1.2.840.10008.5.1.4.1.1.66.4",  # segmentation
+    "1.2.840.10008.5.1.4.1.1.104.1",  # encapsulated PDF
+    "1.2.840.10008.5.1.4.1.1.77.1.6",  # VL whole slide microscopy
+)
+
+
+def get_contexts(
+    model: Model, sop_classes: Iterable[str]
+) -> tuple[list[ProposedContext], dict[str, tuple[bool, bool]], list[str]]:
+    """Contexts, role items and the SOP classes left out for want of context IDs.
+
+    The Q/R GET context comes first; each SOP class gets an uncompressed context, then
+    compressed contexts are added in the same order while the budget of 128 lasts."""
+    wanted = list(dict.fromkeys(sop_classes))
+    budget = MAX_CONTEXTS - 1
+    kept, dropped = wanted[:budget], wanted[budget:]
+    contexts = [ProposedContext(sop_class_for("get", model), _NATIVE)]
+    contexts += [ProposedContext(sop_class, _NATIVE) for sop_class in kept]
+    room = budget - len(kept)
+    contexts += [ProposedContext(sop_class, COMPRESSED_SYNTAXES) for sop_class in kept[:room]]
+    # We propose to be the Storage SCP only: the C-STOREs come from the peer (PS3.4 C.4.3.1).
+    roles = {sop_class: (False, True) for sop_class in kept}
+    return contexts, roles, dropped
+
+
+def failed_list(data: bytes | None, transfer_syntax: str) -> list[str]:
+    if not data:
+        return []
+    try:
+        ds = decode_identifier(data, transfer_syntax)
+        if FAILED_SOP_INSTANCE_UID_LIST not in ds:
+            return []
+        value = ds[FAILED_SOP_INSTANCE_UID_LIST].value
+    except Exception as exc:
+        log.warning("cannot read the final response's identifier: %s", exc)
+        return []
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v for v in value.split("\\") if v]
+    return [str(v) for v in value if str(v)]
+
+
+class CancellableReceiver:
+    """Pulls events off the association while watching a cancel event."""
+
+    def __init__(self, assoc: Association, cancel: asyncio.Event | None) -> None:
+        self.assoc = assoc
+        self.cancel = cancel
+        self._task: asyncio.Task[Any] | None = None
+
+    async def next(self, timeout: float | None) -> Any:
+        """The next event, or None when `cancel` was set first."""
+        if self._task is None:
+            self._task = asyncio.ensure_future(self.assoc.receive(timeout))
+        if self.cancel is None or self.cancel.is_set():
+            task, self._task = self._task, None
+            return await task
+        waiter = asyncio.ensure_future(self.cancel.wait())
+        try:
+            await asyncio.wait({self._task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if self._task.done():
+            task, self._task = self._task, None
+            return task.result()
+        return None
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+
+async def read_dataset(assoc: Association, timeout: float | None) -> bytes:
+    parts: list[bytes] = []
+    while True:
+        event = await assoc.receive(timeout)
+        if not isinstance(event, DatasetFragment):
+            raise RemoteProtocolError("a command arrived inside a data set")
+        parts.append(bytes(event.data))
+        if event.is_last:
+            return b"".join(parts)
+
+
+async def get(
+    assoc: Association,
+    model: Model,
+    identifier: Any,
+    storage: StorageSCP,
+    *,
+    on_progress: OnProgress | None = None,
+    on_received: Callable[[Received], None] | None = None,
+    max_instances: int | None = None,
+    cancel: asyncio.Event | None = None,
+    timeout: float | None = None,
+    cancel_grace: float = 5.0,
+) -> RetrieveOutcome:
+    """Send one C-GET-RQ and serve its sub-operations until the final C-GET-RSP."""
+    sop_class = sop_class_for("get", model)
+    ctx = require_context(assoc, sop_class)
+    negotiated = assoc.negotiated
+    assert negotiated is not None
+    message_id = assoc.message_ids.next()
+    await assoc.send_message(
+        ctx.context_id,
+        CGetRQ(message_id, sop_class),
+        encode_identifier(identifier, ctx.transfer_syntax),
+    )
+    outcome = RetrieveOutcome(status.PENDING, Progress(None, None, None, None))
+    receiver = CancellableReceiver(assoc, cancel)
+    deadline: float | None = None
+    loop = asyncio.get_running_loop()
+
+    async def send_cancel() -> None:
+        nonlocal deadline
+        if outcome.cancelled:
+            return
+        outcome.cancelled = True
+        deadline = loop.time() + cancel_grace
+        log.info("sending C-CANCEL-RQ for C-GET %d", message_id)
+        await assoc.send_message(ctx.context_id, CCancelRQ(message_id))
+
+    try:
+        while True:
+            wait = timeout
+            if deadline is not None:
+                left = max(0.0, deadline - loop.time())
+                wait = left if wait is None else min(wait, left)
+            try:
+                event = await receiver.next(wait)
+            except TimeoutExpired:
+                if deadline is not None:
+                    raise TimeoutExpired(
+                        f"no final C-GET-RSP within {cancel_grace:g} s of C-CANCEL-RQ; aborted"
+                    ) from None
+                raise
+            if event is None:
+                await send_cancel()
+                continue
+            if isinstance(event, ReleaseRequested):
+                assoc.answer_release()
+                raise RemoteProtocolError("the peer released the association during its C-GET")
+            if isinstance(event, DatasetFragment):
+                continue  # the rest of a data set we already refused
+            assert isinstance(event, CommandReceived)
+            message = event.message
+            if isinstance(message, CStoreRQ):
+                received = await _store(assoc, storage, event, outcome)
+                outcome.received.append(received)
+                if on_received is not None:
+                    on_received(received)
+                if (
+                    max_instances is not None
+                    and sum(1 for r in outcome.received if r.ok) >= max_instances
+                ):
+                    await send_cancel()
+                continue
+            if isinstance(message, UnsupportedCommand):
+                raise RemoteProtocolError(
+                    f"unexpected DIMSE command 0x{message.command_field:04X} during C-GET"
+                )
+            if not isinstance(message, CGetRSP):
+                raise RemoteProtocolError(f"expected C-GET-RSP, got {type(message).__name__}")
+            if message.message_id_being_responded_to != message_id:
+                raise RemoteProtocolError(
+                    f"C-GET-RSP to message {message.message_id_being_responded_to}, "
+                    f"expected {message_id}"
+                )
+            data = await read_dataset(assoc, timeout) if message.has_dataset else None
+            progress = progress_of(message)
+            if message.status == status.PENDING:
+                if on_progress is not None:
+                    on_progress(progress)
+                continue
+            outcome.status = message.status
+            outcome.final = progress
+            outcome.error_comment = message.error_comment
+            outcome.failed_uids = failed_list(data, ctx.transfer_syntax)
+            return outcome
+    finally:
+        receiver.close()
+        assoc.message_ids.release(message_id)
+
+
+async def _store(
+    assoc: Association, storage: StorageSCP, event: CommandReceived, outcome: RetrieveOutcome
+) -> Received:
+    message = event.message
+    assert isinstance(message, CStoreRQ)
+    negotiated = assoc.negotiated
+    assert negotiated is not None
+    context = negotiated.accepted.get(event.context_id)
+    if context is None:
+        raise RemoteProtocolError(f"C-STORE-RQ on unknown presentation context {event.context_id}")
+    if not context.we_are_scp and context.abstract_syntax not in outcome.role_warnings:
+        # PS3.4 C.4.3.1: without the SCP role the peer should not send; accepted anyway.
+        outcome.role_warnings.add(context.abstract_syntax)
+        log.warning(
+            "%s sends %s without having granted us the SCP role (role selection answered "
+            "'default'): accepted",
+            assoc.peer,
+            context.abstract_syntax,
+        )
+    response: CStoreRSP = await storage.answer(assoc, context, message)
+    return Received(
+        message.affected_sop_class_uid,
+        message.affected_sop_instance_uid,
+        response.status,
+        response.error_comment,
+    )
+
+
+def sop_classes_or_curated(found: Iterable[str], extra: Sequence[str] = ()) -> list[str]:
+    """The SOP classes to propose: those found (plus `extra`), else the curated set."""
+    chosen = [s for s in found if s]
+    if not chosen:
+        chosen = list(CURATED_SOP_CLASSES)
+    return list(dict.fromkeys([*chosen, *extra]))
+
+
+__all__ = [
+    "COMPRESSED_SYNTAXES",
+    "CURATED_SOP_CLASSES",
+    "Received",
+    "RetrieveOutcome",
+    "get",
+    "get_contexts",
+    "sop_classes_or_curated",
+]

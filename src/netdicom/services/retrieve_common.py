@@ -1,0 +1,383 @@
+"""What C-GET and C-MOVE share (PS3.4 C.4.2, C.4.3): SOP classes, identifiers of unique keys,
+the guard against "retrieve everything", the C-FIND that resolves other keys to UIDs, and the
+sub-operation counters of the responses.
+
+A retrieve identifier holds the Query/Retrieve Level and unique keys only: single values for
+the levels above, a single value or a UID list at the retrieve level (PS3.4 C.4.2.2.1,
+C.4.3.2.1). A unique key that is empty or holds a wildcard would be a universal match to a
+lenient SCP, so we never send one, and serve refuses one with A900.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from netdicom.archive.matching import UNIQUE_KEYS, Level, Model
+from netdicom.core import uids
+from netdicom.core.dimse import StatusCategory, category
+from netdicom.core.errors import NetDicomError
+
+Kind = Literal["get", "move"]
+
+GET_SOP_CLASSES: Final = {
+    Model.PATIENT_ROOT: uids.PATIENT_ROOT_GET,
+    Model.STUDY_ROOT: uids.STUDY_ROOT_GET,
+}
+MOVE_SOP_CLASSES: Final = {
+    Model.PATIENT_ROOT: uids.PATIENT_ROOT_MOVE,
+    Model.STUDY_ROOT: uids.STUDY_ROOT_MOVE,
+}
+RETRIEVE_SOP_CLASSES: Final = frozenset({*GET_SOP_CLASSES.values(), *MOVE_SOP_CLASSES.values()})
+
+FAILED_SOP_INSTANCE_UID_LIST: Final = 0x00080058
+SOP_CLASSES_IN_STUDY: Final = 0x00080062
+SOP_CLASS_UID: Final = 0x00080016
+# Number of Study/Series Related Instances (PS3.4 C.3.4): how much a match stands for.
+_INSTANCE_COUNTS: Final = {Level.STUDY: 0x00201208, Level.SERIES: 0x00201209}
+# Counts in the responses are US (PS3.7 §9.3.3.2): capped rather than wrapped.
+MAX_COUNT: Final = 0xFFFF
+# An explicit VR UI element has a 16-bit length: the longest list we can send (even).
+MAX_UID_LIST_BYTES: Final = 0xFFFE
+
+
+def sop_class_for(kind: Kind, model: Model) -> str:
+    return (GET_SOP_CLASSES if kind == "get" else MOVE_SOP_CLASSES)[model]
+
+
+def model_of(sop_class: str) -> tuple[Model, Kind] | None:
+    """The information model and service of a Q/R GET or MOVE SOP class UID."""
+    for model, uid in GET_SOP_CLASSES.items():
+        if uid == sop_class:
+            return model, "get"
+    for model, uid in MOVE_SOP_CLASSES.items():
+        if uid == sop_class:
+            return model, "move"
+    return None
+
+
+class UnsafeRetrieve(NetDicomError):
+    """A retrieve whose unique key is empty or a wildcard: refused, never sent."""
+
+
+def is_safe_unique_value(value: str) -> bool:
+    """A unique key value that names entities: no empty value, no `*` or `?`, no empty item
+    in a `\\` list (an empty UID in a list would be universal matching to some SCPs)."""
+    parts = value.strip(" \x00").split("\\")
+    return all(part.strip(" \x00") and "*" not in part and "?" not in part for part in parts)
+
+
+def unique_tags(model: Model, level: Level) -> list[tuple[Level, int]]:
+    """The unique keys a retrieve at `level` carries, top level first."""
+    return [(lv, UNIQUE_KEYS[lv]) for lv in model.levels if lv <= level]
+
+
+@dataclass(frozen=True, slots=True)
+class RetrieveRequest:
+    """One retrieve identifier: unique keys of the levels above (single values) and the
+    UIDs at the retrieve level."""
+
+    level: Level
+    parents: tuple[tuple[int, str], ...]
+    tag: int
+    values: tuple[str, ...]
+
+    def keys(self) -> dict[int, str]:
+        return {**dict(self.parents), self.tag: "\\".join(self.values)}
+
+
+def direct_requests(
+    model: Model, level: Level, keys: Mapping[int, str]
+) -> list[RetrieveRequest] | None:
+    """The request when the user's keys are exactly the unique keys of `level` and the levels
+    above it in `model` (no C-FIND needed); None when other keys call for resolving first.
+
+    Raises UnsafeRetrieve for an empty or wildcard unique key, or a list above the level."""
+    if not any(value.strip(" \x00") not in ("", "*") for value in keys.values()):
+        # Nothing but universal keys: "retrieve everything", whatever the peer makes of it.
+        tag = next(iter(keys), UNIQUE_KEYS[level])
+        raise UnsafeRetrieve(_unsafe_text(tag, keys.get(tag, "")))
+    wanted = unique_tags(model, level)
+    if set(keys) != {tag for _, tag in wanted}:
+        return None
+    for tag, value in keys.items():
+        if not is_safe_unique_value(value):
+            raise UnsafeRetrieve(_unsafe_text(tag, value))
+    parents = tuple((tag, keys[tag].strip()) for lv, tag in wanted if lv < level)
+    for tag, value in parents:
+        if "\\" in value:
+            raise UnsafeRetrieve(
+                f"{_keyword(tag)} holds a list, but a level above the retrieve level takes "
+                "a single value (PS3.4 C.4.2.2.1): retrieve at that level, or one at a time"
+            )
+    tag = UNIQUE_KEYS[level]
+    values = tuple(v.strip() for v in keys[tag].split("\\"))
+    return [RetrieveRequest(level, parents, tag, values)]
+
+
+def _keyword(tag: int) -> str:
+    from pydicom.datadict import keyword_for_tag
+
+    return keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def _unsafe_text(tag: int, value: str) -> str:
+    shown = repr(value) if value else "empty"
+    return (
+        f"refusing to retrieve with {_keyword(tag)} {shown}: an empty or wildcard unique key "
+        "could make a lenient peer send everything. Give the UIDs, or other keys "
+        "(e.g. PatientName=DOE*) to resolve with a C-FIND first"
+    )
+
+
+def build_identifier(request: RetrieveRequest, model: Model) -> Any:
+    """The C-GET/C-MOVE identifier of `request` (a pydicom Dataset)."""
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    ds.QueryRetrieveLevel = request.level.name
+    for tag, value in request.parents:
+        ds.add_new(tag, "LO" if tag == UNIQUE_KEYS[Level.PATIENT] else "UI", value)
+    vr = "LO" if request.tag == UNIQUE_KEYS[Level.PATIENT] else "UI"
+    values = list(request.values)
+    ds.add_new(request.tag, vr, values if len(values) > 1 else values[0])
+    return ds
+
+
+# --- resolving other keys with a C-FIND ------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Resolution:
+    """What a C-FIND found for the user's keys: the entities to retrieve, grouped into
+    retrieve requests, how many instances they hold (when the peer said), and their SOP
+    classes (SOP Classes in Study, or SOP Class UID at image level)."""
+
+    level: Level
+    requests: list[RetrieveRequest] = field(default_factory=list)
+    entities: int = 0
+    instances: int | None = None
+    sop_classes: set[str] = field(default_factory=set)
+    skipped: list[str] = field(default_factory=list)  # matches without a usable unique key
+
+
+def find_keys(model: Model, level: Level, keys: Mapping[int, str]) -> dict[int, str]:
+    """The C-FIND keys that resolve `keys`: the user's, every unique key down to `level`,
+    and what tells us the size and SOP classes of each match."""
+    wanted = dict(keys)
+    for _, tag in unique_tags(model, level):
+        wanted.setdefault(tag, "")
+    if level in _INSTANCE_COUNTS:
+        wanted.setdefault(_INSTANCE_COUNTS[level], "")
+    if level is Level.STUDY:
+        wanted.setdefault(SOP_CLASSES_IN_STUDY, "")
+    if level is Level.IMAGE:
+        wanted.setdefault(SOP_CLASS_UID, "")
+    return wanted
+
+
+def _values(ds: Any, tag: int) -> list[str]:
+    if tag not in ds:
+        return []
+    value = ds[tag].value
+    if value is None or isinstance(value, bytes | bytearray):
+        return []
+    if isinstance(value, str):
+        items: Iterable[object] = value.split("\\")
+    elif isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        items = value
+    else:
+        items = [value]
+    return [str(v).strip(" \x00") for v in items if str(v).strip(" \x00")]
+
+
+def resolve_matches(
+    model: Model, level: Level, matches: Iterable[Any], *, max_list: int = 1000
+) -> Resolution:
+    """Group C-FIND matches into retrieve requests: one per parent entity, with at most
+    `max_list` UIDs each. A match without a single, safe value for each unique key is skipped
+    (listed in `skipped`): it could otherwise turn into a universal retrieve."""
+    result = Resolution(level)
+    groups: dict[tuple[tuple[int, str], ...], list[str]] = {}
+    counted = 0
+    total = 0
+    tags = unique_tags(model, level)
+    for ds in matches:
+        found: list[tuple[int, str]] = []
+        bad = False
+        for _, tag in tags:
+            values = _values(ds, tag)
+            if len(values) != 1 or not is_safe_unique_value(values[0]):
+                bad = True
+                shown = "\\".join(values)
+                result.skipped.append(f"{_keyword(tag)}={shown!r}")
+                break
+            found.append((tag, values[0]))
+        if bad:
+            continue
+        parents, own = tuple(found[:-1]), found[-1][1]
+        uids_for = groups.setdefault(parents, [])
+        if own in uids_for:
+            continue  # some SCPs answer an entity once per instance below it
+        uids_for.append(own)
+        result.entities += 1
+        if level is Level.IMAGE:
+            counted += 1
+            total += 1
+        elif level in _INSTANCE_COUNTS:
+            number = _values(ds, _INSTANCE_COUNTS[level])
+            if number and number[0].isdigit():
+                counted += 1
+                total += int(number[0])
+        if level is Level.STUDY:
+            result.sop_classes.update(_values(ds, SOP_CLASSES_IN_STUDY))
+        elif level is Level.IMAGE:
+            result.sop_classes.update(_values(ds, SOP_CLASS_UID))
+    if result.entities and counted == result.entities:
+        result.instances = total
+    tag = UNIQUE_KEYS[level]
+    for parents, values in groups.items():
+        for start in range(0, len(values), max_list):
+            chunk = tuple(values[start : start + max_list])
+            result.requests.append(RetrieveRequest(level, parents, tag, chunk))
+    return result
+
+
+# --- sub-operation counts ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """The counts of a C-GET/C-MOVE response (any may be absent)."""
+
+    remaining: int | None
+    completed: int | None
+    failed: int | None
+    warning: int | None
+
+
+def progress_of(response: Any) -> Progress:
+    return Progress(
+        response.number_of_remaining_suboperations,
+        response.number_of_completed_suboperations,
+        response.number_of_failed_suboperations,
+        response.number_of_warning_suboperations,
+    )
+
+
+@dataclass(slots=True)
+class Counters:
+    """Sub-operation counters of an SCP (PS3.4 C.4.2.1.4, C.4.3.1.3)."""
+
+    total: int
+    completed: int = 0
+    failed: int = 0
+    warning: int = 0
+    failed_uids: list[str] = field(default_factory=list)
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.total - self.completed - self.failed - self.warning)
+
+    def fail(self, sop_instance_uid: str) -> None:
+        self.failed += 1
+        self.failed_uids.append(sop_instance_uid)
+
+    def capped(self) -> tuple[int, int, int, int]:
+        """(remaining, completed, failed, warning), each at most 65535."""
+        return (
+            min(self.remaining, MAX_COUNT),
+            min(self.completed, MAX_COUNT),
+            min(self.failed, MAX_COUNT),
+            min(self.warning, MAX_COUNT),
+        )
+
+
+def final_status(counters: Counters, *, cancelled: bool) -> int:
+    """0000 all done, B000 some failed or warned, A702 all failed, FE00 cancelled."""
+    from netdicom.core.dimse import status
+
+    if cancelled:
+        return status.CANCEL
+    if counters.failed and not counters.completed and not counters.warning:
+        return status.OUT_OF_RESOURCES_SUBOPERATIONS
+    if counters.failed or counters.warning:
+        return status.SUBOPERATIONS_WARNING
+    return status.SUCCESS
+
+
+def failed_uid_list(uids_: Sequence[str]) -> tuple[list[str], str | None]:
+    """The Failed SOP Instance UID List (0008,0058) values that fit one element, and an error
+    comment when some had to be left out."""
+    kept: list[str] = []
+    size = 0
+    for uid in uids_:
+        extra = len(uid) + (1 if kept else 0)
+        if size + extra > MAX_UID_LIST_BYTES:
+            return kept, f"failed UID list truncated: {len(kept)} of {len(uids_)}"
+        kept.append(uid)
+        size += extra
+    return kept, None
+
+
+OnProgress = Callable[[Progress], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One sub-operation C-STORE we answered."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    status: int
+    error_comment: str | None
+
+    @property
+    def ok(self) -> bool:
+        return category(self.status) in (StatusCategory.SUCCESS, StatusCategory.WARNING)
+
+
+@dataclass(slots=True)
+class RetrieveOutcome:
+    """The end of a C-GET or C-MOVE as the SCU saw it."""
+
+    status: int
+    final: Progress
+    failed_uids: list[str] = field(default_factory=list)
+    error_comment: str | None = None
+    cancelled: bool = False  # we sent a C-CANCEL-RQ
+    received: list[Received] = field(default_factory=list)  # C-GET only
+    role_warnings: set[str] = field(default_factory=set)  # SOP classes sent without the role
+
+    @property
+    def status_category(self) -> StatusCategory:
+        return category(self.status)
+
+
+__all__ = [
+    "FAILED_SOP_INSTANCE_UID_LIST",
+    "GET_SOP_CLASSES",
+    "MOVE_SOP_CLASSES",
+    "RETRIEVE_SOP_CLASSES",
+    "Counters",
+    "Kind",
+    "OnProgress",
+    "Progress",
+    "Received",
+    "Resolution",
+    "RetrieveOutcome",
+    "RetrieveRequest",
+    "UnsafeRetrieve",
+    "build_identifier",
+    "direct_requests",
+    "failed_uid_list",
+    "final_status",
+    "find_keys",
+    "is_safe_unique_value",
+    "model_of",
+    "progress_of",
+    "resolve_matches",
+    "sop_class_for",
+    "unique_tags",
+]

@@ -1,0 +1,539 @@
+"""Query/Retrieve C-GET and C-MOVE SCP (PS3.4 C.4.2, C.4.3) over the archive index.
+
+- Identifier: Query/Retrieve Level and unique keys (PS3.4 C.4.2.2.1). The unique key of the
+  retrieve level must hold a single UID (or ID) or a UID list; an empty or wildcard value is
+  refused with A900 rather than taken as "everything". Unique keys above the level narrow the
+  match when present (documented leniency: they may be missing). Other keys are ignored.
+- Matching instances come from the index; each becomes one C-STORE sub-operation, sent as
+  the file is (or converted between uncompressed syntaxes) on a context of its SOP class: on
+  the requestor's own association for C-GET, where the requestor must have taken the SCP role
+  (PS3.4 C.4.3.1); on associations we open to the Move Destination for C-MOVE, as many as the
+  128-context limit needs. An instance without a usable context fails alone, never aborts.
+- Every C-STORE-RQ carries our own Message ID, and for C-MOVE the Move Originator AE Title and
+  Message ID (PS3.7 §9.3.1.1). After each sub-operation a Pending response carries the
+  Remaining/Completed/Failed/Warning counts (capped at 65535).
+- Final status (PS3.4 C.4.2.1.5, C.4.3.1.4): 0000 all succeeded, B000 some failed or warned,
+  A702 all failed, FE00 after a C-CANCEL-RQ; Failed SOP Instance UID List (0008,0058) in the
+  identifier when something failed, truncated (with an Error Comment) beyond one element.
+- C-MOVE destinations come from a table (`remotes`): an unknown one gets A801 and no
+  connection is made. A destination that rejects or aborts fails the rest of the move; a
+  requestor that goes away stops the sub-operations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import chain
+from pathlib import Path
+from typing import Any, Final
+
+from netdicom.archive.index import Index, Query
+from netdicom.archive.matching import UNIQUE_KEYS, Key, Level, Model
+from netdicom.core.acse import AcceptedContext
+from netdicom.core.datasets import DicomFile, FileSource, NotSendable, encode_dataset, probe_file
+from netdicom.core.dimse import (
+    CCancelRQ,
+    CGetRQ,
+    CGetRSP,
+    CMoveRQ,
+    CMoveRSP,
+    CStoreRQ,
+    CStoreRSP,
+    DatasetFragment,
+    DimseMessage,
+    StatusCategory,
+    category,
+    status,
+)
+from netdicom.core.errors import ConnectionClosed, NetDicomError, TimeoutExpired
+from netdicom.services.find_scp import (
+    IDENTIFIER_UNDECODABLE,
+    check_identifier,
+    decode_identifier,
+    encode_identifier,
+)
+from netdicom.services.get_scu import read_dataset
+from netdicom.services.peer import Peer
+from netdicom.services.planning import batches, choose
+from netdicom.services.retrieve_common import (
+    FAILED_SOP_INSTANCE_UID_LIST,
+    Counters,
+    failed_uid_list,
+    final_status,
+    is_safe_unique_value,
+    model_of,
+    unique_tags,
+)
+from netdicom.services.session import ClientOptions, open_association
+from netdicom.transport.association import Association, ReleaseRequested
+from netdicom.transport.config import TransportConfig
+
+log = logging.getLogger("netdicom.retrieve")
+
+_QUERY_LEVEL: Final = 0x00080052
+_SOP_INSTANCE_UID: Final = 0x00080018
+_SOP_CLASS_UID: Final = 0x00080016
+
+
+class _Refused(Exception):
+    def __init__(self, code: int, comment: str) -> None:
+        super().__init__(comment)
+        self.code = code
+        self.comment = comment[:64]  # Error Comment is an LO (PS3.7 C.4)
+
+
+@dataclass(frozen=True, slots=True)
+class _Instance:
+    sop_instance_uid: str
+    sop_class_uid: str
+    path: str
+
+
+@dataclass(slots=True)
+class _SubResult:
+    status: int | None  # None: not sent (no context, unreadable, cannot convert)
+    comment: str | None = None
+
+
+class RetrieveSCP:
+    """Answers C-GET-RQ and C-MOVE-RQ from `index`; `remotes` maps Move Destination AE titles
+    to peers."""
+
+    def __init__(
+        self,
+        index: Index,
+        ae_title: str,
+        *,
+        remotes: Mapping[str, Peer] | None = None,
+        transport: TransportConfig | None = None,
+    ) -> None:
+        self.index = index
+        self.ae_title = ae_title
+        self.remotes = {ae.strip(): peer for ae, peer in (remotes or {}).items()}
+        self.transport = transport or TransportConfig()
+
+    # --- the request --------------------------------------------------------------------
+
+    async def handle(
+        self, assoc: Association, context: AcceptedContext, message: DimseMessage
+    ) -> None:
+        assert isinstance(message, CGetRQ | CMoveRQ)
+        timeout = assoc.config.timeouts.dimse
+        data = await read_dataset(assoc, timeout) if message.has_dataset else None
+        found = model_of(context.abstract_syntax)
+        kind = "get" if isinstance(message, CGetRQ) else "move"
+        if (
+            found is None
+            or found[1] != kind
+            or message.affected_sop_class_uid != (context.abstract_syntax)
+        ):
+            await self._final(assoc, context, message, status.SOP_CLASS_NOT_SUPPORTED, Counters(0))
+            return
+        model = found[0]
+        try:
+            keys = self._parse(data, context.transfer_syntax, model)
+            destination: Peer | None = None
+            if isinstance(message, CMoveRQ):
+                destination = self.remotes.get(message.move_destination.strip())
+                if destination is None:
+                    raise _Refused(
+                        status.MOVE_DESTINATION_UNKNOWN,
+                        f"move destination {message.move_destination.strip()!r} unknown",
+                    )
+        except _Refused as refused:
+            log.info(
+                "C-%s from %s refused (0x%04X): %s",
+                kind.upper(),
+                assoc.peer,
+                refused.code,
+                refused.comment,
+            )
+            await self._final(
+                assoc, context, message, refused.code, Counters(0), comment=refused.comment
+            )
+            return
+        instances = await asyncio.to_thread(self._instances, model, keys)
+        counters = Counters(len(instances))
+        log.info(
+            "C-%s from %s: %d instances%s",
+            kind.upper(),
+            assoc.peer,
+            len(instances),
+            f" to {destination}" if destination else "",
+        )
+        if isinstance(message, CGetRQ):
+            cancelled = await self._get(assoc, context, message, instances, counters)
+        else:
+            assert destination is not None
+            cancelled = await self._move(assoc, context, message, destination, instances, counters)
+        code = final_status(counters, cancelled=cancelled)
+        await self._final(assoc, context, message, code, counters, cancelled=cancelled)
+
+    def _parse(self, data: bytes | None, transfer_syntax: str, model: Model) -> list[Key]:
+        if data is None:
+            raise _Refused(status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, "no identifier")
+        try:
+            check_identifier(data, transfer_syntax)
+            ds = decode_identifier(data, transfer_syntax)
+            raw_level = ds[_QUERY_LEVEL].value if _QUERY_LEVEL in ds else None
+        except Exception as exc:
+            raise _Refused(IDENTIFIER_UNDECODABLE, f"cannot decode the identifier: {exc}") from exc
+        text = raw_level.decode("ascii", "replace") if isinstance(raw_level, bytes) else raw_level
+        level = Level.parse(str(text or ""))
+        if level is None or level not in model.levels:
+            raise _Refused(
+                status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
+                f"(0008,0052) {str(text or '')[:12]!r} not a {model.value} root level",
+            )
+        keys: list[Key] = []
+        for lv, tag in unique_tags(model, level):
+            value = _text(ds, tag)
+            if lv is level:
+                if not is_safe_unique_value(value):
+                    # PS3.4 C.4.2.2.1: the retrieve level's unique key names the entities;
+                    # empty or wildcard would be "everything" to a lenient reading.
+                    raise _Refused(
+                        status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
+                        f"unique key ({tag >> 16:04X},{tag & 0xFFFF:04X}) empty or wildcard",
+                    )
+            elif not value:
+                continue  # leniency: a missing key above the level does not narrow
+            elif not is_safe_unique_value(value):
+                raise _Refused(
+                    status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
+                    f"unique key ({tag >> 16:04X},{tag & 0xFFFF:04X}) is a wildcard",
+                )
+            vr = "LO" if tag == UNIQUE_KEYS[Level.PATIENT] else "UI"
+            keys.append(Key(tag, vr, value))
+        return keys
+
+    def _instances(self, model: Model, keys: Sequence[Key]) -> list[_Instance]:
+        query = Query(model, Level.IMAGE, tuple(keys))
+        found: list[_Instance] = []
+        for match in chain.from_iterable(self.index.find(query, None, batch=1024)):
+            uid = match.record.get(_SOP_INSTANCE_UID, ())
+            sop_class = match.record.get(_SOP_CLASS_UID, ())
+            if isinstance(uid, tuple) and uid and match.path:
+                cls = sop_class[0] if isinstance(sop_class, tuple) and sop_class else ""
+                found.append(_Instance(uid[0], cls, match.path))
+        return found
+
+    def _probe(self, instance: _Instance) -> DicomFile | str:
+        try:
+            return probe_file(Path(self.index.directory, instance.path))
+        except NotSendable as exc:
+            return str(exc)
+        except OSError as exc:
+            return f"cannot read {instance.path}: {exc.strerror or exc}"
+
+    # --- C-GET ----------------------------------------------------------------------------
+
+    async def _get(
+        self,
+        assoc: Association,
+        context: AcceptedContext,
+        message: CGetRQ,
+        instances: Sequence[_Instance],
+        counters: Counters,
+    ) -> bool:
+        """The sub-operations on the requestor's association; True when cancelled."""
+        timeout = assoc.config.timeouts.dimse
+        cancel = _CancelWatch(message.message_id)
+        for instance in instances:
+            if cancel.requested or await cancel.poll(assoc):
+                return True
+            info = await asyncio.to_thread(self._probe, instance)
+            if isinstance(info, str):
+                log.warning("C-GET: %s not sent: %s", instance.sop_instance_uid, info)
+                counters.fail(instance.sop_instance_uid)
+            else:
+                result = await send_sub_operation(assoc, info, timeout, cancel=cancel)
+                _count(counters, instance, result)
+            await self._pending(assoc, context, message, counters)
+        return cancel.requested
+
+    # --- C-MOVE ---------------------------------------------------------------------------
+
+    async def _move(
+        self,
+        assoc: Association,
+        context: AcceptedContext,
+        message: CMoveRQ,
+        destination: Peer,
+        instances: Sequence[_Instance],
+        counters: Counters,
+    ) -> bool:
+        """The sub-operations over associations to `destination`; True when cancelled."""
+        cancel = _CancelWatch(message.message_id)
+        files: list[DicomFile] = []
+        by_uid: dict[str, _Instance] = {}
+        for instance in instances:
+            info = await asyncio.to_thread(self._probe, instance)
+            if isinstance(info, str):
+                log.warning("C-MOVE: %s not sent: %s", instance.sop_instance_uid, info)
+                counters.fail(instance.sop_instance_uid)
+                continue
+            files.append(info)
+            by_uid[info.sop_instance_uid] = instance
+        negotiated = assoc.negotiated
+        assert negotiated is not None
+        originator = (negotiated.calling_ae, message.message_id)
+        options = ClientOptions(
+            calling_ae=self.ae_title,
+            called_ae=destination.ae_title or message.move_destination,
+            transport=self.transport,
+        )
+        timeout = self.transport.timeouts.dimse
+        plan = batches(files)
+        for number, batch in enumerate(plan):
+            if await cancel.poll(assoc):
+                return True
+            try:
+                sub = await open_association(destination, options, batch.contexts)
+            except NetDicomError as exc:
+                log.warning("C-MOVE: cannot open an association to %s: %s", destination, exc)
+                _fail_rest(counters, plan[number:], by_uid)
+                return False
+            try:
+                for index, info in enumerate(batch.files):
+                    if await cancel.poll(assoc):
+                        await _release(sub)
+                        return True
+                    try:
+                        result = await send_sub_operation(sub, info, timeout, originator=originator)
+                    except NetDicomError as exc:
+                        log.warning("C-MOVE: %s ended the sub-association: %s", destination, exc)
+                        sub.abort()
+                        counters.fail(info.sop_instance_uid)
+                        for rest in batch.files[index + 1 :]:
+                            counters.fail(rest.sop_instance_uid)
+                        _fail_rest(counters, plan[number + 1 :], by_uid)
+                        await self._pending(assoc, context, message, counters)
+                        return False
+                    _count(counters, by_uid[info.sop_instance_uid], result)
+                    await self._pending(assoc, context, message, counters)
+            except BaseException:
+                # The requestor went away (or we are being stopped): stop the sub-operations.
+                sub.abort()
+                raise
+            await _release(sub)
+        return False
+
+    # --- responses ------------------------------------------------------------------------
+
+    async def _pending(
+        self,
+        assoc: Association,
+        context: AcceptedContext,
+        message: CGetRQ | CMoveRQ,
+        counters: Counters,
+    ) -> None:
+        remaining, completed, failed, warning = counters.capped()
+        if not remaining:
+            return  # the final response follows at once
+        rsp_type = CGetRSP if isinstance(message, CGetRQ) else CMoveRSP
+        await assoc.send_message(
+            context.context_id,
+            rsp_type(
+                message.message_id,
+                status.PENDING,
+                message.affected_sop_class_uid,
+                number_of_remaining_suboperations=remaining,
+                number_of_completed_suboperations=completed,
+                number_of_failed_suboperations=failed,
+                number_of_warning_suboperations=warning,
+            ),
+        )
+
+    async def _final(
+        self,
+        assoc: Association,
+        context: AcceptedContext,
+        message: CGetRQ | CMoveRQ,
+        code: int,
+        counters: Counters,
+        *,
+        cancelled: bool = False,
+        comment: str | None = None,
+    ) -> None:
+        remaining, completed, failed, warning = counters.capped()
+        refused = category(code) is StatusCategory.FAILURE and not counters.total
+        dataset: bytes | None = None
+        if counters.failed_uids and code != status.SUCCESS:
+            from pydicom.dataset import Dataset
+
+            listed, truncated = failed_uid_list(counters.failed_uids)
+            ds = Dataset()
+            ds.add_new(FAILED_SOP_INSTANCE_UID_LIST, "UI", listed)
+            dataset = encode_identifier(ds, context.transfer_syntax)
+            comment = comment or truncated
+        rsp_type = CGetRSP if isinstance(message, CGetRQ) else CMoveRSP
+        response = rsp_type(
+            message.message_id,
+            code,
+            message.affected_sop_class_uid,
+            # Remaining only in Pending and (optionally) Cancel responses (PS3.4 C.4.2.1.4).
+            number_of_remaining_suboperations=remaining if cancelled else None,
+            number_of_completed_suboperations=None if refused else completed,
+            number_of_failed_suboperations=None if refused else failed,
+            number_of_warning_suboperations=None if refused else warning,
+            error_comment=comment,
+            has_dataset=dataset is not None,
+        )
+        await assoc.send_message(context.context_id, response, dataset)
+
+
+def _text(ds: Any, tag: int) -> str:
+    if tag not in ds:
+        return ""
+    value = ds[tag].value
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace").strip(" \x00")
+    if isinstance(value, str):
+        return value.strip(" \x00")
+    return "\\".join(str(v).strip(" \x00") for v in value)
+
+
+def _count(counters: Counters, instance: _Instance, result: _SubResult) -> None:
+    if result.status is None:
+        log.warning("%s not sent: %s", instance.sop_instance_uid, result.comment)
+        counters.fail(instance.sop_instance_uid)
+        return
+    kind = category(result.status)
+    if kind is StatusCategory.SUCCESS:
+        counters.completed += 1
+    elif kind is StatusCategory.WARNING:
+        counters.warning += 1
+    else:
+        log.warning(
+            "%s refused by the receiver (0x%04X): %s",
+            instance.sop_instance_uid,
+            result.status,
+            result.comment,
+        )
+        counters.fail(instance.sop_instance_uid)
+
+
+def _fail_rest(counters: Counters, plan: Sequence[Any], by_uid: Mapping[str, _Instance]) -> None:
+    for batch in plan:
+        for info in batch.files:
+            counters.fail(info.sop_instance_uid)
+
+
+async def _release(assoc: Association) -> None:
+    try:
+        await assoc.release()
+    except NetDicomError as exc:
+        log.info("release of the sub-association failed: %s", exc)
+
+
+class _CancelWatch:
+    """Looks for the C-CANCEL-RQ of one request (PS3.7 §9.3.3.3, §9.3.4.3)."""
+
+    def __init__(self, message_id: int) -> None:
+        self.message_id = message_id
+        self.requested = False
+
+    def offer(self, message: object) -> bool:
+        """True when `message` is a C-CANCEL-RQ (ours: remembered; another's: dropped)."""
+        if not isinstance(message, CCancelRQ):
+            return False
+        if message.message_id_being_responded_to == self.message_id:
+            self.requested = True
+        return True
+
+    async def poll(self, assoc: Association) -> bool:
+        """Take what the requestor sent meanwhile without waiting; True once cancelled.
+        Raises when the requestor released or aborted."""
+        while not self.requested:
+            try:
+                event = await assoc.receive(0)
+            except TimeoutExpired:
+                return False
+            if isinstance(event, ReleaseRequested):
+                assoc.answer_release()
+                raise ConnectionClosed(f"{assoc.peer} released the association mid retrieve")
+            if isinstance(event, DatasetFragment):
+                continue
+            if not self.offer(event.message):
+                log.warning(
+                    "%s sent %s during its retrieve: ignored",
+                    assoc.peer,
+                    type(event.message).__name__,
+                )
+        return True
+
+
+async def send_sub_operation(
+    assoc: Association,
+    info: DicomFile,
+    timeout: float | None,
+    *,
+    originator: tuple[str, int] | None = None,
+    cancel: _CancelWatch | None = None,
+) -> _SubResult:
+    """One C-STORE sub-operation: the file as it is on a context of its transfer syntax, or
+    converted between uncompressed syntaxes; the receiver's status, or why it was not sent.
+    A C-CANCEL-RQ that arrives meanwhile (C-GET: same association) is given to `cancel`."""
+    negotiated = assoc.negotiated
+    assert negotiated is not None
+    try:
+        choice = choose(negotiated.accepted, info)
+    except NotSendable as exc:
+        return _SubResult(None, str(exc))
+    data: bytes | None = None
+    if choice.convert:
+        try:
+            data = await asyncio.to_thread(encode_dataset, info, choice.transfer_syntax)
+        except NotSendable as exc:
+            return _SubResult(None, str(exc))
+    message_id = assoc.message_ids.next()
+    request = CStoreRQ(
+        message_id,
+        info.sop_class_uid,
+        info.sop_instance_uid,
+        move_originator_ae_title=None if originator is None else originator[0],
+        move_originator_message_id=None if originator is None else originator[1],
+    )
+    try:
+        if data is not None:
+            await assoc.send_message(choice.context.context_id, request, data)
+        else:
+            try:
+                source = FileSource(info)
+            except OSError as exc:
+                return _SubResult(None, f"cannot read: {exc.strerror or exc}")
+            try:
+                await assoc.send_message(choice.context.context_id, request, source)
+            finally:
+                source.close()
+        while True:
+            event = await assoc.receive(timeout)
+            if isinstance(event, ReleaseRequested):
+                assoc.answer_release()
+                raise ConnectionClosed(f"{assoc.peer} released the association mid C-STORE")
+            if isinstance(event, DatasetFragment):
+                continue
+            response = event.message
+            if cancel is not None and cancel.offer(response):
+                continue
+            if (
+                isinstance(response, CStoreRSP)
+                and response.message_id_being_responded_to == message_id
+            ):
+                return _SubResult(response.status, response.error_comment)
+            from netdicom.core.errors import RemoteProtocolError
+
+            raise RemoteProtocolError(
+                f"expected the C-STORE-RSP to message {message_id}, got {type(response).__name__}"
+            )
+    finally:
+        assoc.message_ids.release(message_id)
+
+
+__all__ = ["RetrieveSCP", "send_sub_operation"]
