@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +21,8 @@ from netdicom.core.acse import (
 from netdicom.core.dimse import (
     CEchoRQ,
     CFindRQ,
+    CGetRQ,
+    CMoveRQ,
     CommandReceived,
     CStoreRQ,
     UnsupportedCommand,
@@ -31,6 +33,9 @@ from netdicom.core.pdu import AssociateAC, AssociateRJ, AssociateRQ, ContextResu
 from netdicom.services.dispatcher import Dispatcher
 from netdicom.services.echo import handle_echo
 from netdicom.services.find_scp import FindSCP, extended_negotiation_answer
+from netdicom.services.peer import Peer
+from netdicom.services.retrieve_common import RETRIEVE_SOP_CLASSES
+from netdicom.services.retrieve_scp import RetrieveSCP
 from netdicom.services.store_scp import (
     StorageSCP,
     StoredInstance,
@@ -55,6 +60,8 @@ class ServeConfig:
     port: int = 11112
     transport: TransportConfig = field(default_factory=TransportConfig)
     max_associations: int | None = None
+    # C-MOVE destinations (PS3.4 C.4.2.1.1): AE title -> where to connect (--remote, config).
+    remotes: Mapping[str, Peer] = field(default_factory=dict)
     # Storage SCP (PS3.4 Annex B): see services/store_scp.py and archive/.
     layout: str = DEFAULT_LAYOUT
     on_duplicate: DuplicatePolicy = DuplicatePolicy.KEEP
@@ -94,6 +101,12 @@ class ServeApp:
         self.storage.on_stored.append(self._index_stored)
         for sop_class in FIND_SOP_CLASSES:
             self.service_syntaxes[sop_class] = _PLAIN_SYNTAXES
+        # Query/Retrieve GET and MOVE (PS3.4 C.4.2, C.4.3): sub-operations from the index.
+        self.retrieve = RetrieveSCP(
+            self.index, config.ae_title, remotes=config.remotes, transport=config.transport
+        )
+        for sop_class in RETRIEVE_SOP_CLASSES:
+            self.service_syntaxes[sop_class] = _PLAIN_SYNTAXES
         self._storage_chooser = storage_chooser(
             accept_unknown=config.accept_unknown_sop_classes,
             prefer=config.prefer_transfer_syntaxes,
@@ -101,11 +114,19 @@ class ServeApp:
         self.policy = AcceptorPolicy(
             ae_title=config.ae_title,
             transfer_syntax_chooser=self._choose,
+            # C-GET: we send C-STOREs to a requestor that proposed the SCP role (PS3.7 D.3.3.4).
+            can_act_as_scu=self._can_send_storage,
             max_pdu=config.transport.max_pdu,
             extended_negotiator=extended_negotiation_answer,
         )
         self.dispatcher = Dispatcher(
-            {CEchoRQ: handle_echo, CStoreRQ: self.storage.handle, CFindRQ: self.find.handle},
+            {
+                CEchoRQ: handle_echo,
+                CStoreRQ: self.storage.handle,
+                CFindRQ: self.find.handle,
+                CGetRQ: self.retrieve.handle,
+                CMoveRQ: self.retrieve.handle,
+            },
             self._unsupported,
         )
         self.server = Server(
@@ -117,6 +138,12 @@ class ServeApp:
             on_done=self._log_association,
             faults=faults,  # tests only: a fault injector per connection
         )
+
+    def _can_send_storage(self, sop_class: str) -> bool:
+        from netdicom.services.store_scp import is_storage_sop_class
+
+        accept_unknown = self.config.accept_unknown_sop_classes
+        return is_storage_sop_class(sop_class, accept_unknown=accept_unknown)
 
     def _choose(self, abstract_syntax: str, offered: tuple[str, ...]) -> str | ContextResult:
         preference = self.service_syntaxes.get(abstract_syntax)
