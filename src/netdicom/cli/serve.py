@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -22,7 +22,11 @@ Examples:
   netdicom serve --dir ./archive --prefer-ts 1.2.840.10008.1.2.4.80 --on-duplicate rename
 """
 
+if TYPE_CHECKING:
+    from netdicom.services.peer import Peer
+
 STORAGE_PANEL = "Storage"
+RETRIEVE_PANEL = "Query/Retrieve"
 # netdicom.archive.layout.DEFAULT_LAYOUT, spelt out so that loading the CLI (and so `netdicom
 # echo`) does not import the archive package; a test keeps the two equal.
 DEFAULT_LAYOUT = "{PatientID}/{StudyInstanceUID}/{SeriesInstanceUID}/{SOPInstanceUID}.dcm"
@@ -128,6 +132,15 @@ def serve(
             rich_help_panel=STORAGE_PANEL,
         ),
     ] = False,
+    remote: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--remote",
+            help="A C-MOVE destination, AE=HOST:PORT; repeatable. Peers of the config file "
+            "with an aet are destinations too. An unknown destination gets status A801.",
+            rich_help_panel=RETRIEVE_PANEL,
+        ),
+    ] = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -157,6 +170,7 @@ def serve(
         from netdicom.cli.common import fail
 
         raise fail(exc, debug=debug) from None
+    remotes = _remotes(remote or [])
     config = ServeConfig(
         directory=directory,
         ae_title=aet,
@@ -168,12 +182,40 @@ def serve(
         accept_unknown_sop_classes=not no_unknown,
         prefer_transfer_syntaxes=preferred,
         fsync=not no_fsync,
+        remotes=remotes,
         transport=TransportConfig(
             timeouts=Timeouts(idle=idle_timeout, artim=acse_timeout, acse=acse_timeout),
             max_pdu=max_pdu,
         ),
     )
     run(_serve(config), debug=debug, quiet=quiet)
+
+
+def _remotes(values: list[str]) -> dict[str, Peer]:
+    """C-MOVE destinations: the config file's peers that have an AE title, then `--remote
+    AE=HOST:PORT` (which wins)."""
+    from netdicom.config import ConfigError, load_config
+    from netdicom.services.peer import BadPeer, Peer, parse_peer
+
+    remotes: dict[str, Peer] = {}
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--remote") from None
+    for named in config.peers.values():
+        if named.aet:
+            remotes[named.aet] = Peer(named.host, named.port, named.aet)
+    for value in values:
+        ae, sep, address = value.partition("=")
+        ae = ae.strip()
+        if not sep or not 0 < len(ae) <= 16:
+            raise typer.BadParameter(f"{value!r} is not AE=HOST:PORT", param_hint="--remote")
+        try:
+            peer = parse_peer(address)
+        except BadPeer as exc:
+            raise typer.BadParameter(str(exc), param_hint="--remote") from None
+        remotes[ae] = Peer(peer.host, peer.port, ae)
+    return remotes
 
 
 async def _serve(config: object) -> None:
