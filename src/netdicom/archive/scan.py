@@ -30,6 +30,15 @@ _SHORT_VRS: Final = frozenset(
     b"AE AS AT CS DA DS DT FL FD IS LO LT PN SH SL SS ST TM UI UL US".split()
 )
 
+# Every VR of PS3.5 Table 6.2-1: the fast path takes these (other valid VRs take the slow one).
+_KNOWN_VRS: Final = _SHORT_VRS | frozenset(
+    b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split()
+)
+_LONG_PLAIN_VRS: Final = frozenset(b"OB OD OF OL OV OW SV UC UN UR UT UV".split())
+_EXPLICIT_SHORT: Final = struct.Struct("<HH2sH")
+_EXPLICIT_LONG_LENGTH: Final = struct.Struct("<L")
+_IMPLICIT: Final = struct.Struct("<HHL")
+
 # Default caps (see StoreLimits in services/store_scp.py for the documented values).
 DEFAULT_MAX_DEPTH: Final = 32
 DEFAULT_MAX_CAPTURE: Final = 1024
@@ -58,6 +67,19 @@ class _Frame:
 
 
 VrLookup = Callable[[int], "str | None"]
+
+
+class _Where:
+    """Where an element is, formatted only when an error message needs it."""
+
+    __slots__ = ("offset", "tag")
+
+    def __init__(self, tag: int, offset: int) -> None:
+        self.tag = tag
+        self.offset = offset
+
+    def __str__(self) -> str:
+        return f"({self.tag >> 16:04X},{self.tag & 0xFFFF:04X}) at byte {self.offset}"
 
 
 class DatasetScanner:
@@ -151,6 +173,16 @@ class DatasetScanner:
                 pos += used - before
                 self._carry.clear()
                 continue
+            if not self._stack and self._little:
+                # Most of a data set is top-level elements with short values: walk them in
+                # one loop; whatever else comes (sequences, items, a value crossing the end
+                # of this piece, anything odd) goes one element at a time through _header.
+                if self._implicit:
+                    pos = self._top_level_implicit(view, pos, end)
+                else:
+                    pos = self._top_level_explicit(view, pos, end)
+                if pos >= end:
+                    break
             used = self._header(view, pos, end)
             if used is None:
                 self._carry += view[pos:end]
@@ -166,6 +198,71 @@ class DatasetScanner:
         self.last_top_level_tag = 0xFFFFFFFF
 
     # --- internals ------------------------------------------------------------------------
+
+    def _top_level_explicit(self, view: memoryview, pos: int, end: int) -> int:
+        """Consume complete plain top-level elements (explicit VR little endian) from `pos`;
+        return where the first element it leaves to `_header` starts. Same rules as
+        `_header`/`_element` for the elements it takes."""
+        capture = self._capture
+        values = self.values
+        max_capture = self._max_capture
+        unpack_short = _EXPLICIT_SHORT.unpack_from
+        unpack_long = _EXPLICIT_LONG_LENGTH.unpack_from
+        start = pos
+        last = self.last_top_level_tag
+        while end - pos >= 8:
+            group, element, vr, length = unpack_short(view, pos)
+            if vr in _SHORT_VRS:
+                size = 8
+            elif vr in _LONG_PLAIN_VRS:
+                if end - pos < 12:
+                    break
+                (length,) = unpack_long(view, pos + 8)
+                size = 12
+                if length == UNDEFINED:
+                    break
+            else:
+                break  # SQ, an unknown or invalid VR: the slow path decides
+            if group == 0xFFFE:
+                break
+            value_end = pos + size + length
+            if value_end > end:
+                break  # the value continues in the next piece
+            tag = (group << 16) | element
+            last = tag
+            if tag in capture and length <= max_capture:
+                values[tag] = bytes(view[pos + size : value_end])
+            pos = value_end
+        self._offset += pos - start
+        self.last_top_level_tag = last
+        return pos
+
+    def _top_level_implicit(self, view: memoryview, pos: int, end: int) -> int:
+        """As `_top_level_explicit`, for implicit VR little endian."""
+        capture = self._capture
+        values = self.values
+        max_capture = self._max_capture
+        lookup = self._vr_lookup
+        unpack = _IMPLICIT.unpack_from
+        start = pos
+        last = self.last_top_level_tag
+        while end - pos >= 8:
+            group, element, length = unpack(view, pos)
+            if group == 0xFFFE or length == UNDEFINED:
+                break
+            tag = (group << 16) | element
+            if lookup is not None and lookup(tag) == "SQ":
+                break
+            value_end = pos + 8 + length
+            if value_end > end:
+                break
+            last = tag
+            if tag in capture and length <= max_capture:
+                values[tag] = bytes(view[pos + 8 : value_end])
+            pos = value_end
+        self._offset += pos - start
+        self.last_top_level_tag = last
+        return pos
 
     def _header(self, buf: bytearray | memoryview, pos: int, end: int) -> int | None:
         """Parse one header at `pos`; None if more bytes are needed, else its length."""
@@ -211,7 +308,7 @@ class DatasetScanner:
         implicit: bool,
         little: bool,
     ) -> None:
-        where = f"({tag >> 16:04X},{tag & 0xFFFF:04X}) at byte {self._offset}"
+        where = _Where(tag, self._offset)
         kind = _Kind.ITEM if frame is None else frame.kind
         if kind is _Kind.ITEM:
             if tag == ITEM_DELIMITER:
@@ -274,7 +371,7 @@ class DatasetScanner:
         else:
             self._containers_done()
 
-    def _fits(self, end: int, where: str) -> None:
+    def _fits(self, end: int, where: _Where) -> None:
         """A value or container ending at `end` must end within its defined-length parent."""
         for frame in reversed(self._stack):
             if frame.end is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from netdicom.archive.writer import Archive, DuplicatePolicy
 from netdicom.core import uids
 from netdicom.core.acse import (
     AcceptorPolicy,
+    IdentityChecker,
     Negotiated,
     default_chooser,
     negotiate_acceptor,
@@ -69,6 +71,18 @@ class ServeConfig:
     prefer_transfer_syntaxes: tuple[str, ...] = ()
     fsync: bool = True
     store_limits: StoreLimits = field(default_factory=StoreLimits)
+    # Access control (issue 8). `allow`: AE, AE@HOST or *@HOST; empty allows every caller,
+    # otherwise others get A-ASSOCIATE-RJ (1, 1, 3). `strict_aet`: a called AE title other
+    # than ours gets (1, 1, 7). `users_file`: every association must carry a username and
+    # passcode found there (PS3.7 D.3.3.7), else (1, 2, 1).
+    allow: tuple[str, ...] = ()
+    strict_aet: bool = False
+    users_file: Path | None = None
+    # SIGTERM: seconds running associations get to finish before they are aborted.
+    shutdown_grace: float = 10.0
+    # TLS for associations serve opens (C-MOVE sub-associations to a destination configured
+    # with tls = true): serve's own certificate, verified against the same CA.
+    outbound_ssl_context: ssl.SSLContext | None = None
 
 
 class ServeApp:
@@ -111,6 +125,14 @@ class ServeApp:
             accept_unknown=config.accept_unknown_sop_classes,
             prefer=config.prefer_transfer_syntaxes,
         )
+        from netdicom.services.users import AllowList
+
+        self.allow = AllowList.parse(config.allow)
+        self.users = None
+        if config.users_file is not None:
+            from netdicom.services.users import load_users
+
+            self.users = load_users(config.users_file)
         self.policy = AcceptorPolicy(
             ae_title=config.ae_title,
             transfer_syntax_chooser=self._choose,
@@ -118,6 +140,8 @@ class ServeApp:
             can_act_as_scu=self._can_send_storage,
             max_pdu=config.transport.max_pdu,
             extended_negotiator=extended_negotiation_answer,
+            require_called_ae=config.strict_aet,
+            identity_checker=self._identity_checker(),
         )
         self.dispatcher = Dispatcher(
             {
@@ -158,7 +182,51 @@ class ServeApp:
         if limit is not None and server.active_associations >= limit:
             # PS3.8 Table 9-21: transient, presentation provider, local limit exceeded.
             return AssociateRJ(2, 3, 2)
-        return negotiate_acceptor(rq, self.policy)
+        peer = server.deciding.peer if server.deciding is not None else "?"
+        answer: tuple[AssociateAC, Negotiated] | AssociateRJ
+        if not self.allow.permits(rq.calling_ae_title.strip(" "), peer):
+            # PS3.8 Table 9-21: permanent, service user, calling AE title not recognized.
+            answer = AssociateRJ(1, 1, 3)
+        elif self.users is not None and rq.user_information.user_identity_rq is None:
+            # A users file makes identity mandatory; its absence is refused like a failed one
+            # (PS3.7 D.3.3.7: permanent, ACSE provider).
+            answer = AssociateRJ(1, 2, 1)
+        else:
+            answer = negotiate_acceptor(rq, self.policy)
+        if isinstance(answer, AssociateRJ):
+            self._log_rejection(rq, peer, answer)
+        return answer
+
+    def _identity_checker(self) -> IdentityChecker | None:
+        if self.users is None:
+            # No users file: the item is ignored and no response is sent, as an acceptor that
+            # does not support identity negotiation does (PS3.7 D.3.3.7).
+            return None
+        from netdicom.services.users import identity_checker
+
+        return identity_checker(self.users)
+
+    def _log_rejection(self, rq: AssociateRQ, peer: str, rj: AssociateRJ) -> None:
+        from netdicom.core.rejections import describe_rejection
+
+        why = {
+            (1, 3): "calling AE title not in the allow list (--allow)",
+            (1, 7): f"called AE title is not ours ({self.config.ae_title}, --strict-aet)",
+        }.get((rj.source, rj.reason), describe_rejection(rj.result, rj.source, rj.reason))
+        if (rj.source, rj.reason) == (2, 1) and self.users is not None:
+            identity = rq.user_information.user_identity_rq
+            who = "" if identity is None else identity.primary.decode("utf-8", "replace")
+            why = f"user identity {who!r} refused" if identity else "no user identity sent"
+        log.warning(
+            "rejected association from %s: %s -> %s: %s (%d, %d, %d)",
+            peer,
+            rq.calling_ae_title.strip(),
+            rq.called_ae_title.strip(),
+            why,
+            rj.result,
+            rj.source,
+            rj.reason,
+        )
 
     async def _unsupported(self, assoc: Association, event: CommandReceived) -> None:
         """A request we do not serve on that context: a failure status, never an abort."""
@@ -176,10 +244,22 @@ class ServeApp:
 
     def _index_stored(self, stored: StoredInstance) -> None:
         # After the file is durable, before success is answered: one transaction.
-        from netdicom.archive.rebuild import index_file
+        from netdicom.archive.rebuild import index_captured, index_file
         from netdicom.archive.writer import Outcome
 
-        index_file(self.index, stored.path, keep_existing=stored.outcome is Outcome.RENAMED)
+        keep_existing = stored.outcome is Outcome.RENAMED
+        if stored.outcome is Outcome.KEPT_EXISTING or not stored.values:
+            # The file in place is not the one received (or nothing was captured): read it.
+            index_file(self.index, stored.path, keep_existing=keep_existing)
+            return
+        # The values the Storage SCP's scanner captured while receiving: no second read.
+        index_captured(
+            self.index,
+            stored.path,
+            stored.values,
+            stored.transfer_syntax,
+            keep_existing=keep_existing,
+        )
 
     def _log_association(self, assoc: Association) -> None:
         rq = assoc.associate_rq

@@ -21,8 +21,8 @@ import asyncio
 import inspect
 import logging
 import zlib
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from netdicom.archive.layout import (
     is_valid_uid,
 )
 from netdicom.archive.meta import encode_file_meta
+from netdicom.archive.rebuild import CAPTURE_TAGS
 from netdicom.archive.scan import DatasetError, DatasetScanner, LimitExceeded
 from netdicom.archive.writer import Archive, Outcome, PendingFile
 from netdicom.core import uids
@@ -83,6 +84,9 @@ class StoredInstance:
     calling_ae: str
     size: int  # bytes of the data set as received (without the file meta)
     outcome: Outcome
+    # Raw top-level values the scanner captured while receiving (the layout's tags and
+    # archive.rebuild.CAPTURE_TAGS): the index is fed from these, without reading the file.
+    values: Mapping[int, bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
 OnStored = Callable[[StoredInstance], "Awaitable[None] | None"]
@@ -176,7 +180,7 @@ class StorageSCP:
         self.layout = layout or Layout.parse(DEFAULT_LAYOUT)
         self.limits = limits or StoreLimits()
         self.on_stored: list[OnStored] = []
-        self._capture = self.layout.tags | {SOP_CLASS_UID, SOP_INSTANCE_UID}
+        self._capture = self.layout.tags | {SOP_CLASS_UID, SOP_INSTANCE_UID} | CAPTURE_TAGS
 
     async def handle(
         self, assoc: Association, context: AcceptedContext, message: DimseMessage
@@ -336,6 +340,7 @@ class StorageSCP:
                 calling_ae=calling_ae,
                 size=size - len(header),
                 outcome=placed.outcome,
+                values=scanner.values,
             )
         finally:
             if pending is not None:
