@@ -10,6 +10,11 @@ Where: `$NETDICOM_CONFIG` when set, else `$XDG_CONFIG_HOME/netdicom/config.toml`
     port = 104
     aet = "PACS"                # the peer's (called) AE title; optional
 
+    tls = true                  # connect with TLS (the --tls-* options give the files)
+
+    [serve]
+    allow = ["MODALITY1", "CT@10.0.0.7", "*@10.0.0.8"]   # added to `netdicom serve --allow`
+
 `$NETDICOM_PEER` names the default peer and overrides `default`. Peer names are letters,
 digits, `-`, `_` and `.`; they never contain `:` or `@`, so they cannot be taken for
 HOST:PORT.
@@ -38,6 +43,7 @@ class NamedPeer:
     host: str
     port: int
     aet: str | None = None
+    tls: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +51,8 @@ class Config:
     peers: Mapping[str, NamedPeer] = field(default_factory=dict)
     default: str | None = None
     path: Path | None = None
+    # [serve] allow: callers `netdicom serve` accepts besides its --allow options.
+    allow: tuple[str, ...] = ()
 
     def default_peer(self, env: Mapping[str, str] | None = None) -> str | None:
         """The default peer's name: $NETDICOM_PEER, else `default` of the file."""
@@ -96,20 +104,36 @@ def _parse(data: Mapping[str, object], where: Path) -> Config:
         raise ConfigError(f"{where}: default must be a peer name (a string)")
     if default is not None and default not in peers:
         raise ConfigError(f"{where}: default = {default!r} but there is no [peers.{default}]")
-    return Config(peers=peers, default=default, path=where)
+    return Config(peers=peers, default=default, path=where, allow=_serve_allow(data, where))
+
+
+def _serve_allow(data: Mapping[str, object], where: Path) -> tuple[str, ...]:
+    serve = data.get("serve", {})
+    if not isinstance(serve, dict):
+        raise ConfigError(f"{where}: [serve] must be a table")
+    unknown = set(serve) - {"allow"}
+    if unknown:
+        raise ConfigError(f"{where}: [serve] has unknown keys: {', '.join(sorted(unknown))}")
+    allow = serve.get("allow", [])
+    if not isinstance(allow, list) or not all(isinstance(a, str) and a for a in allow):
+        raise ConfigError(f'{where}: [serve] allow must be a list of "AE", "AE@HOST" or "*@HOST"')
+    return tuple(allow)
 
 
 def _peer(name: str, table: Mapping[str, object], where: Path) -> NamedPeer:
     host = table.get("host")
     port = table.get("port")
     aet = table.get("aet")
+    tls = table.get("tls", False)
     if not isinstance(host, str) or not host:
         raise ConfigError(f'{where}: [peers.{name}] needs host = "..."')
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise ConfigError(f"{where}: [peers.{name}] needs port = 1..65535, got {port!r}")
     if aet is not None and (not isinstance(aet, str) or not 0 < len(aet.strip()) <= 16):
         raise ConfigError(f"{where}: [peers.{name}] aet must be 1 to 16 characters")
-    unknown = set(table) - {"host", "port", "aet"}
+    if not isinstance(tls, bool):
+        raise ConfigError(f"{where}: [peers.{name}] tls must be true or false")
+    unknown = set(table) - {"host", "port", "aet", "tls"}
     if unknown:
         raise ConfigError(f"{where}: [peers.{name}] has unknown keys: {', '.join(sorted(unknown))}")
-    return NamedPeer(name, host, port, aet.strip() if isinstance(aet, str) else None)
+    return NamedPeer(name, host, port, aet.strip() if isinstance(aet, str) else None, tls)

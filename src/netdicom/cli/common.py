@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 if TYPE_CHECKING:
     from netdicom.services.peer import Peer
+    from netdicom.services.session import ClientOptions
 
 T = TypeVar("T")
 
@@ -35,6 +38,187 @@ VerboseOption = Annotated[
 ]
 QuietOption = Annotated[bool, typer.Option("-q", "--quiet", help="Print nothing; exit code only.")]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Protocol trace and tracebacks.")]
+
+# --- TLS and user identity (issue 8), shared by every client subcommand and serve ------------
+SECURITY_PANEL = "Security"
+TlsOption = Annotated[
+    bool,
+    typer.Option(
+        "--tls",
+        help="Use TLS 1.2+ (BCP 195, PS3.15 B.9); implied by any --tls-* option. The port "
+        "registered for DICOM over TLS is 2762.",
+        rich_help_panel=SECURITY_PANEL,
+    ),
+]
+TlsCertOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--tls-cert",
+        help="Our certificate (PEM; may hold the key too).",
+        dir_okay=False,
+        rich_help_panel=SECURITY_PANEL,
+    ),
+]
+TlsKeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--tls-key",
+        help="Our private key (PEM, unencrypted).",
+        dir_okay=False,
+        rich_help_panel=SECURITY_PANEL,
+    ),
+]
+TlsCaOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--tls-ca",
+        help="CA certificates (PEM file) to verify the peer with; clients default to the "
+        "system's trust store.",
+        rich_help_panel=SECURITY_PANEL,
+    ),
+]
+TlsNoHostnameCheckOption = Annotated[
+    bool,
+    typer.Option(
+        "--tls-no-hostname-check",
+        help="Accept a server certificate that does not name the host dialled (it is still "
+        "verified against the CA).",
+        rich_help_panel=SECURITY_PANEL,
+    ),
+]
+UsernameOption = Annotated[
+    str | None,
+    typer.Option(
+        "--username",
+        help="Send this user identity (PS3.7 D.3.3.7).",
+        rich_help_panel=SECURITY_PANEL,
+    ),
+]
+PasswordOption = Annotated[
+    str | None,
+    typer.Option(
+        "--password",
+        help="Passcode sent with --username; prefer $NETDICOM_PASSWORD (command lines are "
+        "visible to other users).",
+        envvar="NETDICOM_PASSWORD",
+        show_envvar=True,
+        rich_help_panel=SECURITY_PANEL,
+    ),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSecurity:
+    """TLS and user identity for a client subcommand, as given on the command line."""
+
+    tls: bool = False
+    cert: Path | None = None
+    key: Path | None = None
+    ca: Path | None = None
+    no_hostname_check: bool = False
+    username: str | None = None
+    password: str | None = None
+
+
+def client_options(
+    aet: str,
+    aec: str,
+    timeout: float,
+    max_pdu: int,
+    security: ClientSecurity,
+    *,
+    peer_text: str | None = None,
+    quiet: bool = False,
+) -> ClientOptions:
+    """The ClientOptions of a client subcommand: timeouts, TLS context and user identity.
+
+    A peer named in the configuration file with `tls = true` turns TLS on. Bad TLS files exit
+    3 (bad input) with the reason; a password without TLS gets a warning on stderr.
+    """
+    import logging
+
+    from netdicom.services.session import ClientOptions
+    from netdicom.transport.config import Timeouts, TransportConfig
+
+    use_tls = (
+        security.tls
+        or any(p is not None for p in (security.cert, security.key, security.ca))
+        or security.no_hostname_check
+        or _named_peer_wants_tls(peer_text)
+    )
+    context = None
+    if use_tls:
+        from netdicom.transport.tls import TlsOptions, TlsSetupError, client_context
+
+        try:
+            context = client_context(
+                TlsOptions(
+                    cert=security.cert,
+                    key=security.key,
+                    ca=security.ca,
+                    check_hostname=not security.no_hostname_check,
+                )
+            )
+        except TlsSetupError as exc:
+            from netdicom.cli.exit_codes import ExitCode
+
+            if not quiet:
+                stderr(f"netdicom: error: {exc}")
+            raise typer.Exit(int(ExitCode.BAD_INPUT)) from None
+    identity = None
+    if security.password is not None and security.username is None:
+        raise typer.BadParameter("--password needs --username", param_hint="--password")
+    if security.username is not None:
+        from netdicom.core.pdu import UserIdentityRQ, UserIdentityType
+
+        kind = (
+            UserIdentityType.USERNAME
+            if security.password is None
+            else UserIdentityType.USERNAME_AND_PASSCODE
+        )
+        identity = UserIdentityRQ(
+            kind,
+            # Asked for, so that we learn whether the peer checked it (PS3.7 D.3.3.7).
+            positive_response_requested=True,
+            primary=security.username.encode("utf-8"),
+            secondary=(security.password or "").encode("utf-8"),
+        )
+        session_log = logging.getLogger("netdicom.session")
+        if not quiet:
+            if security.password is not None and context is None:
+                stderr(
+                    "netdicom: warning: the password is sent in clear text: add --tls to "
+                    "encrypt the connection"
+                )
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("netdicom: warning: %(message)s"))
+            session_log.addHandler(handler)
+        else:
+            session_log.setLevel(logging.ERROR)
+    return ClientOptions(
+        calling_ae=aet,
+        called_ae=aec,
+        transport=TransportConfig(
+            timeouts=Timeouts(connect=timeout, acse=timeout, dimse=timeout),
+            max_pdu=max_pdu,
+            ssl_context=context,
+        ),
+        user_identity=identity,
+    )
+
+
+def _named_peer_wants_tls(text: str | None) -> bool:
+    if text is not None and (":" in text or "@" in text):
+        return False
+    from netdicom.config import ConfigError, load_config
+
+    try:
+        config = load_config()
+    except ConfigError:
+        return False  # resolve_peer reports it
+    name = text if text is not None else config.default_peer()
+    named = config.peers.get(name) if name is not None else None
+    return named is not None and named.tls
 
 
 def stderr(message: str) -> None:

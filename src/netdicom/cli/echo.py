@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from netdicom.cli.common import (
     AecOption,
     AetOption,
+    ClientSecurity,
     DebugOption,
     MaxPduOption,
+    PasswordOption,
     QuietOption,
     TimeoutOption,
+    TlsCaOption,
+    TlsCertOption,
+    TlsKeyOption,
+    TlsNoHostnameCheckOption,
+    TlsOption,
+    UsernameOption,
     VerboseOption,
+    client_options,
     resolve_peer,
     run,
     stderr,
 )
+
+if TYPE_CHECKING:
+    from netdicom.services.session import ClientOptions
 
 EXAMPLES = """\
 Examples:
@@ -45,6 +57,13 @@ def echo(
     ] = 1,
     timeout: TimeoutOption = 30.0,
     max_pdu: MaxPduOption = 262144,
+    tls: TlsOption = False,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_ca: TlsCaOption = None,
+    tls_no_hostname_check: TlsNoHostnameCheckOption = False,
+    username: UsernameOption = None,
+    password: PasswordOption = None,
     verbose: VerboseOption = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,
@@ -56,35 +75,28 @@ def echo(
         target = resolve_peer(peer)
     except BadPeer as exc:
         raise typer.BadParameter(str(exc), param_hint="PEER") from None
-    code = run(
-        _echo(target, aet, aec, repeat, timeout, max_pdu, verbose, quiet), debug=debug, quiet=quiet
+    security = ClientSecurity(
+        tls, tls_cert, tls_key, tls_ca, tls_no_hostname_check, username, password
     )
+    options = client_options(aet, aec, timeout, max_pdu, security, peer_text=peer, quiet=quiet)
+    code = run(_echo(target, options, repeat, timeout, verbose, quiet), debug=debug, quiet=quiet)
     raise typer.Exit(code)
 
 
 async def _echo(
     target: object,
-    aet: str,
-    aec: str,
+    options: ClientOptions,
     repeat: int,
     timeout: float,
-    max_pdu: int,
     verbose: bool,
     quiet: bool,
 ) -> int:
     from netdicom.core.dimse import status
     from netdicom.services.echo import ECHO_CONTEXTS, echo
     from netdicom.services.peer import Peer
-    from netdicom.services.session import ClientOptions, open_association
-    from netdicom.transport.config import Timeouts, TransportConfig
+    from netdicom.services.session import open_association
 
     assert isinstance(target, Peer)
-    timeouts = Timeouts(connect=timeout, acse=timeout, dimse=timeout)
-    options = ClientOptions(
-        calling_ae=aet,
-        called_ae=aec,
-        transport=TransportConfig(timeouts=timeouts, max_pdu=max_pdu),
-    )
     assoc = await open_association(target, options, ECHO_CONTEXTS)
     if verbose and not quiet:
         from netdicom.render.negotiation import print_negotiation
@@ -98,7 +110,7 @@ async def _echo(
     await assoc.release()
     failed = [r for r in replies if r.status != status.SUCCESS]
     if not quiet:
-        called = target.ae_title or aec
+        called = target.ae_title or options.called_ae
         if repeat == 1:
             reply = replies[0]
             print(

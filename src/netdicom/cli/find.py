@@ -11,11 +11,20 @@ import typer
 from netdicom.cli.common import (
     AecOption,
     AetOption,
+    ClientSecurity,
     DebugOption,
     MaxPduOption,
+    PasswordOption,
     QuietOption,
     TimeoutOption,
+    TlsCaOption,
+    TlsCertOption,
+    TlsKeyOption,
+    TlsNoHostnameCheckOption,
+    TlsOption,
+    UsernameOption,
     VerboseOption,
+    client_options,
     resolve_peer,
     run,
     stderr,
@@ -86,6 +95,13 @@ def find(
     aec: AecOption = "ANY-SCP",
     timeout: TimeoutOption = 30.0,
     max_pdu: MaxPduOption = 262144,
+    tls: TlsOption = False,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_ca: TlsCaOption = None,
+    tls_no_hostname_check: TlsNoHostnameCheckOption = False,
+    username: UsernameOption = None,
+    password: PasswordOption = None,
     verbose: VerboseOption = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,
@@ -117,11 +133,14 @@ def find(
     except BadPeer as exc:
         raise typer.BadParameter(str(exc), param_hint="PEER") from None
     mode = "json" if json_output else "csv" if csv_output else "table"
+    security = ClientSecurity(
+        tls, tls_cert, tls_key, tls_ca, tls_no_hostname_check, username, password
+    )
+    options = client_options(aet, aec, timeout, max_pdu, security, peer_text=peer_text, quiet=quiet)
     code = run(
         _find(
             target,
-            aet,
-            aec,
+            options,
             the_model,
             identifier,
             list(wanted),
@@ -129,7 +148,6 @@ def find(
             out,
             max_results,
             timeout,
-            max_pdu,
             verbose,
             quiet,
         ),
@@ -141,8 +159,7 @@ def find(
 
 async def _find(
     target: Any,
-    aet: str,
-    aec: str,
+    options: Any,
     model: Any,
     identifier: Any,
     order: list[int],
@@ -150,7 +167,6 @@ async def _find(
     out: Path | None,
     max_results: int | None,
     timeout: float,
-    max_pdu: int,
     verbose: bool,
     quiet: bool,
 ) -> int:
@@ -160,16 +176,11 @@ async def _find(
     from netdicom.core.errors import DimseFailure
     from netdicom.render.find_output import make_writer
     from netdicom.services.find_scu import find, find_contexts, write_response
-    from netdicom.services.session import ClientOptions, open_association
-    from netdicom.transport.config import Timeouts, TransportConfig
+    from netdicom.services.session import open_association
 
     columns = [
         (tag, keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})") for tag in order
     ]
-    timeouts = Timeouts(connect=timeout, acse=timeout, dimse=timeout)
-    options = ClientOptions(
-        calling_ae=aet, called_ae=aec, transport=TransportConfig(timeouts=timeouts, max_pdu=max_pdu)
-    )
     assoc = await open_association(target, options, find_contexts(model))
     if verbose and not quiet:
         from netdicom.render.negotiation import print_negotiation

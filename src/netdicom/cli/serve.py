@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from netdicom.cli.common import DebugOption, MaxPduOption, QuietOption, run
+from netdicom.cli.common import (
+    SECURITY_PANEL,
+    DebugOption,
+    MaxPduOption,
+    QuietOption,
+    TlsCaOption,
+    TlsCertOption,
+    TlsKeyOption,
+    TlsOption,
+    run,
+)
 
 EXAMPLES = """\
 Examples:
@@ -57,9 +67,14 @@ def _transfer_syntax(value: str) -> str:
 
 def serve(
     directory: Annotated[
-        Path,
-        typer.Option("--dir", help="Folder to serve (created if missing).", file_okay=False),
-    ],
+        Path | None,
+        typer.Option(
+            "--dir",
+            help="Folder to serve (created if missing); required unless --add-user.",
+            file_okay=False,
+            show_default=False,
+        ),
+    ] = None,
     host: Annotated[
         str,
         typer.Option("--host", help="Address to listen on; 0.0.0.0 listens on every interface."),
@@ -141,10 +156,72 @@ def serve(
             rich_help_panel=RETRIEVE_PANEL,
         ),
     ] = None,
+    tls: TlsOption = False,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_ca: TlsCaOption = None,
+    tls_verify_peer: Annotated[
+        bool,
+        typer.Option(
+            "--tls-verify-peer",
+            help="Mutual TLS: require a client certificate signed by --tls-ca.",
+            rich_help_panel=SECURITY_PANEL,
+        ),
+    ] = False,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow",
+            help="Accept only these callers: AE, AE@HOST or *@HOST; repeatable, added to "
+            "[serve] allow of the config file. Others: A-ASSOCIATE-RJ (1, 1, 3).",
+            rich_help_panel=SECURITY_PANEL,
+        ),
+    ] = None,
+    strict_aet: Annotated[
+        bool,
+        typer.Option(
+            "--strict-aet",
+            help="Reject a called AE title other than --aet: A-ASSOCIATE-RJ (1, 1, 7).",
+            rich_help_panel=SECURITY_PANEL,
+        ),
+    ] = False,
+    users_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--users-file",
+            help="Require a username and password (user identity, PS3.7 D.3.3.7) found in "
+            "this file; failures: A-ASSOCIATE-RJ (1, 2, 1).",
+            dir_okay=False,
+            rich_help_panel=SECURITY_PANEL,
+        ),
+    ] = None,
+    add_user: Annotated[
+        str | None,
+        typer.Option(
+            "--add-user",
+            help="Add NAME to --users-file (or change its password) and exit; the password "
+            "is read from the terminal, or from the first line of stdin.",
+            metavar="NAME",
+            rich_help_panel=SECURITY_PANEL,
+        ),
+    ] = None,
+    shutdown_grace: Annotated[
+        float,
+        typer.Option(
+            "--shutdown-grace",
+            help="On SIGTERM/SIGINT: seconds running associations get to finish before they "
+            "are aborted (nothing half-stored is kept).",
+            min=0,
+        ),
+    ] = 10.0,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
     """Serve a folder: answer C-ECHO and store every instance sent with C-STORE."""
+    if add_user is not None:
+        _add_user(add_user, users_file)
+    if directory is None:
+        raise typer.BadParameter("give the folder to serve", param_hint="--dir")
     import logging
     import sys
 
@@ -170,6 +247,10 @@ def serve(
         from netdicom.cli.common import fail
 
         raise fail(exc, debug=debug) from None
+    ssl_context, outbound = _tls_contexts(tls, tls_cert, tls_key, tls_ca, tls_verify_peer)
+    allowed = _allow_list([*_configured_allow(), *(allow or [])])
+    if users_file is not None:
+        _check_users_file(users_file)
     remotes = _remotes(remote or [])
     config = ServeConfig(
         directory=directory,
@@ -186,7 +267,13 @@ def serve(
         transport=TransportConfig(
             timeouts=Timeouts(idle=idle_timeout, artim=acse_timeout, acse=acse_timeout),
             max_pdu=max_pdu,
+            ssl_context=ssl_context,
         ),
+        allow=allowed,
+        strict_aet=strict_aet,
+        users_file=users_file,
+        shutdown_grace=shutdown_grace,
+        outbound_ssl_context=outbound,
     )
     run(_serve(config), debug=debug, quiet=quiet)
 
@@ -236,13 +323,136 @@ async def _serve(config: object) -> None:
     log.info("listening on %s as AE %s, serving %s", where, config.ae_title, config.directory)
     if config.host in ("127.0.0.1", "localhost", "::1"):
         log.info("only this machine can connect; use --host 0.0.0.0 to listen on all interfaces")
+    _log_exposure(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     serving = asyncio.create_task(app.server.serve_forever())
     await stop.wait()
-    log.info("stopping: no new associations; finishing the ones in progress")
-    await app.server.close(grace=10.0)
+    stop.clear()
+    running = len(app.server.tasks)
+    grace = config.shutdown_grace
+    log.info(
+        "stopping: no new associations; %d running get up to %g s to finish "
+        "(signal again to abort them now)",
+        running,
+        grace,
+    )
+    # A second signal cuts the grace short: whatever is unfinished is aborted, and the store
+    # SCP removes its partial files as each association ends.
+    closing = asyncio.create_task(app.server.close(grace=grace))
+    again = asyncio.create_task(stop.wait())
+    await asyncio.wait({closing, again}, return_when=asyncio.FIRST_COMPLETED)
+    if not closing.done():
+        log.info("aborting the running associations")
+        closing.cancel()
+        await app.server.close(grace=0)
+    again.cancel()
     serving.cancel()
-    log.info("stopped")
+    left = len(app.server.tasks)
+    log.info("stopped%s", f" ({left} association tasks did not end)" if left else "")
+
+
+def _log_exposure(config: object) -> None:
+    """Say at start what serve exposes, so that an open server is never a surprise."""
+    import logging
+
+    from netdicom.services.serve import ServeConfig
+
+    assert isinstance(config, ServeConfig)
+    log = logging.getLogger("netdicom.serve")
+    tls = config.transport.ssl_context
+    parts = [
+        "TLS" + (" with client certificates" if tls and tls.verify_mode == 2 else "")
+        if tls is not None
+        else "no TLS",
+        f"callers allowed: {', '.join(config.allow)}" if config.allow else "any calling AE",
+        "called AE must be ours" if config.strict_aet else "any called AE",
+        f"users from {config.users_file}" if config.users_file else "no user identity check",
+    ]
+    log.info("access: %s", "; ".join(parts))
+    if config.host not in ("127.0.0.1", "localhost", "::1") and not (
+        tls is not None and (config.allow or config.users_file)
+    ):
+        log.warning(
+            "listening on %s without TLS plus an allow list or users file: anyone who can reach "
+            "this port can store and query (see --tls, --allow, --users-file)",
+            config.host,
+        )
+
+
+def _tls_contexts(
+    tls: bool, cert: Path | None, key: Path | None, ca: Path | None, verify_peer: bool
+) -> tuple[Any, Any]:
+    """(server context, client context for outgoing associations such as C-MOVE), or Nones."""
+    if not (tls or cert or key or ca or verify_peer):
+        return None, None
+    from netdicom.transport.tls import TlsOptions, TlsSetupError, client_context, server_context
+
+    options = TlsOptions(cert=cert, key=key, ca=ca, verify_peer=verify_peer)
+    try:
+        return server_context(options), client_context(options)
+    except TlsSetupError as exc:
+        _bad_input(str(exc))
+
+
+def _bad_input(message: str) -> NoReturn:
+    from netdicom.cli.common import stderr
+    from netdicom.cli.exit_codes import ExitCode
+
+    stderr(f"netdicom: error: {message}")
+    raise typer.Exit(int(ExitCode.BAD_INPUT))
+
+
+def _configured_allow() -> tuple[str, ...]:
+    from netdicom.config import ConfigError, load_config
+
+    try:
+        return load_config().allow
+    except ConfigError as exc:
+        _bad_input(str(exc))
+
+
+def _allow_list(entries: list[str]) -> tuple[str, ...]:
+    from netdicom.services.users import AllowList, AllowListError
+
+    try:
+        AllowList.parse(entries)
+    except AllowListError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--allow") from None
+    return tuple(entries)
+
+
+def _check_users_file(path: Path) -> None:
+    from netdicom.services.users import UsersFileError, load_users
+
+    try:
+        users = load_users(path)
+    except UsersFileError as exc:
+        _bad_input(str(exc))
+    if not users.entries:
+        _bad_input(f"{path} has no users: add one with --add-user NAME --users-file {path}")
+
+
+def _add_user(name: str, users_file: Path | None) -> NoReturn:
+    """`--add-user NAME --users-file F`: store NAME's salted scrypt hash, then exit."""
+    import getpass
+    import sys
+
+    from netdicom.services.users import UsersFileError, add_user
+
+    if users_file is None:
+        raise typer.BadParameter("--add-user needs --users-file FILE", param_hint="--add-user")
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {name}: ")
+        if getpass.getpass("again: ") != password:
+            _bad_input("the passwords differ; nothing changed")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        new = add_user(users_file, name, password)
+    except (UsersFileError, OSError) as exc:
+        _bad_input(str(exc))
+    sys.stderr.write(f"{'added' if new else 'changed the password of'} {name} in {users_file}\n")
+    raise typer.Exit(0)

@@ -10,11 +10,20 @@ import typer
 from netdicom.cli.common import (
     AecOption,
     AetOption,
+    ClientSecurity,
     DebugOption,
     MaxPduOption,
+    PasswordOption,
     QuietOption,
     TimeoutOption,
+    TlsCaOption,
+    TlsCertOption,
+    TlsKeyOption,
+    TlsNoHostnameCheckOption,
+    TlsOption,
+    UsernameOption,
     VerboseOption,
+    client_options,
     fail,
     resolve_peer,
     run,
@@ -22,6 +31,7 @@ from netdicom.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from netdicom.services.session import ClientOptions
     from netdicom.services.store_scu import FileOutcome, StoreReport
     from netdicom.transport.association import Association
 
@@ -62,6 +72,13 @@ def store(
     aec: AecOption = "ANY-SCP",
     timeout: TimeoutOption = 30.0,
     max_pdu: MaxPduOption = 262144,
+    tls: TlsOption = False,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_ca: TlsCaOption = None,
+    tls_no_hostname_check: TlsNoHostnameCheckOption = False,
+    username: UsernameOption = None,
+    password: PasswordOption = None,
     json_output: Annotated[
         bool,
         typer.Option("--json", help="One JSON object per file on stdout, then a summary object."),
@@ -97,10 +114,12 @@ def store(
                 stderr(f"netdicom: skipped {skipped.path}: {skipped.reason}")
             stderr("netdicom: error: no DICOM instances to send")
         raise typer.Exit(3)  # ExitCode.BAD_INPUT
+    security = ClientSecurity(
+        tls, tls_cert, tls_key, tls_ca, tls_no_hostname_check, username, password
+    )
+    options = client_options(aet, aec, timeout, max_pdu, security, peer_text=peer_text, quiet=quiet)
     report = run(
-        _store(
-            target, found, aet, aec, associations, timeout, max_pdu, json_output, verbose, quiet
-        ),
+        _store(target, found, options, associations, timeout, json_output, verbose, quiet),
         debug=debug,
         quiet=quiet,
     )
@@ -138,11 +157,9 @@ class _Fanout:
 async def _store(
     target: object,
     found: object,
-    aet: str,
-    aec: str,
+    options: ClientOptions,
     associations: int,
     timeout: float,
-    max_pdu: int,
     json_output: bool,
     verbose: bool,
     quiet: bool,
@@ -154,18 +171,9 @@ async def _store(
     from netdicom.render.store_summary import JsonLines, print_summary, summary_json
     from netdicom.services.peer import Peer
     from netdicom.services.planning import Scan
-    from netdicom.services.session import ClientOptions
     from netdicom.services.store_scu import store
-    from netdicom.transport.config import Timeouts, TransportConfig
 
     assert isinstance(target, Peer) and isinstance(found, Scan)
-    options = ClientOptions(
-        calling_ae=aet,
-        called_ae=aec,
-        transport=TransportConfig(
-            timeouts=Timeouts(connect=timeout, acse=timeout, dimse=timeout), max_pdu=max_pdu
-        ),
-    )
     show_bar = not quiet and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
     progress = StoreProgress(len(found.files), found.total_bytes, enabled=show_bar)
     observers: list[Any] = [progress]

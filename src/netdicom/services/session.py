@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -19,6 +20,8 @@ from netdicom.transport.association import Association, ReleaseRequested
 from netdicom.transport.client import associate
 from netdicom.transport.config import TransportConfig
 from netdicom.transport.faults import FaultInjector
+
+log = logging.getLogger("netdicom.session")
 
 DEFAULT_CALLING_AE = "NETDICOM"
 DEFAULT_CALLED_AE = "ANY-SCP"
@@ -48,7 +51,19 @@ async def open_association(
         roles=roles or {},
         user_identity=options.user_identity,
     )
-    return await associate(peer.host, peer.port, rq, options.transport, faults=faults)
+    assoc = await associate(peer.host, peer.port, rq, options.transport, faults=faults)
+    identity = options.user_identity
+    negotiated = assoc.negotiated
+    if (
+        identity is not None
+        and identity.positive_response_requested
+        and negotiated is not None
+        and negotiated.user_identity_response is None
+    ):
+        # PS3.7 D.3.3.7: an acceptor that does not support identity negotiation accepts
+        # without a response; the requestor decides whether to go on. We go on, and say so.
+        log.warning("%s accepted without confirming the user identity: it may not check it", peer)
+    return assoc
 
 
 def require_context(assoc: Association, abstract_syntax: str) -> AcceptedContext:

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 
-from netdicom.core.errors import NetDicomError, NoAcceptedContext
+from netdicom.core.errors import (
+    ConnectFailed,
+    ConnectionClosed,
+    NetDicomError,
+    NoAcceptedContext,
+)
 from netdicom.core.pdu import AssociateRQ
 from netdicom.transport.association import Association, open_stream
 from netdicom.transport.config import TransportConfig
@@ -26,7 +32,19 @@ async def associate(
     ConnectionClosed. An association accepted with no usable context is returned as is: the
     caller decides (see `netdicom.services.common.require_context`).
     """
-    reader, writer = await open_stream(host, port, config)
+    try:
+        reader, writer = await open_stream(host, port, config)
+    except ConnectFailed as exc:
+        cause = exc.__cause__ or exc.__context__
+        handshake = isinstance(cause, ssl.SSLError) or (
+            isinstance(cause, ConnectionError) and not isinstance(cause, ConnectionRefusedError)
+        )
+        if config.ssl_context is None or cause is None or not handshake:
+            raise
+        # A TLS handshake failure: say which check failed and what to try (exit 4).
+        from netdicom.transport.tls import describe_handshake_failure
+
+        raise ConnectFailed(describe_handshake_failure(cause, host, port)) from None
     assoc = Association(reader, writer, requestor=True, config=config, faults=faults)
     try:
         assoc.start_requestor(rq)
@@ -42,8 +60,19 @@ async def associate(
             await asyncio.wait_for(assoc.wait_closed(), config.timeouts.acse)
         assoc.drop_connection()
         raise
-    except NetDicomError:
+    except NetDicomError as exc:
         assoc.drop_connection()
         await assoc.wait_closed()
+        if isinstance(exc, ConnectionClosed) and config.ssl_context is not None:
+            # With TLS 1.3 a server that refuses our certificate says so only after our side
+            # of the handshake completed: we see the connection close before any answer.
+            raise ConnectFailed(
+                f"TLS: {host}:{port} closed the connection before answering the association "
+                "request: it may require a client certificate (--tls-cert/--tls-key) signed by "
+                "a CA it trusts, or have refused ours"
+            ) from exc
+        if isinstance(exc, ConnectionClosed) and assoc.negotiated is None:
+            # A DICOM-TLS port (e.g. 2762) drops a plain A-ASSOCIATE-RQ without a word.
+            raise ConnectionClosed(f"{exc}; if the peer requires TLS, add --tls") from exc
         raise
     return assoc

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 
 from netdicom.core.acse import Negotiated
@@ -15,7 +16,8 @@ from netdicom.transport.faults import FaultInjector
 
 log = logging.getLogger("netdicom.server")
 
-Decide = Callable[[AssociateRQ, "Server"], tuple[AssociateAC, Negotiated] | AssociateRJ]
+DecideResult = tuple[AssociateAC, Negotiated] | AssociateRJ
+Decide = Callable[[AssociateRQ, "Server"], DecideResult]
 Handler = Callable[[Association], Awaitable[None]]
 FaultFactory = Callable[[], FaultInjector | None]
 """Makes the (stateful) fault injector for each new connection; tests only."""
@@ -45,6 +47,9 @@ class Server:
         self._server: asyncio.Server | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.associations: set[Association] = set()
+        # The association whose A-ASSOCIATE-RQ `decide` is answering; set only during that
+        # call, so that a policy can look at the peer's address (e.g. --allow AE@HOST).
+        self.deciding: Association | None = None
 
     @property
     def active_associations(self) -> int:
@@ -55,7 +60,8 @@ class Server:
             self._on_connection,
             self.host,
             self.port,
-            ssl=self.config.ssl_context,
+            # TLS is started per connection in _run, so that a failed handshake is logged with
+            # the peer's address and bounded by ARTIM.
             reuse_address=True,
             limit=1 << 20,
             backlog=512,
@@ -86,17 +92,32 @@ class Server:
                 await asyncio.wait_for(self._server.wait_closed(), 5)
 
     def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.config.ssl_context is not None:
+            # Called from connection_made, before the first read: nothing can reach the plain
+            # stream before _start_tls hands the socket to the TLS layer.
+            transport = writer.transport
+            if isinstance(transport, asyncio.ReadTransport):
+                transport.pause_reading()
         task = asyncio.create_task(self._run(reader, writer))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    def _decide_for(self, assoc: Association, rq: AssociateRQ) -> DecideResult:
+        self.deciding = assoc
+        try:
+            return self._decide(rq, self)
+        finally:
+            self.deciding = None
+
     async def _run(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        assoc = Association(
+        if self.config.ssl_context is not None and not await self._start_tls(writer):
+            return
+        assoc: Association = Association(
             reader,
             writer,
             requestor=False,
             config=self.config,
-            decide=lambda rq: self._decide(rq, self),
+            decide=lambda rq: self._decide_for(assoc, rq),
             faults=None if self._faults is None else self._faults(),
         )
         self.associations.add(assoc)
@@ -119,3 +140,31 @@ class Server:
             self.associations.discard(assoc)
             if self._on_done is not None:
                 self._on_done(assoc)
+
+    async def _start_tls(self, writer: asyncio.StreamWriter) -> bool:
+        """The server side of the TLS handshake, bounded by ARTIM; False (logged) on failure."""
+        assert self.config.ssl_context is not None
+        peer = writer.get_extra_info("peername")
+        where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        try:
+            await asyncio.wait_for(
+                writer.start_tls(self.config.ssl_context), self.config.timeouts.artim
+            )
+            return True
+        except TimeoutError:
+            log.warning(
+                "TLS handshake with %s: no handshake within %g s", where, self.config.timeouts.artim
+            )
+        except (ssl.SSLError, OSError) as exc:
+            reason = (
+                getattr(exc, "verify_message", None)
+                or getattr(exc, "reason", None)
+                or getattr(exc, "strerror", None)
+                or type(exc).__name__
+            )
+            log.warning("TLS handshake with %s failed: %s", where, reason)
+        except BaseException:  # cancelled (server closing): never leave the socket behind
+            writer.transport.abort()
+            raise
+        writer.transport.abort()
+        return False
