@@ -8,6 +8,8 @@ import typer
 
 from netdicom.cli import echo as echo_cmd
 from netdicom.cli import find as find_cmd
+from netdicom.cli import get as get_cmd
+from netdicom.cli import move as move_cmd
 from netdicom.cli import serve as serve_cmd
 from netdicom.cli import store as store_cmd
 from netdicom.cli.exit_codes import EXIT_CODE_HELP
@@ -56,6 +58,16 @@ app.command(
     help="Query a peer with C-FIND (patient or study root) and print the matches.",
     epilog=find_cmd.EXAMPLES + "\n" + EXIT_CODE_HELP,
 )(find_cmd.find)
+app.command(
+    "get",
+    help="Retrieve instances with C-GET and store them in a folder.",
+    epilog=get_cmd.EXAMPLES + "\n" + EXIT_CODE_HELP,
+)(get_cmd.get)
+app.command(
+    "move",
+    help="Have a peer send instances to an AE with C-MOVE (or to ourselves with --listen).",
+    epilog=move_cmd.EXAMPLES + "\n" + EXIT_CODE_HELP,
+)(move_cmd.move)
 app.command(
     "serve",
     help="Serve a folder as a DICOM server (C-ECHO now; storage and query/retrieve to come).",

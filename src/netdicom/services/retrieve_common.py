@@ -377,7 +377,47 @@ __all__ = [
     "is_safe_unique_value",
     "model_of",
     "progress_of",
+    "resolve",
     "resolve_matches",
     "sop_class_for",
     "unique_tags",
 ]
+
+
+async def resolve(
+    peer: Any,
+    options: Any,
+    model: Model,
+    level: Level,
+    keys: Mapping[int, str],
+    *,
+    timeout: float | None = None,
+) -> Resolution:
+    """Run the C-FIND that turns `keys` into retrieve requests, on an association of its own
+    (PS3.4 C.4.2.2.1: a retrieve carries unique keys only)."""
+    from netdicom.services.find_scu import build_identifier as find_identifier
+    from netdicom.services.find_scu import find, find_contexts
+    from netdicom.services.session import open_association
+
+    identifier = find_identifier(level, find_keys(model, level, keys))
+    assoc = await open_association(peer, options, find_contexts(model))
+    matches: list[Any] = []
+    try:
+        result = await find(
+            assoc, model, identifier, lambda ds, _: matches.append(ds), timeout=timeout
+        )
+    except BaseException:
+        assoc.abort()
+        raise
+    await assoc.release()
+    from netdicom.core.dimse import StatusCategory, category, status_name
+    from netdicom.core.errors import DimseFailure
+
+    if category(result.status) not in (StatusCategory.SUCCESS, StatusCategory.WARNING):
+        comment = f": {result.error_comment}" if result.error_comment else ""
+        raise DimseFailure(
+            result.status,
+            f"the C-FIND resolving the keys failed: {status_name(result.status, 'find')} "
+            f"(0x{result.status:04X}){comment}",
+        )
+    return resolve_matches(model, level, matches)

@@ -1,0 +1,380 @@
+"""`netdicom get [PEER] KEY=VALUE... --out DIR`: C-GET (PS3.4 C.4.3), instances come back on
+the same association and are stored the way serve stores them."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from netdicom.cli.common import (
+    AecOption,
+    AetOption,
+    ClientSecurity,
+    DebugOption,
+    MaxPduOption,
+    PasswordOption,
+    QuietOption,
+    TimeoutOption,
+    TlsCaOption,
+    TlsCertOption,
+    TlsKeyOption,
+    TlsNoHostnameCheckOption,
+    TlsOption,
+    UsernameOption,
+    VerboseOption,
+    client_options,
+    resolve_peer,
+    run,
+    stderr,
+)
+
+EXAMPLES = """\
+Examples:
+
+  netdicom get PACS@10.0.0.5:104 StudyInstanceUID=1.2.840.1234 --out ./study
+
+  netdicom get pacs PatientName='DOE*' StudyDate=20240101- --level study --out ./doe --dry-run
+
+  netdicom get pacs --level series StudyInstanceUID=1.2.3 SeriesInstanceUID=1.2.3.4 --out .
+"""
+
+# netdicom.archive.layout.DEFAULT_LAYOUT (kept out of the CLI's import path; a test checks).
+DEFAULT_LAYOUT = "{PatientID}/{StudyInstanceUID}/{SeriesInstanceUID}/{SOPInstanceUID}.dcm"
+RETRIEVE_PANEL = "Retrieve"
+
+
+class LevelChoice(enum.StrEnum):
+    patient = "patient"
+    study = "study"
+    series = "series"
+    image = "image"
+
+
+class ModelChoice(enum.StrEnum):
+    patient = "patient"
+    study = "study"
+
+
+ArgsArgument = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="[PEER] then KEY=VALUE keys. Unique keys (StudyInstanceUID=...) are retrieved as "
+        "given; any other key is first resolved to UIDs with a C-FIND. PEER is HOST:PORT, "
+        "AET@HOST:PORT or a configured peer name (default: the default peer).",
+        show_default=False,
+        metavar="[PEER] KEY=VALUE...",
+    ),
+]
+LevelOption = Annotated[
+    LevelChoice, typer.Option("--level", help="Query/Retrieve Level.", case_sensitive=False)
+]
+ModelOption = Annotated[
+    ModelChoice,
+    typer.Option("--model", help="Information model: patient or study root.", case_sensitive=False),
+]
+DryRunOption = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Resolve and show what would be retrieved; retrieve nothing."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="A JSON summary on stdout.")]
+LayoutOption = Annotated[
+    str,
+    typer.Option(
+        "--layout",
+        help="Where each instance goes under DIR: {Keyword} fields of the data set.",
+        rich_help_panel=RETRIEVE_PANEL,
+    ),
+]
+
+
+def parse_request(
+    items: list[str], level: LevelChoice, model: ModelChoice
+) -> tuple[str | None, Any, Any, dict[int, str], Any]:
+    """(peer text, model, level, keys, direct requests or None); usage errors as BadParameter."""
+    from netdicom.archive.matching import Level, Model
+    from netdicom.services.find_scu import BadKey, parse_key
+    from netdicom.services.retrieve_common import UnsafeRetrieve, direct_requests
+
+    peer_text = items.pop(0) if items and "=" not in items[0] else None
+    the_model = Model(model.value)
+    the_level = Level[level.value.upper()]
+    if the_level not in the_model.levels:
+        raise typer.BadParameter(
+            "the study root model has no PATIENT level: use --model patient", param_hint="--level"
+        )
+    if not items:
+        raise typer.BadParameter(
+            "give the keys of what to retrieve, e.g. StudyInstanceUID=1.2.3", param_hint="KEY=VALUE"
+        )
+    try:
+        keys = {key.tag: key.value for key in (parse_key(item) for item in items)}
+        requests = direct_requests(the_model, the_level, keys)
+    except BadKey as exc:
+        raise typer.BadParameter(str(exc), param_hint="KEY=VALUE") from None
+    except UnsafeRetrieve as exc:
+        raise typer.BadParameter(str(exc), param_hint="KEY=VALUE") from None
+    return peer_text, the_model, the_level, keys, requests
+
+
+async def plan(
+    target: Any,
+    options: Any,
+    model: Any,
+    level: Any,
+    keys: dict[int, str],
+    requests: Any,
+    timeout: float,
+    quiet: bool,
+) -> Any:
+    """The Resolution to retrieve: the direct request, or what a C-FIND resolved."""
+    from netdicom.services.retrieve_common import Resolution, resolve
+
+    if requests is not None:
+        return Resolution(level, list(requests), entities=len(requests[0].values))
+    resolution = await resolve(target, options, model, level, keys, timeout=timeout)
+    if not quiet:
+        noun = level.name.lower()
+        plural = {"study": "studies", "series": "series"}.get(noun, noun + "s")
+        what = f"{resolution.entities} {noun if resolution.entities == 1 else plural}"
+        if resolution.instances is not None and level.name != "IMAGE":
+            what += f" ({resolution.instances} instances)"
+        stderr(f"C-FIND: {what} match")
+        for skipped in resolution.skipped:
+            stderr(f"netdicom: warning: a match with {skipped} skipped (not a usable unique key)")
+    return resolution
+
+
+def show_plan(resolution: Any, model: Any, service: str) -> None:
+    """--dry-run: each retrieve identifier, one line, on stdout."""
+    from pydicom.datadict import keyword_for_tag
+
+    for request in resolution.requests:
+        parts = [f"QueryRetrieveLevel={request.level.name}"]
+        for tag, value in request.keys().items():
+            parts.append(f"{keyword_for_tag(tag)}={value}")
+        print(f"C-{service.upper()} " + " ".join(parts))
+
+
+def install_interrupt(cancel: Any, abort: Any) -> None:
+    """Ctrl-C sets `cancel` (C-CANCEL-RQ is sent); a second one calls `abort`."""
+    import asyncio
+    import contextlib
+    import signal
+
+    loop = asyncio.get_running_loop()
+
+    def on_interrupt() -> None:
+        if cancel.is_set():
+            abort()
+        else:
+            stderr("netdicom: interrupted: sending C-CANCEL (Ctrl-C again to abort)")
+            cancel.set()
+
+    # Not the main thread (tests): Ctrl-C keeps its default meaning.
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+
+
+def exit_code(outcomes: Any, received: Any, interrupted: bool, service: str) -> int:
+    """0 all succeeded (or --max cancelled), 1 something failed, 130 Ctrl-C."""
+    from netdicom.cli.exit_codes import ExitCode
+    from netdicom.core.dimse import status
+
+    if interrupted:
+        return int(ExitCode.INTERRUPTED)
+    for outcome in outcomes:
+        if outcome.status == status.CANCEL and outcome.cancelled:
+            continue
+        if outcome.status != status.SUCCESS:
+            return int(ExitCode.FAILED)
+    if any(not r.ok for r in received):
+        return int(ExitCode.FAILED)
+    return int(ExitCode.OK)
+
+
+def get(
+    args: ArgsArgument = None,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Folder to store the instances in (created if missing).", file_okay=False
+        ),
+    ] = Path("."),
+    level: LevelOption = LevelChoice.study,
+    model: ModelOption = ModelChoice.study,
+    sop_class: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sop-class",
+            help="Also propose a storage context for this SOP class UID; repeatable.",
+            rich_help_panel=RETRIEVE_PANEL,
+        ),
+    ] = None,
+    layout: LayoutOption = DEFAULT_LAYOUT,
+    max_instances: Annotated[
+        int | None,
+        typer.Option("--max", help="Send C-CANCEL after N instances arrived.", min=1),
+    ] = None,
+    dry_run: DryRunOption = False,
+    json_output: JsonOption = False,
+    aet: AetOption = "NETDICOM",
+    aec: AecOption = "ANY-SCP",
+    timeout: TimeoutOption = 30.0,
+    max_pdu: MaxPduOption = 262144,
+    tls: TlsOption = False,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_ca: TlsCaOption = None,
+    tls_no_hostname_check: TlsNoHostnameCheckOption = False,
+    username: UsernameOption = None,
+    password: PasswordOption = None,
+    verbose: VerboseOption = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Retrieve instances with C-GET and store them in DIR."""
+    from netdicom.services.peer import BadPeer
+
+    peer_text, the_model, the_level, keys, requests = parse_request(list(args or []), level, model)
+    from netdicom.archive.layout import Layout, LayoutError
+
+    try:
+        Layout.parse(layout)
+    except LayoutError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--layout") from None
+    try:
+        target = resolve_peer(peer_text)
+    except BadPeer as exc:
+        raise typer.BadParameter(str(exc), param_hint="PEER") from None
+    security = ClientSecurity(
+        tls, tls_cert, tls_key, tls_ca, tls_no_hostname_check, username, password
+    )
+    options = client_options(aet, aec, timeout, max_pdu, security, peer_text=peer_text, quiet=quiet)
+    code = run(
+        _get(
+            target,
+            options,
+            the_model,
+            the_level,
+            keys,
+            requests,
+            out,
+            layout,
+            list(sop_class or []),
+            max_instances,
+            dry_run,
+            json_output,
+            timeout,
+            verbose,
+            quiet,
+        ),
+        debug=debug,
+        quiet=quiet,
+    )
+    raise typer.Exit(code)
+
+
+async def _get(
+    target: Any,
+    options: Any,
+    model: Any,
+    level: Any,
+    keys: dict[int, str],
+    requests: Any,
+    out: Path,
+    layout: str,
+    extra_sop_classes: list[str],
+    max_instances: int | None,
+    dry_run: bool,
+    json_output: bool,
+    timeout: float,
+    verbose: bool,
+    quiet: bool,
+) -> int:
+    import asyncio
+
+    from netdicom.archive.layout import Layout
+    from netdicom.archive.writer import Archive
+    from netdicom.render.retrieve_output import (
+        RetrieveProgress,
+        bar_enabled,
+        print_summary,
+        summary_json,
+    )
+    from netdicom.services.get_scu import get, get_contexts, sop_classes_or_curated
+    from netdicom.services.retrieve_common import Received, RetrieveOutcome, build_identifier
+    from netdicom.services.session import open_association
+    from netdicom.services.store_scp import StorageSCP
+
+    resolution = await plan(target, options, model, level, keys, requests, timeout, quiet)
+    if dry_run:
+        show_plan(resolution, model, "get")
+        return 0
+    if not resolution.requests:
+        if not quiet:
+            stderr("nothing to retrieve")
+        return 0
+    sop_classes = sop_classes_or_curated(sorted(resolution.sop_classes), extra_sop_classes)
+    contexts, roles, dropped = get_contexts(model, sop_classes)
+    if dropped and not quiet:
+        stderr(f"netdicom: warning: {len(dropped)} SOP classes left out (128 contexts at most)")
+    out.mkdir(parents=True, exist_ok=True)
+    storage = StorageSCP(Archive(out), Layout.parse(layout))
+    cancel = asyncio.Event()
+    interrupted = False
+    assoc = await open_association(target, options, contexts, roles=roles)
+    if verbose and not quiet:
+        from netdicom.render.negotiation import print_negotiation
+
+        print_negotiation(assoc)
+
+    def abort() -> None:
+        nonlocal interrupted
+        interrupted = True
+        assoc.abort()
+
+    install_interrupt(cancel, abort)
+    outcomes: list[RetrieveOutcome] = []
+    received: list[Received] = []
+    progress = RetrieveProgress("get", enabled=bar_enabled(quiet or json_output))
+    try:
+        with progress:
+            for request in resolution.requests:
+                left = None if max_instances is None else max_instances - len(received)
+                if left is not None and left <= 0:
+                    break
+                outcome = await get(
+                    assoc,
+                    model,
+                    build_identifier(request, model),
+                    storage,
+                    on_progress=progress.update,
+                    on_received=progress.received,
+                    max_instances=left,
+                    cancel=cancel,
+                    timeout=timeout,
+                )
+                outcomes.append(outcome)
+                received.extend(outcome.received)
+                if cancel.is_set():
+                    interrupted = True
+                    break
+    except BaseException:
+        assoc.abort()
+        raise
+    await assoc.release()
+    if json_output:
+        print(summary_json("get", outcomes, received))
+    elif not quiet:
+        print_summary("get", outcomes, received, out_dir=str(out))
+        for sop_class in sorted({s for o in outcomes for s in o.role_warnings}):
+            stderr(
+                f"netdicom: warning: the peer sent {sop_class} without granting the SCP role; "
+                "accepted"
+            )
+    from netdicom.cli.get import exit_code
+
+    return exit_code(outcomes, received, interrupted, "get")

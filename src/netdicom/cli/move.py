@@ -1,0 +1,312 @@
+"""`netdicom move [PEER] KEY=VALUE... --dest AE`: C-MOVE (PS3.4 C.4.2). With `--listen PORT`
+it receives the instances itself: a storage receiver starts before the C-MOVE, and `--dest`
+defaults to our own AE title."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from netdicom.cli.common import (
+    AecOption,
+    AetOption,
+    ClientSecurity,
+    DebugOption,
+    MaxPduOption,
+    PasswordOption,
+    QuietOption,
+    TimeoutOption,
+    TlsCaOption,
+    TlsCertOption,
+    TlsKeyOption,
+    TlsNoHostnameCheckOption,
+    TlsOption,
+    UsernameOption,
+    VerboseOption,
+    client_options,
+    resolve_peer,
+    run,
+    stderr,
+)
+from netdicom.cli.get import (
+    DEFAULT_LAYOUT,
+    RETRIEVE_PANEL,
+    ArgsArgument,
+    DryRunOption,
+    JsonOption,
+    LayoutOption,
+    LevelChoice,
+    LevelOption,
+    ModelChoice,
+    ModelOption,
+    exit_code,
+    install_interrupt,
+    parse_request,
+    plan,
+    show_plan,
+)
+
+EXAMPLES = """\
+Examples:
+
+  netdicom move PACS@10.0.0.5:104 StudyInstanceUID=1.2.840.1234 --dest WORKSTATION
+
+  netdicom move pacs PatientID=PAT001 --level study --listen 11113 --out ./moved
+
+  netdicom move pacs AccessionNumber=A123 --dest ARCHIVE2 --dry-run
+"""
+
+
+def move(
+    args: ArgsArgument = None,
+    dest: Annotated[
+        str | None,
+        typer.Option(
+            "--dest",
+            help="Move Destination AE title (the peer must know its address); with --listen "
+            "it defaults to --aet.",
+        ),
+    ] = None,
+    listen: Annotated[
+        int | None,
+        typer.Option(
+            "--listen",
+            help="Receive the instances here: listen on PORT before sending the C-MOVE.",
+            min=0,
+            max=65535,
+            rich_help_panel=RETRIEVE_PANEL,
+        ),
+    ] = None,
+    listen_host: Annotated[
+        str,
+        typer.Option(
+            "--listen-host",
+            help="Address to listen on with --listen.",
+            rich_help_panel=RETRIEVE_PANEL,
+        ),
+    ] = "0.0.0.0",
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="With --listen: folder to store the instances in (created if missing).",
+            file_okay=False,
+            rich_help_panel=RETRIEVE_PANEL,
+        ),
+    ] = Path("."),
+    grace: Annotated[
+        float,
+        typer.Option(
+            "--grace",
+            help="With --listen: seconds to wait after the final response for open "
+            "sub-associations.",
+            min=0,
+            rich_help_panel=RETRIEVE_PANEL,
+        ),
+    ] = 5.0,
+    layout: LayoutOption = DEFAULT_LAYOUT,
+    level: LevelOption = LevelChoice.study,
+    model: ModelOption = ModelChoice.study,
+    dry_run: DryRunOption = False,
+    json_output: JsonOption = False,
+    aet: AetOption = "NETDICOM",
+    aec: AecOption = "ANY-SCP",
+    timeout: TimeoutOption = 30.0,
+    max_pdu: MaxPduOption = 262144,
+    tls: TlsOption = False,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    tls_ca: TlsCaOption = None,
+    tls_no_hostname_check: TlsNoHostnameCheckOption = False,
+    username: UsernameOption = None,
+    password: PasswordOption = None,
+    verbose: VerboseOption = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Ask a peer to send instances to an AE with C-MOVE (or to ourselves with --listen)."""
+    from netdicom.services.peer import BadPeer
+
+    peer_text, the_model, the_level, keys, requests = parse_request(list(args or []), level, model)
+    destination = dest or (aet if listen is not None else None)
+    if destination is None and not dry_run:
+        raise typer.BadParameter(
+            "give --dest AE (an AE title the peer knows), or --listen PORT to receive here",
+            param_hint="--dest",
+        )
+    if destination is not None and not 0 < len(destination.strip()) <= 16:
+        raise typer.BadParameter("an AE title has 1 to 16 characters", param_hint="--dest")
+    if listen is not None:
+        from netdicom.archive.layout import Layout, LayoutError
+
+        try:
+            Layout.parse(layout)
+        except LayoutError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--layout") from None
+    try:
+        target = resolve_peer(peer_text)
+    except BadPeer as exc:
+        raise typer.BadParameter(str(exc), param_hint="PEER") from None
+    security = ClientSecurity(
+        tls, tls_cert, tls_key, tls_ca, tls_no_hostname_check, username, password
+    )
+    options = client_options(aet, aec, timeout, max_pdu, security, peer_text=peer_text, quiet=quiet)
+    code = run(
+        _move(
+            target,
+            options,
+            the_model,
+            the_level,
+            keys,
+            requests,
+            destination or "",
+            listen,
+            listen_host,
+            out,
+            layout,
+            grace,
+            dry_run,
+            json_output,
+            timeout,
+            verbose,
+            quiet,
+        ),
+        debug=debug,
+        quiet=quiet,
+    )
+    raise typer.Exit(code)
+
+
+async def _move(
+    target: Any,
+    options: Any,
+    model: Any,
+    level: Any,
+    keys: dict[int, str],
+    requests: Any,
+    destination: str,
+    listen: int | None,
+    listen_host: str,
+    out: Path,
+    layout: str,
+    grace: float,
+    dry_run: bool,
+    json_output: bool,
+    timeout: float,
+    verbose: bool,
+    quiet: bool,
+) -> int:
+    import asyncio
+
+    from netdicom.core.acse import ProposedContext
+    from netdicom.core.dimse import status
+    from netdicom.render.retrieve_output import (
+        RetrieveProgress,
+        bar_enabled,
+        print_summary,
+        summary_json,
+    )
+    from netdicom.services.move_scu import MoveReceiver, move
+    from netdicom.services.retrieve_common import (
+        Received,
+        RetrieveOutcome,
+        build_identifier,
+        sop_class_for,
+    )
+    from netdicom.services.session import open_association
+
+    resolution = await plan(target, options, model, level, keys, requests, timeout, quiet)
+    if dry_run:
+        show_plan(resolution, model, "move")
+        return 0
+    if not resolution.requests:
+        if not quiet:
+            stderr("nothing to retrieve")
+        return 0
+    progress = RetrieveProgress("move", enabled=bar_enabled(quiet or json_output))
+    receiver: MoveReceiver | None = None
+    if listen is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        receiver = MoveReceiver(
+            out,
+            ae_title=destination,
+            host=listen_host,
+            port=listen,
+            layout=layout,
+            transport=options.transport,
+            on_received=progress.received,
+        )
+        await receiver.start()
+        if not quiet:
+            stderr(f"receiving on {listen_host}:{receiver.port} as {destination}")
+    contexts = [ProposedContext(sop_class_for("move", model), _SYNTAXES)]
+    outcomes: list[RetrieveOutcome] = []
+    cancel = asyncio.Event()
+    interrupted = False
+    try:
+        assoc = await open_association(target, options, contexts)
+        if verbose and not quiet:
+            from netdicom.render.negotiation import print_negotiation
+
+            print_negotiation(assoc)
+
+        def abort() -> None:
+            nonlocal interrupted
+            interrupted = True
+            assoc.abort()
+
+        install_interrupt(cancel, abort)
+        ours = options.calling_ae
+
+        def expect(message_id: int) -> None:
+            if receiver is not None:
+                receiver.expected = (ours, message_id)
+
+        try:
+            with progress:
+                for request in resolution.requests:
+                    outcome = await move(
+                        assoc,
+                        model,
+                        build_identifier(request, model),
+                        destination,
+                        on_progress=progress.update,
+                        on_request=expect,
+                        cancel=cancel,
+                        timeout=timeout,
+                    )
+                    outcomes.append(outcome)
+                    if cancel.is_set():
+                        interrupted = True
+                        break
+                    if outcome.status == status.MOVE_DESTINATION_UNKNOWN:
+                        break
+        except BaseException:
+            assoc.abort()
+            raise
+        await assoc.release()
+    finally:
+        if receiver is not None:
+            await receiver.finish(grace)
+    received: list[Received] = list(receiver.received) if receiver is not None else []
+    if json_output:
+        print(summary_json("move", outcomes, received))
+    elif not quiet:
+        print_summary("move", outcomes, received, out_dir=str(out) if receiver else None)
+        if any(o.status == status.MOVE_DESTINATION_UNKNOWN for o in outcomes):
+            where = f"this host, port {receiver.port}" if receiver else "its host and port"
+            stderr(
+                f"hint: the peer does not know the move destination {destination!r}: add "
+                f"{destination} with {where} to its list of destination AEs"
+            )
+        if receiver is not None and receiver.unattributed:
+            stderr(
+                f"netdicom: warning: {receiver.unattributed} instances arrived for another "
+                "move request (Move Originator Message ID); stored anyway"
+            )
+    return exit_code(outcomes, received, interrupted, "move")
+
+
+_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")

@@ -1,0 +1,152 @@
+"""`netdicom get` / `netdicom move` output: a progress bar on stderr fed by the pending
+responses (remaining, completed, failed, warning), and the summary with the failed SOP
+Instance UIDs. Plain lines when stderr is not a terminal or NO_COLOR is set; `--json` gives
+one summary object on stdout."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+from netdicom.core.dimse import status_name
+from netdicom.services.retrieve_common import Progress, Received, RetrieveOutcome
+
+
+def _stderr(text: str) -> None:
+    sys.stderr.write(text + "\n")
+
+
+def bar_enabled(quiet: bool) -> bool:
+    return (
+        not quiet
+        and sys.stderr.isatty()
+        and os.environ.get("TERM") != "dumb"
+        and "NO_COLOR" not in os.environ
+    )
+
+
+class RetrieveProgress:
+    """A Rich bar: completed+failed+warning out of the total the peer announces."""
+
+    def __init__(self, what: str, *, enabled: bool, expected: int | None = None) -> None:
+        self._progress: Any = None
+        self._task: Any = None
+        self._received = 0
+        if enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn(f"[bold]{what}"),
+                BarColumn(),
+                TextColumn("{task.fields[counts]}"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._task = self._progress.add_task(what, total=expected, counts="")
+
+    def __enter__(self) -> RetrieveProgress:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def update(self, progress: Progress) -> None:
+        if self._progress is None:
+            return
+        done = sum(v or 0 for v in (progress.completed, progress.failed, progress.warning))
+        total = done + (progress.remaining or 0)
+        counts = (
+            f"{progress.completed or 0} done, {progress.failed or 0} failed, "
+            f"{progress.warning or 0} warnings, {progress.remaining or 0} to go"
+        )
+        self._progress.update(self._task, completed=done, total=total or None, counts=counts)
+
+    def received(self, item: Received) -> None:
+        self._received += 1
+        if self._progress is not None:
+            self._progress.update(self._task, description=f"{self._received} received")
+
+
+def describe(outcome: RetrieveOutcome, service: str) -> str:
+    name = status_name(outcome.status, service)
+    comment = f" ({outcome.error_comment})" if outcome.error_comment else ""
+    return f"{name} (0x{outcome.status:04X}){comment}"
+
+
+def print_summary(
+    service: str,
+    outcomes: Sequence[RetrieveOutcome],
+    received: Sequence[Received],
+    *,
+    out_dir: str | None,
+) -> None:
+    """The summary on stderr: per request status, totals, failed UIDs."""
+    completed = sum(o.final.completed or 0 for o in outcomes)
+    failed = sum(o.final.failed or 0 for o in outcomes)
+    warning = sum(o.final.warning or 0 for o in outcomes)
+    for number, outcome in enumerate(outcomes, 1):
+        prefix = f"request {number}: " if len(outcomes) > 1 else ""
+        _stderr(f"{prefix}C-{service.upper()} {describe(outcome, service)}")
+    line = f"{completed} completed, {failed} failed, {warning} warnings"
+    if received:
+        stored = sum(1 for r in received if r.ok)
+        line += f"; {stored} stored" + (f" in {out_dir}" if out_dir else "")
+    _stderr(line)
+    for uid in failed_uids(outcomes, received):
+        _stderr(f"  failed: {uid}")
+
+
+def failed_uids(outcomes: Sequence[RetrieveOutcome], received: Sequence[Received]) -> list[str]:
+    uids = [uid for o in outcomes for uid in o.failed_uids]
+    uids += [
+        f"{r.sop_instance_uid[:64]} (refused here: 0x{r.status:04X} {r.error_comment or ''})"
+        for r in received
+        if not r.ok
+    ]
+    return list(dict.fromkeys(uids))
+
+
+def summary_json(
+    service: str, outcomes: Sequence[RetrieveOutcome], received: Sequence[Received]
+) -> str:
+    return json.dumps(
+        {
+            "service": service,
+            "requests": [
+                {
+                    "status": o.status,
+                    "status_name": status_name(o.status, service),
+                    "completed": o.final.completed,
+                    "failed": o.final.failed,
+                    "warning": o.final.warning,
+                    "failed_sop_instance_uids": o.failed_uids,
+                    "error_comment": o.error_comment,
+                    "cancelled": o.cancelled,
+                }
+                for o in outcomes
+            ],
+            "received": [
+                {
+                    "sop_class_uid": r.sop_class_uid,
+                    "sop_instance_uid": r.sop_instance_uid,
+                    "status": r.status,
+                    "error_comment": r.error_comment,
+                }
+                for r in received
+            ],
+        }
+    )
