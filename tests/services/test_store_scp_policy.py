@@ -76,7 +76,7 @@ def negotiate(tmp_path: Path, **options: object) -> dict[int, str | ContextResul
             ProposedContext("1.2.3.4.5.6", (IMPLICIT,)),  # 3: unknown SOP class
             ProposedContext(CT, (PRIVATE,)),  # 5
             ProposedContext(uids.VERIFICATION, (IMPLICIT, EXPLICIT)),  # 7
-            ProposedContext(uids.PATIENT_ROOT_MOVE, (IMPLICIT,)),  # 9: not ours (yet)
+            ProposedContext(uids.PATIENT_ROOT_MOVE, (IMPLICIT,)),  # 9: Q/R MOVE (issue 6)
             ProposedContext(CT, (JPEG_BASELINE, EXPLICIT)),  # 11
         ],
     )
@@ -96,7 +96,7 @@ def test_serve_answers_every_context(tmp_path: Path) -> None:
         3: IMPLICIT,
         5: REASON_4,
         7: EXPLICIT,
-        9: ContextResult.ABSTRACT_SYNTAX_NOT_SUPPORTED,
+        9: IMPLICIT,
         11: EXPLICIT,
     }
 
