@@ -56,9 +56,9 @@ def test_server_context_mutual_tls_needs_ca(pki: Pki) -> None:
 
 def test_unusable_files_are_named(pki: Pki, tmp_path: Path) -> None:
     missing = tmp_path / "nope.pem"
-    with pytest.raises(TlsSetupError, match="nope.pem"):
+    with pytest.raises(TlsSetupError, match=r"nope\.pem"):
         client_context(TlsOptions(ca=missing))
-    with pytest.raises(TlsSetupError, match="nope.pem"):
+    with pytest.raises(TlsSetupError, match=r"nope\.pem"):
         server_context(TlsOptions(cert=missing, key=pki.server_key))
     # A key that is not the certificate's.
     with pytest.raises(TlsSetupError, match="belong to the certificate"):

@@ -95,9 +95,10 @@ def test_allow_list_titles_and_hosts() -> None:
 def test_allow_list_resolves_host_names() -> None:
     rule = AllowList.parse(["CT@localhost"]).rules[0]
     assert rule.addresses is not None
-    assert ipaddress.ip_address("127.0.0.1") in rule.addresses or ipaddress.ip_address(
-        "::1"
-    ) in rule.addresses
+    assert (
+        ipaddress.ip_address("127.0.0.1") in rule.addresses
+        or ipaddress.ip_address("::1") in rule.addresses
+    )
 
 
 @pytest.mark.parametrize("entry", ["", "*", "@host", "CT@", "A" * 17, "CT@no-such-host.invalid"])
