@@ -1,0 +1,158 @@
+"""Retrieve identifiers, the wildcard guard, resolving C-FIND matches, counters and statuses."""
+
+from __future__ import annotations
+
+import pytest
+from pydicom.dataset import Dataset
+
+from netdicom.archive.matching import Level, Model
+from netdicom.core.dimse import status
+from netdicom.services.retrieve_common import (
+    MAX_UID_LIST_BYTES,
+    Counters,
+    RetrieveRequest,
+    UnsafeRetrieve,
+    build_identifier,
+    direct_requests,
+    failed_uid_list,
+    final_status,
+    find_keys,
+    is_safe_unique_value,
+    model_of,
+    resolve_matches,
+)
+
+STUDY_UID = 0x0020000D
+SERIES_UID = 0x0020000E
+SOP_UID = 0x00080018
+PATIENT_ID = 0x00100020
+PATIENT_NAME = 0x00100010
+
+
+@pytest.mark.parametrize(
+    ("value", "safe"),
+    [("1.2.3", True), ("1.2.3\\1.2.4", True), ("", False), ("*", False), ("1.2.*", False),
+     ("1.2.?", False), ("1.2.3\\", False), ("\\1.2.3", False), ("  ", False)],
+)  # fmt: skip
+def test_safe_unique_values(value: str, safe: bool) -> None:
+    assert is_safe_unique_value(value) is safe
+
+
+@pytest.mark.parametrize("value", ["", "*", "1.2.*", "1.2.3\\"])
+def test_wildcard_or_empty_unique_key_is_refused(value: str) -> None:
+    with pytest.raises(UnsafeRetrieve, match="refusing"):
+        direct_requests(Model.STUDY_ROOT, Level.STUDY, {STUDY_UID: value})
+
+
+def test_only_universal_keys_are_refused() -> None:
+    with pytest.raises(UnsafeRetrieve):
+        direct_requests(Model.STUDY_ROOT, Level.STUDY, {PATIENT_NAME: "*"})
+
+
+def test_unique_keys_are_retrieved_directly() -> None:
+    requests = direct_requests(
+        Model.STUDY_ROOT, Level.SERIES, {STUDY_UID: "1.2.3", SERIES_UID: "1.2.3.1\\1.2.3.2"}
+    )
+    assert requests == [
+        RetrieveRequest(Level.SERIES, ((STUDY_UID, "1.2.3"),), SERIES_UID, ("1.2.3.1", "1.2.3.2"))
+    ]
+    ds = build_identifier(requests[0], Model.STUDY_ROOT)
+    assert ds.QueryRetrieveLevel == "SERIES"
+    assert ds.StudyInstanceUID == "1.2.3"
+    assert list(ds.SeriesInstanceUID) == ["1.2.3.1", "1.2.3.2"]
+    # Unique keys only (PS3.4 C.4.2.2.1).
+    assert {int(t) for t in ds.keys()} == {0x00080052, STUDY_UID, SERIES_UID}  # noqa: SIM118
+
+
+def test_list_above_the_level_is_refused() -> None:
+    with pytest.raises(UnsafeRetrieve, match="single value"):
+        direct_requests(Model.STUDY_ROOT, Level.SERIES, {STUDY_UID: "1\\2", SERIES_UID: "1.2"})
+
+
+def test_other_keys_need_a_find() -> None:
+    assert direct_requests(Model.STUDY_ROOT, Level.STUDY, {PATIENT_NAME: "DOE*"}) is None
+    # A series UID without its study UID is not a hierarchical retrieve: resolved first.
+    assert direct_requests(Model.STUDY_ROOT, Level.SERIES, {SERIES_UID: "1.2"}) is None
+    keys = find_keys(Model.STUDY_ROOT, Level.STUDY, {PATIENT_NAME: "DOE*"})
+    assert keys[STUDY_UID] == "" and 0x00080062 in keys and 0x00201208 in keys
+
+
+def test_patient_root_identifier_carries_patient_id() -> None:
+    requests = direct_requests(
+        Model.PATIENT_ROOT, Level.STUDY, {PATIENT_ID: "P1", STUDY_UID: "1.2"}
+    )
+    assert requests is not None
+    ds = build_identifier(requests[0], Model.PATIENT_ROOT)
+    assert ds.PatientID == "P1" and ds["PatientID"].VR == "LO"
+
+
+def _match(**values: object) -> Dataset:
+    ds = Dataset()
+    for keyword, value in values.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def test_resolve_groups_by_parent_and_skips_unsafe_matches() -> None:
+    matches = [
+        _match(StudyInstanceUID="1.1", SeriesInstanceUID="1.1.1", NumberOfSeriesRelatedInstances=3),
+        _match(StudyInstanceUID="1.1", SeriesInstanceUID="1.1.2", NumberOfSeriesRelatedInstances=2),
+        _match(StudyInstanceUID="1.1", SeriesInstanceUID="1.1.2", NumberOfSeriesRelatedInstances=2),
+        _match(StudyInstanceUID="1.2", SeriesInstanceUID="1.2.1", NumberOfSeriesRelatedInstances=1),
+        _match(StudyInstanceUID="1.3", SeriesInstanceUID="*"),  # hostile or broken SCP
+        _match(StudyInstanceUID="", SeriesInstanceUID="1.4.1"),
+    ]
+    result = resolve_matches(Model.STUDY_ROOT, Level.SERIES, matches)
+    assert result.entities == 3
+    assert result.instances == 6
+    assert len(result.skipped) == 2
+    assert result.requests == [
+        RetrieveRequest(Level.SERIES, ((STUDY_UID, "1.1"),), SERIES_UID, ("1.1.1", "1.1.2")),
+        RetrieveRequest(Level.SERIES, ((STUDY_UID, "1.2"),), SERIES_UID, ("1.2.1",)),
+    ]
+
+
+def test_resolve_collects_sop_classes_and_splits_long_lists() -> None:
+    matches = [
+        _match(StudyInstanceUID=f"1.{n}", SOPClassesInStudy=["1.2.840.10008.5.1.4.1.1.2"])
+        for n in range(5)
+    ]
+    result = resolve_matches(Model.STUDY_ROOT, Level.STUDY, matches, max_list=2)
+    assert result.sop_classes == {"1.2.840.10008.5.1.4.1.1.2"}
+    assert [len(r.values) for r in result.requests] == [2, 2, 1]
+    assert result.instances is None  # the peer did not say
+
+
+def test_final_status() -> None:
+    assert final_status(Counters(0), cancelled=False) == status.SUCCESS
+    assert final_status(Counters(2, completed=2), cancelled=False) == status.SUCCESS
+    some = Counters(2, completed=1)
+    some.fail("1.2")
+    assert final_status(some, cancelled=False) == status.SUBOPERATIONS_WARNING
+    assert final_status(Counters(1, warning=1), cancelled=False) == status.SUBOPERATIONS_WARNING
+    none = Counters(2)
+    none.fail("1")
+    none.fail("2")
+    assert final_status(none, cancelled=False) == status.OUT_OF_RESOURCES_SUBOPERATIONS
+    assert final_status(none, cancelled=True) == status.CANCEL
+
+
+def test_counts_are_capped() -> None:
+    counters = Counters(200_000, completed=70_000)
+    assert counters.capped() == (65535, 65535, 0, 0)
+    assert counters.remaining == 130_000
+
+
+def test_failed_list_truncated_to_one_element() -> None:
+    uids = [f"1.2.840.99999.{n:020d}" for n in range(4000)]
+    kept, comment = failed_uid_list(uids)
+    assert len("\\".join(kept)) <= MAX_UID_LIST_BYTES
+    assert 0 < len(kept) < len(uids)
+    assert comment is not None and f"of {len(uids)}" in comment and len(comment) <= 64
+    assert failed_uid_list(uids[:3]) == (uids[:3], None)
+
+
+def test_model_of() -> None:
+    assert model_of("1.2.840.10008.5.1.4.1.2.2.3") == (Model.STUDY_ROOT, "get")
+    assert model_of("1.2.840.10008.5.1.4.1.2.1.2") == (Model.PATIENT_ROOT, "move")
+    assert model_of("1.2.840.10008.5.1.4.1.2.2.1") is None

@@ -1,0 +1,262 @@
+"""C-GET and C-MOVE SCP (serve) against our own SCUs, in process on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from pydicom.dataset import Dataset
+
+from netdicom.archive.layout import DEFAULT_LAYOUT, Layout
+from netdicom.archive.matching import Level, Model
+from netdicom.archive.writer import Archive
+from netdicom.core import uids
+from netdicom.core.acse import ProposedContext
+from netdicom.core.datasets import probe_file
+from netdicom.core.dimse import status
+from netdicom.core.pdu import AssociateRJ
+from netdicom.services.get_scu import get, get_contexts
+from netdicom.services.move_scu import MoveReceiver, move
+from netdicom.services.peer import Peer
+from netdicom.services.retrieve_common import Progress, RetrieveRequest, build_identifier
+from netdicom.services.serve import ServeApp, ServeConfig
+from netdicom.services.session import ClientOptions, open_association
+from netdicom.services.store_scp import StorageSCP
+from netdicom.transport.association import Association
+from netdicom.transport.config import Timeouts, TransportConfig
+from netdicom.transport.server import Server
+from tests.dicomfiles import CT, make_files
+from tests.peers import free_port
+
+STUDY = "1.2.826.0.1.9.1"
+STUDY_UID = 0x0020000D
+FAST = TransportConfig(timeouts=Timeouts(connect=5, acse=5, dimse=5))
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> list[Path]:
+    return make_files(tmp_path / "serve", 3, study_uid=STUDY)
+
+
+def _app(tmp_path: Path, remotes: dict[str, Peer]) -> ServeApp:
+    return ServeApp(
+        ServeConfig(directory=tmp_path / "serve", port=0, remotes=remotes, transport=FAST)
+    )
+
+
+@contextlib.asynccontextmanager
+async def world(tmp_path: Path) -> AsyncIterator[tuple[ServeApp, MoveReceiver]]:
+    """serve (with DEST = a MoveReceiver and DEAD = a port nothing listens on)."""
+    rx = MoveReceiver(tmp_path / "moved", ae_title="DEST", host="127.0.0.1", transport=FAST)
+    await rx.start()
+    app = _app(
+        tmp_path,
+        {
+            "DEST": Peer("127.0.0.1", rx.port, "DEST"),
+            "DEAD": Peer("127.0.0.1", free_port(), "DEAD"),
+        },
+    )
+    await app.server.start()
+    try:
+        yield app, rx
+    finally:
+        await app.server.close()
+        await rx.finish(0)
+
+
+def run(body: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(body(), 60))
+
+
+def _study(uid: str = STUDY) -> Dataset:
+    return build_identifier(RetrieveRequest(Level.STUDY, (), STUDY_UID, (uid,)), Model.STUDY_ROOT)
+
+
+def _dataset_bytes(path: Path) -> bytes:
+    info = probe_file(path)
+    return path.read_bytes()[info.dataset_offset :]
+
+
+async def _get_assoc(app: ServeApp, *, roles: bool = True) -> Association:
+    contexts, role_items, _ = get_contexts(Model.STUDY_ROOT, [CT])
+    return await open_association(
+        Peer("127.0.0.1", app.server.port),
+        ClientOptions(transport=FAST),
+        contexts,
+        roles=role_items if roles else None,
+    )
+
+
+def test_get_returns_every_instance_bit_for_bit(tmp_path: Path, source: list[Path]) -> None:
+    async def body() -> None:
+        async with world(tmp_path) as (app, _):
+            assoc = await _get_assoc(app)
+            out = tmp_path / "out"
+            storage = StorageSCP(Archive(out), Layout.parse(DEFAULT_LAYOUT))
+            seen: list[Progress] = []
+            result = await get(
+                assoc, Model.STUDY_ROOT, _study(), storage, on_progress=seen.append, timeout=5
+            )
+            await assoc.release()
+        assert result.status == status.SUCCESS
+        assert (result.final.completed, result.final.failed, result.final.warning) == (3, 0, 0)
+        assert result.final.remaining is None  # not in a final Success response
+        assert [p.remaining for p in seen] == [2, 1]
+        assert [p.completed for p in seen] == [1, 2]
+        retrieved = {probe_file(p).sop_instance_uid: _dataset_bytes(p) for p in out.rglob("*.dcm")}
+        original = {probe_file(p).sop_instance_uid: _dataset_bytes(p) for p in source}
+        assert retrieved == original
+
+    run(body)
+
+
+@pytest.mark.parametrize("uid", ["", "*", "1.2.826.*"])
+def test_empty_or_wildcard_unique_key_gets_a900(
+    tmp_path: Path, source: list[Path], uid: str
+) -> None:
+    async def body() -> None:
+        async with world(tmp_path) as (app, _):
+            assoc = await _get_assoc(app)
+            ds = Dataset()
+            ds.QueryRetrieveLevel = "STUDY"
+            ds.add_new(STUDY_UID, "UI", uid or None)
+            storage = StorageSCP(Archive(tmp_path / "out"))
+            result = await get(assoc, Model.STUDY_ROOT, ds, storage, timeout=5)
+            await assoc.release()
+        assert result.status == status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS
+        assert result.error_comment and "unique key" in result.error_comment
+        assert not result.received
+
+    run(body)
+
+
+def test_no_match_is_success_with_nothing(tmp_path: Path, source: list[Path]) -> None:
+    async def body() -> None:
+        async with world(tmp_path) as (app, _):
+            assoc = await _get_assoc(app)
+            storage = StorageSCP(Archive(tmp_path / "out"))
+            result = await get(assoc, Model.STUDY_ROOT, _study("1.2.3.999"), storage, timeout=5)
+            await assoc.release()
+        assert result.status == status.SUCCESS and result.final.completed == 0
+
+    run(body)
+
+
+def test_get_without_scp_role_fails_each_instance(tmp_path: Path, source: list[Path]) -> None:
+    async def body() -> None:
+        async with world(tmp_path) as (app, _):
+            assoc = await _get_assoc(app, roles=False)
+            storage = StorageSCP(Archive(tmp_path / "out"))
+            result = await get(assoc, Model.STUDY_ROOT, _study(), storage, timeout=5)
+            await assoc.release()
+        # PS3.4 C.4.3.1: without the SCP role no C-STORE may be sent: each sub-op fails.
+        assert result.status == status.OUT_OF_RESOURCES_SUBOPERATIONS
+        assert result.final.failed == 3
+        assert sorted(result.failed_uids) == sorted(probe_file(p).sop_instance_uid for p in source)
+
+    run(body)
+
+
+def test_get_cancel_after_max(tmp_path: Path, source: list[Path]) -> None:
+    async def body() -> None:
+        async with world(tmp_path) as (app, _):
+            assoc = await _get_assoc(app)
+            storage = StorageSCP(Archive(tmp_path / "out"))
+            result = await get(
+                assoc, Model.STUDY_ROOT, _study(), storage, max_instances=1, timeout=5
+            )
+            await assoc.release()
+        assert result.cancelled
+        assert result.status == status.CANCEL
+        assert 1 <= len(result.received) < 3
+        assert result.final.remaining is not None and result.final.remaining >= 1
+
+    run(body)
+
+
+async def _move_assoc(app: ServeApp) -> Association:
+    return await open_association(
+        Peer("127.0.0.1", app.server.port),
+        ClientOptions(transport=FAST),
+        [ProposedContext(uids.STUDY_ROOT_MOVE, (uids.IMPLICIT_VR_LE,))],
+    )
+
+
+def test_move_to_a_known_destination(tmp_path: Path, source: list[Path]) -> None:
+    async def body() -> None:
+        async with world(tmp_path) as (app, receiver):
+            assoc = await _move_assoc(app)
+
+            def expect(message_id: int) -> None:
+                receiver.expected = ("NETDICOM", message_id)
+
+            result = await move(
+                assoc, Model.STUDY_ROOT, _study(), "DEST", on_request=expect, timeout=5
+            )
+            await assoc.release()
+            received = list(receiver.received)
+            unattributed = receiver.unattributed
+        assert result.status == status.SUCCESS and result.final.completed == 3
+        assert len(received) == 3 and all(r.ok for r in received)
+        # Every sub-operation named our request (Move Originator Message ID, PS3.7 9.3.1.1).
+        assert unattributed == 0
+        moved = {
+            probe_file(p).sop_instance_uid: _dataset_bytes(p)
+            for p in (tmp_path / "moved").rglob("*.dcm")
+        }
+        assert moved == {probe_file(p).sop_instance_uid: _dataset_bytes(p) for p in source}
+
+    run(body)
+
+
+def test_move_to_unknown_destination_is_a801(tmp_path: Path, source: list[Path]) -> None:
+    async def body() -> None:
+        async with world(tmp_path) as (app, receiver):
+            assoc = await _move_assoc(app)
+            result = await move(assoc, Model.STUDY_ROOT, _study(), "NOBODY", timeout=5)
+            await assoc.release()
+            assert not receiver.received
+        assert result.status == status.MOVE_DESTINATION_UNKNOWN
+        assert "NOBODY" in (result.error_comment or "")
+
+    run(body)
+
+
+def test_move_to_unreachable_destination_fails_all(tmp_path: Path, source: list[Path]) -> None:
+    async def body() -> None:
+        async with world(tmp_path) as (app, _):
+            assoc = await _move_assoc(app)
+            result = await move(assoc, Model.STUDY_ROOT, _study(), "DEAD", timeout=10)
+            await assoc.release()
+        assert result.status == status.OUT_OF_RESOURCES_SUBOPERATIONS
+        assert result.final.failed == 3
+        assert sorted(result.failed_uids) == sorted(probe_file(p).sop_instance_uid for p in source)
+
+    run(body)
+
+
+def test_move_to_destination_that_rejects(tmp_path: Path, source: list[Path]) -> None:
+    async def nothing(assoc: Association) -> None:
+        return None
+
+    async def body() -> None:
+        rejecting = Server(
+            "127.0.0.1", 0, decide=lambda rq, s: AssociateRJ(1, 1, 7), handler=nothing, config=FAST
+        )
+        await rejecting.start()
+        app = _app(tmp_path, {"NOPE": Peer("127.0.0.1", rejecting.port, "NOPE")})
+        await app.server.start()
+        try:
+            assoc = await _move_assoc(app)
+            result = await move(assoc, Model.STUDY_ROOT, _study(), "NOPE", timeout=10)
+            await assoc.release()
+        finally:
+            await app.server.close()
+            await rejecting.close()
+        assert result.status == status.OUT_OF_RESOURCES_SUBOPERATIONS
+        assert len(result.failed_uids) == 3
+
+    run(body)
