@@ -165,3 +165,31 @@ def test_password_without_tls_is_warned_about(tmp_path: Path) -> None:
     assert "clear text" in result.stderr and "--tls" in result.stderr
     # serve without a users file ignores identity: the client says it was not confirmed.
     assert "without confirming the user identity" in result.stderr
+
+
+def test_move_over_tls_to_a_plain_destination(tmp_path: Path, pki: Pki) -> None:
+    """serve --tls answers C-MOVE over TLS; its sub-association to a destination not
+    configured for TLS is plain (the listening TLS context is never used to dial out)."""
+    root = tmp_path / "archive"
+    files = make_files(tmp_path / "in", 2)
+    dest_dir = tmp_path / "dest"
+    dest_dir.mkdir()
+    port, dest_port = free_port(), free_port()
+    store_argv = ["storescp", "-aet", "DEST", "-od", str(dest_dir), str(dest_port)]
+    argv = serve_argv(root, port, *_serve_tls(pki), "--remote", f"DEST=127.0.0.1:{dest_port}")
+    client = [
+        "--tls-ca", str(pki.ca), "--tls-cert", str(pki.client_cert),
+        "--tls-key", str(pki.client_key),
+    ]  # fmt: skip
+    with running(store_argv, dest_port, env=DCMTK_ENV), running(argv, port):
+        result = run_cli("store", f"127.0.0.1:{port}", *map(str, files), *client, "-q")
+        assert result.returncode == 0, result.stderr
+        from pydicom import dcmread
+
+        study = str(dcmread(files[0]).StudyInstanceUID)
+        result = run_cli(
+            "move", f"NETDICOM@127.0.0.1:{port}", f"StudyInstanceUID={study}",
+            "--dest", "DEST", *client,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert len(list(dest_dir.iterdir())) == 2

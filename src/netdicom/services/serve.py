@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import ssl
 from collections.abc import Callable, Mapping
@@ -116,8 +117,12 @@ class ServeApp:
         for sop_class in FIND_SOP_CLASSES:
             self.service_syntaxes[sop_class] = _PLAIN_SYNTAXES
         # Query/Retrieve GET and MOVE (PS3.4 C.4.2, C.4.3): sub-operations from the index.
+        # Sub-associations are ours as requestor: never with the listening (server-side) TLS
+        # context, which cannot open client connections. TLS to a destination configured with
+        # tls = true needs config.outbound_ssl_context per destination (not wired yet).
+        outbound = dataclasses.replace(config.transport, ssl_context=None)
         self.retrieve = RetrieveSCP(
-            self.index, config.ae_title, remotes=config.remotes, transport=config.transport
+            self.index, config.ae_title, remotes=config.remotes, transport=outbound
         )
         for sop_class in RETRIEVE_SOP_CLASSES:
             self.service_syntaxes[sop_class] = _PLAIN_SYNTAXES
