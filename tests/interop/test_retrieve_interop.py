@@ -1,0 +1,281 @@
+"""C-GET and C-MOVE against real peers on 127.0.0.1; retrieved data sets equal the stored ones.
+
+- dcmtk getscu -> netdicom serve.
+- dcmtk movescu -> netdicom serve, moving to dcmtk storescp and to movescu's own receiver.
+- netdicom get and move (--listen) -> dcmtk dcmqrscp and -> pynetdicom qrscp.
+- netdicom serve moving to `netdicom move --listen`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from netdicom.core.datasets import probe_file
+from tests.dicomfiles import MR, make_files
+from tests.peers import DCMTK_ENV, free_port, have_dcmtk, run_cli, running, serve_argv
+
+pytestmark = pytest.mark.interop
+needs_dcmtk = pytest.mark.skipif(not have_dcmtk(), reason="dcmtk is not installed")
+
+STUDY_CT = "1.2.826.0.1.61.1"
+STUDY_MR = "1.2.826.0.1.61.2"
+
+
+def dataset_bytes(path: Path) -> bytes:
+    return path.read_bytes()[probe_file(path).dataset_offset :]
+
+
+def by_uid(paths: list[Path]) -> dict[str, bytes]:
+    """SOP Instance UID -> data set bytes (after the file meta) of every DICOM file."""
+    found = {}
+    for path in paths:
+        if path.is_file() and ".netdicom" not in path.parts:
+            found[probe_file(path).sop_instance_uid] = dataset_bytes(path)
+    return found
+
+
+@pytest.fixture(scope="module")
+def originals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
+    root = tmp_path_factory.mktemp("originals")
+    ct = make_files(root / "ct", 3, study_uid=STUDY_CT, patient_id="P1", patient_name="DOE^JOHN")
+    mr = make_files(root / "mr", 2, study_uid=STUDY_MR, patient_id="P2", sop_class=MR,
+                    modality="MR", patient_name="ROE^JANE")  # fmt: skip
+    return {STUDY_CT: ct, STUDY_MR: mr}
+
+
+def decoded(paths: list[Path]) -> dict[str, object]:
+    """SOP Instance UID -> the decoded data set (for peers that re-encode what they send)."""
+    from pydicom import dcmread
+
+    found: dict[str, object] = {}
+    for path in paths:
+        ds = dcmread(path)
+        del ds.file_meta
+        found[str(ds.SOPInstanceUID)] = ds
+    return found
+
+
+def expected(originals: dict[str, list[Path]], study: str) -> dict[str, bytes]:
+    return by_uid(originals[study])
+
+
+@pytest.fixture(scope="module")
+def serve(
+    tmp_path_factory: pytest.TempPathFactory, originals: dict[str, list[Path]]
+) -> Iterator[tuple[int, dict[str, int]]]:
+    """netdicom serve holding every original, with three move destinations on free ports."""
+    root = tmp_path_factory.mktemp("serve")
+    for study, paths in originals.items():
+        for path in paths:
+            shutil.copy(path, root / f"{study}-{path.name}")
+    port = free_port()
+    dests = {"STORESCP": free_port(), "MOVESCU": free_port(), "LISTENER": free_port()}
+    remotes = [arg for ae, p in dests.items() for arg in ("--remote", f"{ae}=127.0.0.1:{p}")]
+    with running(serve_argv(root, port, "--aet", "NETDICOM", *remotes), port):
+        yield port, dests
+
+
+# --- dcmtk -> serve ------------------------------------------------------------------------
+
+
+@needs_dcmtk
+def test_dcmtk_getscu_from_serve(
+    serve: tuple[int, dict[str, int]], originals: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    port, _ = serve
+    result = subprocess.run(
+        ["getscu", "-S", "-aec", "NETDICOM", "-k", "QueryRetrieveLevel=STUDY",
+         "-k", f"StudyInstanceUID={STUDY_CT}", "-od", str(tmp_path), "127.0.0.1", str(port)],
+        capture_output=True, text=True, env=DCMTK_ENV, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert by_uid(list(tmp_path.iterdir())) == expected(originals, STUDY_CT)
+
+
+@needs_dcmtk
+def test_dcmtk_movescu_to_storescp(
+    serve: tuple[int, dict[str, int]], originals: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    port, dests = serve
+    out = tmp_path / "storescp"
+    out.mkdir()
+    listen = dests["STORESCP"]
+    with running(["storescp", "-aet", "STORESCP", "-od", str(out), str(listen)], listen,
+                 env=DCMTK_ENV):  # fmt: skip
+        result = subprocess.run(
+            ["movescu", "-S", "-aec", "NETDICOM", "-aem", "STORESCP",
+             "-k", "QueryRetrieveLevel=SERIES", "-k", f"StudyInstanceUID={STUDY_MR}",
+             "-k", f"SeriesInstanceUID={_series(originals, STUDY_MR)}",
+             "127.0.0.1", str(port)],
+            capture_output=True, text=True, env=DCMTK_ENV, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert by_uid(list(out.iterdir())) == expected(originals, STUDY_MR)
+
+
+@needs_dcmtk
+def test_dcmtk_movescu_to_its_own_receiver(
+    serve: tuple[int, dict[str, int]], originals: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    port, dests = serve
+    result = subprocess.run(
+        ["movescu", "-S", "-aet", "MOVESCU", "-aec", "NETDICOM", "-aem", "MOVESCU",
+         "+P", str(dests["MOVESCU"]), "-od", str(tmp_path),
+         "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={STUDY_CT}",
+         "127.0.0.1", str(port)],
+        capture_output=True, text=True, env=DCMTK_ENV, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert by_uid(list(tmp_path.iterdir())) == expected(originals, STUDY_CT)
+
+
+def _series(originals: dict[str, list[Path]], study: str) -> str:
+    from pydicom import dcmread
+
+    return str(dcmread(originals[study][0], stop_before_pixels=True).SeriesInstanceUID)
+
+
+# --- serve -> netdicom move --listen --------------------------------------------------------
+
+
+def test_serve_moves_to_netdicom_move_listen(
+    serve: tuple[int, dict[str, int]], originals: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    port, dests = serve
+    result = run_cli("move", f"NETDICOM@127.0.0.1:{port}", "PatientName=*OE*",
+                     "--listen", str(dests["LISTENER"]), "--listen-host", "127.0.0.1",
+                     "--aet", "LISTENER", "--out", str(tmp_path), "--grace", "2")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "2 studies (5 instances) match" in result.stderr
+    assert by_uid(list(tmp_path.rglob("*.dcm"))) == {
+        **expected(originals, STUDY_CT),
+        **expected(originals, STUDY_MR),
+    }
+    assert "another move request" not in result.stderr
+
+
+# --- netdicom -> dcmqrscp -------------------------------------------------------------------
+
+_DCMQRSCP_CONFIG = """\
+NetworkTCPPort  = {port}
+MaxPDUSize      = 16384
+MaxAssociations = 16
+
+HostTable BEGIN
+mover = (MOVER, 127.0.0.1, {mover})
+HostTable END
+
+VendorTable BEGIN
+VendorTable END
+
+AETable BEGIN
+DCMQRSCP  {storage}  RW  (100, 1024mb)  ANY
+AETable END
+"""
+
+
+@pytest.fixture(scope="module")
+def dcmqrscp(
+    tmp_path_factory: pytest.TempPathFactory, originals: dict[str, list[Path]]
+) -> Iterator[tuple[int, int]]:
+    root = tmp_path_factory.mktemp("dcmqrscp")
+    storage = root / "storage"
+    storage.mkdir()
+    for study, paths in originals.items():
+        for path in paths:
+            shutil.copy(path, storage / f"{study}-{path.name}")
+    files = sorted(str(p) for p in storage.glob("*.dcm"))
+    subprocess.run(["dcmqridx", str(storage), *files], check=True, timeout=60)
+    port, mover = free_port(), free_port()
+    config = root / "dcmqrscp.cfg"
+    config.write_text(_DCMQRSCP_CONFIG.format(port=port, storage=storage, mover=mover))
+    with running(["dcmqrscp", "-c", str(config), str(port)], port, env=DCMTK_ENV):
+        yield port, mover
+
+
+@needs_dcmtk
+def test_netdicom_get_from_dcmqrscp(
+    dcmqrscp: tuple[int, int], originals: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    port, _ = dcmqrscp
+    result = run_cli("get", f"DCMQRSCP@127.0.0.1:{port}", "PatientID=P2", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert by_uid(list(tmp_path.rglob("*.dcm"))) == expected(originals, STUDY_MR)
+
+
+@needs_dcmtk
+def test_netdicom_move_from_dcmqrscp(
+    dcmqrscp: tuple[int, int], originals: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    port, mover = dcmqrscp
+    result = run_cli("move", f"DCMQRSCP@127.0.0.1:{port}", f"StudyInstanceUID={STUDY_CT}",
+                     "--listen", str(mover), "--listen-host", "127.0.0.1", "--aet", "MOVER",
+                     "--out", str(tmp_path), "--grace", "2")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert by_uid(list(tmp_path.rglob("*.dcm"))) == expected(originals, STUDY_CT)
+
+
+# --- netdicom -> pynetdicom qrscp -----------------------------------------------------------
+
+_QRSCP_INI = """\
+[DEFAULT]
+    ae_title: QRSCP
+    port: {port}
+    max_pdu: 16382
+    acse_timeout: 30
+    dimse_timeout: 30
+    network_timeout: 30
+    bind_address: 127.0.0.1
+    instance_location: {instances}
+    database_location: {database}
+    log_identifier: False
+
+[MOVER]
+    address: 127.0.0.1
+    port: {mover}
+"""
+
+
+@pytest.fixture(scope="module")
+def qrscp(
+    tmp_path_factory: pytest.TempPathFactory, originals: dict[str, list[Path]]
+) -> Iterator[tuple[int, int]]:
+    pytest.importorskip("sqlalchemy", reason="pynetdicom's qrscp needs SQLAlchemy")
+    root = tmp_path_factory.mktemp("qrscp")
+    port, mover = free_port(), free_port()
+    ini = root / "qrscp.ini"
+    ini.write_text(_QRSCP_INI.format(port=port, mover=mover, instances=root / "instances",
+                                     database=root / "db.sqlite"))  # fmt: skip
+    files = [str(p) for paths in originals.values() for p in paths]
+    with running([sys.executable, "-m", "pynetdicom", "qrscp", "-c", str(ini)], port, cwd=root):
+        loader = run_cli("store", f"QRSCP@127.0.0.1:{port}", *files)
+        assert loader.returncode == 0, loader.stderr
+        yield port, mover
+
+
+def test_netdicom_get_from_pynetdicom_qrscp(
+    qrscp: tuple[int, int], originals: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    port, _ = qrscp
+    result = run_cli("get", f"QRSCP@127.0.0.1:{port}", f"StudyInstanceUID={STUDY_CT}",
+                     "--out", str(tmp_path))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    # pynetdicom's qrscp may send in another uncompressed syntax than it stored: same content.
+    assert decoded(list(tmp_path.rglob("*.dcm"))) == decoded(originals[STUDY_CT])
+
+
+def test_netdicom_move_from_pynetdicom_qrscp(
+    qrscp: tuple[int, int], originals: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    port, mover = qrscp
+    result = run_cli("move", f"QRSCP@127.0.0.1:{port}", "PatientName=ROE*",
+                     "--listen", str(mover), "--listen-host", "127.0.0.1", "--aet", "MOVER",
+                     "--out", str(tmp_path), "--grace", "2")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert decoded(list(tmp_path.rglob("*.dcm"))) == decoded(originals[STUDY_MR])
