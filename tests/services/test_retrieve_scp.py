@@ -17,6 +17,7 @@ from netdicom.core import uids
 from netdicom.core.acse import ProposedContext
 from netdicom.core.datasets import probe_file
 from netdicom.core.dimse import status
+from netdicom.core.errors import NetDicomError
 from netdicom.core.pdu import AssociateRJ
 from netdicom.services.get_scu import get, get_contexts
 from netdicom.services.move_scu import MoveReceiver, move
@@ -258,5 +259,47 @@ def test_move_to_destination_that_rejects(tmp_path: Path, source: list[Path]) ->
             await rejecting.close()
         assert result.status == status.OUT_OF_RESOURCES_SUBOPERATIONS
         assert len(result.failed_uids) == 3
+
+    run(body)
+
+
+def test_move_needing_more_than_128_contexts_opens_several_associations(tmp_path: Path) -> None:
+    # 130 SOP classes (private ones: serve and the receiver accept unknown classes), each needs
+    # a context of its own: two sub-associations (PS3.8 9.3.2.2: 128 contexts at most).
+    for n in range(130):
+        make_files(tmp_path / "serve" / str(n), 1, study_uid=STUDY, sop_class=f"1.2.826.0.1.99.{n}")
+
+    async def body() -> None:
+        async with world(tmp_path) as (app, receiver):
+            assoc = await _move_assoc(app)
+            result = await move(assoc, Model.STUDY_ROOT, _study(), "DEST", timeout=10)
+            await assoc.release()
+            await asyncio.sleep(0.2)
+            assert receiver.associations == 2
+            assert len(receiver.received) == 130
+        assert result.status == status.SUCCESS and result.final.completed == 130
+
+    run(body)
+
+
+def test_requestor_abort_stops_the_sub_operations(tmp_path: Path) -> None:
+    make_files(tmp_path / "serve" / "more", 5, study_uid=STUDY)  # 8 instances in all
+
+    async def slow(stored: object) -> None:
+        await asyncio.sleep(0.2)
+
+    async def body() -> None:
+        async with world(tmp_path) as (app, receiver):
+            receiver.storage.on_stored.append(slow)
+            assoc = await _move_assoc(app)
+            task = asyncio.create_task(move(assoc, Model.STUDY_ROOT, _study(), "DEST", timeout=10))
+            while not receiver.received:
+                await asyncio.sleep(0.01)
+            assoc.abort()
+            with pytest.raises(NetDicomError):
+                await task
+            await asyncio.sleep(1.0)
+            assert 1 <= len(receiver.received) <= 3
+            assert not app.server.associations  # serve dropped the move and its association
 
     run(body)

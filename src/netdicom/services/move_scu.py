@@ -165,6 +165,7 @@ class MoveReceiver:
         self.storage = StorageSCP(self.archive, Layout.parse(layout))
         self.received: list[Received] = []
         self.unattributed = 0  # arrivals naming another (or no) originating request
+        self.associations = 0  # sub-associations served
         self.expected: tuple[str, int] | None = None  # (our AE title, our message ID)
         self._on_received = on_received
         storage = storage_chooser(accept_unknown=True)
@@ -190,7 +191,12 @@ class MoveReceiver:
             decide=self._decide,
             handler=self._dispatcher.serve,
             config=transport or TransportConfig(),
+            on_done=self._done,
         )
+
+    def _done(self, assoc: Association) -> None:
+        if assoc.negotiated is not None:
+            self.associations += 1
 
     @property
     def port(self) -> int:
