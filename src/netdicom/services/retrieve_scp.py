@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -109,11 +109,14 @@ class RetrieveSCP:
         *,
         remotes: Mapping[str, Peer] | None = None,
         transport: TransportConfig | None = None,
+        transport_for: Callable[[str], TransportConfig | None] | None = None,
     ) -> None:
         self.index = index
         self.ae_title = ae_title
         self.remotes = {ae.strip(): peer for ae, peer in (remotes or {}).items()}
         self.transport = transport or TransportConfig()
+        # Per destination AE title (e.g. TLS to some destinations); None: `transport`.
+        self.transport_for = transport_for
 
     # --- the request --------------------------------------------------------------------
 
@@ -281,12 +284,16 @@ class RetrieveSCP:
         negotiated = assoc.negotiated
         assert negotiated is not None
         originator = (negotiated.calling_ae, message.message_id)
+        transport = None
+        if self.transport_for is not None:
+            transport = self.transport_for(message.move_destination.strip())
+        transport = transport or self.transport
         options = ClientOptions(
             calling_ae=self.ae_title,
             called_ae=destination.ae_title or message.move_destination,
-            transport=self.transport,
+            transport=transport,
         )
-        timeout = self.transport.timeouts.dimse
+        timeout = transport.timeouts.dimse
         plan = batches(files)
         for number, batch in enumerate(plan):
             if await cancel.poll(assoc):
