@@ -26,6 +26,8 @@ _HINT = {
     (3, 1): "the peer is busy: try again later",
     (3, 2): "the peer has reached its association limit: try again later",
     (1, 2): "the peer does not speak the DICOM application context: is this a DICOM port?",
+    (2, 1): "the peer's ACSE provider refused: if it checks user identity, check --username and "
+    "--password (PS3.7 D.3.3.7)",
 }
 _ABORT_REASON = {
     0: "reason not specified",
