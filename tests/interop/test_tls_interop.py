@@ -193,3 +193,65 @@ def test_move_over_tls_to_a_plain_destination(tmp_path: Path, pki: Pki) -> None:
         )  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
     assert len(list(dest_dir.iterdir())) == 2
+
+
+def test_move_to_a_destination_configured_for_tls(tmp_path: Path, pki: Pki) -> None:
+    """A C-MOVE destination with `tls = true` in the configuration file is dialled with TLS
+    (dcmtk storescp +tls), verified against --tls-ca."""
+    root = tmp_path / "archive"
+    files = make_files(tmp_path / "in", 2)
+    dest_dir = tmp_path / "dest"
+    dest_dir.mkdir()
+    port, dest_port = free_port(), free_port()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[peers.dest]\nhost = "127.0.0.1"\nport = {dest_port}\naet = "DEST"\ntls = true\n'
+    )
+    env = {**DCMTK_ENV, "NETDICOM_CONFIG": str(config)}
+    store_argv = [
+        "storescp", "+tls", str(pki.server_key), str(pki.server_cert), "+cf", str(pki.ca),
+        "-ic", "-aet", "DEST", "-od", str(dest_dir), str(dest_port),
+    ]  # fmt: skip
+    argv = serve_argv(root, port, *_serve_tls(pki))
+    client = [
+        "--tls-ca", str(pki.ca), "--tls-cert", str(pki.client_cert),
+        "--tls-key", str(pki.client_key),
+    ]  # fmt: skip
+    with running(store_argv, dest_port, env=DCMTK_ENV), running(argv, port, env=env):
+        result = run_cli("store", f"127.0.0.1:{port}", *map(str, files), *client, "-q")
+        assert result.returncode == 0, result.stderr
+        from pydicom import dcmread
+
+        study = str(dcmread(files[0]).StudyInstanceUID)
+        result = run_cli(
+            "move", f"NETDICOM@127.0.0.1:{port}", f"StudyInstanceUID={study}",
+            "--dest", "DEST", *client,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert len(list(dest_dir.iterdir())) == 2
+
+
+def test_move_listen_with_tls_options(tmp_path: Path, pki: Pki) -> None:
+    """`netdicom move --listen` over TLS to serve: the C-MOVE goes over TLS, the receiver
+    listens in plain (the client TLS context cannot accept connections)."""
+    root = tmp_path / "archive"
+    files = make_files(tmp_path / "in", 2)
+    out = tmp_path / "moved"
+    port, listen_port = free_port(), free_port()
+    argv = serve_argv(root, port, *_serve_tls(pki), "--remote", f"ME=127.0.0.1:{listen_port}")
+    client = [
+        "--tls-ca", str(pki.ca), "--tls-cert", str(pki.client_cert),
+        "--tls-key", str(pki.client_key),
+    ]  # fmt: skip
+    with running(argv, port):
+        result = run_cli("store", f"127.0.0.1:{port}", *map(str, files), *client, "-q")
+        assert result.returncode == 0, result.stderr
+        from pydicom import dcmread
+
+        study = str(dcmread(files[0]).StudyInstanceUID)
+        result = run_cli(
+            "move", f"NETDICOM@127.0.0.1:{port}", f"StudyInstanceUID={study}", "--aet", "ME",
+            "--listen", str(listen_port), "--out", str(out), *client,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert len(list(out.rglob("*.dcm"))) == 2

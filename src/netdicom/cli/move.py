@@ -199,6 +199,7 @@ async def _move(
     quiet: bool,
 ) -> int:
     import asyncio
+    import dataclasses
 
     from netdicom.core.acse import ProposedContext
     from netdicom.core.dimse import status
@@ -235,7 +236,9 @@ async def _move(
             host=listen_host,
             port=listen,
             layout=layout,
-            transport=options.transport,
+            # The receiver is a server: the client TLS context of --tls cannot accept
+            # connections, so it listens in plain (sub-associations come from the peer).
+            transport=dataclasses.replace(options.transport, ssl_context=None),
             on_received=progress.received,
         )
         await receiver.start()

@@ -251,7 +251,16 @@ def serve(
     allowed = _allow_list([*_configured_allow(), *(allow or [])])
     if users_file is not None:
         _check_users_file(users_file)
-    remotes = _remotes(remote or [])
+    remotes, tls_remotes = _remotes(remote or [])
+    if tls_remotes and outbound is None:
+        # A destination configured with tls = true, and serve itself without --tls: dial it
+        # with a client context of the system's trust store (or --tls-ca).
+        from netdicom.transport.tls import TlsOptions, TlsSetupError, client_context
+
+        try:
+            outbound = client_context(TlsOptions(ca=tls_ca))
+        except TlsSetupError as exc:
+            _bad_input(str(exc))
     config = ServeConfig(
         directory=directory,
         ae_title=aet,
@@ -264,6 +273,7 @@ def serve(
         prefer_transfer_syntaxes=preferred,
         fsync=not no_fsync,
         remotes=remotes,
+        tls_remotes=tls_remotes,
         transport=TransportConfig(
             timeouts=Timeouts(idle=idle_timeout, artim=acse_timeout, acse=acse_timeout),
             max_pdu=max_pdu,
@@ -278,13 +288,14 @@ def serve(
     run(_serve(config), debug=debug, quiet=quiet)
 
 
-def _remotes(values: list[str]) -> dict[str, Peer]:
+def _remotes(values: list[str]) -> tuple[dict[str, Peer], frozenset[str]]:
     """C-MOVE destinations: the config file's peers that have an AE title, then `--remote
-    AE=HOST:PORT` (which wins)."""
+    AE=HOST:PORT` (which wins); and the AE titles to dial with TLS (config `tls = true`)."""
     from netdicom.config import ConfigError, load_config
     from netdicom.services.peer import BadPeer, Peer, parse_peer
 
     remotes: dict[str, Peer] = {}
+    tls_remotes: set[str] = set()
     try:
         config = load_config()
     except ConfigError as exc:
@@ -292,6 +303,8 @@ def _remotes(values: list[str]) -> dict[str, Peer]:
     for named in config.peers.values():
         if named.aet:
             remotes[named.aet] = Peer(named.host, named.port, named.aet)
+            if named.tls:
+                tls_remotes.add(named.aet)
     for value in values:
         ae, sep, address = value.partition("=")
         ae = ae.strip()
@@ -302,7 +315,8 @@ def _remotes(values: list[str]) -> dict[str, Peer]:
         except BadPeer as exc:
             raise typer.BadParameter(str(exc), param_hint="--remote") from None
         remotes[ae] = Peer(peer.host, peer.port, ae)
-    return remotes
+        tls_remotes.discard(ae)
+    return remotes, frozenset(tls_remotes)
 
 
 async def _serve(config: object) -> None:

@@ -84,6 +84,8 @@ class ServeConfig:
     # TLS for associations serve opens (C-MOVE sub-associations to a destination configured
     # with tls = true): serve's own certificate, verified against the same CA.
     outbound_ssl_context: ssl.SSLContext | None = None
+    # C-MOVE destinations (AE titles) dialled with TLS, using outbound_ssl_context.
+    tls_remotes: frozenset[str] = frozenset()
 
 
 class ServeApp:
@@ -118,11 +120,22 @@ class ServeApp:
             self.service_syntaxes[sop_class] = _PLAIN_SYNTAXES
         # Query/Retrieve GET and MOVE (PS3.4 C.4.2, C.4.3): sub-operations from the index.
         # Sub-associations are ours as requestor: never with the listening (server-side) TLS
-        # context, which cannot open client connections. TLS to a destination configured with
-        # tls = true needs config.outbound_ssl_context per destination (not wired yet).
+        # context, which cannot open client connections; destinations configured with
+        # tls = true get the client context.
         outbound = dataclasses.replace(config.transport, ssl_context=None)
+        with_tls = dataclasses.replace(config.transport, ssl_context=config.outbound_ssl_context)
+
+        def transport_for(destination: str) -> TransportConfig | None:
+            if destination in config.tls_remotes and config.outbound_ssl_context is not None:
+                return with_tls
+            return None
+
         self.retrieve = RetrieveSCP(
-            self.index, config.ae_title, remotes=config.remotes, transport=outbound
+            self.index,
+            config.ae_title,
+            remotes=config.remotes,
+            transport=outbound,
+            transport_for=transport_for,
         )
         for sop_class in RETRIEVE_SOP_CLASSES:
             self.service_syntaxes[sop_class] = _PLAIN_SYNTAXES
