@@ -14,10 +14,22 @@ from netdicom.cli import serve as serve_cmd
 from netdicom.cli import store as store_cmd
 from netdicom.cli.exit_codes import EXIT_CODE_HELP
 
+# One example per subcommand in `netdicom --help` (\b keeps click from re-wrapping them).
+ROOT_EXAMPLES = """\
+\b
+Examples:
+  netdicom echo PACS@10.0.0.5:104
+  netdicom store 127.0.0.1:11112 -r ./study
+  netdicom find pacs --level study PatientName='DOE*'
+  netdicom get pacs StudyInstanceUID=1.2.3 --out ./retrieved
+  netdicom move pacs StudyInstanceUID=1.2.3 --listen 11113 --out ./moved
+  netdicom serve --dir ./archive
+"""
+
 app = typer.Typer(
     name="netdicom",
     help="Speak DICOM over the network: echo, store, find, get, move and serve.",
-    epilog=EXIT_CODE_HELP,
+    epilog=ROOT_EXAMPLES + "\n" + EXIT_CODE_HELP,
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
@@ -55,7 +67,7 @@ app.command(
 )(echo_cmd.echo)
 app.command(
     "find",
-    help="Query a peer with C-FIND (patient or study root) and print the matches.",
+    help="Query a peer with C-FIND and print the matches.",
     epilog=find_cmd.EXAMPLES + "\n" + EXIT_CODE_HELP,
 )(find_cmd.find)
 app.command(
@@ -65,17 +77,17 @@ app.command(
 )(get_cmd.get)
 app.command(
     "move",
-    help="Have a peer send instances to an AE with C-MOVE (or to ourselves with --listen).",
+    help="Have a peer send instances with C-MOVE (to us: --listen).",
     epilog=move_cmd.EXAMPLES + "\n" + EXIT_CODE_HELP,
 )(move_cmd.move)
 app.command(
     "serve",
-    help="Serve a folder as a DICOM server (C-ECHO now; storage and query/retrieve to come).",
+    help="Serve a folder: store, query and retrieve.",
     epilog=serve_cmd.EXAMPLES + "\n" + EXIT_CODE_HELP,
 )(serve_cmd.serve)
 app.command(
     "store",
-    help="Send DICOM files to a peer (C-STORE), over one or more associations.",
+    help="Send DICOM files to a peer with C-STORE.",
     epilog=store_cmd.EXAMPLES + "\n" + EXIT_CODE_HELP,
 )(store_cmd.store)
 

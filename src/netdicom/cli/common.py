@@ -37,6 +37,13 @@ VerboseOption = Annotated[
     bool, typer.Option("-v", "--verbose", help="Show the negotiation (proposed vs accepted).")
 ]
 QuietOption = Annotated[bool, typer.Option("-q", "--quiet", help="Print nothing; exit code only.")]
+NoProgressOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-progress",
+        help="No progress bar (also off when stderr is not a terminal or NO_COLOR is set).",
+    ),
+]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Protocol trace and tracebacks.")]
 
 # --- TLS and user identity (issue 8), shared by every client subcommand and serve ------------

@@ -64,6 +64,9 @@ def echo(
     tls_no_hostname_check: TlsNoHostnameCheckOption = False,
     username: UsernameOption = None,
     password: PasswordOption = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")
+    ] = False,
     verbose: VerboseOption = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,
@@ -79,7 +82,11 @@ def echo(
         tls, tls_cert, tls_key, tls_ca, tls_no_hostname_check, username, password
     )
     options = client_options(aet, aec, timeout, max_pdu, security, peer_text=peer, quiet=quiet)
-    code = run(_echo(target, options, repeat, timeout, verbose, quiet), debug=debug, quiet=quiet)
+    code = run(
+        _echo(target, options, repeat, timeout, verbose, quiet, json_output),
+        debug=debug,
+        quiet=quiet,
+    )
     raise typer.Exit(code)
 
 
@@ -90,7 +97,10 @@ async def _echo(
     timeout: float,
     verbose: bool,
     quiet: bool,
+    json_output: bool = False,
 ) -> int:
+    import statistics
+
     from netdicom.core.dimse import status
     from netdicom.services.echo import ECHO_CONTEXTS, echo
     from netdicom.services.peer import Peer
@@ -109,8 +119,31 @@ async def _echo(
         raise
     await assoc.release()
     failed = [r for r in replies if r.status != status.SUCCESS]
-    if not quiet:
-        called = target.ae_title or options.called_ae
+    called = target.ae_title or options.called_ae
+    times = sorted(r.seconds * 1000 for r in replies)
+    if json_output:
+        import json
+
+        last = replies[-1].status if not failed else failed[0].status
+        print(
+            json.dumps(
+                {
+                    "peer": f"{target.host}:{target.port}",
+                    "called_ae": called,
+                    "calling_ae": options.calling_ae,
+                    "echoes": len(replies),
+                    "succeeded": len(replies) - len(failed),
+                    "status": last,
+                    "status_name": status.status_name(last, "echo"),
+                    "round_trip_ms": {
+                        "min": round(times[0], 3),
+                        "median": round(statistics.median(times), 3),
+                        "max": round(times[-1], 3),
+                    },
+                }
+            )
+        )
+    elif not quiet:
         if repeat == 1:
             reply = replies[0]
             print(
@@ -119,17 +152,12 @@ async def _echo(
                 f"in {reply.seconds * 1000:.2f} ms"
             )
         else:
-            times = sorted(r.seconds * 1000 for r in replies)
-            median = (
-                times[len(times) // 2]
-                if len(times) % 2
-                else (times[len(times) // 2 - 1] + times[len(times) // 2]) / 2
-            )
             print(
                 f"C-ECHO {called}@{target.host}:{target.port}: {len(replies) - len(failed)}/"
                 f"{len(replies)} succeeded; round trip min {times[0]:.3f} ms, "
-                f"median {median:.3f} ms, max {times[-1]:.3f} ms"
+                f"median {statistics.median(times):.3f} ms, max {times[-1]:.3f} ms"
             )
+    if not quiet:
         for reply in failed[:1]:
             stderr(
                 f"netdicom: error: C-ECHO failed with status 0x{reply.status:04X} "

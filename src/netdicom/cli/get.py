@@ -15,6 +15,7 @@ from netdicom.cli.common import (
     ClientSecurity,
     DebugOption,
     MaxPduOption,
+    NoProgressOption,
     PasswordOption,
     QuietOption,
     TimeoutOption,
@@ -232,6 +233,7 @@ def get(
     username: UsernameOption = None,
     password: PasswordOption = None,
     verbose: VerboseOption = False,
+    no_progress: NoProgressOption = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -270,6 +272,7 @@ def get(
             timeout,
             verbose,
             quiet,
+            no_progress=no_progress,
         ),
         debug=debug,
         quiet=quiet,
@@ -293,6 +296,8 @@ async def _get(
     timeout: float,
     verbose: bool,
     quiet: bool,
+    *,
+    no_progress: bool = False,
 ) -> int:
     import asyncio
 
@@ -339,7 +344,7 @@ async def _get(
     install_interrupt(cancel, abort)
     outcomes: list[RetrieveOutcome] = []
     received: list[Received] = []
-    progress = RetrieveProgress("get", enabled=bar_enabled(quiet or json_output))
+    progress = RetrieveProgress("get", enabled=bar_enabled(quiet or json_output or no_progress))
     try:
         with progress:
             for request in resolution.requests:

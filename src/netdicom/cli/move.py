@@ -15,6 +15,7 @@ from netdicom.cli.common import (
     ClientSecurity,
     DebugOption,
     MaxPduOption,
+    NoProgressOption,
     PasswordOption,
     QuietOption,
     TimeoutOption,
@@ -123,6 +124,7 @@ def move(
     username: UsernameOption = None,
     password: PasswordOption = None,
     verbose: VerboseOption = False,
+    no_progress: NoProgressOption = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -172,6 +174,7 @@ def move(
             timeout,
             verbose,
             quiet,
+            no_progress=no_progress,
         ),
         debug=debug,
         quiet=quiet,
@@ -197,6 +200,8 @@ async def _move(
     timeout: float,
     verbose: bool,
     quiet: bool,
+    *,
+    no_progress: bool = False,
 ) -> int:
     import asyncio
     import dataclasses
@@ -226,7 +231,7 @@ async def _move(
         if not quiet:
             stderr("nothing to retrieve")
         return 0
-    progress = RetrieveProgress("move", enabled=bar_enabled(quiet or json_output))
+    progress = RetrieveProgress("move", enabled=bar_enabled(quiet or json_output or no_progress))
     receiver: MoveReceiver | None = None
     if listen is not None:
         out.mkdir(parents=True, exist_ok=True)

@@ -214,10 +214,17 @@ def serve(
             min=0,
         ),
     ] = 10.0,
+    log_json: Annotated[
+        bool,
+        typer.Option(
+            "--log-json",
+            help="Log one JSON object per event (association, stored, query, retrieve) to stderr.",
+        ),
+    ] = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
-    """Serve a folder: answer C-ECHO and store every instance sent with C-STORE."""
+    """Serve a folder: storage and query/retrieve (C-ECHO, C-STORE, C-FIND, C-GET, C-MOVE)."""
     if add_user is not None:
         _add_user(add_user, users_file)
     if directory is None:
@@ -232,7 +239,12 @@ def serve(
 
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    if log_json:
+        from netdicom.render.log_json import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
     root = logging.getLogger("netdicom")
     root.addHandler(handler)
     root.setLevel(level)

@@ -13,6 +13,7 @@ from netdicom.cli.common import (
     ClientSecurity,
     DebugOption,
     MaxPduOption,
+    NoProgressOption,
     PasswordOption,
     QuietOption,
     TimeoutOption,
@@ -84,6 +85,7 @@ def store(
         typer.Option("--json", help="One JSON object per file on stdout, then a summary object."),
     ] = False,
     verbose: VerboseOption = False,
+    no_progress: NoProgressOption = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -119,7 +121,17 @@ def store(
     )
     options = client_options(aet, aec, timeout, max_pdu, security, peer_text=peer_text, quiet=quiet)
     report = run(
-        _store(target, found, options, associations, timeout, json_output, verbose, quiet),
+        _store(
+            target,
+            found,
+            options,
+            associations,
+            timeout,
+            json_output,
+            verbose,
+            quiet,
+            no_progress=no_progress,
+        ),
         debug=debug,
         quiet=quiet,
     )
@@ -163,6 +175,8 @@ async def _store(
     json_output: bool,
     verbose: bool,
     quiet: bool,
+    *,
+    no_progress: bool = False,
 ) -> StoreReport:
     import os
     import sys
@@ -174,7 +188,12 @@ async def _store(
     from netdicom.services.store_scu import store
 
     assert isinstance(target, Peer) and isinstance(found, Scan)
-    show_bar = not quiet and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+    show_bar = (
+        not (quiet or no_progress)
+        and sys.stderr.isatty()
+        and os.environ.get("TERM") != "dumb"
+        and "NO_COLOR" not in os.environ
+    )
     progress = StoreProgress(len(found.files), found.total_bytes, enabled=show_bar)
     observers: list[Any] = [progress]
     if json_output:

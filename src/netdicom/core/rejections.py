@@ -19,10 +19,10 @@ _REASON = {
     (3, 2): "local limit exceeded",
 }
 _HINT = {
-    (1, 3): "the peer does not accept our AE title: set it with --aet, or ask the peer's "
-    "administrator to add it",
+    (1, 3): "the peer does not accept our AE title: set it with --aet (case matters), or ask "
+    "the peer's administrator to add it",
     (1, 7): "check the called AE title (--aec, or AET@HOST:PORT): it must match the peer's own "
-    "title exactly",
+    "title exactly, upper and lower case included",
     (3, 1): "the peer is busy: try again later",
     (3, 2): "the peer has reached its association limit: try again later",
     (1, 2): "the peer does not speak the DICOM application context: is this a DICOM port?",

@@ -21,11 +21,18 @@ def print_negotiation(assoc: Association) -> None:
     table.add_column("Abstract syntax")
     table.add_column("Proposed transfer syntaxes")
     table.add_column("Result")
+    table.add_column("Our roles")
     rejected = {r.context_id: r for r in negotiated.rejected}
     for ctx in rq.presentation_contexts:
         accepted = negotiated.accepted.get(ctx.context_id)
+        roles = ""
         if accepted is not None:
             result = f"accepted: {syntax_name(accepted.transfer_syntax)}"
+            roles = "/".join(
+                name
+                for name, played in (("SCU", accepted.we_are_scu), ("SCP", accepted.we_are_scp))
+                if played
+            )
         elif ctx.context_id in rejected:
             result = reason_text(rejected[ctx.context_id].reason)
         else:
@@ -35,6 +42,7 @@ def print_negotiation(assoc: Association) -> None:
             syntax_name(ctx.abstract_syntax),
             "\n".join(syntax_name(ts) for ts in ctx.transfer_syntaxes),
             result,
+            roles,
         )
     console.print(table)
     peer_max = negotiated.max_pdu_to_peer or "no limit"

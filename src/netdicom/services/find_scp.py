@@ -52,6 +52,7 @@ from netdicom.core import uids
 from netdicom.core.acse import AcceptedContext
 from netdicom.core.dimse import CCancelRQ, CFindRQ, CFindRSP, DatasetFragment, DimseMessage, status
 from netdicom.core.errors import ConnectionClosed, NetDicomError, TimeoutExpired
+from netdicom.services.events import emit
 from netdicom.transport.association import Association, ReleaseRequested
 
 log = logging.getLogger("netdicom.find")
@@ -293,8 +294,21 @@ class FindSCP:
             negotiated.extended_negotiation.get(context.abstract_syntax) if negotiated else None
         )
         combined = bool(answer and len(answer) > _DATE_TIME_BYTE and answer[_DATE_TIME_BYTE])
-        code, comment = await self._answer(assoc, context, message, parsed, parsed.query(combined))
+        matches: list[int] = [0]
+        code, comment = await self._answer(
+            assoc, context, message, parsed, parsed.query(combined), matches
+        )
         await self._final(assoc, context, message, code, comment)
+        emit(
+            "query",
+            f"C-FIND from {assoc.peer}: {parsed.level.name} level, {matches[0]} matches, "
+            f"status 0x{code:04X}",
+            peer=assoc.peer,
+            model=model.value,
+            level=parsed.level.name,
+            matches=matches[0],
+            status=code,
+        )
 
     async def _answer(
         self,
@@ -303,7 +317,9 @@ class FindSCP:
         message: CFindRQ,
         parsed: ParsedIdentifier,
         query: Query,
+        matches: list[int],
     ) -> tuple[int, str | None]:
+        """Send a pending response per match (counted in `matches[0]`); the final status."""
         pending = status.PENDING_WARNING if parsed.unsupported else status.PENDING
         batches: Iterator[list[Match]] = self.index.find(query, self._reader, batch=_BATCH)
         sent = 0
@@ -328,6 +344,7 @@ class FindSCP:
                         encode_identifier(ds, context.transfer_syntax),
                     )
                     sent += 1
+                    matches[0] = sent
         except NetDicomError:
             raise
         except Exception as exc:

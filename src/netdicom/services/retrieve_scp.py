@@ -49,6 +49,7 @@ from netdicom.core.dimse import (
     status,
 )
 from netdicom.core.errors import ConnectionClosed, NetDicomError, TimeoutExpired
+from netdicom.services.events import emit
 from netdicom.services.find_scp import (
     IDENTIFIER_UNDECODABLE,
     check_identifier,
@@ -174,6 +175,19 @@ class RetrieveSCP:
             cancelled = await self._move(assoc, context, message, destination, instances, counters)
         code = final_status(counters, cancelled=cancelled)
         await self._final(assoc, context, message, code, counters, cancelled=cancelled)
+        emit(
+            "retrieve",
+            f"C-{kind.upper()} from {assoc.peer}: {counters.completed} sent, "
+            f"{counters.failed} failed, status 0x{code:04X}",
+            peer=assoc.peer,
+            operation=f"C-{kind.upper()}",
+            destination=message.move_destination.strip() if isinstance(message, CMoveRQ) else None,
+            instances=len(instances),
+            completed=counters.completed,
+            failed=counters.failed,
+            warning=counters.warning,
+            status=code,
+        )
 
     def _parse(self, data: bytes | None, transfer_syntax: str, model: Model) -> list[Key]:
         if data is None:

@@ -35,6 +35,7 @@ from netdicom.core.dimse import (
 from netdicom.core.pdu import AssociateAC, AssociateRJ, AssociateRQ, ContextResult
 from netdicom.services.dispatcher import Dispatcher
 from netdicom.services.echo import handle_echo
+from netdicom.services.events import emit
 from netdicom.services.find_scp import FindSCP, extended_negotiation_answer
 from netdicom.services.peer import Peer
 from netdicom.services.retrieve_common import RETRIEVE_SOP_CLASSES
@@ -116,6 +117,7 @@ class ServeApp:
         self.index = _open_index(config.directory, index_progress)
         self.find = FindSCP(self.index, config.ae_title)
         self.storage.on_stored.append(self._index_stored)
+        self.storage.on_stored.append(self._log_stored)
         for sop_class in FIND_SOP_CLASSES:
             self.service_syntaxes[sop_class] = _PLAIN_SYNTAXES
         # Query/Retrieve GET and MOVE (PS3.4 C.4.2, C.4.3): sub-operations from the index.
@@ -231,6 +233,9 @@ class ServeApp:
             (1, 3): "calling AE title not in the allow list (--allow)",
             (1, 7): f"called AE title is not ours ({self.config.ae_title}, --strict-aet)",
         }.get((rj.source, rj.reason), describe_rejection(rj.result, rj.source, rj.reason))
+        called = rq.called_ae_title.strip()
+        if (rj.source, rj.reason) == (1, 7) and called.upper() == self.config.ae_title.upper():
+            why += f"; it differs only in case: AE titles are case-sensitive ({called!r})"
         if (rj.source, rj.reason) == (2, 1) and self.users is not None:
             identity = rq.user_information.user_identity_rq
             who = "" if identity is None else identity.primary.decode("utf-8", "replace")
@@ -282,7 +287,27 @@ class ServeApp:
     def _log_association(self, assoc: Association) -> None:
         rq = assoc.associate_rq
         titles = f"{rq.calling_ae_title} -> {rq.called_ae_title}" if rq else "(no A-ASSOCIATE-RQ)"
-        log.info("%s %s: %s", assoc.peer, titles, assoc.outcome)
+        emit(
+            "association",
+            f"{assoc.peer} {titles}: {assoc.outcome}",
+            peer=assoc.peer,
+            calling_ae=rq.calling_ae_title if rq else None,
+            called_ae=rq.called_ae_title if rq else None,
+            outcome=assoc.outcome,
+        )
+
+    def _log_stored(self, stored: StoredInstance) -> None:
+        emit(
+            "stored",
+            f"stored {stored.sop_instance_uid} from {stored.calling_ae} ({stored.outcome.value})",
+            calling_ae=stored.calling_ae,
+            sop_class_uid=stored.sop_class_uid,
+            sop_instance_uid=stored.sop_instance_uid,
+            transfer_syntax=stored.transfer_syntax,
+            path=str(stored.path),
+            bytes=stored.size,
+            outcome=stored.outcome.value,
+        )
 
 
 def _open_index(directory: Path, bar: Callable[[int, int], None] | None = None) -> Index:

@@ -1,0 +1,128 @@
+"""Every documented exit code, end to end: the real `netdicom` command as a subprocess against
+real or scripted peers on 127.0.0.1 (README "Exit codes", netdicom.cli.exit_codes)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from netdicom.cli.exit_codes import ExitCode
+from tests.dicomfiles import make_dataset, make_files, write_instance
+from tests.peers import NETDICOM, free_port, run_cli, running, serve_argv
+
+
+@contextlib.contextmanager
+def scripted_peer(behaviour: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A TCP listener whose first connection is handed to `behaviour`."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    def run() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = listener.accept()
+            with conn:
+                behaviour(conn)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield port
+    finally:
+        listener.close()
+        thread.join(5)
+
+
+def _silent(conn: socket.socket) -> None:
+    conn.recv(65536)  # the A-ASSOCIATE-RQ, never answered
+    time.sleep(5)
+
+
+def _abort_after_rq(conn: socket.socket) -> None:
+    conn.recv(65536)
+    # A-ABORT, source 2 (service provider), reason 0 (PS3.8 Table 9-26)
+    conn.sendall(bytes([0x07, 0, 0, 0, 0, 4, 0, 0, 2, 0]))
+    time.sleep(1)
+
+
+def test_0_success(tmp_path: Path) -> None:
+    port = free_port()
+    with running(serve_argv(tmp_path, port), port):
+        assert run_cli("echo", f"127.0.0.1:{port}").returncode == ExitCode.OK == 0
+
+
+def test_1_part_of_the_work_failed(tmp_path: Path) -> None:
+    good = make_files(tmp_path / "in", 1)
+    odd = write_instance(tmp_path / "in" / "odd.dcm", make_dataset(sop_class="1.2.3.4.5.6.7"))
+    port = free_port()
+    with running(serve_argv(tmp_path / "archive", port, "--no-unknown"), port):
+        result = run_cli("store", f"127.0.0.1:{port}", str(good[0]), str(odd), "--no-progress")
+    assert result.returncode == ExitCode.FAILED == 1, result.stdout + result.stderr
+    assert "1.2.3.4.5.6.7" in result.stdout + result.stderr
+
+
+def test_2_usage_error() -> None:
+    result = run_cli("echo", "no-port-here:")
+    assert result.returncode == ExitCode.USAGE == 2
+    assert run_cli("find", "127.0.0.1:1", "--level", "nonsense").returncode == 2
+
+
+def test_3_bad_or_missing_input(tmp_path: Path) -> None:
+    result = run_cli("store", "127.0.0.1:1", str(tmp_path / "missing.dcm"))
+    assert result.returncode == ExitCode.BAD_INPUT == 3
+    assert "missing.dcm" in result.stderr
+
+
+def test_4_connection_refused() -> None:
+    result = run_cli("echo", f"127.0.0.1:{free_port()}")
+    assert result.returncode == ExitCode.CONNECT == 4
+    assert "refused" in result.stderr
+
+
+def test_5_association_rejected_with_a_hint(tmp_path: Path) -> None:
+    port = free_port()
+    with running(serve_argv(tmp_path, port, "--strict-aet"), port):
+        result = run_cli("echo", f"netdicom@127.0.0.1:{port}")
+    assert result.returncode == ExitCode.REJECTED == 5
+    assert "called AE title not recognized" in result.stderr
+    assert "hint:" in result.stderr and "case" in result.stderr
+
+
+def test_6_aborted() -> None:
+    with scripted_peer(_abort_after_rq) as port:
+        result = run_cli("echo", f"127.0.0.1:{port}", "--timeout", "5")
+    assert result.returncode == ExitCode.ABORTED == 6
+    assert "abort" in result.stderr
+
+
+def test_7_timeout() -> None:
+    with scripted_peer(_silent) as port:
+        started = time.monotonic()
+        result = run_cli("echo", f"127.0.0.1:{port}", "--timeout", "1")
+    assert result.returncode == ExitCode.TIMEOUT == 7
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_130_interrupted() -> None:
+    with scripted_peer(_silent) as port:
+        proc = subprocess.Popen(
+            [*NETDICOM, "echo", f"127.0.0.1:{port}", "--timeout", "30"],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.0)  # connected, waiting for the A-ASSOCIATE-AC
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == ExitCode.INTERRUPTED == 130, err
+    assert "Traceback" not in err
