@@ -28,6 +28,7 @@ from netdicom.core.dimse import (
     CCancelRQ,
     CGetRQ,
     CGetRSP,
+    CMoveRSP,
     CommandReceived,
     CStoreRQ,
     CStoreRSP,
@@ -172,6 +173,38 @@ class CancellableReceiver:
             self._task = None
 
 
+async def take_response(
+    assoc: Association,
+    message: object,
+    expected: type[CGetRSP] | type[CMoveRSP],
+    message_id: int,
+    transfer_syntax: str,
+    outcome: RetrieveOutcome,
+    on_progress: Callable[[Progress], None] | None,
+    timeout: float | None,
+) -> bool:
+    """Check one C-GET-RSP or C-MOVE-RSP and record it in `outcome`; True when it is the
+    final response (PS3.4 C.4.2.1.5, C.4.3.1.4: pending ones carry the counts only)."""
+    name = "C-GET-RSP" if expected is CGetRSP else "C-MOVE-RSP"
+    if not isinstance(message, expected):
+        raise RemoteProtocolError(f"expected {name}, got {type(message).__name__}")
+    if message.message_id_being_responded_to != message_id:
+        raise RemoteProtocolError(
+            f"{name} to message {message.message_id_being_responded_to}, expected {message_id}"
+        )
+    data = await read_dataset(assoc, timeout) if message.has_dataset else None
+    progress = progress_of(message)
+    if message.status == status.PENDING:
+        if on_progress is not None:
+            on_progress(progress)
+        return False
+    outcome.status = message.status
+    outcome.final = progress
+    outcome.error_comment = message.error_comment
+    outcome.failed_uids = failed_list(data, transfer_syntax)
+    return True
+
+
 async def read_dataset(assoc: Association, timeout: float | None) -> bytes:
     parts: list[bytes] = []
     while True:
@@ -260,24 +293,18 @@ async def get(
                 raise RemoteProtocolError(
                     f"unexpected DIMSE command 0x{message.command_field:04X} during C-GET"
                 )
-            if not isinstance(message, CGetRSP):
-                raise RemoteProtocolError(f"expected C-GET-RSP, got {type(message).__name__}")
-            if message.message_id_being_responded_to != message_id:
-                raise RemoteProtocolError(
-                    f"C-GET-RSP to message {message.message_id_being_responded_to}, "
-                    f"expected {message_id}"
-                )
-            data = await read_dataset(assoc, timeout) if message.has_dataset else None
-            progress = progress_of(message)
-            if message.status == status.PENDING:
-                if on_progress is not None:
-                    on_progress(progress)
-                continue
-            outcome.status = message.status
-            outcome.final = progress
-            outcome.error_comment = message.error_comment
-            outcome.failed_uids = failed_list(data, ctx.transfer_syntax)
-            return outcome
+            final = await take_response(
+                assoc,
+                message,
+                CGetRSP,
+                message_id,
+                ctx.transfer_syntax,
+                outcome,
+                on_progress,
+                timeout,
+            )
+            if final:
+                return outcome
     finally:
         receiver.close()
         assoc.message_ids.release(message_id)

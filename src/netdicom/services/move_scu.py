@@ -46,13 +46,12 @@ from netdicom.core.pdu import AssociateAC, AssociateRJ, AssociateRQ, ContextResu
 from netdicom.services.dispatcher import Dispatcher
 from netdicom.services.echo import handle_echo
 from netdicom.services.find_scp import encode_identifier
-from netdicom.services.get_scu import CancellableReceiver, failed_list, read_dataset
+from netdicom.services.get_scu import CancellableReceiver, take_response
 from netdicom.services.retrieve_common import (
     OnProgress,
     Progress,
     Received,
     RetrieveOutcome,
-    progress_of,
     sop_class_for,
 )
 from netdicom.services.session import require_context
@@ -121,24 +120,18 @@ async def move(
                 continue
             assert isinstance(event, CommandReceived)
             message = event.message
-            if not isinstance(message, CMoveRSP):
-                raise RemoteProtocolError(f"expected C-MOVE-RSP, got {type(message).__name__}")
-            if message.message_id_being_responded_to != message_id:
-                raise RemoteProtocolError(
-                    f"C-MOVE-RSP to message {message.message_id_being_responded_to}, "
-                    f"expected {message_id}"
-                )
-            data = await read_dataset(assoc, timeout) if message.has_dataset else None
-            progress = progress_of(message)
-            if message.status == status.PENDING:
-                if on_progress is not None:
-                    on_progress(progress)
-                continue
-            outcome.status = message.status
-            outcome.final = progress
-            outcome.error_comment = message.error_comment
-            outcome.failed_uids = failed_list(data, ctx.transfer_syntax)
-            return outcome
+            final = await take_response(
+                assoc,
+                message,
+                CMoveRSP,
+                message_id,
+                ctx.transfer_syntax,
+                outcome,
+                on_progress,
+                timeout,
+            )
+            if final:
+                return outcome
     finally:
         receiver.close()
         assoc.message_ids.release(message_id)
