@@ -30,10 +30,8 @@ _SHORT_VRS: Final = frozenset(
     b"AE AS AT CS DA DS DT FL FD IS LO LT PN SH SL SS ST TM UI UL US".split()
 )
 
-# Every VR of PS3.5 Table 6.2-1: the fast path takes these (other valid VRs take the slow one).
-_KNOWN_VRS: Final = _SHORT_VRS | frozenset(
-    b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split()
-)
+# Long-form VRs of plain values (PS3.5 Table 7.1-1): the fast path takes these and the short
+# ones; SQ, and VRs it does not know, take the slow path.
 _LONG_PLAIN_VRS: Final = frozenset(b"OB OD OF OL OV OW SV UC UN UR UT UV".split())
 _EXPLICIT_SHORT: Final = struct.Struct("<HH2sH")
 _EXPLICIT_LONG_LENGTH: Final = struct.Struct("<L")

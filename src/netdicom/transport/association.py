@@ -1,9 +1,13 @@
 """One association over one TCP connection: the asyncio side of the sans-IO core.
 
-A reader task feeds received bytes through the framer into the Upper Layer state machine and
-carries out the effects it returns. DIMSE events (a complete command, then data-set fragments)
-are queued for the service layer, which pulls them with `receive()`; the queue is bounded, so a
-peer that sends faster than we consume is slowed by TCP, never by our memory.
+The association takes the connection over from the asyncio streams it is given: its own
+BufferedProtocol has the socket read straight into the PDU buffers (transport.receiver), and
+each complete PDU goes through the Upper Layer state machine, whose effects are carried out at
+once. DIMSE events (a complete command, then data-set fragments) are queued for the service
+layer, which pulls them with `receive()`; the queue is bounded (reading pauses when it is
+full), so a peer that sends faster than we consume is slowed by TCP, never by our memory.
+Writes go straight to the socket; when the kernel takes only part, sending waits until the
+rest is gone (so a data-set buffer can be reused, and nothing piles up in memory).
 """
 
 from __future__ import annotations
@@ -48,7 +52,6 @@ from netdicom.core.pdu import (
     PDUType,
 )
 from netdicom.core.pdu.codec import encode_pdata_header, encode_pdu
-from netdicom.core.pdu.framer import Framer
 from netdicom.core.ul.effects import (
     CloseTransport,
     ConnectTransport,
@@ -63,6 +66,7 @@ from netdicom.core.ul.machine import StateMachine
 from netdicom.core.ul.states import Event, State
 from netdicom.transport.config import TransportConfig
 from netdicom.transport.faults import FaultInjector
+from netdicom.transport.receiver import PduReceiver
 
 log = logging.getLogger("netdicom.association")
 
@@ -79,11 +83,12 @@ _EVENT_FOR_PDU = {
 # Received DIMSE events held before the reader stops reading (TCP then slows the peer). Each
 # event holds at most one PDU's worth of bytes, so memory is bounded by this times our max PDU.
 _QUEUE_HIGH_WATER = 32
-_READ_SIZE = 262_144
-# Flush written bytes to the socket (and wait for room) after this many are buffered.
-_DRAIN_THRESHOLD = 1 << 20
-# Fragments up to this size are joined with their header before writing.
+# A data set up to this size goes out in the same write as its command (two PDUs, one send):
+# small stores are latency-bound.
 _JOIN_LIMIT = 16384
+# Why reading is paused (bits): the event queue is full; the fault injector is deciding.
+_PAUSED_QUEUE = 1
+_PAUSED_FAULTS = 2
 # Seconds a closed connection may keep trying to deliver its last bytes (an A-ABORT, say) to a
 # peer that does not read, before the socket is torn down: a peer must not hold our fd open.
 _CLOSE_GRACE = 2.0
@@ -111,7 +116,10 @@ class AcceptorDecision(Protocol):
 
 
 class DatasetSource(Protocol):
-    """A data set to send without holding it in memory: `length` bytes read in pieces."""
+    """A data set to send without holding it in memory: `length` bytes read in pieces.
+
+    A source may also have `readinto(buffer) -> int` (as a raw file has): the association then
+    reads each fragment straight into the buffer it sends from, with no copy."""
 
     @property
     def length(self) -> int: ...
@@ -122,6 +130,61 @@ class DatasetSource(Protocol):
 def _expire(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_exception(TimeoutError())
+
+
+def _describe_pdv(context_id: int, is_command: bool, last: bool, length: int) -> str:
+    """What the trace shows of a P-DATA-TF sent by the fast path (no PDataTF value is built)."""
+    what = "command" if is_command else "data set"
+    return f"P-DATA-TF context {context_id}, {what}{' (last)' if last else ''}, {length} bytes"
+
+
+def _take_over(reader: asyncio.StreamReader) -> tuple[bytes, bool]:
+    """What the stream had read before the association took the connection over, and whether
+    it had seen the end. (The StreamReader keeps them in private attributes; they are read
+    defensively so that a different implementation only loses this early-data hand-over.)"""
+    buffered = getattr(reader, "_buffer", None)
+    data = b""
+    if isinstance(buffered, bytearray) and buffered:
+        data = bytes(buffered)
+        buffered.clear()
+    ended = bool(getattr(reader, "_eof", False)) or reader.exception() is not None
+    return data, ended
+
+
+class _Link(asyncio.BufferedProtocol):
+    """The transport's protocol once an association owns the connection: the socket reads into
+    the association's PDU buffers; flow-control and close events go to the association. The
+    streams' own protocol still hears of the close, so `StreamWriter.wait_closed()` works."""
+
+    __slots__ = ("_assoc", "_rx", "_stream")
+
+    def __init__(self, assoc: Association, rx: PduReceiver, stream: asyncio.BaseProtocol) -> None:
+        self._assoc = assoc
+        self._rx = rx
+        self._stream = stream
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._rx.get_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._assoc._received(nbytes)
+
+    def eof_received(self) -> bool:
+        self._assoc._eof_received()
+        return False  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        try:
+            self._assoc._connection_lost()
+        finally:
+            with contextlib.suppress(Exception):
+                self._stream.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._assoc._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._assoc._resume_writing()
 
 
 def _tune_socket(writer: asyncio.StreamWriter) -> None:
@@ -148,14 +211,15 @@ class Association:
         decide: AcceptorDecision | None = None,
         faults: FaultInjector | None = None,
     ) -> None:
-        self._reader = reader
         self._writer = writer
+        self._transport = writer.transport
         self.requestor = requestor
         self.config = config
+        self._trace = config.trace
         self._decide = decide
         self._faults = faults
         self._machine = StateMachine(requestor=requestor)
-        self._framer = Framer(config.max_pdu)
+        self._rx = PduReceiver(config.max_pdu)
         self._assembler: MessageAssembler | None = None
         self.negotiated: Negotiated | None = None
         self.associate_rq: AssociateRQ | None = None
@@ -165,11 +229,10 @@ class Association:
         self.peer: str = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self._events: deque[ReceivedEvent] = deque()
         self._waiter: asyncio.Future[None] | None = None
-        self._space: asyncio.Event = asyncio.Event()
-        self._space.set()
         self._end: NetDicomError | None = None
-        self._established: asyncio.Future[Negotiated] = asyncio.get_running_loop().create_future()
-        self._released: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self._established: asyncio.Future[Negotiated] = self._loop.create_future()
+        self._released: asyncio.Future[None] = self._loop.create_future()
         self._closed = asyncio.Event()
         self._artim: asyncio.TimerHandle | None = None
         self._send_lock = asyncio.Lock()
@@ -186,6 +249,26 @@ class Association:
         self._last_activity = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
         _tune_socket(writer)
+        # Reading: paused (bits of _PAUSED_*) until start_*; the stream's early bytes are kept.
+        self._paused = 0
+        self._reading = True
+        self._lost = False
+        self._eof_seen = False
+        self._early: tuple[bytes, bool] | None = _take_over(reader)
+        # Writing: our own flow control replaces StreamWriter.drain().
+        self._write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        # Plain TCP copies what the kernel did not take, and pauses us until it is gone: a
+        # send buffer can then be reused. (TLS encrypts a copy at once; its limits stay.)
+        self._write_through = (
+            config.ssl_context is None and writer.get_extra_info("sslcontext") is None
+        )
+        self._send_buffer: bytearray | None = None
+        transport = self._transport
+        self._set_paused(_PAUSED_FAULTS, True)
+        transport.set_protocol(_Link(self, self._rx, transport.get_protocol()))
+        if self._write_through:
+            transport.set_write_buffer_limits(high=0)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -206,12 +289,12 @@ class Association:
         self.associate_rq = rq
         self._run(self._machine.handle(Event.EVT1, rq))
         self._run(self._machine.handle(Event.EVT2))
-        self._reader_task = asyncio.create_task(self._read_loop())
+        self._start_reading()
 
     def start_acceptor(self) -> None:
         """Evt5: a connection came in; ARTIM runs until the A-ASSOCIATE-RQ arrives."""
         self._run(self._machine.handle(Event.EVT5))
-        self._reader_task = asyncio.create_task(self._read_loop())
+        self._start_reading()
 
     async def wait_established(self, timeout: float | None) -> Negotiated:
         try:
@@ -244,9 +327,14 @@ class Association:
         command = message if isinstance(message, bytes) else encode_command(message)
         async with self._send_lock:
             self._check_can_send()
-            await self._send_fragments(context_id, True, memoryview(command), max_fragment)
             if dataset is None:
+                await self._send_fragments(context_id, True, memoryview(command), max_fragment)
                 return
+            length = len(dataset) if isinstance(dataset, bytes | memoryview) else dataset.length
+            if length <= _JOIN_LIMIT and len(command) <= max_fragment and length <= max_fragment:
+                await self._send_joined(context_id, command, dataset, length)
+                return
+            await self._send_fragments(context_id, True, memoryview(command), max_fragment)
             if isinstance(dataset, bytes | memoryview):
                 await self._send_fragments(context_id, False, memoryview(dataset), max_fragment)
             else:
@@ -261,21 +349,54 @@ class Association:
         if self._machine.state not in (State.STA6, State.STA8):
             raise LocalProtocolError(f"cannot send data in {self._machine.state.name}")
 
+    async def _send_joined(
+        self,
+        context_id: int,
+        command: bytes,
+        dataset: bytes | memoryview | DatasetSource,
+        length: int,
+    ) -> None:
+        """A small message: command and data set, two PDUs, written at once."""
+        if isinstance(dataset, bytes | memoryview):
+            data = dataset
+        else:
+            if length % 2:
+                raise LocalProtocolError("a data set must have an even length (PS3.5 §7.1)")
+            data = dataset.read(length)
+            if len(data) != length:
+                raise LocalProtocolError("data set source ended early")
+        if self._faults is not None:
+            self._write_pdv(context_id, True, True, command)
+            self._write_pdv(context_id, False, True, data)
+        else:
+            if self._end is not None:
+                raise self._end
+            if self._trace is not None:
+                self._trace("send", _describe_pdv(context_id, True, True, len(command)))
+                self._trace("send", _describe_pdv(context_id, False, True, length))
+            self._transport.write(
+                b"".join(
+                    (
+                        encode_pdata_header(context_id, True, True, len(command)),
+                        command,
+                        encode_pdata_header(context_id, False, True, length),
+                        data,
+                    )
+                )
+            )
+        await self._drain()
+
     async def _send_fragments(
         self, context_id: int, is_command: bool, data: memoryview, max_fragment: int
     ) -> None:
         total = len(data)
         offset = 0
-        pending = 0
         while True:
             end = min(offset + max_fragment, total)
-            piece = data[offset:end]
             last = end >= total
-            self._write_pdv(context_id, is_command, last, piece)
-            pending += len(piece) + 12
-            if pending >= _DRAIN_THRESHOLD:
+            self._write_pdv(context_id, is_command, last, data[offset:end])
+            if self._write_paused:
                 await self._drain()
-                pending = 0
             offset = end
             if last:
                 break
@@ -285,19 +406,61 @@ class Association:
         remaining = source.length
         if remaining % 2:
             raise LocalProtocolError("a data set must have an even length (PS3.5 §7.1)")
-        pending = 0
+        readinto = getattr(source, "readinto", None)
+        if readinto is not None and self._faults is None:
+            await self._send_stream_into(context_id, readinto, remaining, max_fragment)
+            return
         while True:
             piece = source.read(min(max_fragment, remaining))
             if not piece and remaining:
                 raise LocalProtocolError("data set source ended early")
             remaining -= len(piece)
             self._write_pdv(context_id, False, remaining == 0, piece)
-            pending += len(piece) + 12
-            if pending >= _DRAIN_THRESHOLD:
+            if self._write_paused:
                 await self._drain()
-                pending = 0
             if remaining == 0:
                 break
+        await self._drain()
+
+    async def _send_stream_into(
+        self,
+        context_id: int,
+        readinto: Callable[[memoryview], int | None],
+        remaining: int,
+        max_fragment: int,
+    ) -> None:
+        """Each fragment is read into a buffer just after room for its 12-byte header, then
+        written with it: one read and one send per PDU, no copy of the data in between."""
+        size = min(max_fragment, remaining) + 12
+        buffer = self._send_buffer
+        if buffer is None or len(buffer) < size or not self._write_through:
+            # Plain TCP: the kernel has taken everything before we reuse it (see _drain).
+            buffer = bytearray(size)
+            if self._write_through:
+                self._send_buffer = buffer
+        view = memoryview(buffer)
+        trace = self._trace
+        while remaining:
+            count = min(max_fragment, remaining)
+            filled = 0
+            while filled < count:
+                got = readinto(view[12 + filled : 12 + count])
+                if not got:
+                    raise LocalProtocolError("data set source ended early")
+                filled += got
+            remaining -= count
+            if self._end is not None:
+                raise self._end
+            last = remaining == 0
+            view[:12] = encode_pdata_header(context_id, False, last, count)
+            if trace is not None:
+                trace("send", _describe_pdv(context_id, False, last, count))
+            self._transport.write(view[: 12 + count])
+            if self._write_paused:
+                await self._drain()
+            if not self._write_through and remaining:
+                buffer = bytearray(size)
+                view = memoryview(buffer)
         await self._drain()
 
     def _write_pdv(
@@ -306,42 +469,50 @@ class Association:
         if self._end is not None:
             raise self._end
         header = encode_pdata_header(context_id, is_command, last, len(piece))
+        if self._trace is not None:
+            self._trace("send", _describe_pdv(context_id, is_command, last, len(piece)))
         if self._faults is not None:
             self._faults.send(self, PDUType.P_DATA_TF, header + bytes(piece))
             return
-        if len(piece) <= _JOIN_LIMIT:
-            # One send() per PDU: small messages (commands, echoes) are latency-bound.
-            self._writer.write(header + piece)
-        else:
-            self._writer.write(header)
-            self._writer.write(piece)
+        # One send() per PDU: a lone 12-byte header would be a packet of its own.
+        self._transport.write(b"".join((header, piece)))
+
+    def _resume_writing(self) -> None:
+        self._write_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def _drain(self) -> None:
-        if self._writer.transport.get_write_buffer_size() == 0:
-            # Everything went straight to the socket (the usual case for small messages): no
-            # need to wait, and no task or timer on the echo fast path.
+        """Wait until the transport has handed everything written to the kernel."""
+        if not self._write_paused:
+            # Everything went straight to the socket (the usual case): no task, no timer.
             if self._end is not None:
                 raise self._end
             return
         timeout = self.config.timeouts.dimse
-        try:
-            if timeout is None:
-                await self._writer.drain()
-            else:
-                await asyncio.wait_for(self._writer.drain(), timeout)
-        except TimeoutError:
-            # The peer stopped reading: without a bound a send would wait forever, holding the
-            # association and its socket (PS3.8 leaves this to the implementation).
-            self._finish(
-                TimeoutExpired(
-                    f"{self.peer} read nothing we sent for {timeout:g} s (DIMSE timeout)"
+        while self._write_paused and not self._lost:
+            waiter: asyncio.Future[None] = self._loop.create_future()
+            self._drain_waiter = waiter
+            timer = None if timeout is None else self._loop.call_later(timeout, _expire, waiter)
+            try:
+                await waiter
+            except TimeoutError:
+                # The peer stopped reading: without a bound a send would wait forever, holding
+                # the association and its socket (PS3.8 leaves this to the implementation).
+                self._finish(
+                    TimeoutExpired(
+                        f"{self.peer} read nothing we sent for {timeout:g} s (DIMSE timeout)"
+                    )
                 )
-            )
-            self.abort(source=2)
-            raise self._end from None  # type: ignore[misc]
-        except (ConnectionError, OSError) as exc:
-            self._finish(ConnectionClosed(f"connection to {self.peer} lost while sending: {exc}"))
-            raise self._end from exc  # type: ignore[misc]
+                self.abort(source=2)
+                raise self._end from None  # type: ignore[misc]
+            finally:
+                self._drain_waiter = None
+                if timer is not None:
+                    timer.cancel()
+        if self._lost and self._end is None:
+            self._finish(ConnectionClosed(f"connection to {self.peer} lost while sending"))
         if self._end is not None:
             raise self._end
 
@@ -351,8 +522,8 @@ class Association:
 
     def write_raw(self, data: bytes) -> None:
         """Write bytes as they are (used by the fault injector once it has decided)."""
-        if not self._writer.is_closing():
-            self._writer.write(data)
+        if not self._transport.is_closing():
+            self._transport.write(data)
 
     # --- receiving ------------------------------------------------------------------------
 
@@ -362,8 +533,8 @@ class Association:
         while True:
             if self._events:
                 event = self._events.popleft()
-                if len(self._events) < _QUEUE_HIGH_WATER // 2:
-                    self._space.set()
+                if self._paused & _PAUSED_QUEUE and len(self._events) < _QUEUE_HIGH_WATER // 2:
+                    self._set_paused(_PAUSED_QUEUE, False)
                 return event
             if self._end is not None:
                 raise self._end
@@ -384,7 +555,7 @@ class Association:
     def _push(self, event: ReceivedEvent) -> None:
         self._events.append(event)
         if len(self._events) >= _QUEUE_HIGH_WATER:
-            self._space.clear()
+            self._set_paused(_PAUSED_QUEUE, True)
         self._wake()
 
     def _wake(self) -> None:
@@ -392,41 +563,102 @@ class Association:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def _read_loop(self) -> None:
-        loop = asyncio.get_running_loop()
+    # Reading: the transport calls _Link, which calls these (from the event loop).
+
+    def _set_paused(self, reason: int, paused: bool) -> None:
+        self._paused = self._paused | reason if paused else self._paused & ~reason
+        want = not self._paused
+        if want is self._reading or self._closed.is_set():
+            return
+        self._reading = want
+        transport = self._transport
+        assert isinstance(transport, asyncio.ReadTransport)
+        with contextlib.suppress(Exception):  # a transport already closing: nothing to do
+            if want:
+                transport.resume_reading()
+            else:
+                transport.pause_reading()
+
+    def _start_reading(self) -> None:
+        early = self._early
+        self._early = None
+        if early is not None:
+            data, ended = early
+            if data:
+                self._last_activity = self._loop.time()
+                self._rx.feed(data)
+            if self._faults is not None:
+                self._fault_task_start()
+            else:
+                self._set_paused(_PAUSED_FAULTS, False)
+                if data:
+                    self._process_guarded()
+            if ended:
+                self._eof_received()
+                self._close_transport()
+
+    def _received(self, count: int) -> None:
+        self._last_activity = self._loop.time()
+        self._rx.buffer_updated(count)
+        if self._deaf or self._closed.is_set():
+            return
+        if self._faults is not None:
+            self._fault_task_start()
+            return
+        self._process_guarded()
+
+    def _process_guarded(self) -> None:
         try:
-            while not self._closed.is_set():
-                if not self._space.is_set():
-                    await self._space.wait()
-                    continue
+            self._process()
+        except Exception as exc:  # a bug here must not take the server down
+            log.exception("internal error on association with %s", self.peer)
+            self._finish(AssociationAborted(f"internal error: {exc}", source=2))
+            self.abort(source=2)
+
+    def _process(self) -> None:
+        rx = self._rx
+        trace = self._trace
+        while not self._closed.is_set():
+            try:
+                pdu = rx.next_pdu()
+            except RemoteProtocolError as exc:
+                self._invalid_pdu(exc)
+                return
+            if pdu is None:
+                return
+            if trace is not None:
+                trace("recv", pdu)
+            self._handle(_EVENT_FOR_PDU[pdu.pdu_type], pdu)
+
+    def _fault_task_start(self) -> None:
+        # The fault injector decides asynchronously (a DELAY sleeps): reading pauses while it
+        # works through what has arrived, in order.
+        self._set_paused(_PAUSED_FAULTS, True)
+        if self._reader_task is None or self._reader_task.done():
+            self._reader_task = asyncio.create_task(self._fault_loop())
+
+    async def _fault_loop(self) -> None:
+        faults = self._faults
+        assert faults is not None
+        rx = self._rx
+        try:
+            while not self._closed.is_set() and not self._deaf:
                 try:
-                    data = await self._reader.read(_READ_SIZE)
-                except (ConnectionError, OSError):
-                    data = b""
-                self._last_activity = loop.time()
-                if not data:
-                    self._peer_closed()
+                    pdu = rx.next_pdu()
+                except RemoteProtocolError as exc:
+                    self._invalid_pdu(exc)
                     break
-                if self._deaf:
+                if pdu is None:
+                    break
+                if self._trace is not None:
+                    self._trace("recv", pdu)
+                verdict = await faults.on_receive(self, pdu)
+                if isinstance(verdict, RemoteProtocolError):
+                    self._invalid_pdu(verdict)
+                    break
+                if verdict is None or self._closed.is_set():
                     continue
-                self._framer.feed(data)
-                while not self._closed.is_set():
-                    try:
-                        pdu = self._framer.next_pdu()
-                    except RemoteProtocolError as exc:
-                        self._invalid_pdu(exc)
-                        break
-                    if pdu is None:
-                        break
-                    if self._faults is not None:
-                        verdict = await self._faults.on_receive(self, pdu)
-                        if isinstance(verdict, RemoteProtocolError):
-                            self._invalid_pdu(verdict)
-                            break
-                        if verdict is None or self._closed.is_set():
-                            continue
-                        pdu = verdict
-                    self._handle(_EVENT_FOR_PDU[pdu.pdu_type], pdu)
+                self._handle(_EVENT_FOR_PDU[verdict.pdu_type], verdict)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug here must not take the server down
@@ -434,8 +666,25 @@ class Association:
             self._finish(AssociationAborted(f"internal error: {exc}", source=2))
             self.abort(source=2)
         finally:
-            self._stop_idle()
-            self._close_transport()
+            self._set_paused(_PAUSED_FAULTS, False)
+
+    def _eof_received(self) -> None:
+        if self._eof_seen or self._closed.is_set():
+            return
+        self._eof_seen = True
+        self._last_activity = self._loop.time()
+        self._peer_closed()
+
+    def _connection_lost(self) -> None:
+        self._lost = True
+        if not self._eof_seen and not self._closed.is_set():
+            # Reset, or closed under TLS: the peer is gone all the same.
+            self._eof_seen = True
+            self._peer_closed()
+        self._stop_idle()
+        self._close_transport()
+        self._resume_writing()
+        self._wake()
 
     def _peer_closed(self) -> None:
         """Evt17: report a peer that hung up as "closed", not as an abort or a timeout."""
@@ -455,6 +704,7 @@ class Association:
         # later piece of garbage with another A-ABORT helps nobody): what the peer sends from
         # now on is read and dropped; ARTIM (Sta13) bounds the wait for its close.
         self._deaf = True
+        self._rx.drop()
 
     # Idle supervision (serve only): an established association with no traffic and nothing
     # in progress is aborted. One timer, re-armed lazily from the time of the last read, so
@@ -477,7 +727,7 @@ class Association:
         idle = self.config.timeouts.idle
         assert idle is not None
         loop = asyncio.get_running_loop()
-        if self.busy or self._events or not self._space.is_set():
+        if self.busy or self._events or self._paused & _PAUSED_QUEUE:
             # Work in progress (or queued for the service): idleness starts when it ends.
             self._last_activity = loop.time()
         due = self._last_activity + idle
@@ -485,7 +735,7 @@ class Association:
             self._idle_timer = loop.call_at(due, self._idle_check)
             return
         self._idle_timer = None
-        partial = self._framer.pending()
+        partial = self._rx.pending()
         what = f"stopped {partial} bytes into a PDU" if partial else "sent nothing"
         log.info("aborting idle association with %s: peer %s", self.peer, what)
         self._finish(TimeoutExpired(f"peer {self.peer} {what} for {idle:g} s (idle timeout)"))
@@ -523,6 +773,8 @@ class Association:
 
     def _send_pdu(self, pdu: PDU) -> None:
         data = encode_pdu(pdu)
+        if self._trace is not None:
+            self._trace("send", pdu)
         if self._faults is not None:
             self._faults.send(self, pdu.pdu_type, data)
             return
@@ -549,10 +801,11 @@ class Association:
         if self._closed.is_set():
             return
         self._stop_artim()
+        self._stop_idle()
         self._closed.set()
         with contextlib.suppress(Exception):
-            transport = self._writer.transport
-            self._writer.close()
+            transport = self._transport
+            transport.close()
             if transport.get_write_buffer_size():
                 # close() waits until the buffer is flushed, which a peer that does not read
                 # would postpone forever: give it a moment, then drop the connection.
@@ -565,7 +818,7 @@ class Association:
         if not self._released.done():
             self._released.set_exception(self._end or ConnectionClosed("closed"))
             self._released.exception()
-        self._space.set()
+        self._resume_writing()
 
     def _finish(self, reason: NetDicomError) -> None:
         if self._end is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 # Our advertised Maximum Length for P-DATA-TF (PS3.8 D.1). Large, so that peers can send big
@@ -33,3 +34,7 @@ class TransportConfig:
     ssl_context: ssl.SSLContext | None = None
     # Server-side hostname for TLS SNI/verification on the client; None uses the host we dial.
     server_hostname: str | None = None
+    # Called for every PDU sent ("send") and received ("recv"), with the PDU, or for the
+    # P-DATA-TF that the send fast path writes without building one, a short description
+    # (str). For `--debug` traces; None (the default) costs nothing.
+    trace: Callable[[str, object], None] | None = None
