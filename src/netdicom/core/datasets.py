@@ -314,18 +314,25 @@ def _check(path: Path, meta: _Meta, declared: Encoding, data: bytes, size: int) 
 
 
 class FileSource:
-    """A data set streamed from disk as it is (DatasetSource: `length`, `read(n)`)."""
+    """A data set streamed from disk as it is (DatasetSource: `length`, `read(n)`, and
+    `readinto(buffer)`, which reads straight into the buffer the association sends from)."""
 
     def __init__(self, info: DicomFile) -> None:
-        self._fp = open(info.path, "rb")  # noqa: SIM115 - closed by close(), after sending
+        # Unbuffered: each read is one system call into the caller's buffer, no copy.
+        self._fp = open(info.path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
         self._fp.seek(info.dataset_offset)
         self.length = info.dataset_length
         self.sent = 0
 
     def read(self, size: int) -> bytes:
-        piece = self._fp.read(size)
+        piece = self._fp.read(size) or b""
         self.sent += len(piece)
         return piece
+
+    def readinto(self, buffer: memoryview) -> int:
+        count = self._fp.readinto(buffer) or 0
+        self.sent += count
+        return count
 
     def close(self) -> None:
         self._fp.close()

@@ -17,7 +17,6 @@ The association stays usable after every one of them.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import zlib
@@ -37,7 +36,8 @@ from netdicom.archive.layout import (
 from netdicom.archive.meta import encode_file_meta
 from netdicom.archive.rebuild import CAPTURE_TAGS
 from netdicom.archive.scan import DatasetError, DatasetScanner, LimitExceeded
-from netdicom.archive.writer import Archive, Outcome, PendingFile
+from netdicom.archive.spool import Spool, SpooledFile
+from netdicom.archive.writer import Archive, Outcome, PendingFile, Placed
 from netdicom.core import uids
 from netdicom.core.acse import AcceptedContext
 from netdicom.core.dimse import CStoreRQ, CStoreRSP, DatasetFragment, DimseMessage, status
@@ -181,6 +181,9 @@ class StorageSCP:
         self.limits = limits or StoreLimits()
         self.on_stored: list[OnStored] = []
         self._capture = self.layout.tags | {SOP_CLASS_UID, SOP_INSTANCE_UID} | CAPTURE_TAGS
+        # Durable stores do their file work on worker threads (archive.spool): it overlaps
+        # with receiving, and the fsyncs of parallel associations overlap with each other.
+        self._spool = Spool()
 
     async def handle(
         self, assoc: Association, context: AcceptedContext, message: DimseMessage
@@ -247,6 +250,7 @@ class StorageSCP:
             vr_lookup=_dictionary_vr,
         )
         inflater = _Inflater(scanner, self.limits.max_inflated) if ts in DEFLATED_SYNTAXES else None
+        spooled: SpooledFile | None = None
         if failure is None:
             header = encode_file_meta(
                 sop_class_uid=rq.affected_sop_class_uid,
@@ -254,10 +258,13 @@ class StorageSCP:
                 transfer_syntax=ts,
                 source_ae_title=calling_ae,
             )
-            try:
-                pending = self.archive.begin(header)
-            except OSError as exc:
-                failure = _Failed(status.OUT_OF_RESOURCES, f"cannot write: {exc.strerror}")
+            if self.archive.fsync:
+                spooled = SpooledFile(self._spool, self.archive, header)
+            else:
+                try:
+                    pending = self.archive.begin(header)
+                except OSError as exc:
+                    failure = _Failed(status.OUT_OF_RESOURCES, f"cannot write: {exc.strerror}")
         checked = False
         try:
             while True:
@@ -273,14 +280,19 @@ class StorageSCP:
                 if not isinstance(event, DatasetFragment):
                     raise _Failed(status.CANNOT_UNDERSTAND, "data set incomplete")
                 if failure is None:
-                    assert pending is not None
                     data = event.data
                     try:
                         if inflater is None:
                             scanner.feed(data)
                         else:
                             inflater.feed(data)
-                        pending.write(data)
+                        if spooled is not None:
+                            if spooled.error is not None:
+                                raise spooled.error
+                            await spooled.write(data)
+                        else:
+                            assert pending is not None
+                            pending.write(data)
                         # Checked as soon as the element after (0008,0018) begins.
                         if not checked and scanner.passed(SOP_INSTANCE_UID + 1):
                             self._check(scanner, rq)
@@ -296,12 +308,14 @@ class StorageSCP:
                             status.OUT_OF_RESOURCES, f"write failed: {exc.strerror or exc}"
                         )
                     if failure is not None:
-                        pending.discard()
+                        if pending is not None:
+                            pending.discard()
+                        if spooled is not None:
+                            await spooled.discard()
                 if event.is_last:
                     break
             if failure is not None:
                 raise failure
-            assert pending is not None
             try:
                 if inflater is not None:
                     inflater.finish()
@@ -319,11 +333,14 @@ class StorageSCP:
                 relative = self.layout.render(values)
             except UnsafePath as exc:
                 raise _Failed(UNSAFE_UID, str(exc)) from None
-            size = pending.size
+            placed: Placed
             try:
-                if self.archive.fsync:
-                    placed = await asyncio.to_thread(pending.commit, relative)
+                if spooled is not None:
+                    size = spooled.size
+                    placed = await spooled.commit(relative)
                 else:
+                    assert pending is not None
+                    size = pending.size
                     placed = pending.commit(relative)
             except UnsafePath as exc:
                 raise _Failed(UNSAFE_UID, str(exc)) from None
@@ -331,7 +348,8 @@ class StorageSCP:
                 raise _Failed(
                     status.OUT_OF_RESOURCES, f"cannot store: {exc.strerror or exc}"
                 ) from None
-            pending = None
+            finally:
+                pending = spooled = None
             return StoredInstance(
                 path=placed.path,
                 sop_class_uid=rq.affected_sop_class_uid,
@@ -345,6 +363,8 @@ class StorageSCP:
         finally:
             if pending is not None:
                 pending.discard()
+            if spooled is not None:
+                spooled.discard_now()
 
     def _check(self, scanner: DatasetScanner, rq: CStoreRQ) -> None:
         """The data set must be the instance the command names (PS3.4 B.2.2)."""

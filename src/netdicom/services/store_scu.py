@@ -106,6 +106,11 @@ class _Counting:
         self._observer.sent_bytes(len(piece))
         return piece
 
+    def readinto(self, buffer: memoryview) -> int:
+        count = self._source.readinto(buffer)
+        self._observer.sent_bytes(count)
+        return count
+
 
 def _failed(info: DicomFile, reason: str, status: int | None = None) -> FileOutcome:
     return FileOutcome(
@@ -214,21 +219,31 @@ class _Run:
         if self.report.error is None:
             self.report.error = exc
 
-    async def worker(self, batch: Batch, queue: deque[DicomFile]) -> None:
+    async def worker(self, batch: Batch, share: _Shares, index: int) -> None:
         async with self.limit:
-            if not queue:
+            if not share.left(index):
                 return
+            share.opening(index)
             try:
                 assoc = await open_association(self.peer, self.options, batch.contexts)
             except NetDicomError as exc:
                 self.fault(exc)
+                share.give_up(index)
                 return
             self.report.associations += 1
             self.observer.opened(assoc)
+            share.started(index)
             info: DicomFile | None = None
             try:
-                while queue:
-                    info = queue.popleft()
+                while True:
+                    info = share.next(index)
+                    if info is None:
+                        if not share.pending():
+                            break
+                        # Another association of the batch is still opening: if it fails,
+                        # its files come to us.
+                        await share.changed()
+                        continue
                     self.record(await store_one(assoc, info, self.timeout, self.observer))
                     info = None
             except (NetDicomError, OSError) as exc:
@@ -237,9 +252,11 @@ class _Run:
                 self.fault(error)
                 if info is not None:
                     self.record(_failed(info, f"not stored: {error}"))
+                share.give_up(index)
                 assoc.abort()
                 return
             except BaseException:
+                share.give_up(index)
                 assoc.abort()
                 raise
             try:
@@ -247,6 +264,69 @@ class _Run:
             except NetDicomError as exc:
                 # Everything was answered already; a failed release loses nothing.
                 self.fault(exc)
+
+
+class _Shares:
+    """The files of one batch, dealt out in turn to its parallel associations, so that each
+    one that opens has its share (a fast association cannot empty the list while the others
+    are still being negotiated). An association that ran out takes from the largest share
+    of one that is running or gone (failed to open, or aborted): uneven sizes even out, and a
+    lost association's files still go out on the others."""
+
+    __slots__ = ("_change", "_open", "_opening", "_queues")
+
+    def __init__(self, files: Sequence[DicomFile], parts: int) -> None:
+        self._queues = [deque(files[i::parts]) for i in range(parts)]
+        self._open = [False] * parts  # running or gone: its share may be taken by others
+        self._opening = [False] * parts  # negotiating (it holds one of the -j slots)
+        self._change = asyncio.Event()
+
+    def opening(self, index: int) -> None:
+        self._opening[index] = True
+
+    def left(self, index: int) -> bool:
+        return bool(self._queues[index]) or any(
+            q for q, taken in zip(self._queues, self._open, strict=True) if taken
+        )
+
+    def started(self, index: int) -> None:
+        self._open[index] = True
+        self._changed()
+
+    def give_up(self, index: int) -> None:
+        self._open[index] = True
+        self._changed()
+
+    def pending(self) -> bool:
+        """Files are held by an association being negotiated (one still waiting for a slot
+        is not waited for: it sends its own share once it gets one)."""
+        return any(
+            q and opening and not taken
+            for q, opening, taken in zip(self._queues, self._opening, self._open, strict=True)
+        )
+
+    async def changed(self) -> None:
+        await self._change.wait()
+
+    def _changed(self) -> None:
+        self._change.set()
+        self._change = asyncio.Event()
+
+    def next(self, index: int) -> DicomFile | None:
+        own = self._queues[index]
+        if own:
+            return own.popleft()
+        candidates = [q for q, taken in zip(self._queues, self._open, strict=True) if taken and q]
+        if not candidates:
+            return None
+        return max(candidates, key=len).pop()
+
+    def remaining(self) -> list[DicomFile]:
+        left: list[DicomFile] = []
+        for queue in self._queues:
+            left.extend(queue)
+            queue.clear()
+        return left
 
 
 async def store(
@@ -273,20 +353,23 @@ async def store(
         run.record(skipped_outcome(skipped))
     started = time.perf_counter()
     plan = batches(scan.files)
-    queues = [deque(batch.files) for batch in plan]
+    shares: list[_Shares] = []
     tasks: list[asyncio.Task[None]] = []
-    for batch, queue in zip(plan, queues, strict=True):
-        for _ in range(min(max(1, associations), len(batch.files))):
-            tasks.append(asyncio.create_task(run.worker(batch, queue)))
+    for batch in plan:
+        parts = min(max(1, associations), len(batch.files))
+        share = _Shares(batch.files, parts)
+        shares.append(share)
+        for index in range(parts):
+            tasks.append(asyncio.create_task(run.worker(batch, share, index)))
     try:
         await asyncio.gather(*tasks)
     finally:
         for task in tasks:
             task.cancel()
     reason = f"not sent: {report.error}" if report.error else "not sent"
-    for queue in queues:
-        while queue:
-            run.record(_failed(queue.popleft(), reason))
+    for share in shares:
+        for info in share.remaining():
+            run.record(_failed(info, reason))
     report.elapsed = time.perf_counter() - started
     return report
 

@@ -362,9 +362,15 @@ class Association:
         else:
             if length % 2:
                 raise LocalProtocolError("a data set must have an even length (PS3.5 §7.1)")
-            data = dataset.read(length)
-            if len(data) != length:
-                raise LocalProtocolError("data set source ended early")
+            pieces = []
+            missing = length
+            while missing:
+                piece = dataset.read(missing)
+                if not piece:
+                    raise LocalProtocolError("data set source ended early")
+                pieces.append(piece)
+                missing -= len(piece)
+            data = b"".join(pieces)
         if self._faults is not None:
             self._write_pdv(context_id, True, True, command)
             self._write_pdv(context_id, False, True, data)

@@ -1,0 +1,216 @@
+"""File work of the Storage SCP off the event loop: a received instance is created, written,
+made durable and put in place by worker threads, in order, while the event loop goes on
+receiving (the rest of this data set, or other associations' data sets).
+
+Why: creating a file, copying megabytes into the page cache and fsync are system calls that
+release the GIL but block the thread that makes them. On the event loop they add up with the
+network work; here they overlap with it, and with -j N the fsyncs of N associations run at the
+same time (the file system commits them together).
+
+The event loop hands over views of the received bytes (transport.receiver never reuses their
+memory) in batches; at most a few MiB are in flight per file, so memory stays bounded whatever
+the size of the data set. Errors (ENOSPC, EIO...) are kept and reported when the data set
+ends, as before: the association goes on, the instance fails with A7xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import threading
+from collections import deque
+from collections.abc import Callable
+from pathlib import PurePosixPath
+from typing import Any, Final, TypeVar
+
+from netdicom.archive.writer import Archive, PendingFile, Placed
+
+__all__ = ["Spool", "SpooledFile"]
+
+T = TypeVar("T")
+
+# Bytes gathered before they are handed to a worker (one hand-over per batch, not per PDU).
+_BATCH: Final = 256 << 10
+# Bytes handed over and not yet written before the receiver waits for the disk.
+_IN_FLIGHT: Final = 4 << 20
+_WORKERS: Final = 8
+# How long a discard on the way out (an aborted association) waits for the file's writer.
+_DISCARD_WAIT: Final = 30.0
+
+
+class Spool:
+    """The worker threads of one Storage SCP (started when first needed)."""
+
+    def __init__(self, workers: int = _WORKERS) -> None:
+        self._workers = workers
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = concurrent.futures.ThreadPoolExecutor(
+                    self._workers, thread_name_prefix="netdicom-spool"
+                )
+            return self._executor
+
+    def close(self) -> None:
+        with self._lock:
+            if self._executor is not None:
+                self._executor.shutdown(wait=False)
+                self._executor = None
+
+
+class _Serial:
+    """Jobs of one file, run one after the other on the spool's threads."""
+
+    __slots__ = ("_executor", "_jobs", "_lock", "_running")
+
+    def __init__(self, executor: concurrent.futures.Executor) -> None:
+        self._executor = executor
+        self._lock = threading.Lock()
+        self._jobs: deque[tuple[concurrent.futures.Future[Any], Callable[[], Any]]] = deque()
+        self._running = False
+
+    def submit(self, job: Callable[[], T]) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        with self._lock:
+            self._jobs.append((future, job))
+            if self._running:
+                return future
+            self._running = True
+        self._executor.submit(self._run)
+        return future
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._jobs:
+                    self._running = False
+                    return
+                future, job = self._jobs.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(job())
+            except BaseException as exc:  # handed to whoever awaits the job
+                future.set_exception(exc)
+
+
+class SpooledFile:
+    """One instance being received: `write()` views of its bytes as they come, then
+    `await commit(relative)`, or `await discard()` / `discard_now()`.
+
+    `error` is set (by a worker) when creating or writing the file failed: the caller stops
+    handing over bytes and reports the failure; nothing is left on disk."""
+
+    __slots__ = (
+        "_archive",
+        "_batch",
+        "_batch_bytes",
+        "_in_flight",
+        "_in_flight_bytes",
+        "_last",
+        "_pending",
+        "_serial",
+        "error",
+        "size",
+    )
+
+    def __init__(self, spool: Spool, archive: Archive, header: bytes) -> None:
+        self._archive = archive
+        self._serial = _Serial(spool.executor())
+        self._pending: PendingFile | None = None
+        self.error: OSError | None = None
+        self.size = len(header)  # bytes of the file (header included), as handed over
+        self._batch: list[memoryview | bytes] = []
+        self._batch_bytes = 0
+        self._in_flight: deque[tuple[concurrent.futures.Future[None], int]] = deque()
+        self._in_flight_bytes = 0
+        self._last: concurrent.futures.Future[Any] = self._serial.submit(
+            lambda: self._begin(header)
+        )
+
+    # --- the event loop's side ----------------------------------------------------------------
+
+    async def write(self, data: memoryview | bytes) -> None:
+        """Queue `data` (not copied: it must not change); waits only when the disk is behind."""
+        self._batch.append(data)
+        self._batch_bytes += len(data)
+        self.size += len(data)
+        if self._batch_bytes >= _BATCH:
+            self._hand_over()
+            while self._in_flight_bytes > _IN_FLIGHT and self._in_flight:
+                future, count = self._in_flight.popleft()
+                self._in_flight_bytes -= count
+                with contextlib.suppress(Exception):
+                    await asyncio.wrap_future(future)
+
+    async def commit(self, relative: PurePosixPath) -> Placed:
+        """Write what is left, make the file durable and put it at `relative` (raises what
+        Archive.place raises: OSError, UnsafePath)."""
+        batch = self._take_batch()
+        future = self._serial.submit(lambda: self._commit(batch, relative))
+        self._last = future
+        return await asyncio.wrap_future(future)
+
+    async def discard(self) -> None:
+        """Drop the file (and what is queued); returns once nothing is left on disk."""
+        self._batch, self._batch_bytes = [], 0
+        future = self._serial.submit(self._discard)
+        self._last = future
+        await asyncio.wrap_future(future)
+
+    def discard_now(self) -> None:
+        """As discard(), blocking (for a `finally` on the way out of a cancelled task)."""
+        self._batch, self._batch_bytes = [], 0
+        if self.error is None:
+            self.error = OSError("discarded")
+        future = self._serial.submit(self._discard)
+        with contextlib.suppress(Exception):
+            future.result(_DISCARD_WAIT)
+
+    def _hand_over(self) -> None:
+        batch = self._take_batch()
+        count = sum(len(piece) for piece in batch)
+        future = self._serial.submit(lambda: self._write(batch))
+        self._last = future
+        self._in_flight.append((future, count))
+        self._in_flight_bytes += count
+
+    def _take_batch(self) -> list[memoryview | bytes]:
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        return batch
+
+    # --- the workers' side --------------------------------------------------------------------
+
+    def _begin(self, header: bytes) -> None:
+        try:
+            self._pending = self._archive.begin(header)
+        except OSError as exc:
+            self.error = exc
+
+    def _write(self, batch: list[memoryview | bytes]) -> None:
+        pending = self._pending
+        if self.error is not None or pending is None:
+            return
+        try:
+            for piece in batch:
+                pending.write(piece)
+        except OSError as exc:
+            self.error = exc
+            pending.discard()
+
+    def _commit(self, batch: list[memoryview | bytes], relative: PurePosixPath) -> Placed:
+        self._write(batch)
+        pending = self._pending
+        if self.error is not None or pending is None:
+            raise self.error or OSError("the file was not created")
+        self._pending = None
+        return pending.commit(relative)
+
+    def _discard(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.discard()
