@@ -279,3 +279,67 @@ def test_compressed_file_not_accepted_fails_clearly(tmp_path: Path) -> None:
     failed = [o for o in report.outcomes if o.result is Result.FAILED]
     assert len(failed) == 1 and len(received.items) == 1
     assert f"compressed in {jpeg}" in (failed[0].reason or "")
+
+
+# --- how -j N deals the files out ------------------------------------------------------------
+
+
+def _infos(count: int) -> list[Any]:
+    from netdicom.core.datasets import DicomFile
+
+    return [
+        DicomFile(Path(f"f{n}.dcm"), CT, f"1.2.3.{n}", uids.EXPLICIT_VR_LE, 300, 2)
+        for n in range(count)
+    ]
+
+
+def test_shares_are_dealt_in_turn_and_kept_until_their_association_opens() -> None:
+    from netdicom.services.store_scu import _Shares
+
+    async def main() -> None:
+        share = _Shares(_infos(7), 3)
+        share.opening(0)
+        share.started(0)
+        taken = []
+        while (info := share.next(0)) is not None:
+            taken.append(info.sop_instance_uid)
+        # Its own share only: the others have not opened yet and keep theirs.
+        assert taken == ["1.2.3.0", "1.2.3.3", "1.2.3.6"]
+        assert not share.pending()  # nobody is negotiating: nothing to wait for
+        share.opening(1)
+        assert share.pending()  # association 1 is negotiating: 0 may wait for it
+        share.give_up(1)  # ...and failed: its share goes to the others, largest first
+        assert not share.pending()
+        assert [share.next(0).sop_instance_uid for _ in range(2)] == ["1.2.3.4", "1.2.3.1"]  # type: ignore[union-attr]
+        share.started(2)
+        assert share.next(0).sop_instance_uid == "1.2.3.5"  # type: ignore[union-attr]
+        assert share.next(2).sop_instance_uid == "1.2.3.2"  # type: ignore[union-attr]
+        assert share.next(0) is None and share.remaining() == []
+
+    asyncio.run(main())
+
+
+def test_files_of_an_association_that_cannot_open_go_out_on_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import netdicom.services.store_scu as store_scu
+
+    make_files(tmp_path, 9)
+    real_open = store_scu.open_association
+    calls = 0
+
+    async def flaky_open(*args: Any, **kwargs: Any) -> Association:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            await asyncio.sleep(0.2)  # fails after the others have sent their own shares
+            raise ConnectFailed("refused (test)")
+        return await real_open(*args, **kwargs)
+
+    monkeypatch.setattr(store_scu, "open_association", flaky_open)
+    with scp() as (port, received):
+        report, _ = _run(port, [tmp_path], associations=3)
+    assert report.count(Result.STORED) == 9
+    assert len(received.items) == 9
+    assert report.associations == 2
+    assert isinstance(report.error, ConnectFailed)

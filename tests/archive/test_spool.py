@@ -1,0 +1,134 @@
+"""archive.spool: the file work of a durable store on worker threads, in order, and nothing
+left behind whatever goes wrong."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import threading
+import time
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from netdicom.archive.spool import Spool, SpooledFile
+from netdicom.archive.writer import TEMP_DIR, Archive, Outcome
+
+
+def leftovers(root: Path) -> list[Path]:
+    return list((root / TEMP_DIR).iterdir())
+
+
+def test_pieces_are_written_in_order_and_the_file_placed(tmp_path: Path) -> None:
+    archive = Archive(tmp_path)
+    spool = Spool()
+    pieces = [bytes([n]) * size for n, size in enumerate((10, 300_000, 1 << 20, 7, 2_000_000))]
+
+    async def main() -> None:
+        spooled = SpooledFile(spool, archive, b"HEAD")
+        for piece in pieces:
+            await spooled.write(memoryview(piece))
+        assert spooled.size == 4 + sum(map(len, pieces))
+        placed = await spooled.commit(PurePosixPath("a/b.dcm"))
+        assert placed.outcome is Outcome.STORED
+
+    asyncio.run(main())
+    spool.close()
+    assert (tmp_path / "a" / "b.dcm").read_bytes() == b"HEAD" + b"".join(pieces)
+    assert leftovers(tmp_path) == []
+
+
+def test_the_file_work_runs_off_the_calling_thread(tmp_path: Path) -> None:
+    threads: set[int] = set()
+
+    def write(fd: int, data: memoryview) -> int:
+        threads.add(threading.get_ident())
+        return os.write(fd, data)
+
+    archive = Archive(tmp_path, file_write=write)
+
+    async def main() -> None:
+        spooled = SpooledFile(Spool(), archive, b"HEAD")
+        await spooled.write(b"x" * (3 << 20))
+        await spooled.commit(PurePosixPath("c.dcm"))
+
+    asyncio.run(main())
+    assert threads and threading.get_ident() not in threads
+
+
+def test_a_failed_write_is_reported_and_leaves_nothing(tmp_path: Path) -> None:
+    calls = 0
+
+    def full_disk(fd: int, data: memoryview) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return os.write(fd, data)
+
+    archive = Archive(tmp_path, file_write=full_disk)
+
+    async def main() -> None:
+        spooled = SpooledFile(Spool(), archive, b"HEAD")
+        for _ in range(6):
+            await spooled.write(b"y" * (512 << 10))  # handed over in batches
+        with pytest.raises(OSError) as caught:
+            await spooled.commit(PurePosixPath("d.dcm"))
+        assert caught.value.errno == errno.ENOSPC
+        assert isinstance(spooled.error, OSError)
+
+    asyncio.run(main())
+    assert leftovers(tmp_path) == [] and not (tmp_path / "d.dcm").exists()
+
+
+@pytest.mark.parametrize("blocking", [True, False])
+def test_discard_leaves_nothing(tmp_path: Path, blocking: bool) -> None:
+    def slow(fd: int, data: memoryview) -> int:
+        time.sleep(0.01)
+        return os.write(fd, data)
+
+    archive = Archive(tmp_path, file_write=slow)
+
+    async def main() -> None:
+        spooled = SpooledFile(Spool(), archive, b"HEAD")
+        for _ in range(4):
+            await spooled.write(b"z" * (300 << 10))
+        if blocking:
+            spooled.discard_now()
+        else:
+            await spooled.discard()
+        assert leftovers(tmp_path) == []
+
+    asyncio.run(main())
+
+
+def test_bytes_in_flight_are_bounded(tmp_path: Path) -> None:
+    gate = threading.Event()
+    written = 0
+
+    def stalled(fd: int, data: memoryview) -> int:
+        nonlocal written
+        gate.wait(5)
+        written += len(data)
+        return os.write(fd, data)
+
+    archive = Archive(tmp_path, fsync=False, file_write=stalled)
+
+    async def main() -> None:
+        spooled = SpooledFile(Spool(), archive, b"HEAD")
+        writer = asyncio.create_task(_write_many(spooled, 40, 256 << 10))  # 10 MiB
+        await asyncio.sleep(0.3)
+        # The disk does not move: the writer waits with at most a few MiB handed over.
+        assert not writer.done()
+        gate.set()
+        await writer
+        await spooled.commit(PurePosixPath("e.dcm"))
+
+    asyncio.run(main())
+    assert (tmp_path / "e.dcm").stat().st_size == 4 + 40 * (256 << 10)
+
+
+async def _write_many(spooled: SpooledFile, count: int, size: int) -> None:
+    for _ in range(count):
+        await spooled.write(b"w" * size)
