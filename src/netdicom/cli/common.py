@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -136,6 +136,7 @@ def client_options(
     *,
     peer_text: str | None = None,
     quiet: bool = False,
+    debug: bool = False,
 ) -> ClientOptions:
     """The ClientOptions of a client subcommand: timeouts, TLS context and user identity.
 
@@ -209,9 +210,16 @@ def client_options(
             timeouts=Timeouts(connect=timeout, acse=timeout, dimse=timeout),
             max_pdu=max_pdu,
             ssl_context=context,
+            trace=_debug_trace() if debug else None,
         ),
         user_identity=identity,
     )
+
+
+def _debug_trace() -> Callable[[str, object], None]:
+    from netdicom.render.trace import pdu_trace
+
+    return pdu_trace
 
 
 def _named_peer_wants_tls(text: str | None) -> bool:

@@ -81,7 +81,9 @@ def echo(
     security = ClientSecurity(
         tls, tls_cert, tls_key, tls_ca, tls_no_hostname_check, username, password
     )
-    options = client_options(aet, aec, timeout, max_pdu, security, peer_text=peer, quiet=quiet)
+    options = client_options(
+        aet, aec, timeout, max_pdu, security, peer_text=peer, quiet=quiet, debug=debug
+    )
     code = run(
         _echo(target, options, repeat, timeout, verbose, quiet, json_output),
         debug=debug,

@@ -136,7 +136,9 @@ def find(
     security = ClientSecurity(
         tls, tls_cert, tls_key, tls_ca, tls_no_hostname_check, username, password
     )
-    options = client_options(aet, aec, timeout, max_pdu, security, peer_text=peer_text, quiet=quiet)
+    options = client_options(
+        aet, aec, timeout, max_pdu, security, peer_text=peer_text, quiet=quiet, debug=debug
+    )
     code = run(
         _find(
             target,

@@ -248,6 +248,7 @@ def serve(
     root = logging.getLogger("netdicom")
     root.addHandler(handler)
     root.setLevel(level)
+    root.propagate = False  # --debug also configures the root logger: no duplicate lines
     try:
         Layout.parse(layout)
     except LayoutError as exc:
@@ -290,6 +291,7 @@ def serve(
             timeouts=Timeouts(idle=idle_timeout, artim=acse_timeout, acse=acse_timeout),
             max_pdu=max_pdu,
             ssl_context=ssl_context,
+            trace=_debug_trace() if debug else None,
         ),
         allow=allowed,
         strict_aet=strict_aet,
@@ -298,6 +300,12 @@ def serve(
         outbound_ssl_context=outbound,
     )
     run(_serve(config), debug=debug, quiet=quiet)
+
+
+def _debug_trace() -> Any:
+    from netdicom.render.trace import pdu_trace
+
+    return pdu_trace
 
 
 def _remotes(values: list[str]) -> tuple[dict[str, Peer], frozenset[str]]:
