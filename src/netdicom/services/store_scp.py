@@ -17,6 +17,7 @@ The association stays usable after every one of them.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import zlib
@@ -251,20 +252,13 @@ class StorageSCP:
         )
         inflater = _Inflater(scanner, self.limits.max_inflated) if ts in DEFLATED_SYNTAXES else None
         spooled: SpooledFile | None = None
-        if failure is None:
-            header = encode_file_meta(
-                sop_class_uid=rq.affected_sop_class_uid,
-                sop_instance_uid=instance_uid,
-                transfer_syntax=ts,
-                source_ae_title=calling_ae,
-            )
-            if self.archive.fsync:
-                spooled = SpooledFile(self._spool, self.archive, header)
-            else:
-                try:
-                    pending = self.archive.begin(header)
-                except OSError as exc:
-                    failure = _Failed(status.OUT_OF_RESOURCES, f"cannot write: {exc.strerror}")
+        header = encode_file_meta(
+            sop_class_uid=rq.affected_sop_class_uid,
+            sop_instance_uid=instance_uid,
+            transfer_syntax=ts,
+            source_ae_title=calling_ae,
+        )
+        started = False
         checked = False
         try:
             while True:
@@ -279,6 +273,21 @@ class StorageSCP:
                     raise _Failed(status.CANNOT_UNDERSTAND, "released mid data set")
                 if not isinstance(event, DatasetFragment):
                     raise _Failed(status.CANNOT_UNDERSTAND, "data set incomplete")
+                if failure is None and not started:
+                    # The file is created when the data set begins. A durable store of more
+                    # than one fragment does its file work on the spool's threads; a data set
+                    # in one fragment is written here (a hand-over to a thread and back costs
+                    # more than the write), and only its fsync goes to a thread.
+                    started = True
+                    if self.archive.fsync and not event.is_last:
+                        spooled = SpooledFile(self._spool, self.archive, header)
+                    else:
+                        try:
+                            pending = self.archive.begin(header)
+                        except OSError as exc:
+                            failure = _Failed(
+                                status.OUT_OF_RESOURCES, f"cannot write: {exc.strerror}"
+                            )
                 if failure is None:
                     data = event.data
                     try:
@@ -341,7 +350,10 @@ class StorageSCP:
                 else:
                     assert pending is not None
                     size = pending.size
-                    placed = pending.commit(relative)
+                    if self.archive.fsync:
+                        placed = await asyncio.to_thread(pending.commit, relative)
+                    else:
+                        placed = pending.commit(relative)
             except UnsafePath as exc:
                 raise _Failed(UNSAFE_UID, str(exc)) from None
             except OSError as exc:
