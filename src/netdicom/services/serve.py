@@ -36,6 +36,7 @@ from netdicom.core.pdu import AssociateAC, AssociateRJ, AssociateRQ, ContextResu
 from netdicom.services.dispatcher import Dispatcher
 from netdicom.services.echo import handle_echo
 from netdicom.services.events import emit
+from netdicom.services.events import log as events_log
 from netdicom.services.find_scp import FindSCP, extended_negotiation_answer
 from netdicom.services.peer import Peer
 from netdicom.services.retrieve_common import RETRIEVE_SOP_CLASSES
@@ -297,6 +298,8 @@ class ServeApp:
         )
 
     def _log_stored(self, stored: StoredInstance) -> None:
+        if not events_log.isEnabledFor(logging.INFO):
+            return  # the hot path of a busy store: build nothing nobody will read
         emit(
             "stored",
             f"stored {stored.sop_instance_uid} from {stored.calling_ae} ({stored.outcome.value})",
