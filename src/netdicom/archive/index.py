@@ -241,6 +241,8 @@ class Index:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._pks: dict[tuple[str, str, str], int] = {}
+        # Rows added with add_deferred() and not yet committed (see there).
+        self._pending = 0
 
     # --- opening ---------------------------------------------------------------------------
 
@@ -283,6 +285,7 @@ class Index:
 
     def close(self) -> None:
         with self._lock:
+            self._commit_pending()
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
@@ -300,9 +303,52 @@ class Index:
         transaction."""
         self.add_many([summary])
 
+    # A transaction per stored instance costs as much as building its rows. The store hook
+    # therefore adds with add_deferred(): rows join one open transaction that flush() commits
+    # (serve calls it a few milliseconds later, and before every query, which runs on a
+    # connection of its own and so sees committed rows only). Durability is unchanged: commits
+    # are not fsynced anyway (see the module doc) and the start-up reconciliation indexes any
+    # file whose row was lost.
+    MAX_PENDING = 256
+
+    def add_deferred(self, summary: InstanceSummary) -> None:
+        """Insert one instance into the open transaction (begun if needed); `flush()` commits.
+        A failure undoes this instance only (a savepoint), never the others pending."""
+        with self._lock:
+            db = self._db
+            if self._pending == 0:
+                db.execute("BEGIN IMMEDIATE")
+            self._pending += 1
+            db.execute("SAVEPOINT one")
+            try:
+                self._insert(db, summary)
+            except BaseException:
+                db.execute("ROLLBACK TO one")
+                db.execute("RELEASE one")
+                self._pks.clear()
+                raise
+            db.execute("RELEASE one")
+            if self._pending >= self.MAX_PENDING:
+                self._commit_pending()
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def flush(self) -> None:
+        """Commit what add_deferred() added."""
+        with self._lock:
+            self._commit_pending()
+
+    def _commit_pending(self) -> None:
+        if self._pending and self._conn is not None:
+            self._conn.execute("COMMIT")
+        self._pending = 0
+
     def add_many(self, summaries: Sequence[InstanceSummary]) -> None:
         """Insert several instances in one transaction (rebuild uses batches)."""
         with self._lock:
+            self._commit_pending()
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -397,6 +443,7 @@ class Index:
     def remove(self, paths: Sequence[str]) -> int:
         """Remove the instances stored at `paths` (relative); returns how many were indexed."""
         with self._lock:
+            self._commit_pending()
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -469,6 +516,7 @@ class Index:
         )
         file_keys = [k for k in query.keys if k.tag in from_file and not k.is_universal]
         keys, pairs = _split_pairs(query)
+        self.flush()  # rows added with add_deferred() must be visible to this connection
         conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
         try:
             conn.execute("PRAGMA query_only = ON")

@@ -298,9 +298,11 @@ def index_captured(
     transfer_syntax: str,
     *,
     keep_existing: bool = False,
+    deferred: bool = False,
 ) -> None:
     """Index a stored file from the raw top-level values the Storage SCP's scanner captured
-    while receiving it (it must capture CAPTURE_TAGS): no second read of the file."""
+    while receiving it (it must capture CAPTURE_TAGS): no second read of the file.
+    `deferred`: join the index's open transaction (Index.add_deferred; the caller flushes)."""
     stat = path.stat()
     relative = Path(os.path.relpath(path, index.directory)).as_posix()
     summary = summary_from_values(
@@ -315,4 +317,7 @@ def index_captured(
         raise NotDicom(f"{relative}: no SOP Instance UID")
     if keep_existing and index.sop_instance_paths([uid]):
         return
-    index.add(summary)
+    if deferred:
+        index.add_deferred(summary)
+    else:
+        index.add(summary)

@@ -384,6 +384,7 @@ async def _serve(config: object) -> None:
         await app.server.close(grace=0)
     again.cancel()
     serving.cancel()
+    app.flush_index()
     left = len(app.server.tasks)
     log.info("stopped%s", f" ({left} association tasks did not end)" if left else "")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import ssl
@@ -54,6 +55,8 @@ from netdicom.transport.server import FaultFactory, Server
 log = logging.getLogger("netdicom.serve")
 
 # Transfer syntaxes for services without a data set worth converting, in our preference.
+# How long rows added by the store hook may wait for their commit (see _index_stored).
+_FLUSH_DELAY = 0.05
 _PLAIN_SYNTAXES = (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)
 
 
@@ -116,6 +119,7 @@ class ServeApp:
         self.service_syntaxes: dict[str, tuple[str, ...]] = {uids.VERIFICATION: _PLAIN_SYNTAXES}
         # Query/Retrieve FIND (PS3.4 C.4.1): the index of DIR, verified or rebuilt here.
         self.index = _open_index(config.directory, index_progress)
+        self._flush_timer: asyncio.TimerHandle | None = None
         self.find = FindSCP(self.index, config.ae_title)
         self.storage.on_stored.append(self._index_stored)
         self.storage.on_stored.append(self._log_stored)
@@ -267,7 +271,9 @@ class ServeApp:
             await assoc.send_message(event.context_id, response)
 
     def _index_stored(self, stored: StoredInstance) -> None:
-        # After the file is durable, before success is answered: one transaction.
+        # After the file is durable, before success is answered. Captured values join the
+        # index's open transaction, committed within _FLUSH_DELAY (and before any query):
+        # one commit per burst of stores instead of one per instance (Index.add_deferred).
         from netdicom.archive.rebuild import index_captured, index_file
         from netdicom.archive.writer import Outcome
 
@@ -283,7 +289,19 @@ class ServeApp:
             stored.values,
             stored.transfer_syntax,
             keep_existing=keep_existing,
+            deferred=True,
         )
+        if self._flush_timer is None:
+            loop = asyncio.get_running_loop()
+            self._flush_timer = loop.call_later(_FLUSH_DELAY, self.flush_index)
+
+    def flush_index(self) -> None:
+        """Commit the rows the store hook added (also done before every query)."""
+        self._flush_timer = None
+        try:
+            self.index.flush()
+        except Exception:
+            log.exception("committing the index failed; the start-up check will re-index")
 
     def _log_association(self, assoc: Association) -> None:
         rq = assoc.associate_rq
