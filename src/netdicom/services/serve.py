@@ -54,11 +54,11 @@ from netdicom.transport.server import FaultFactory, Server
 
 log = logging.getLogger("netdicom.serve")
 
-# Transfer syntaxes for services without a data set worth converting, in our preference.
 # How long rows added by the store hook may wait for their commit (see _index_stored). Each
 # commit writes the WAL, which the next per-file fsync then has to flush too (ext4 orders data
 # before its journal): fewer commits, cheaper fsyncs. Queries flush first, so none is stale.
 _FLUSH_DELAY = 1.0
+# Transfer syntaxes for services without a data set worth converting, in our preference.
 _PLAIN_SYNTAXES = (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)
 
 
