@@ -303,3 +303,40 @@ def test_requestor_abort_stops_the_sub_operations(tmp_path: Path) -> None:
             assert not app.server.associations  # serve dropped the move and its association
 
     run(body)
+
+
+def test_move_cancelled_while_in_progress(tmp_path: Path) -> None:
+    """C-CANCEL-RQ between sub-operations of a C-MOVE: the SCP stops and answers FE00 with the
+    counts (PS3.4 C.4.2.3.1), and the destination got only what was completed."""
+    make_files(tmp_path / "serve", 40, study_uid=STUDY)
+
+    async def body() -> None:
+        async with world(tmp_path) as (app, receiver):
+            assoc = await _move_assoc(app)
+            cancel = asyncio.Event()
+
+            def expect(message_id: int) -> None:
+                receiver.expected = ("NETDICOM", message_id)
+
+            def progress(_: Progress) -> None:
+                cancel.set()  # on the first pending response
+
+            result = await move(
+                assoc,
+                Model.STUDY_ROOT,
+                _study(),
+                "DEST",
+                on_request=expect,
+                on_progress=progress,
+                cancel=cancel,
+                timeout=5,
+            )
+            await assoc.release()
+            arrived = len([r for r in receiver.received if r.ok])
+        assert result.cancelled
+        assert result.status == status.CANCEL
+        completed = result.final.completed
+        assert completed is not None and 1 <= completed < 40
+        assert arrived == completed
+
+    run(body)

@@ -149,12 +149,17 @@ class CancellableReceiver:
         self.assoc = assoc
         self.cancel = cancel
         self._task: asyncio.Task[Any] | None = None
+        self._signalled = False
 
     async def next(self, timeout: float | None) -> Any:
-        """The next event, or None when `cancel` was set first."""
+        """The next event, or None (once) when `cancel` is set, whenever it was set: also
+        between two calls, e.g. from a progress callback or a signal handler."""
         if self._task is None:
             self._task = asyncio.ensure_future(self.assoc.receive(timeout))
-        if self.cancel is None or self.cancel.is_set():
+        if self.cancel is not None and self.cancel.is_set() and not self._signalled:
+            self._signalled = True
+            return None  # the pending receive is kept for the next call
+        if self.cancel is None or self._signalled:
             task, self._task = self._task, None
             return await task
         waiter = asyncio.ensure_future(self.cancel.wait())
@@ -165,6 +170,7 @@ class CancellableReceiver:
         if self._task.done():
             task, self._task = self._task, None
             return task.result()
+        self._signalled = True
         return None
 
     def close(self) -> None:
