@@ -37,8 +37,6 @@ from netdicom.core.dimse import (
     CStoreRQ,
     DatasetFragment,
     DimseMessage,
-    UnsupportedCommand,
-    encode_unsupported_response,
     status,
 )
 from netdicom.core.errors import RemoteProtocolError, TimeoutExpired
@@ -47,6 +45,7 @@ from netdicom.services.dispatcher import Dispatcher
 from netdicom.services.echo import handle_echo
 from netdicom.services.find_scp import encode_identifier
 from netdicom.services.get_scu import CancellableReceiver, take_response
+from netdicom.services.responses import refuse
 from netdicom.services.retrieve_common import (
     OnProgress,
     Progress,
@@ -175,9 +174,7 @@ class MoveReceiver:
             transfer_syntax_chooser=choose,
             max_pdu=(transport or TransportConfig()).max_pdu,
         )
-        self._dispatcher = Dispatcher(
-            {CEchoRQ: handle_echo, CStoreRQ: self._store}, self._unsupported
-        )
+        self._dispatcher = Dispatcher({CEchoRQ: handle_echo, CStoreRQ: self._store}, refuse)
         self.server = Server(
             host,
             port,
@@ -227,18 +224,6 @@ class MoveReceiver:
         self.received.append(received)
         if self._on_received is not None:
             self._on_received(received)
-
-    async def _unsupported(self, assoc: Association, event: CommandReceived) -> None:
-        from netdicom.services.responses import failure_response
-
-        message = event.message
-        if isinstance(message, UnsupportedCommand):
-            if message.is_request and message.message_id is not None:
-                await assoc.send_message(event.context_id, encode_unsupported_response(message))
-            return
-        response = failure_response(message, status.SOP_CLASS_NOT_SUPPORTED)
-        if response is not None:
-            await assoc.send_message(event.context_id, response)
 
     async def finish(self, grace: float) -> None:
         """Wait up to `grace` seconds for open sub-associations to end, then stop."""

@@ -11,10 +11,15 @@ from netdicom.core.dimse import (
     CGetRSP,
     CMoveRQ,
     CMoveRSP,
+    CommandReceived,
     CStoreRQ,
     CStoreRSP,
     DimseMessage,
+    UnsupportedCommand,
+    encode_unsupported_response,
+    status,
 )
+from netdicom.transport.association import Association
 
 
 def failure_response(
@@ -44,3 +49,17 @@ def failure_response(
             request.message_id, code, request.affected_sop_class_uid, error_comment=comment
         )
     return None
+
+
+async def refuse(assoc: Association, event: CommandReceived) -> None:
+    """Answer a request nobody serves on its context: a failure status, never an abort (the
+    dispatcher's fallback). N-services and unknown commands get 0211 Unrecognized operation,
+    other requests 0122 SOP class not supported (PS3.7 Annex C)."""
+    message = event.message
+    if isinstance(message, UnsupportedCommand):
+        if message.is_request and message.message_id is not None:
+            await assoc.send_message(event.context_id, encode_unsupported_response(message))
+        return
+    response = failure_response(message, status.SOP_CLASS_NOT_SUPPORTED)
+    if response is not None:
+        await assoc.send_message(event.context_id, response)

@@ -27,11 +27,7 @@ from netdicom.core.dimse import (
     CFindRQ,
     CGetRQ,
     CMoveRQ,
-    CommandReceived,
     CStoreRQ,
-    UnsupportedCommand,
-    encode_unsupported_response,
-    status,
 )
 from netdicom.core.pdu import AssociateAC, AssociateRJ, AssociateRQ, ContextResult
 from netdicom.services.dispatcher import Dispatcher
@@ -40,6 +36,7 @@ from netdicom.services.events import emit
 from netdicom.services.events import log as events_log
 from netdicom.services.find_scp import FindSCP, extended_negotiation_answer
 from netdicom.services.peer import Peer
+from netdicom.services.responses import refuse
 from netdicom.services.retrieve_common import RETRIEVE_SOP_CLASSES
 from netdicom.services.retrieve_scp import RetrieveSCP
 from netdicom.services.store_scp import (
@@ -178,7 +175,7 @@ class ServeApp:
                 CGetRQ: self.retrieve.handle,
                 CMoveRQ: self.retrieve.handle,
             },
-            self._unsupported,
+            refuse,
         )
         self.server = Server(
             config.host,
@@ -257,20 +254,6 @@ class ServeApp:
             rj.source,
             rj.reason,
         )
-
-    async def _unsupported(self, assoc: Association, event: CommandReceived) -> None:
-        """A request we do not serve on that context: a failure status, never an abort."""
-        from netdicom.services.responses import failure_response
-
-        message = event.message
-        if isinstance(message, UnsupportedCommand):
-            # An N-service or unknown command: 0211 Unrecognized operation (PS3.7 Annex C).
-            if message.is_request and message.message_id is not None:
-                await assoc.send_message(event.context_id, encode_unsupported_response(message))
-            return
-        response = failure_response(message, status.SOP_CLASS_NOT_SUPPORTED)
-        if response is not None:
-            await assoc.send_message(event.context_id, response)
 
     def _index_stored(self, stored: StoredInstance) -> None:
         # After the file is durable, before success is answered. Captured values join the
