@@ -52,6 +52,20 @@ def test_duplicates(
     assert {name: (tmp_path / name).read_bytes() for name in files(tmp_path)} == expected
 
 
+@pytest.mark.parametrize("fsync", [True, False])
+def test_a_folder_removed_while_serving_is_made_again(tmp_path: Path, fsync: bool) -> None:
+    # The writer caches folders it made; someone tidying the archive must not make every
+    # later store into that folder fail.
+    import shutil
+
+    archive = Archive(tmp_path, fsync=fsync)
+    store(archive, "p/s/1.dcm", b"1")
+    shutil.rmtree(tmp_path / "p")
+    path, outcome = store(archive, "p/s/2.dcm", b"2")
+    assert outcome is Outcome.STORED and path.read_bytes() == b"HEAD2"
+    assert files(tmp_path) == ["p/s/2.dcm"]
+
+
 def test_rename_counts_up(tmp_path: Path) -> None:
     archive = Archive(tmp_path, on_duplicate=DuplicatePolicy.RENAME, fsync=False)
     paths = [store(archive, "d/x.dcm", str(n).encode())[0].name for n in range(4)]

@@ -167,7 +167,19 @@ class Archive:
             if not inside(self.root, parent):
                 raise UnsafePath(f"{parent} resolves outside the archive")
             self._remember(parent)
-        placed = self._put(pending.path, final)
+        try:
+            placed = self._put(pending.path, final)
+        except FileNotFoundError:
+            if not known:
+                raise
+            # The cached folder was removed meanwhile (someone tidied the archive): make it
+            # again, check it again, and place the file there.
+            self._known_dirs.discard(str(parent))
+            changed = self._ensure_dir(parent)
+            if not inside(self.root, parent):
+                raise UnsafePath(f"{parent} resolves outside the archive") from None
+            self._remember(parent)
+            placed = self._put(pending.path, final)
         if self.fsync:
             for directory in (*changed, str(final.parent)):
                 _fsync_dir(directory)
