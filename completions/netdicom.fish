@@ -126,6 +126,7 @@ complete -c netdicom -n '__fish_seen_subcommand_from serve' -l debug -d 'Protoco
 complete -c netdicom -n '__fish_seen_subcommand_from serve' -s h -l help -d 'Show the help and exit.'
 complete -c netdicom -n '__fish_seen_subcommand_from store' -s r -l recursive -d 'Walk directories for files.'
 complete -c netdicom -n '__fish_seen_subcommand_from store' -s j -l associations -r -d 'Send over N associations in parallel.'
+complete -c netdicom -n '__fish_seen_subcommand_from store' -l window -r -d 'Propose up to N C-STOREs outstanding per association (asynchronous operations window, PS3.7 D.3.3.3); peers that do not grant it get one at a time. 1: do not propose it.'
 complete -c netdicom -n '__fish_seen_subcommand_from store' -l aet -r -d 'Our (calling) AE title.'
 complete -c netdicom -n '__fish_seen_subcommand_from store' -l aec -r -d 'The peer\'s (called) AE title; AET@HOST:PORT overrides it.'
 complete -c netdicom -n '__fish_seen_subcommand_from store' -l timeout -r -d 'Seconds to wait for the connection, the association and each DIMSE reply.'

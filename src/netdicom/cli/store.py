@@ -69,6 +69,17 @@ def store(
             "-j", "--associations", help="Send over N associations in parallel.", min=1, max=64
         ),
     ] = 1,
+    window: Annotated[
+        int,
+        typer.Option(
+            "--window",
+            help="Propose up to N C-STOREs outstanding per association (asynchronous "
+            "operations window, PS3.7 D.3.3.3); peers that do not grant it get one at a time. "
+            "1: do not propose it.",
+            min=1,
+            max=256,
+        ),
+    ] = 16,
     aet: AetOption = "NETDICOM",
     aec: AecOption = "ANY-SCP",
     timeout: TimeoutOption = 30.0,
@@ -133,6 +144,7 @@ def store(
             verbose,
             quiet,
             no_progress=no_progress,
+            window=window,
         ),
         debug=debug,
         quiet=quiet,
@@ -179,6 +191,7 @@ async def _store(
     quiet: bool,
     *,
     no_progress: bool = False,
+    window: int = 16,
 ) -> StoreReport:
     import os
     import sys
@@ -210,6 +223,7 @@ async def _store(
             associations=associations,
             timeout=timeout,
             observer=_Fanout(*observers),
+            window=window,
         )
     if json_output:
         import json

@@ -51,3 +51,13 @@ def print_negotiation(assoc: Association) -> None:
         f"peer implementation {negotiated.peer_implementation_class_uid} "
         f"{negotiated.peer_implementation_version_name or ''}".rstrip()
     )
+    proposed = assoc.associate_rq.user_information.async_ops_window if assoc.associate_rq else None
+    if proposed is not None:
+        # PS3.7 D.3.3.3: no answer means synchronous (one operation at a time).
+        from netdicom.services.session import negotiated_window
+
+        granted = negotiated_window(assoc)
+        console.print(
+            f"asynchronous operations: proposed {proposed.max_invoked} outstanding, "
+            + (f"granted {granted}" if granted > 1 else "not granted (one at a time)")
+        )

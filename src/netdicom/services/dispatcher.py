@@ -1,13 +1,23 @@
 """The SCP loop: take each request off an association, in order, and hand it to its service.
 
-Requests are answered in the order they arrived, and an A-RELEASE-RQ queued behind them is
-answered after them (some devices send several C-ECHO-RQs and the release without waiting).
+Requests are read in the order they arrived, and an A-RELEASE-RQ queued behind them is
+answered after every one of them was (some devices send several C-ECHO-RQs and the release
+without waiting).
+
+A handler may return a Completion: the part of its work that no longer needs the
+association's incoming bytes (the Storage SCP: make the received instance durable, index it,
+answer). Without an asynchronous operations window it is run at once, so requests are answered
+one at a time (PS3.7 D.3.3.3: synchronous by default). When the window lets the peer have N
+operations outstanding, up to N completions run in the background while the next requests are
+read: the peer's next data set arrives while the last one is being fsynced.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any
 
 from netdicom.core.acse import AcceptedContext
 from netdicom.core.dimse import (
@@ -21,8 +31,19 @@ from netdicom.transport.association import Association, ReleaseRequested
 
 log = logging.getLogger("netdicom.scp")
 
-Handler = Callable[[Association, AcceptedContext, DimseMessage], Awaitable[None]]
+Completion = Coroutine[Any, Any, None]
+Handler = Callable[[Association, AcceptedContext, DimseMessage], Awaitable[Completion | None]]
 Fallback = Callable[[Association, CommandReceived], Awaitable[None]]
+
+
+def performed_window(assoc: Association) -> int:
+    """How many operations the peer may have outstanding with us (PS3.7 D.3.3.3): our
+    maximum-number-operations-performed as answered; 1 when no window was negotiated."""
+    negotiated = assoc.negotiated
+    window = None if negotiated is None else negotiated.async_window
+    if window is None or negotiated is None or negotiated.is_requestor:
+        return 1
+    return max(1, window.max_performed)
 
 
 class Dispatcher:
@@ -33,29 +54,116 @@ class Dispatcher:
     async def serve(self, assoc: Association) -> None:
         negotiated = assoc.negotiated
         assert negotiated is not None
-        while True:
-            try:
-                event = await assoc.receive()
-            except NetDicomError:
-                return
-            if isinstance(event, ReleaseRequested):
-                assoc.answer_release()
-                return
-            if isinstance(event, DatasetFragment):
-                # The rest of a data set whose request was already answered (refused or
-                # unsupported): nothing to do with it.
+        window = performed_window(assoc)
+        work = _Outstanding(assoc)
+        try:
+            while True:
+                if work.failed():
+                    return
+                while len(work) >= window:
+                    await work.wait_one()
+                    if work.failed():
+                        return
+                try:
+                    event = await assoc.receive()
+                except NetDicomError:
+                    return
+                if isinstance(event, ReleaseRequested):
+                    # Everything asked before the release is answered before it (PS3.8 §7.2).
+                    await work.wait_all()
+                    if work.failed():
+                        return
+                    assoc.answer_release()
+                    return
+                if isinstance(event, DatasetFragment):
+                    # The rest of a data set whose request was already answered (refused or
+                    # unsupported): nothing to do with it.
+                    continue
+                message = event.message
+                handler = self._handlers.get(type(message))
+                context = negotiated.accepted.get(event.context_id)
+                work.handling(True)
+                try:
+                    if (
+                        handler is None
+                        or context is None
+                        or isinstance(message, UnsupportedCommand)
+                    ):
+                        await self._fallback(assoc, event)
+                        completion = None
+                    else:
+                        completion = await handler(assoc, context, message)
+                    if completion is not None:
+                        if window == 1:
+                            await completion
+                        else:
+                            work.start(completion)
+                except NetDicomError as exc:
+                    log.info("association with %s ended while serving: %s", assoc.peer, exc)
+                    return
+                finally:
+                    work.handling(False)
+        except asyncio.CancelledError:
+            work.cancel()
+            raise
+        finally:
+            # Instances received whole are still made durable and indexed when the peer has
+            # gone (their answers are lost, not their files); a cancelled serve cancels them.
+            await work.wait_all()
+            work.failed()
+            assoc.busy = False
+
+
+class _Outstanding:
+    """Completions running in the background on one association, and its busy flag (the
+    idle timer spares an association that is receiving a request or has work outstanding)."""
+
+    __slots__ = ("_assoc", "_handling", "_tasks")
+
+    def __init__(self, assoc: Association) -> None:
+        self._assoc = assoc
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._handling = False
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def handling(self, value: bool) -> None:
+        self._handling = value
+        self._update()
+
+    def start(self, completion: Completion) -> None:
+        task = asyncio.create_task(completion)
+        self._tasks.add(task)
+        task.add_done_callback(lambda _: self._update())
+
+    def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+    async def wait_one(self) -> None:
+        if self._tasks:
+            await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+
+    async def wait_all(self) -> None:
+        if self._tasks:
+            await asyncio.wait(self._tasks)  # never raises the tasks' exceptions
+
+    def failed(self) -> bool:
+        """Drop finished completions; True when one ended with the association."""
+        over = False
+        for task in [t for t in self._tasks if t.done()]:
+            self._tasks.discard(task)
+            if task.cancelled():
                 continue
-            message = event.message
-            handler = self._handlers.get(type(message))
-            context = negotiated.accepted.get(event.context_id)
-            assoc.busy = True
-            try:
-                if handler is None or context is None or isinstance(message, UnsupportedCommand):
-                    await self._fallback(assoc, event)
-                else:
-                    await handler(assoc, context, message)
-            except NetDicomError as exc:
-                log.info("association with %s ended while serving: %s", assoc.peer, exc)
-                return
-            finally:
-                assoc.busy = False
+            exc = task.exception()
+            if isinstance(exc, NetDicomError):
+                log.info("association with %s ended while serving: %s", self._assoc.peer, exc)
+                over = True
+            elif exc is not None:
+                log.error("serving %s failed", self._assoc.peer, exc_info=exc)
+                over = True
+        return over
+
+    def _update(self) -> None:
+        self._assoc.busy = self._handling or any(not task.done() for task in self._tasks)

@@ -55,6 +55,9 @@ log = logging.getLogger("netdicom.serve")
 # commit writes the WAL, which the next per-file fsync then has to flush too (ext4 orders data
 # before its journal): fewer commits, cheaper fsyncs. Queries flush first, so none is stale.
 _FLUSH_DELAY = 1.0
+# Operations a storage-only association may have outstanding with us (PS3.7 D.3.3.3): while
+# one instance is fsynced the next arrives. Each holds at most one received data set.
+ASYNC_STORE_WINDOW = 16
 # Transfer syntaxes for services without a data set worth converting, in our preference.
 _PLAIN_SYNTAXES = (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)
 
@@ -167,6 +170,12 @@ class ServeApp:
             require_called_ae=config.strict_aet,
             identity_checker=self._identity_checker(),
         )
+        # Storage-only associations get an asynchronous operations window when they ask for
+        # one: the Storage SCP answers several C-STOREs at once. Query/retrieve services read
+        # their association while they answer (C-CANCEL) and stay synchronous.
+        self.storage_policy = dataclasses.replace(
+            self.policy, support_async=True, async_limit=ASYNC_STORE_WINDOW
+        )
         self.dispatcher = Dispatcher(
             {
                 CEchoRQ: handle_echo,
@@ -216,10 +225,21 @@ class ServeApp:
             # (PS3.7 D.3.3.7: permanent, ACSE provider).
             answer = AssociateRJ(1, 2, 1)
         else:
-            answer = negotiate_acceptor(rq, self.policy)
+            answer = negotiate_acceptor(rq, self._policy_for(rq))
         if isinstance(answer, AssociateRJ):
             self._log_rejection(rq, peer, answer)
         return answer
+
+    def _policy_for(self, rq: AssociateRQ) -> AcceptorPolicy:
+        storage_only = all(
+            item.abstract_syntax == uids.VERIFICATION
+            or (
+                item.abstract_syntax not in self.service_syntaxes
+                and self._can_send_storage(item.abstract_syntax)
+            )
+            for item in rq.presentation_contexts
+        )
+        return self.storage_policy if storage_only else self.policy
 
     def _identity_checker(self) -> IdentityChecker | None:
         if self.users is None:

@@ -14,7 +14,7 @@ from netdicom.core.dimse import (
     UnsupportedCommand,
 )
 from netdicom.core.errors import NoAcceptedContext, RemoteProtocolError
-from netdicom.core.pdu import UserIdentityRQ
+from netdicom.core.pdu import AsyncOpsWindow, UserIdentityRQ
 from netdicom.services.peer import Peer
 from netdicom.transport.association import Association, ReleaseRequested
 from netdicom.transport.client import associate
@@ -42,7 +42,11 @@ async def open_association(
     *,
     roles: Mapping[str, tuple[bool, bool]] | None = None,
     faults: FaultInjector | None = None,
+    window: int = 1,
 ) -> Association:
+    """Open an association proposing `contexts`. `window` > 1 proposes an asynchronous
+    operations window (PS3.7 D.3.3.3): up to `window` requests outstanding from us, none
+    performed for the peer; the peer's answer is in `negotiated_window`."""
     rq = build_associate_rq(
         calling_ae=options.calling_ae,
         called_ae=peer.ae_title or options.called_ae,
@@ -50,6 +54,7 @@ async def open_association(
         max_pdu=options.transport.max_pdu,
         roles=roles or {},
         user_identity=options.user_identity,
+        async_window=AsyncOpsWindow(max_invoked=window, max_performed=1) if window > 1 else None,
     )
     assoc = await associate(peer.host, peer.port, rq, options.transport, faults=faults)
     identity = options.user_identity
@@ -64,6 +69,20 @@ async def open_association(
         # without a response; the requestor decides whether to go on. We go on, and say so.
         log.warning("%s accepted without confirming the user identity: it may not check it", peer)
     return assoc
+
+
+def negotiated_window(assoc: Association) -> int:
+    """How many requests we may have outstanding on `assoc` as requestor: the acceptor's
+    maximum-number-operations-performed, never more than we proposed; 1 (synchronous) when
+    it did not answer the window (PS3.7 D.3.3.3; 0 would mean unlimited: we keep ours)."""
+    negotiated = assoc.negotiated
+    rq = assoc.associate_rq
+    if negotiated is None or negotiated.async_window is None or rq is None:
+        return 1
+    proposed = rq.user_information.async_ops_window
+    ours = 1 if proposed is None else max(1, proposed.max_invoked)
+    performed = negotiated.async_window.max_performed
+    return ours if performed == 0 else max(1, min(ours, performed))
 
 
 def require_context(assoc: Association, abstract_syntax: str) -> AcceptedContext:
@@ -122,6 +141,7 @@ __all__ = [
     "DEFAULT_CALLING_AE",
     "ClientOptions",
     "CommandReceived",
+    "negotiated_window",
     "open_association",
     "receive_response",
     "require_context",

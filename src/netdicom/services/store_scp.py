@@ -44,6 +44,7 @@ from netdicom.core.acse import AcceptedContext
 from netdicom.core.dimse import CStoreRQ, CStoreRSP, DatasetFragment, DimseMessage, status
 from netdicom.core.errors import TimeoutExpired
 from netdicom.core.pdu.types import ContextResult
+from netdicom.services.dispatcher import Completion
 from netdicom.transport.association import Association, ReleaseRequested
 
 log = logging.getLogger("netdicom.store")
@@ -163,6 +164,36 @@ def _text(raw: bytes | None) -> str:
     return "" if raw is None else raw.decode("latin-1").strip(" \x00")
 
 
+class _Received:
+    """A data set received whole into a temporary file, checked, not yet in place."""
+
+    __slots__ = (
+        "calling_ae",
+        "header_length",
+        "pending",
+        "rq",
+        "spooled",
+        "transfer_syntax",
+        "values",
+    )
+
+    def __init__(
+        self,
+        rq: CStoreRQ,
+        transfer_syntax: str,
+        calling_ae: str,
+        values: Mapping[int, bytes],
+        header_length: int,
+    ) -> None:
+        self.rq = rq
+        self.transfer_syntax = transfer_syntax
+        self.calling_ae = calling_ae
+        self.values = values
+        self.header_length = header_length
+        self.pending: PendingFile | None = None
+        self.spooled: SpooledFile | None = None
+
+
 class StorageSCP:
     """Answers C-STORE-RQ by writing the instance into `archive` under `layout`.
 
@@ -188,46 +219,76 @@ class StorageSCP:
 
     async def handle(
         self, assoc: Association, context: AcceptedContext, message: DimseMessage
-    ) -> None:
+    ) -> Completion:
+        """The dispatcher's handler: receive the data set now (the association's bytes come
+        in order), and return the rest (make it durable, index it, answer) for the dispatcher
+        to run, in the background when an asynchronous operations window lets the peer send
+        its next instance meanwhile (PS3.7 D.3.3.3)."""
         assert isinstance(message, CStoreRQ)
-        await self.answer(assoc, context, message)
+        finish = await self.receive(assoc, context, message)
+
+        async def complete() -> None:
+            await finish()
+
+        return complete()
 
     async def answer(
         self, assoc: Association, context: AcceptedContext, message: CStoreRQ
     ) -> CStoreRSP:
         """Receive the data set of `message`, store it and send the C-STORE-RSP, which is
         returned (C-GET and C-MOVE receivers count the outcomes)."""
+        finish = await self.receive(assoc, context, message)
+        return await finish()
+
+    async def receive(
+        self, assoc: Association, context: AcceptedContext, message: CStoreRQ
+    ) -> Callable[[], Awaitable[CStoreRSP]]:
+        """Take the data set of `message` off the association into a temporary file; return
+        what puts it in place and sends the C-STORE-RSP (run it exactly once)."""
         negotiated = assoc.negotiated
         assert negotiated is not None
-        code = status.SUCCESS
-        comment: str | None = None
+        received: _Received | None = None
+        failure: _Failed | None = None
         try:
             if not message.has_dataset:
                 raise _Failed(status.CANNOT_UNDERSTAND, "C-STORE-RQ without a data set")
-            stored = await self._receive(assoc, context, message, negotiated.calling_ae)
-            await self._notify(stored)
+            received = await self._receive(assoc, context, message, negotiated.calling_ae)
         except _Failed as failed:
-            code, comment = failed.code, failed.comment
-            log.warning(
-                "C-STORE %s from %s failed (0x%04X): %s",
-                message.affected_sop_instance_uid,
-                negotiated.calling_ae,
+            failure = failed
+
+        async def finish() -> CStoreRSP:
+            code = status.SUCCESS
+            comment: str | None = None
+            try:
+                if failure is not None:
+                    raise failure
+                assert received is not None
+                stored = await self._place(received)
+                await self._notify(stored)
+            except _Failed as failed:
+                code, comment = failed.code, failed.comment
+                log.warning(
+                    "C-STORE %s from %s failed (0x%04X): %s",
+                    message.affected_sop_instance_uid,
+                    negotiated.calling_ae,
+                    code,
+                    comment,
+                )
+            response = CStoreRSP(
+                message.message_id,
                 code,
-                comment,
+                message.affected_sop_class_uid,
+                message.affected_sop_instance_uid,
+                error_comment=None if comment is None else comment[:64],  # LO, PS3.7 C.4
             )
-        response = CStoreRSP(
-            message.message_id,
-            code,
-            message.affected_sop_class_uid,
-            message.affected_sop_instance_uid,
-            error_comment=None if comment is None else comment[:64],  # LO, PS3.7 C.4
-        )
-        await assoc.send_message(context.context_id, response)
-        return response
+            await assoc.send_message(context.context_id, response)
+            return response
+
+        return finish
 
     async def _receive(
         self, assoc: Association, context: AcceptedContext, rq: CStoreRQ, calling_ae: str
-    ) -> StoredInstance:
+    ) -> _Received:
         timeout = assoc.config.timeouts.dimse
         failure: _Failed | None = None
         pending: PendingFile | None = None
@@ -335,7 +396,24 @@ class StorageSCP:
                 raise _Failed(status.CANNOT_UNDERSTAND, str(exc)) from None
             if not checked:
                 self._check(scanner, rq)
-            values: dict[int, bytes | str] = dict(scanner.values)
+            received = _Received(rq, ts, calling_ae, scanner.values, len(header))
+            received.pending, received.spooled = pending, spooled
+            pending = spooled = None  # handed over: _place commits or discards them
+            return received
+        finally:
+            if pending is not None:
+                pending.discard()
+            if spooled is not None:
+                spooled.discard_now()
+
+    async def _place(self, received: _Received) -> StoredInstance:
+        """Put a received data set in place under the layout, durably (see module doc)."""
+        rq = received.rq
+        instance_uid = rq.affected_sop_instance_uid
+        pending, spooled = received.pending, received.spooled
+        received.pending = received.spooled = None
+        try:
+            values: dict[int, bytes | str] = dict(received.values)
             values[SOP_INSTANCE_UID] = instance_uid
             values[SOP_CLASS_UID] = rq.affected_sop_class_uid
             try:
@@ -366,11 +444,11 @@ class StorageSCP:
                 path=placed.path,
                 sop_class_uid=rq.affected_sop_class_uid,
                 sop_instance_uid=instance_uid,
-                transfer_syntax=ts,
-                calling_ae=calling_ae,
-                size=size - len(header),
+                transfer_syntax=received.transfer_syntax,
+                calling_ae=received.calling_ae,
+                size=size - received.header_length,
                 outcome=placed.outcome,
-                values=scanner.values,
+                values=received.values,
             )
         finally:
             if pending is not None:

@@ -17,12 +17,29 @@ from pathlib import Path
 from typing import Protocol
 
 from netdicom.core.datasets import DicomFile, FileSource, NotSendable, encode_dataset
-from netdicom.core.dimse import CStoreRQ, CStoreRSP, StatusCategory, category, status_name
+from netdicom.core.dimse import (
+    CStoreRQ,
+    CStoreRSP,
+    DatasetFragment,
+    DimseMessage,
+    StatusCategory,
+    UnsupportedCommand,
+    category,
+    status_name,
+)
 from netdicom.core.errors import NetDicomError, RemoteProtocolError
 from netdicom.services.peer import Peer
 from netdicom.services.planning import Batch, Scan, Skipped, batches, choose
-from netdicom.services.session import ClientOptions, open_association, receive_response
-from netdicom.transport.association import Association
+from netdicom.services.session import (
+    ClientOptions,
+    negotiated_window,
+    open_association,
+    receive_response,
+)
+from netdicom.transport.association import Association, ReleaseRequested
+
+# C-STOREs proposed to be outstanding at once on one association (`store --window`).
+DEFAULT_WINDOW = 16
 
 
 class Result(Enum):
@@ -124,18 +141,22 @@ def _failed(info: DicomFile, reason: str, status: int | None = None) -> FileOutc
     )
 
 
-async def store_one(
-    assoc: Association,
-    info: DicomFile,
-    timeout: float | None,
-    observer: StoreObserver | None = None,
-) -> FileOutcome:
-    """C-STORE one file on an established association.
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """A C-STORE-RQ sent whose response is outstanding."""
 
-    File-level problems (no usable context, cannot convert, a failure status) come back as a
-    FAILED outcome; association-level ones (abort, timeout, connection lost) raise.
-    """
-    observer = observer or _NullObserver()
+    info: DicomFile
+    message_id: int
+    transfer_syntax: str
+    converted: bool
+    size: int
+
+
+async def _send(
+    assoc: Association, info: DicomFile, observer: StoreObserver
+) -> _Sent | FileOutcome:
+    """Send the C-STORE-RQ and data set of one file; a FAILED outcome when it cannot be sent
+    (no usable context, cannot convert or read); association-level problems raise."""
     negotiated = assoc.negotiated
     assert negotiated is not None
     try:
@@ -168,32 +189,96 @@ async def store_one(
         finally:
             source.close()
         size = info.dataset_length
-    response, _ = await receive_response(assoc, message_id, timeout)
-    assoc.message_ids.release(message_id)
+    return _Sent(info, message_id, choice.transfer_syntax, choice.convert, size)
+
+
+def _outcome(sent: _Sent, response: DimseMessage | UnsupportedCommand) -> FileOutcome:
     if not isinstance(response, CStoreRSP):
         raise RemoteProtocolError(f"expected C-STORE-RSP, got {type(response).__name__}")
+    info = sent.info
     code = response.status
     kind = category(code)
-    name = status_name(code, "store")
-    common = {
-        "sop_class_uid": info.sop_class_uid,
-        "sop_instance_uid": info.sop_instance_uid,
-        "status": code,
-        "status_name": name,
-        "transfer_syntax": choice.transfer_syntax,
-        "converted": choice.convert,
-    }
+    result = Result.FAILED
     if kind is StatusCategory.SUCCESS:
-        return FileOutcome(info.path, Result.STORED, bytes=size, **common)  # type: ignore[arg-type]
-    if kind is StatusCategory.WARNING:
-        return FileOutcome(
-            info.path,
-            Result.WARNING,
-            bytes=size,
-            reason=response.error_comment,
-            **common,  # type: ignore[arg-type]
-        )
-    return FileOutcome(info.path, Result.FAILED, reason=response.error_comment, **common)  # type: ignore[arg-type]
+        result = Result.STORED
+    elif kind is StatusCategory.WARNING:
+        result = Result.WARNING
+    return FileOutcome(
+        info.path,
+        result,
+        info.sop_class_uid,
+        info.sop_instance_uid,
+        status=code,
+        status_name=status_name(code, "store"),
+        reason=None if result is Result.STORED else response.error_comment,
+        transfer_syntax=sent.transfer_syntax,
+        converted=sent.converted,
+        bytes=0 if result is Result.FAILED else sent.size,
+    )
+
+
+async def store_one(
+    assoc: Association,
+    info: DicomFile,
+    timeout: float | None,
+    observer: StoreObserver | None = None,
+) -> FileOutcome:
+    """C-STORE one file on an established association and wait for its response.
+
+    File-level problems (no usable context, cannot convert, a failure status) come back as a
+    FAILED outcome; association-level ones (abort, timeout, connection lost) raise.
+    """
+    sent = await _send(assoc, info, observer or _NullObserver())
+    if isinstance(sent, FileOutcome):
+        return sent
+    response, _ = await receive_response(assoc, sent.message_id, timeout)
+    assoc.message_ids.release(sent.message_id)
+    return _outcome(sent, response)
+
+
+class _Window:
+    """C-STOREs outstanding on one association under an asynchronous operations window
+    (PS3.7 D.3.3.3): up to `size` sent before their responses, matched on Message ID Being
+    Responded To whatever order they come back in."""
+
+    __slots__ = ("_assoc", "_sent", "_timeout", "size")
+
+    def __init__(self, assoc: Association, size: int, timeout: float | None) -> None:
+        self._assoc = assoc
+        self._timeout = timeout
+        self.size = size
+        self._sent: dict[int, _Sent] = {}
+
+    def __len__(self) -> int:
+        return len(self._sent)
+
+    def add(self, sent: _Sent) -> None:
+        self._sent[sent.message_id] = sent
+
+    def infos(self) -> list[DicomFile]:
+        """The files sent and not answered, in the order they were sent."""
+        return [sent.info for sent in self._sent.values()]
+
+    async def take(self) -> FileOutcome:
+        """Wait for the next response; the outcome of the file it answers."""
+        assoc = self._assoc
+        while True:
+            event = await assoc.receive(self._timeout)
+            if isinstance(event, ReleaseRequested):
+                assoc.answer_release()
+                continue
+            if isinstance(event, DatasetFragment):
+                raise RemoteProtocolError("data set fragment without a command")
+            message = event.message
+            responded = getattr(message, "message_id_being_responded_to", None)
+            sent = self._sent.pop(responded, None) if isinstance(responded, int) else None
+            if sent is None:
+                raise RemoteProtocolError(
+                    f"response to message {responded}, which is not outstanding",
+                    field="Message ID Being Responded To",
+                )
+            assoc.message_ids.release(sent.message_id)
+            return _outcome(sent, message)
 
 
 def skipped_outcome(skipped: Skipped) -> FileOutcome:
@@ -210,6 +295,7 @@ class _Run:
     observer: StoreObserver
     report: StoreReport
     limit: asyncio.Semaphore
+    window: int
 
     def record(self, outcome: FileOutcome) -> None:
         self.report.outcomes.append(outcome)
@@ -225,7 +311,9 @@ class _Run:
                 return
             share.opening(index)
             try:
-                assoc = await open_association(self.peer, self.options, batch.contexts)
+                assoc = await open_association(
+                    self.peer, self.options, batch.contexts, window=self.window
+                )
             except NetDicomError as exc:
                 self.fault(exc)
                 share.give_up(index)
@@ -234,8 +322,11 @@ class _Run:
             self.observer.opened(assoc)
             share.started(index)
             info: DicomFile | None = None
+            window = _Window(assoc, negotiated_window(assoc), self.timeout)
             try:
                 while True:
+                    while len(window) >= window.size:
+                        self.record(await window.take())
                     info = share.next(index)
                     if info is None:
                         if not share.pending():
@@ -244,14 +335,21 @@ class _Run:
                         # its files come to us.
                         await share.changed()
                         continue
-                    self.record(await store_one(assoc, info, self.timeout, self.observer))
+                    sent = await _send(assoc, info, self.observer)
                     info = None
+                    if isinstance(sent, FileOutcome):
+                        self.record(sent)
+                    else:
+                        window.add(sent)
+                while len(window):
+                    self.record(await window.take())
             except (NetDicomError, OSError) as exc:
-                # The association is unusable after a failure mid-message: say so, give up on it.
+                # The association is unusable after a failure mid-message: say so, give up on
+                # it. The file in flight and those sent but not answered are not stored.
                 error = exc if isinstance(exc, NetDicomError) else NetDicomError(str(exc))
                 self.fault(error)
-                if info is not None:
-                    self.record(_failed(info, f"not stored: {error}"))
+                for lost in window.infos() + ([] if info is None else [info]):
+                    self.record(_failed(lost, f"not stored: {error}"))
                 share.give_up(index)
                 assoc.abort()
                 return
@@ -337,9 +435,14 @@ async def store(
     associations: int = 1,
     timeout: float | None = None,
     observer: StoreObserver | None = None,
+    window: int = DEFAULT_WINDOW,
 ) -> StoreReport:
     """Send every file of `scan`: batches of at most 128 contexts, each over up to
-    `associations` parallel associations (in total, never more than that at once)."""
+    `associations` parallel associations (in total, never more than that at once).
+
+    `window` > 1 proposes an asynchronous operations window: a peer that grants one gets up to
+    that many C-STOREs before their responses (the next file is on its way while the peer
+    stores the last); one that does not is sent one file at a time."""
     report = StoreReport()
     run = _Run(
         peer,
@@ -348,6 +451,7 @@ async def store(
         observer or _NullObserver(),
         report,
         asyncio.Semaphore(max(1, associations)),
+        max(1, window),
     )
     for skipped in scan.skipped:
         run.record(skipped_outcome(skipped))
