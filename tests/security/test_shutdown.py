@@ -28,7 +28,8 @@ FRAGMENT = 16_000
 
 
 def _dataset() -> tuple[str, bytes]:
-    ds = make_dataset(rows=512, columns=512)  # 512 KiB of pixels: ~33 fragments
+    # 2 MiB of pixels, ~132 fragments: more than the spool gathers before it creates the file.
+    ds = make_dataset(rows=1024, columns=1024)
     fp = DicomBytesIO()
     fp.is_implicit_VR = False
     fp.is_little_endian = True
@@ -36,16 +37,17 @@ def _dataset() -> tuple[str, bytes]:
     return str(ds.SOPInstanceUID), fp.getvalue()
 
 
-def _start_store(port: int) -> tuple[RawPeer, str, list[bytes]]:
-    """Associate, send the C-STORE-RQ and the first fragment; the rest is returned."""
+def _start_store(port: int, first: int = 1) -> tuple[RawPeer, str, list[bytes]]:
+    """Associate, send the C-STORE-RQ and the `first` fragments; the rest is returned."""
     peer = RawPeer(port)
     rq = echo_rq(contexts=[ProposedContext(CT, (uids.EXPLICIT_VR_LE,))])
     assert isinstance(peer.associate(rq), AssociateAC)
     sop_instance, data = _dataset()
     fragments = [data[i : i + FRAGMENT] for i in range(0, len(data), FRAGMENT)]
     peer.send(pdata(1, encode_command(CStoreRQ(1, CT, sop_instance))))
-    peer.send(pdata(1, fragments[0], command=False, last=False))
-    return peer, sop_instance, fragments[1:]
+    for fragment in fragments[:first]:
+        peer.send(pdata(1, fragment, command=False, last=False))
+    return peer, sop_instance, fragments[first:]
 
 
 def _stored(root: Path) -> list[Path]:
@@ -97,7 +99,7 @@ def test_sigterm_aborts_what_is_unfinished_after_the_grace(tmp_path: Path) -> No
     port = free_port()
     argv = serve_argv(tmp_path, port, "--shutdown-grace", str(GRACE))
     with running(argv, port) as proc:
-        peer, _, _ = _start_store(port)
+        peer, _, _ = _start_store(port, first=100)  # 1.6 MB
         time.sleep(0.3)
         assert _temp_files(tmp_path), "the data set is being written to a temporary file"
         start = time.monotonic()

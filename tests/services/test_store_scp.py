@@ -233,7 +233,9 @@ def test_full_disk_answers_a700_and_the_next_store_succeeds(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("how", ["abort", "close"])
 def test_sender_gone_mid_data_set_leaves_nothing(tmp_path: Path, how: str) -> None:
-    ds = make_dataset(rows=128, columns=128)  # 32 KB of pixels: 3 fragments at 16 KB
+    # 2 MB of pixels: beyond the first batch the spool writes, so the data set is on its way
+    # into a temporary file when the sender goes.
+    ds = make_dataset(rows=1024, columns=1024)
     data = encode(ds)
     faults = (
         FaultInjector(Fault(FaultAction.CLOSE, Direction.SEND, PDUType.P_DATA_TF, occurrence=3))
@@ -250,7 +252,8 @@ def test_sender_gone_mid_data_set_leaves_nothing(tmp_path: Path, how: str) -> No
             else:
                 rq = CStoreRQ(assoc.message_ids.next(), CT, ds.SOPInstanceUID)
                 assoc._write_pdv(1, True, True, encode_command(rq))
-                assoc._write_pdv(1, False, False, data[:8000])
+                for start in range(0, 1_500_000, 16000):
+                    assoc._write_pdv(1, False, False, data[start : start + 16000])
                 await assoc._drain()
                 await asyncio.sleep(0.2)
                 assert len(temp_files(tmp_path)) == 1  # streaming into the archive

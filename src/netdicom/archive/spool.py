@@ -31,7 +31,9 @@ __all__ = ["Spool", "SpooledFile"]
 T = TypeVar("T")
 
 # Bytes gathered before they are handed to a worker (one hand-over per batch, not per PDU).
-_BATCH: Final = 256 << 10
+# An instance smaller than this goes to disk in a single job (create, write, sync, place):
+# every hand-over costs the event loop and the workers a turn at the GIL.
+_BATCH: Final = 1 << 20
 # Bytes handed over and not yet written before the receiver waits for the disk.
 _IN_FLIGHT: Final = 4 << 20
 _WORKERS: Final = 8
@@ -109,9 +111,9 @@ class SpooledFile:
         "_archive",
         "_batch",
         "_batch_bytes",
+        "_header",
         "_in_flight",
         "_in_flight_bytes",
-        "_last",
         "_pending",
         "_serial",
         "error",
@@ -128,9 +130,8 @@ class SpooledFile:
         self._batch_bytes = 0
         self._in_flight: deque[tuple[concurrent.futures.Future[None], int]] = deque()
         self._in_flight_bytes = 0
-        self._last: concurrent.futures.Future[Any] = self._serial.submit(
-            lambda: self._begin(header)
-        )
+        # The file is created by the first job handed over (with the first batch or at commit).
+        self._header: bytes | None = header
 
     # --- the event loop's side ----------------------------------------------------------------
 
@@ -152,14 +153,12 @@ class SpooledFile:
         Archive.place raises: OSError, UnsafePath)."""
         batch = self._take_batch()
         future = self._serial.submit(lambda: self._commit(batch, relative))
-        self._last = future
         return await asyncio.wrap_future(future)
 
     async def discard(self) -> None:
         """Drop the file (and what is queued); returns once nothing is left on disk."""
         self._batch, self._batch_bytes = [], 0
         future = self._serial.submit(self._discard)
-        self._last = future
         await asyncio.wrap_future(future)
 
     def discard_now(self) -> None:
@@ -175,12 +174,14 @@ class SpooledFile:
         batch = self._take_batch()
         count = sum(len(piece) for piece in batch)
         future = self._serial.submit(lambda: self._write(batch))
-        self._last = future
         self._in_flight.append((future, count))
         self._in_flight_bytes += count
 
     def _take_batch(self) -> list[memoryview | bytes]:
         batch, self._batch, self._batch_bytes = self._batch, [], 0
+        if self._header is not None:
+            batch.insert(0, self._header)  # the first job creates the file
+            self._header = None
         return batch
 
     # --- the workers' side --------------------------------------------------------------------
@@ -192,6 +193,9 @@ class SpooledFile:
             self.error = exc
 
     def _write(self, batch: list[memoryview | bytes]) -> None:
+        if self._pending is None and self.error is None:
+            header, *batch = batch
+            self._begin(bytes(header))
         pending = self._pending
         if self.error is not None or pending is None:
             return
