@@ -13,7 +13,11 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from netdicom.archive.spool import Spool, SpooledFile
-from netdicom.archive.writer import TEMP_DIR, Archive, Outcome
+from netdicom.archive.writer import TEMP_DIR, Archive, Outcome, Placed
+
+
+def _same(placed: Placed) -> Placed:
+    return placed
 
 
 def leftovers(root: Path) -> list[Path]:
@@ -30,7 +34,7 @@ def test_pieces_are_written_in_order_and_the_file_placed(tmp_path: Path) -> None
         for piece in pieces:
             await spooled.write(memoryview(piece))
         assert spooled.size == 4 + sum(map(len, pieces))
-        placed = await spooled.commit(PurePosixPath("a/b.dcm"))
+        placed = await spooled.commit(PurePosixPath("a/b.dcm"), _same)
         assert placed.outcome is Outcome.STORED
 
     asyncio.run(main())
@@ -51,7 +55,7 @@ def test_the_file_work_runs_off_the_calling_thread(tmp_path: Path) -> None:
     async def main() -> None:
         spooled = SpooledFile(Spool(), archive, b"HEAD")
         await spooled.write(b"x" * (3 << 20))
-        await spooled.commit(PurePosixPath("c.dcm"))
+        await spooled.commit(PurePosixPath("c.dcm"), _same)
 
     asyncio.run(main())
     assert threads and threading.get_ident() not in threads
@@ -74,7 +78,7 @@ def test_a_failed_write_is_reported_and_leaves_nothing(tmp_path: Path) -> None:
         for _ in range(6):
             await spooled.write(b"y" * (512 << 10))  # handed over in batches
         with pytest.raises(OSError) as caught:
-            await spooled.commit(PurePosixPath("d.dcm"))
+            await spooled.commit(PurePosixPath("d.dcm"), _same)
         assert caught.value.errno == errno.ENOSPC
         assert isinstance(spooled.error, OSError)
 
@@ -123,7 +127,7 @@ def test_bytes_in_flight_are_bounded(tmp_path: Path) -> None:
         assert not writer.done()
         gate.set()
         await writer
-        await spooled.commit(PurePosixPath("e.dcm"))
+        await spooled.commit(PurePosixPath("e.dcm"), _same)
 
     asyncio.run(main())
     assert (tmp_path / "e.dcm").stat().st_size == 4 + 40 * (256 << 10)

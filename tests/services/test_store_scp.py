@@ -313,6 +313,34 @@ def test_failing_hook_answers_processing_failure(tmp_path: Path) -> None:
     run(main)
 
 
+@pytest.mark.parametrize("fsync", [True, False])
+def test_failing_placed_hook_answers_processing_failure_and_keeps_the_file(
+    tmp_path: Path, fsync: bool
+) -> None:
+    import threading
+
+    ds = make_dataset()
+    threads: list[str] = []
+
+    def broken(stored: StoredInstance) -> None:
+        threads.append(threading.current_thread().name)
+        raise RuntimeError("index unavailable")
+
+    async def main() -> None:
+        async with serving(tmp_path, fsync=fsync) as app:
+            app.storage.on_placed.append(broken)
+            assoc = await connect(app)
+            response = await c_store(assoc, encode(ds), ds.SOPInstanceUID)
+            assert response.status == 0x0110
+            assert "not registered" in (response.error_comment or "")
+            await assoc.release()
+
+    run(main)
+    assert [p.name for p in archive_files(tmp_path)] == [f"{ds.SOPInstanceUID}.dcm"]
+    # With fsync the file is placed, and the hook run, off the event loop.
+    assert (threads[0] != "MainThread") is fsync
+
+
 def test_layout_option(tmp_path: Path) -> None:
     ds = make_dataset(modality="MR")
 

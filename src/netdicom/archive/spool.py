@@ -148,11 +148,12 @@ class SpooledFile:
                 with contextlib.suppress(Exception):
                     await asyncio.wrap_future(future)
 
-    async def commit(self, relative: PurePosixPath) -> Placed:
-        """Write what is left, make the file durable and put it at `relative` (raises what
-        Archive.place raises: OSError, UnsafePath)."""
+    async def commit(self, relative: PurePosixPath, after: Callable[[Placed], T]) -> T:
+        """Write what is left, make the file durable, put it at `relative`, and return what
+        `after` (run on the worker, once the file is in place) makes of it. Raises what
+        Archive.place raises (OSError, UnsafePath), or what `after` raises."""
         batch = self._take_batch()
-        future = self._serial.submit(lambda: self._commit(batch, relative))
+        future = self._serial.submit(lambda: after(self._commit(batch, relative)))
         return await asyncio.wrap_future(future)
 
     async def discard(self) -> None:

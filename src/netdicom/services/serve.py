@@ -123,7 +123,10 @@ class ServeApp:
         self.index = _open_index(config.directory, index_progress)
         self._flush_timer: asyncio.TimerHandle | None = None
         self.find = FindSCP(self.index, config.ae_title)
-        self.storage.on_stored.append(self._index_stored)
+        # Indexed on the thread that placed the file (the index has its own lock), so the
+        # event loop goes on receiving; the commit is scheduled from the loop.
+        self.storage.on_placed.append(self._index_stored)
+        self.storage.on_stored.append(self._schedule_flush)
         self.storage.on_stored.append(self._log_stored)
         for sop_class in FIND_SOP_CLASSES:
             self.service_syntaxes[sop_class] = _PLAIN_SYNTAXES
@@ -296,7 +299,9 @@ class ServeApp:
             keep_existing=keep_existing,
             deferred=True,
         )
-        if self._flush_timer is None:
+
+    def _schedule_flush(self, stored: StoredInstance) -> None:
+        if self._flush_timer is None and self.index.pending:
             loop = asyncio.get_running_loop()
             self._flush_timer = loop.call_later(_FLUSH_DELAY, self.flush_index)
 

@@ -92,6 +92,7 @@ class StoredInstance:
 
 
 OnStored = Callable[[StoredInstance], "Awaitable[None] | None"]
+OnPlaced = Callable[[StoredInstance], None]
 
 
 class _Failed(Exception):
@@ -197,8 +198,11 @@ class _Received:
 class StorageSCP:
     """Answers C-STORE-RQ by writing the instance into `archive` under `layout`.
 
-    `on_stored`: hooks called with each StoredInstance after it is durable and before success
-    is answered (e.g. the query index). A hook may be a coroutine function.
+    `on_placed`: blocking hooks called with each StoredInstance as soon as it is in place, on
+    the thread that placed it (a worker thread when fsync is on, so they must be thread-safe):
+    work that would otherwise hold up the event loop, e.g. the query index.
+    `on_stored`: hooks called on the event loop after that and before success is answered.
+    A hook may be a coroutine function. A failing hook of either kind answers 0x0110.
     """
 
     def __init__(
@@ -212,6 +216,7 @@ class StorageSCP:
         self.layout = layout or Layout.parse(DEFAULT_LAYOUT)
         self.limits = limits or StoreLimits()
         self.on_stored: list[OnStored] = []
+        self.on_placed: list[OnPlaced] = []
         self._capture = self.layout.tags | {SOP_CLASS_UID, SOP_INSTANCE_UID} | CAPTURE_TAGS
         # Durable stores do their file work on worker threads (archive.spool): it overlaps
         # with receiving, and the fsyncs of parallel associations overlap with each other.
@@ -420,18 +425,31 @@ class StorageSCP:
                 relative = self.layout.render(values)
             except UnsafePath as exc:
                 raise _Failed(UNSAFE_UID, str(exc)) from None
-            placed: Placed
+            size = spooled.size if spooled is not None else pending.size if pending else 0
+
+            def placed_hooks(placed: Placed) -> StoredInstance:
+                # Where the file was placed: a worker thread when fsync is on.
+                stored = StoredInstance(
+                    path=placed.path,
+                    sop_class_uid=rq.affected_sop_class_uid,
+                    sop_instance_uid=instance_uid,
+                    transfer_syntax=received.transfer_syntax,
+                    calling_ae=received.calling_ae,
+                    size=size - received.header_length,
+                    outcome=placed.outcome,
+                    values=received.values,
+                )
+                self._run_placed_hooks(stored)
+                return stored
+
             try:
                 if spooled is not None:
-                    size = spooled.size
-                    placed = await spooled.commit(relative)
-                else:
-                    assert pending is not None
-                    size = pending.size
-                    if self.archive.fsync:
-                        placed = await asyncio.to_thread(pending.commit, relative)
-                    else:
-                        placed = pending.commit(relative)
+                    return await spooled.commit(relative, placed_hooks)
+                assert pending is not None
+                if self.archive.fsync:
+                    commit = pending.commit
+                    return await asyncio.to_thread(lambda: placed_hooks(commit(relative)))
+                return placed_hooks(pending.commit(relative))
             except UnsafePath as exc:
                 raise _Failed(UNSAFE_UID, str(exc)) from None
             except OSError as exc:
@@ -440,16 +458,6 @@ class StorageSCP:
                 ) from None
             finally:
                 pending = spooled = None
-            return StoredInstance(
-                path=placed.path,
-                sop_class_uid=rq.affected_sop_class_uid,
-                sop_instance_uid=instance_uid,
-                transfer_syntax=received.transfer_syntax,
-                calling_ae=received.calling_ae,
-                size=size - received.header_length,
-                outcome=placed.outcome,
-                values=received.values,
-            )
         finally:
             if pending is not None:
                 pending.discard()
@@ -468,6 +476,14 @@ class StorageSCP:
                 status.DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
                 "data set SOP Class UID differs from the command's",
             )
+
+    def _run_placed_hooks(self, stored: StoredInstance) -> None:
+        for hook in self.on_placed:
+            try:
+                hook(stored)
+            except Exception as exc:
+                log.exception("on_placed hook failed for %s", stored.path)
+                raise _Failed(status.PROCESSING_FAILURE, f"stored, not registered: {exc}") from exc
 
     async def _notify(self, stored: StoredInstance) -> None:
         for hook in self.on_stored:
@@ -563,6 +579,7 @@ __all__ = [
     "LIMIT_EXCEEDED",
     "SOP_INSTANCE_MISMATCH",
     "UNSAFE_UID",
+    "OnPlaced",
     "OnStored",
     "StorageSCP",
     "StoreLimits",
