@@ -180,6 +180,7 @@ def serve_without_index(directory: str, port: int, fsync: bool) -> None:
 
     async def main() -> None:
         app = ServeApp(ServeConfig(directory=Path(directory), port=port, fsync=fsync))
+        app.storage.on_placed.clear()
         app.storage.on_stored.clear()
         await app.server.start()
         await app.server.serve_forever()

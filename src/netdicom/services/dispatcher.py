@@ -34,6 +34,8 @@ log = logging.getLogger("netdicom.scp")
 Completion = Coroutine[Any, Any, None]
 Handler = Callable[[Association, AcceptedContext, DimseMessage], Awaitable[Completion | None]]
 Fallback = Callable[[Association, CommandReceived], Awaitable[None]]
+# Answers a request on the spot, from the protocol callback (no await): True when it did.
+InlineHandler = Callable[[Association, AcceptedContext, DimseMessage], bool]
 
 
 def performed_window(assoc: Association) -> int:
@@ -47,15 +49,41 @@ def performed_window(assoc: Association) -> int:
 
 
 class Dispatcher:
-    def __init__(self, handlers: Mapping[type, Handler], fallback: Fallback) -> None:
+    """`handlers` by request type; `fallback` for the rest; `inline` handlers, by request
+    type, may answer a request as it arrives while the loop waits for one (a C-ECHO: no
+    turn of the event loop, no task switch), and decline by returning False."""
+
+    def __init__(
+        self,
+        handlers: Mapping[type, Handler],
+        fallback: Fallback,
+        inline: Mapping[type, InlineHandler] | None = None,
+    ) -> None:
         self._handlers = dict(handlers)
         self._fallback = fallback
+        self._inline = dict(inline or {})
+
+    def _answer_inline(self, assoc: Association) -> Callable[[CommandReceived], bool]:
+        accepted = assoc.negotiated.accepted if assoc.negotiated else {}
+        inline = self._inline
+
+        def answer(event: CommandReceived) -> bool:
+            message = event.message
+            handler = inline.get(type(message))
+            context = accepted.get(event.context_id)
+            if handler is None or context is None or isinstance(message, UnsupportedCommand):
+                return False
+            return handler(assoc, context, message)
+
+        return answer
 
     async def serve(self, assoc: Association) -> None:
         negotiated = assoc.negotiated
         assert negotiated is not None
         window = performed_window(assoc)
         work = _Outstanding(assoc)
+        if self._inline:
+            assoc.answer_inline = self._answer_inline(assoc)
         try:
             while True:
                 if work.failed():
@@ -112,6 +140,7 @@ class Dispatcher:
             await work.wait_all()
             work.failed()
             assoc.busy = False
+            assoc.answer_inline = None
 
 
 class _Outstanding:

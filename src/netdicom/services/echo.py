@@ -28,7 +28,9 @@ async def echo(assoc: Association, count: int, timeout: float | None) -> list[Ec
     for _ in range(count):
         message_id = assoc.message_ids.next()
         started = time.perf_counter()
-        await assoc.send_message(ctx.context_id, CEchoRQ(message_id))
+        request = CEchoRQ(message_id)
+        if not assoc.send_now(ctx.context_id, request):
+            await assoc.send_message(ctx.context_id, request)
         response, _ = await receive_response(assoc, message_id, timeout)
         elapsed = time.perf_counter() - started
         assoc.message_ids.release(message_id)
@@ -38,13 +40,22 @@ async def echo(assoc: Association, count: int, timeout: float | None) -> list[Ec
     return replies
 
 
-async def handle_echo(assoc: Association, context: AcceptedContext, message: DimseMessage) -> None:
+def _echo_response(context: AcceptedContext, message: DimseMessage) -> CEchoRSP:
     """C-ECHO SCP: success on a Verification context, 0122 (SOP class not supported) elsewhere."""
     assert isinstance(message, CEchoRQ)
     ok = context.abstract_syntax == uids.VERIFICATION == message.affected_sop_class_uid
-    response = CEchoRSP(
+    return CEchoRSP(
         message.message_id,
         status.SUCCESS if ok else status.SOP_CLASS_NOT_SUPPORTED,
         affected_sop_class_uid=message.affected_sop_class_uid,
     )
-    await assoc.send_message(context.context_id, response)
+
+
+async def handle_echo(assoc: Association, context: AcceptedContext, message: DimseMessage) -> None:
+    await assoc.send_message(context.context_id, _echo_response(context, message))
+
+
+def answer_echo_now(assoc: Association, context: AcceptedContext, message: DimseMessage) -> bool:
+    """The same answer, sent from the protocol callback when the association can take it at
+    once (the dispatcher's inline handler); False leaves the request to handle_echo."""
+    return assoc.send_now(context.context_id, _echo_response(context, message))

@@ -31,7 +31,7 @@ from netdicom.core.dimse import (
 )
 from netdicom.core.pdu import AssociateAC, AssociateRJ, AssociateRQ, ContextResult
 from netdicom.services.dispatcher import Dispatcher
-from netdicom.services.echo import handle_echo
+from netdicom.services.echo import answer_echo_now, handle_echo
 from netdicom.services.events import emit
 from netdicom.services.events import log as events_log
 from netdicom.services.find_scp import FindSCP, extended_negotiation_answer
@@ -188,6 +188,7 @@ class ServeApp:
                 CMoveRQ: self.retrieve.handle,
             },
             refuse,
+            inline={CEchoRQ: answer_echo_now},
         )
         self.server = Server(
             config.host,

@@ -245,6 +245,11 @@ class Association:
         # Set while the service layer is working on a request, so the idle timer does not fire
         # while, say, a long C-GET is being answered.
         self.busy = False
+        # Installed by a service loop while it waits for the next request: called from the
+        # protocol callback with a request that arrives when nothing is queued before it, it
+        # returns True when it answered the request there and then (see send_now). A C-ECHO
+        # answered this way skips a turn of the event loop and the service task.
+        self.answer_inline: Callable[[CommandReceived], bool] | None = None
         self.outcome = "open"
         self._last_activity = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -339,6 +344,25 @@ class Association:
                 await self._send_fragments(context_id, False, memoryview(dataset), max_fragment)
             else:
                 await self._send_stream(context_id, dataset, max_fragment)
+
+    def send_now(self, context_id: int, message: DimseMessage) -> bool:
+        """Send a message without a data set at once, without waiting, when that is possible:
+        no other message is being sent, the transport takes more and the command fits one
+        fragment. False when it is not (send it with send_message then)."""
+        negotiated = self.negotiated
+        if (
+            negotiated is None
+            or self._send_lock.locked()
+            or self._write_paused
+            or self._end is not None
+            or self._machine.state not in (State.STA6, State.STA8)
+        ):
+            return False
+        command = encode_command(message)
+        if len(command) > max_fragment_length(negotiated.max_pdu_to_peer):
+            return False
+        self._write_pdv(context_id, True, True, command)
+        return True
 
     def _check_can_send(self) -> None:
         if self._end is not None:
@@ -634,6 +658,12 @@ class Association:
                 return
             if trace is not None:
                 trace("recv", pdu)
+            if pdu.pdu_type is PDUType.P_DATA_TF and self._machine.state is State.STA6:
+                # PS3.8 Table 9-10: Evt10 in Sta6 is DT-2, a P-DATA indication and no change
+                # of state, so the busiest path skips the table (as sending does).
+                assert isinstance(pdu, PDataTF)
+                self._on_data(pdu)
+                continue
             self._handle(_EVENT_FOR_PDU[pdu.pdu_type], pdu)
 
     def _fault_task_start(self) -> None:
@@ -942,6 +972,15 @@ class Association:
         try:
             for pdv in pdu.pdvs:
                 for event in assembler.feed(pdv):
+                    inline = self.answer_inline
+                    if (
+                        inline is not None
+                        and self._waiter is not None
+                        and not self._events
+                        and isinstance(event, CommandReceived)
+                        and inline(event)
+                    ):
+                        continue
                     self._push(event)
         except RemoteProtocolError as exc:
             # PS3.8 §9.3.5 / Annex E violations: provider abort, reason 6 (invalid parameter).
