@@ -115,13 +115,23 @@ def test_7_timeout() -> None:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_130_interrupted() -> None:
-    with scripted_peer(_silent) as port:
+    asked = threading.Event()
+
+    def silent(conn: socket.socket) -> None:
+        conn.recv(65536)  # the A-ASSOCIATE-RQ, never answered
+        asked.set()
+        time.sleep(5)
+
+    with scripted_peer(silent) as port:
         proc = subprocess.Popen(
             [*NETDICOM, "echo", f"127.0.0.1:{port}", "--timeout", "30"],
             stderr=subprocess.PIPE,
             text=True,
         )
-        time.sleep(1.0)  # connected, waiting for the A-ASSOCIATE-AC
+        # Interrupt once it waits for the A-ASSOCIATE-AC, however long start-up took (a
+        # fixed sleep raced start-up on a loaded CI machine without cached bytecode).
+        assert asked.wait(30)
+        time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == ExitCode.INTERRUPTED == 130, err
