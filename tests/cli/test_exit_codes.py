@@ -127,6 +127,9 @@ def test_130_interrupted() -> None:
             [*NETDICOM, "echo", f"127.0.0.1:{port}", "--timeout", "30"],
             stderr=subprocess.PIPE,
             text=True,
+            # A shell without job control starts background jobs with SIGINT ignored, and the
+            # test suite may run as one: give the client the disposition a terminal gives it.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         # Interrupt once it waits for the A-ASSOCIATE-AC, however long start-up took (a
         # fixed sleep raced start-up on a loaded CI machine without cached bytecode).
