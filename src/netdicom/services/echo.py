@@ -7,10 +7,18 @@ from dataclasses import dataclass
 
 from netdicom.core import uids
 from netdicom.core.acse import AcceptedContext, ProposedContext
-from netdicom.core.dimse import CEchoRQ, CEchoRSP, DimseMessage, status
-from netdicom.core.errors import RemoteProtocolError
-from netdicom.services.session import receive_response, require_context
-from netdicom.transport.association import Association
+from netdicom.core.dimse import (
+    CEchoRQ,
+    CEchoRSP,
+    CommandReceived,
+    DatasetFragment,
+    DimseMessage,
+    UnsupportedCommand,
+    status,
+)
+from netdicom.core.errors import RemoteProtocolError, TimeoutExpired
+from netdicom.services.session import require_context
+from netdicom.transport.association import Association, ReleaseRequested
 
 ECHO_CONTEXTS = (ProposedContext(uids.VERIFICATION, (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)),)
 
@@ -22,22 +30,109 @@ class EchoReply:
 
 
 async def echo(assoc: Association, count: int, timeout: float | None) -> list[EchoReply]:
-    """Send `count` C-ECHO-RQs one after another on one association."""
+    """Send `count` C-ECHO-RQs one after another on one association.
+
+    `timeout` is the DIMSE timeout: how long to wait for each response. A round trip is timed
+    from the request's write to its response's arrival; with `count` > 1 each next request is
+    written as soon as a response arrives, from the association's callback (see `_Chain`), so
+    what is measured is the peer and the network, not a switch between tasks."""
     ctx = require_context(assoc, uids.VERIFICATION)
     replies: list[EchoReply] = []
-    for _ in range(count):
-        message_id = assoc.message_ids.next()
-        started = time.perf_counter()
-        request = CEchoRQ(message_id)
-        if not assoc.send_now(ctx.context_id, request):
-            await assoc.send_message(ctx.context_id, request)
-        response, _ = await receive_response(assoc, message_id, timeout)
-        elapsed = time.perf_counter() - started
-        assoc.message_ids.release(message_id)
+    chain = _Chain(assoc, ctx.context_id, count, replies)
+    if count > 1 and assoc.answer_inline is None:
+        assoc.answer_inline = chain.answer
+    try:
+        while len(replies) < count:
+            message_id = assoc.message_ids.next()
+            chain.sent(message_id)
+            request = CEchoRQ(message_id)
+            if not assoc.send_now(ctx.context_id, request):
+                await assoc.send_message(ctx.context_id, request)
+            chain.answered(await _next_response(assoc, chain, timeout))
+    finally:
+        if assoc.answer_inline == chain.answer:
+            assoc.answer_inline = None
+    return replies
+
+
+async def _next_response(
+    assoc: Association, chain: _Chain, timeout: float | None
+) -> DimseMessage | UnsupportedCommand:
+    """The response `chain` declined: to its current request (which the chain may have
+    changed while we waited: it answers responses without waking us, so only a silence as
+    long as the timeout since its last request is a timeout)."""
+    wait = timeout
+    while True:
+        try:
+            event = await assoc.receive(wait)
+        except TimeoutExpired:
+            if timeout is None:
+                raise
+            wait = timeout - (time.perf_counter() - chain.started)
+            if wait <= 0:
+                raise
+            continue
+        if isinstance(event, ReleaseRequested):
+            assoc.answer_release()
+            continue
+        if isinstance(event, DatasetFragment):
+            raise RemoteProtocolError("data set fragment without a command")
+        responded = getattr(event.message, "message_id_being_responded_to", None)
+        if responded != chain.message_id:
+            raise RemoteProtocolError(
+                f"response to message {responded}, expected {chain.message_id}",
+                field="Message ID Being Responded To",
+            )
+        return event.message
+
+
+class _Chain:
+    """Answers each C-ECHO-RSP of `echo` in the association's callback by writing the next
+    C-ECHO-RQ at once; declines (the response then reaches `echo` through the queue) for the
+    last one, anything unexpected, or when the request cannot be written without waiting."""
+
+    __slots__ = ("_assoc", "_context_id", "_count", "_replies", "message_id", "started")
+
+    def __init__(
+        self, assoc: Association, context_id: int, count: int, replies: list[EchoReply]
+    ) -> None:
+        self._assoc = assoc
+        self._context_id = context_id
+        self._count = count
+        self._replies = replies
+        self.message_id = 0
+        self.started = 0.0
+
+    def sent(self, message_id: int) -> None:
+        self.message_id = message_id
+        self.started = time.perf_counter()
+
+    def answered(self, response: DimseMessage | UnsupportedCommand) -> None:
+        elapsed = time.perf_counter() - self.started
+        self._assoc.message_ids.release(self.message_id)
         if not isinstance(response, CEchoRSP):
             raise RemoteProtocolError(f"expected C-ECHO-RSP, got {type(response).__name__}")
-        replies.append(EchoReply(response.status, elapsed))
-    return replies
+        self._replies.append(EchoReply(response.status, elapsed))
+
+    def answer(self, event: CommandReceived) -> bool:
+        response = event.message
+        if (
+            not isinstance(response, CEchoRSP)
+            or response.message_id_being_responded_to != self.message_id
+            or len(self._replies) + 1 >= self._count
+        ):
+            return False
+        arrived = time.perf_counter()
+        assoc = self._assoc
+        next_id = assoc.message_ids.next()
+        if not assoc.send_now(self._context_id, CEchoRQ(next_id)):
+            assoc.message_ids.release(next_id)
+            return False
+        assoc.message_ids.release(self.message_id)
+        self._replies.append(EchoReply(response.status, arrived - self.started))
+        self.message_id = next_id
+        self.started = time.perf_counter()
+        return True
 
 
 def _echo_response(context: AcceptedContext, message: DimseMessage) -> CEchoRSP:
