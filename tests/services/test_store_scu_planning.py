@@ -149,3 +149,14 @@ def test_scan_keeps_transfer_syntax_of_each_file(tmp_path: Path) -> None:
     assert sorted(f.transfer_syntax for f in result.files) == sorted(
         [uids.EXPLICIT_VR_LE, uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE]
     )
+
+
+def test_a_file_named_twice_or_through_a_link_is_sent_once(tmp_path: Path) -> None:
+    paths = make_files(tmp_path / "in", 2)
+    link = tmp_path / "link.dcm"
+    link.symlink_to(paths[0])
+    (tmp_path / "dirlink").symlink_to(tmp_path / "in", target_is_directory=True)
+    files, skipped = collect([paths[0], paths[0], link, tmp_path / "dirlink"], recursive=True)
+    assert skipped == []
+    assert sorted(p.resolve() for p in files) == sorted(p.resolve() for p in paths)
+    assert files[0] == paths[0]  # the name first given is the one reported

@@ -54,7 +54,9 @@ def collect(paths: Iterable[Path], recursive: bool) -> tuple[list[Path], list[Sk
     """The files named or found under the directories; FileNotFoundError for a missing path."""
     files: list[Path] = []
     skipped: list[Skipped] = []
-    seen: set[Path] = set()
+    # The same file named twice (or reached through two paths, a link): sent once. Its
+    # device and inode say so with one stat, where resolve() walks every path component.
+    seen: set[tuple[int, int] | Path] = set()
     for path in paths:
         if path.is_dir():
             if not recursive:
@@ -66,7 +68,12 @@ def collect(paths: Iterable[Path], recursive: bool) -> tuple[list[Path], list[Sk
         else:
             raise FileNotFoundError(f"no such file or directory: {path}")
         for item in found:
-            key = item.resolve()
+            key: tuple[int, int] | Path
+            try:
+                info = os.stat(item)
+                key = (info.st_dev, info.st_ino)
+            except OSError:
+                key = item  # gone or unreadable: probing it says so
             if key not in seen:
                 seen.add(key)
                 files.append(item)
