@@ -5,11 +5,12 @@ only itself, and nothing pending is lost at close."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from netdicom.archive.index import Index, Query
+from netdicom.archive.index import Index, InstanceSummary, Query
 from netdicom.archive.matching import Level, Model
 from netdicom.archive.rebuild import read_summary
 from tests.dicomfiles import make_dataset, write_instance
@@ -87,3 +88,64 @@ def test_close_commits_what_is_pending(tmp_path: Path) -> None:
     assert again.open() == "ok"
     assert again.counts()["instance"] == 2
     again.close()
+
+
+def test_queued_instances_are_added_before_any_read(tmp_path: Path) -> None:
+    # serve's store path queues (add_later) and answers; every read must see the instance.
+    index = Index(tmp_path)
+    index.open()
+    summaries = _summaries(tmp_path, 4)
+    built: list[int] = []
+
+    def maker(n: int) -> Callable[[], InstanceSummary]:
+        def make() -> InstanceSummary:
+            built.append(n)
+            return summaries[n]  # type: ignore[return-value]
+
+        return make
+
+    index.add_later(maker(0))
+    assert built == [] and index.pending == 1  # nothing done on the store path
+    assert index.counts()["instance"] == 1
+    index.add_later(maker(1))
+    assert index.sop_instance_paths(["1.1.1.1"]) == {"1.1.1.1": "f1.dcm"}
+    index.add_later(maker(2))
+    assert "f2.dcm" in index.files()
+    index.add_later(maker(3))
+    assert _studies(index) == 4 and _committed(index) == 4  # a query adds and commits
+    assert built == [0, 1, 2, 3]
+    index.close()
+
+
+def test_queued_keep_existing_and_failures(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    index = Index(tmp_path)
+    index.open()
+    first, second = _summaries(tmp_path, 2)
+    index.add(first)  # type: ignore[arg-type]
+    # The same SOP instance again, kept as a second file: not indexed over the first.
+    again = type(first)("copy.dcm", 1, 1, first.transfer_syntax, first.values)  # type: ignore[attr-defined]
+
+    def broken() -> InstanceSummary:
+        raise OSError("file vanished")
+
+    index.add_later(lambda: again, keep_existing=True)
+    index.add_later(broken)
+    index.add_later(lambda: second)  # type: ignore[arg-type,return-value]
+    index.flush()
+    assert index.sop_instance_paths(["1.0.1.1", "1.1.1.1"]) == {
+        "1.0.1.1": "f0.dcm",
+        "1.1.1.1": "f1.dcm",
+    }
+    assert "file vanished" in caplog.text  # logged, skipped, the others added
+    index.close()
+
+
+def test_close_adds_what_is_queued(tmp_path: Path) -> None:
+    index = Index(tmp_path)
+    index.open()
+    (summary,) = _summaries(tmp_path, 1)
+    index.add_later(lambda: summary)  # type: ignore[arg-type,return-value]
+    index.close()
+    assert _committed(index) == 1

@@ -194,3 +194,32 @@ def test_a_timeout_with_operations_outstanding_reports_each_file_once(tmp_path: 
         assert isinstance(report.error, TimeoutExpired)
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_an_instance_answered_as_stored_is_found_at_once(tmp_path: Path) -> None:
+    # serve queues the index rows of a store and adds them in the background; a C-FIND on
+    # another association right after the C-STORE-RSP must still find every instance.
+    from netdicom.archive.matching import Level, Model
+    from netdicom.services.find_scu import build_identifier, find, find_contexts
+
+    paths = make_files(tmp_path / "in", 5)
+
+    async def main() -> None:
+        async with serving(tmp_path / "out") as app:
+            report, _ = await _store(app, paths, 8)
+            assert report.count(Result.STORED) == 5
+            assert app.index.pending > 0  # queued, not yet added (the flush is a second away)
+            assoc = await open_association(
+                Peer("127.0.0.1", app.server.port, "NETDICOM"),
+                ClientOptions(),
+                find_contexts(Model.STUDY_ROOT),
+            )
+            found: list[str] = []
+            identifier = build_identifier(Level.IMAGE, {0x0020000D: "", 0x00080018: ""})
+            result = await find(
+                assoc, Model.STUDY_ROOT, identifier, lambda ds, _: found.append(ds.SOPInstanceUID)
+            )
+            await assoc.release()
+            assert result.status == 0 and len(found) == 5
+
+    asyncio.run(asyncio.wait_for(main(), 30))

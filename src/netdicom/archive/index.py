@@ -25,6 +25,7 @@ import contextlib
 import logging
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,6 +244,8 @@ class Index:
         self._pks: dict[tuple[str, str, str], int] = {}
         # Rows added with add_deferred() and not yet committed (see there).
         self._pending = 0
+        # Instances queued with add_later(), added at the next flush() or read (see there).
+        self._queued: deque[tuple[Callable[[], InstanceSummary], bool]] = deque()
 
     # --- opening ---------------------------------------------------------------------------
 
@@ -285,6 +288,8 @@ class Index:
 
     def close(self) -> None:
         with self._lock:
+            if self._conn is not None:
+                self._add_queued()
             self._commit_pending()
             if self._conn is not None:
                 self._conn.close()
@@ -315,29 +320,66 @@ class Index:
         """Insert one instance into the open transaction (begun if needed); `flush()` commits.
         A failure undoes this instance only (a savepoint), never the others pending."""
         with self._lock:
-            db = self._db
-            if self._pending == 0:
-                db.execute("BEGIN IMMEDIATE")
-            self._pending += 1
-            db.execute("SAVEPOINT one")
-            try:
-                self._insert(db, summary)
-            except BaseException:
-                db.execute("ROLLBACK TO one")
-                db.execute("RELEASE one")
-                self._pks.clear()
-                raise
+            self._add_queued()
+            self._add_one(summary)
+
+    def _add_one(self, summary: InstanceSummary) -> None:
+        db = self._db
+        if self._pending == 0:
+            db.execute("BEGIN IMMEDIATE")
+        self._pending += 1
+        db.execute("SAVEPOINT one")
+        try:
+            self._insert(db, summary)
+        except BaseException:
+            db.execute("ROLLBACK TO one")
             db.execute("RELEASE one")
-            if self._pending >= self.MAX_PENDING:
-                self._commit_pending()
+            self._pks.clear()
+            raise
+        db.execute("RELEASE one")
+        if self._pending >= self.MAX_PENDING:
+            self._commit_pending()
+
+    # serve's store path goes further: it queues each instance with add_later(), which costs
+    # an append, and answers success without waiting for SQLite; flush() (a second later, on a
+    # worker thread) and every read of the index add what is queued first, so no query, no
+    # retrieve and no start-up check ever misses an instance that was answered as stored.
+    def add_later(
+        self, make: Callable[[], InstanceSummary], *, keep_existing: bool = False
+    ) -> None:
+        """Queue an instance; `make()` builds its summary when it is added. `keep_existing`:
+        leave it out if its SOP instance is indexed already (a second file of it kept by the
+        "rename" duplicate policy). A `make()` that fails is logged and skipped (the start-up
+        reconciliation indexes the file from disk). Thread-safe."""
+        self._queued.append((make, keep_existing))
+
+    def _add_queued(self) -> None:
+        # Called with the lock held.
+        while self._queued:
+            make, keep_existing = self._queued.popleft()
+            try:
+                summary = make()
+                if (
+                    keep_existing
+                    and self._db.execute(
+                        "SELECT 1 FROM instance WHERE sop_uid = ?",
+                        (summary.values.get(0x00080018, ""),),
+                    ).fetchone()
+                ):
+                    continue
+                self._add_one(summary)
+            except Exception:
+                log.exception("indexing a stored instance failed; the start-up check will retry")
 
     @property
     def pending(self) -> int:
-        return self._pending
+        """Instances added or queued and not yet committed."""
+        return self._pending + len(self._queued)
 
     def flush(self) -> None:
-        """Commit what add_deferred() added."""
+        """Add what add_later() queued and commit what add_deferred() added."""
         with self._lock:
+            self._add_queued()
             self._commit_pending()
 
     def _commit_pending(self) -> None:
@@ -348,6 +390,7 @@ class Index:
     def add_many(self, summaries: Sequence[InstanceSummary]) -> None:
         """Insert several instances in one transaction (rebuild uses batches)."""
         with self._lock:
+            self._add_queued()
             self._commit_pending()
             db = self._db
             db.execute("BEGIN IMMEDIATE")
@@ -443,6 +486,7 @@ class Index:
     def remove(self, paths: Sequence[str]) -> int:
         """Remove the instances stored at `paths` (relative); returns how many were indexed."""
         with self._lock:
+            self._add_queued()
             self._commit_pending()
             db = self._db
             db.execute("BEGIN IMMEDIATE")
@@ -477,6 +521,7 @@ class Index:
     def files(self) -> dict[str, tuple[int, int]]:
         """Every indexed file: relative path -> (size, mtime_ns)."""
         with self._lock:
+            self._add_queued()
             rows = self._db.execute("SELECT path, size, mtime_ns FROM instance").fetchall()
         return {path: (size, mtime) for path, size, mtime in rows}
 
@@ -484,6 +529,7 @@ class Index:
         """SOP Instance UID -> relative path, for those of `uids` that are indexed."""
         result: dict[str, str] = {}
         with self._lock:
+            self._add_queued()
             for start in range(0, len(uids), 500):
                 chunk = list(uids[start : start + 500])
                 marks = ", ".join("?" for _ in chunk)
@@ -496,6 +542,7 @@ class Index:
     def counts(self) -> dict[str, int]:
         """Rows per table (patients, studies, series, instances)."""
         with self._lock:
+            self._add_queued()
             db = self._db
             return {
                 table: db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]

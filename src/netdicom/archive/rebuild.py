@@ -291,6 +291,25 @@ def index_file(index: Index, path: Path, *, keep_existing: bool = False) -> None
     index.add(summary)
 
 
+def captured_summary(
+    directory: Path, path: Path, values: Mapping[int, bytes], transfer_syntax: str
+) -> InstanceSummary:
+    """The summary of a stored file from the raw top-level values the Storage SCP's scanner
+    captured while receiving it (it must capture CAPTURE_TAGS): no second read of the file."""
+    stat = path.stat()
+    relative = Path(os.path.relpath(path, directory)).as_posix()
+    summary = summary_from_values(
+        values,
+        path=relative,
+        size=stat.st_size,
+        mtime_ns=stat.st_mtime_ns,
+        transfer_syntax=transfer_syntax,
+    )
+    if not summary.values.get(0x00080018, ""):
+        raise NotDicom(f"{relative}: no SOP Instance UID")
+    return summary
+
+
 def index_captured(
     index: Index,
     path: Path,
@@ -303,18 +322,8 @@ def index_captured(
     """Index a stored file from the raw top-level values the Storage SCP's scanner captured
     while receiving it (it must capture CAPTURE_TAGS): no second read of the file.
     `deferred`: join the index's open transaction (Index.add_deferred; the caller flushes)."""
-    stat = path.stat()
-    relative = Path(os.path.relpath(path, index.directory)).as_posix()
-    summary = summary_from_values(
-        values,
-        path=relative,
-        size=stat.st_size,
-        mtime_ns=stat.st_mtime_ns,
-        transfer_syntax=transfer_syntax,
-    )
-    uid = summary.values.get(0x00080018, "")
-    if not uid:
-        raise NotDicom(f"{relative}: no SOP Instance UID")
+    summary = captured_summary(index.directory, path, values, transfer_syntax)
+    uid = summary.values[0x00080018]
     if keep_existing and index.sop_instance_paths([uid]):
         return
     if deferred:

@@ -122,6 +122,7 @@ class ServeApp:
         # Query/Retrieve FIND (PS3.4 C.4.1): the index of DIR, verified or rebuilt here.
         self.index = _open_index(config.directory, index_progress)
         self._flush_timer: asyncio.TimerHandle | None = None
+        self._flushing: set[asyncio.Future[None]] = set()
         self.find = FindSCP(self.index, config.ae_title)
         # Indexed on the thread that placed the file (the index has its own lock), so the
         # event loop goes on receiving; the commit is scheduled from the loop.
@@ -280,10 +281,10 @@ class ServeApp:
         )
 
     def _index_stored(self, stored: StoredInstance) -> None:
-        # After the file is durable, before success is answered. Captured values join the
-        # index's open transaction, committed within _FLUSH_DELAY (and before any query):
-        # one commit per burst of stores instead of one per instance (Index.add_deferred).
-        from netdicom.archive.rebuild import index_captured, index_file
+        # After the file is durable, before success is answered. The instance is queued
+        # (Index.add_later): SQLite runs in flush_index, within _FLUSH_DELAY and off the event
+        # loop, and before any read of the index, so no query or retrieve ever misses it.
+        from netdicom.archive.rebuild import captured_summary, index_file
         from netdicom.archive.writer import Outcome
 
         keep_existing = stored.outcome is Outcome.RENAMED
@@ -291,24 +292,36 @@ class ServeApp:
             # The file in place is not the one received (or nothing was captured): read it.
             index_file(self.index, stored.path, keep_existing=keep_existing)
             return
-        # The values the Storage SCP's scanner captured while receiving: no second read.
-        index_captured(
-            self.index,
-            stored.path,
-            stored.values,
-            stored.transfer_syntax,
+        directory, path, values = self.index.directory, stored.path, stored.values
+        syntax = stored.transfer_syntax
+        self.index.add_later(
+            lambda: captured_summary(directory, path, values, syntax),
             keep_existing=keep_existing,
-            deferred=True,
         )
 
     def _schedule_flush(self, stored: StoredInstance) -> None:
         if self._flush_timer is None and self.index.pending:
             loop = asyncio.get_running_loop()
-            self._flush_timer = loop.call_later(_FLUSH_DELAY, self.flush_index)
+            # A long burst is added in batches of about MAX_PENDING instances.
+            delay = 0.0 if self.index.pending >= Index.MAX_PENDING else _FLUSH_DELAY
+            self._flush_timer = loop.call_later(delay, self._flush_in_background)
+
+    def _flush_in_background(self) -> None:
+        # SQLite releases the GIL: the event loop goes on receiving while rows are added.
+        self._flush_timer = None
+        task = asyncio.ensure_future(asyncio.to_thread(self._flush))
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
 
     def flush_index(self) -> None:
-        """Commit the rows the store hook added (also done before every query)."""
-        self._flush_timer = None
+        """Add and commit the instances the store hook queued (also done before every query
+        and at shutdown)."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        self._flush()
+
+    def _flush(self) -> None:
         try:
             self.index.flush()
         except Exception:
