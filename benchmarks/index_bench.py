@@ -180,8 +180,9 @@ def serve_without_index(directory: str, port: int, fsync: bool) -> None:
 
     async def main() -> None:
         app = ServeApp(ServeConfig(directory=Path(directory), port=port, fsync=fsync))
-        app.storage.on_placed.clear()
-        app.storage.on_stored.clear()
+        # Only the index goes: the log line per instance stays, as in serve.
+        app.storage.on_placed.remove(app._index_stored)
+        app.storage.on_stored.remove(app._schedule_flush)
         await app.server.start()
         await app.server.serve_forever()
 
