@@ -149,3 +149,32 @@ def test_close_adds_what_is_queued(tmp_path: Path) -> None:
     index.add_later(lambda: summary)  # type: ignore[arg-type,return-value]
     index.close()
     assert _committed(index) == 1
+
+
+@pytest.mark.parametrize("earlier", [False, True])
+def test_a_failing_insert_in_a_queued_batch_undoes_only_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, earlier: bool
+) -> None:
+    index = Index(tmp_path)
+    index.open()
+    first, bad, last, before = _summaries(tmp_path, 4)
+    if earlier:
+        index.add_deferred(before)  # type: ignore[arg-type]  # a transaction already open
+    original = Index._insert
+
+    def picky(self: Index, db: sqlite3.Connection, summary: InstanceSummary) -> None:
+        original(self, db, summary)
+        if summary.path == "f1.dcm":
+            raise RuntimeError("disk trouble")  # after its rows were written
+
+    monkeypatch.setattr(Index, "_insert", picky)
+    for summary in (first, bad, last):
+        index.add_later(lambda summary=summary: summary)  # type: ignore[misc]
+    index.flush()
+    monkeypatch.setattr(Index, "_insert", original)
+    expected = {"1.0.1.1", "1.2.1.1"} | ({"1.3.1.1"} if earlier else set())
+    found = index.sop_instance_paths(["1.0.1.1", "1.1.1.1", "1.2.1.1", "1.3.1.1"])
+    assert set(found) == expected
+    assert _committed(index) == len(expected)
+    assert index.counts()["instance"] == len(expected)  # no half-added instance
+    index.close()

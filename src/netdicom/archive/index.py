@@ -22,6 +22,7 @@ the one definition of the rules.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import sqlite3
 import threading
@@ -165,6 +166,21 @@ CREATE INDEX instance_series ON instance (series_pk);
 CREATE UNIQUE INDEX instance_path ON instance (path);
 PRAGMA user_version = {SCHEMA_VERSION};
 """
+
+
+# (column name, tag, is a date) for building a row from an instance's values.
+_ROW_COLUMNS: Final = tuple((c.name, c.tag, c.vr == "DA") for c in COLUMNS)
+
+
+@functools.cache
+def _insert_sql(level: Level, extra: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """The INSERT of one level's row, and the row's column names it takes in order."""
+    table, _ = _TABLES[level]
+    names = [c.name for c in COLUMNS if c.level is level]
+    names += [f"{n}_alpha" for n in names if n in _PN_COLUMNS]
+    all_names = [*names, *extra]
+    marks = ", ".join("?" for _ in all_names)
+    return f"INSERT INTO {table} ({', '.join(all_names)}) VALUES ({marks})", tuple(names)
 
 
 class IndexUnusable(Exception):
@@ -354,22 +370,49 @@ class Index:
         self._queued.append((make, keep_existing))
 
     def _add_queued(self) -> None:
-        # Called with the lock held.
+        # Called with the lock held. The queue goes in as one batch (one savepoint, not one
+        # per instance); should an insert fail, the batch is undone and added again one
+        # instance at a time, so that the failure undoes only itself.
+        if not self._queued:
+            return
+        batch: list[tuple[InstanceSummary, bool]] = []
         while self._queued:
             make, keep_existing = self._queued.popleft()
             try:
-                summary = make()
-                if (
-                    keep_existing
-                    and self._db.execute(
-                        "SELECT 1 FROM instance WHERE sop_uid = ?",
-                        (summary.values.get(0x00080018, ""),),
-                    ).fetchone()
-                ):
-                    continue
-                self._add_one(summary)
+                batch.append((make(), keep_existing))
             except Exception:
                 log.exception("indexing a stored instance failed; the start-up check will retry")
+        if not batch:
+            return
+        db = self._db
+        if self._pending == 0:
+            db.execute("BEGIN IMMEDIATE")
+        db.execute("SAVEPOINT batch")
+        try:
+            for summary, keep_existing in batch:
+                if not (keep_existing and self._indexed(db, summary)):
+                    self._insert(db, summary)
+        except Exception:
+            db.execute("ROLLBACK TO batch")
+            db.execute("RELEASE batch")
+            self._pks.clear()
+            self._pending += 1  # keeps the transaction open while _add_one adds to it
+            for summary, keep_existing in batch:
+                try:
+                    if not (keep_existing and self._indexed(db, summary)):
+                        self._add_one(summary)
+                except Exception:
+                    log.exception("indexing %s failed; the start-up check will retry", summary.path)
+        else:
+            db.execute("RELEASE batch")
+            self._pending += len(batch)
+        if self._pending >= self.MAX_PENDING:
+            self._commit_pending()
+
+    @staticmethod
+    def _indexed(db: sqlite3.Connection, summary: InstanceSummary) -> bool:
+        uid = summary.values.get(0x00080018, "")
+        return db.execute("SELECT 1 FROM instance WHERE sop_uid = ?", (uid,)).fetchone() is not None
 
     @property
     def pending(self) -> int:
@@ -405,7 +448,11 @@ class Index:
 
     def _insert(self, db: sqlite3.Connection, summary: InstanceSummary) -> None:
         values = summary.values
-        row = {c.name: self._stored(c, values.get(c.tag, "")) for c in COLUMNS}
+        row = {
+            name: normalise_date(text.strip(" \x00")) if is_date else text.strip(" \x00")
+            for name, tag, is_date in _ROW_COLUMNS
+            for text in (values.get(tag, ""),)
+        }
         for name in _PN_COLUMNS:
             row[f"{name}_alpha"] = normalise_person_name(row[name]).split("=")[0]
         # The entities of the last stores are remembered (most stores are series after series);
@@ -460,25 +507,11 @@ class Index:
             self._prune(db)
 
     @staticmethod
-    def _stored(column: Column, text: str) -> str:
-        text = text.strip(" \x00")
-        if column.vr == "DA":
-            return normalise_date(text)
-        return text
-
-    @staticmethod
     def _insert_row(
         db: sqlite3.Connection, level: Level, row: Mapping[str, str], extra: Mapping[str, object]
     ) -> int:
-        table, _ = _TABLES[level]
-        names = [c.name for c in COLUMNS if c.level is level]
-        names += [f"{n}_alpha" for n in names if n in _PN_COLUMNS]
-        all_names = [*names, *extra]
-        marks = ", ".join("?" for _ in all_names)
-        cursor = db.execute(
-            f"INSERT INTO {table} ({', '.join(all_names)}) VALUES ({marks})",
-            [*(row[n] for n in names), *extra.values()],
-        )
+        sql, names = _insert_sql(level, tuple(extra))
+        cursor = db.execute(sql, [*(row[n] for n in names), *extra.values()])
         pk = cursor.lastrowid
         assert pk is not None
         return pk
