@@ -1,10 +1,12 @@
 """The archive index: SQLite inside DIR (DIR/.netdicom/index.sqlite). All of its SQL is here.
 
-Invariant: an instance is in the index if and only if its file is in place. The Storage SCP
-adds an instance after its file is durable and before it answers success, in one transaction
-(`Index.add`); `archive.rebuild.reconcile` restores the invariant at start-up after a crash
-(files without a row are added, rows without a file removed) and rebuilds a missing or damaged
-index from the files.
+Invariant: an instance is in the index if and only if its file is in place, as far as anyone
+reading the index can tell. serve queues an instance (`Index.add_later`) after its file is
+durable and before it answers success; the queue is added, as one batch, a second later on a
+worker thread and before any read (`flush`, `find`, `files`, ...), so a query never misses an
+instance answered as stored. `archive.rebuild.reconcile` restores the invariant at start-up after
+a crash (files without a row are added, rows without a file removed) and rebuilds a missing or
+damaged index from the files.
 
 Durability: WAL journal with synchronous=NORMAL. A commit is not fsynced (that would cost a
 disk flush per stored instance, more than the 10% of store throughput allowed); the last
