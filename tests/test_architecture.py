@@ -95,3 +95,27 @@ def test_version_names_implementation_class_uid() -> None:
     assert out.returncode == 0
     assert "netdicom 0." in out.stdout
     assert "2.25." in out.stdout
+
+
+def test_a_subcommand_builds_only_itself() -> None:
+    # Start-up: `netdicom echo ...` must not make Typer inspect (or import) the other five.
+    code = (
+        "import sys\n"
+        "sys.argv = ['netdicom', 'echo', '--help']\n"
+        "from netdicom.cli.app import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "others = ('find', 'get', 'move', 'serve', 'store')\n"
+        "print(sorted(n for n in others if f'netdicom.cli.{n}' in sys.modules), file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "Check that a peer answers C-ECHO" in out.stdout
+    assert out.stderr.strip().splitlines()[-1] == "[]"
+    # The whole app still has all six (root help, completions, man pages).
+    root = subprocess.run(
+        [sys.executable, "-m", "netdicom", "--help"], capture_output=True, text=True, check=True
+    )
+    for name in ("echo", "find", "get", "move", "serve", "store"):
+        assert f"  {name} " in root.stdout
