@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from netdicom.core.dimse.codec import (
     DATASET_ABSENT,
     DATASET_PRESENT,
@@ -22,23 +24,34 @@ from netdicom.core.dimse.fragments import (
 )
 from netdicom.core.dimse.message_ids import MessageIdAllocator
 from netdicom.core.dimse.messages import (
-    CCancelRQ,
     CEchoRQ,
     CEchoRSP,
-    CFindRQ,
-    CFindRSP,
-    CGetRQ,
-    CGetRSP,
-    CMoveRQ,
-    CMoveRSP,
     CommandField,
-    CStoreRQ,
-    CStoreRSP,
     DimseMessage,
     Priority,
     UnsupportedCommand,
 )
 from netdicom.core.dimse.status import StatusCategory, category, status_name
+
+if TYPE_CHECKING:
+    from netdicom.core.dimse.messages_qr import (
+        CCancelRQ,
+        CFindRQ,
+        CFindRSP,
+        CGetRQ,
+        CGetRSP,
+        CMoveRQ,
+        CMoveRSP,
+    )
+    from netdicom.core.dimse.messages_store import CStoreRQ, CStoreRSP
+
+
+def __getattr__(name: str) -> Any:
+    # The storage and query/retrieve messages load when first named (see messages.py).
+    from netdicom.core.dimse import messages
+
+    return getattr(messages, name)
+
 
 __all__ = [
     "DATASET_ABSENT",

@@ -20,10 +20,10 @@ from enum import Enum
 from typing import Final
 
 from netdicom.core.dimse.messages import (
-    MESSAGE_CLASSES,
     CommandField,
     DimseMessage,
     UnsupportedCommand,
+    message_class,
 )
 from netdicom.core.errors import AbortReason, LocalProtocolError, RemoteProtocolError
 
@@ -136,7 +136,18 @@ class _Spec:
         self.mandatory = frozenset(mandatory)
 
 
-_SPECS: Final[dict[int, _Spec]] = {int(c.command_field): _Spec(c) for c in MESSAGE_CLASSES}
+# Command Field -> spec, made the first time a message of that kind is encoded or decoded.
+_SPECS: Final[dict[int, _Spec]] = {}
+
+
+def _spec(command_field: int) -> _Spec | None:
+    spec = _SPECS.get(command_field)
+    if spec is None:
+        cls = message_class(command_field)
+        if cls is None:
+            return None
+        spec = _SPECS[command_field] = _Spec(cls)
+    return spec
 
 
 # -- encoding ------------------------------------------------------------------------------
@@ -181,7 +192,8 @@ def _join_group(elements: list[tuple[int, bytes]]) -> bytes:
 
 def encode_command(msg: DimseMessage) -> bytes:
     """Encode a message's command set (group 0000, Implicit VR LE, ascending tags)."""
-    spec = _SPECS[int(msg.command_field)]
+    spec = _spec(int(msg.command_field))
+    assert spec is not None  # every message class has one
     elements: list[tuple[int, bytes]] = [
         (_COMMAND_FIELD, _us_element(_COMMAND_FIELD, msg.command_field, "CommandField")),
         (
@@ -358,7 +370,7 @@ def decode_command(data: bytes | memoryview) -> DimseMessage:
         )
     has_dataset = data_set_type != DATASET_ABSENT
 
-    spec = _SPECS.get(command_field)
+    spec = _spec(command_field)
     if spec is None:
         sop_class = _optional_ui(raw, _AFFECTED_SOP_CLASS_UID, "AffectedSOPClassUID")
         if sop_class is None:

@@ -7,9 +7,10 @@ and comments without space padding. `has_dataset` mirrors Command Data Set Type 
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeAlias
 
 from netdicom.core import uids
 
@@ -75,131 +76,6 @@ class CEchoRSP:
 
 
 @dataclass(frozen=True, slots=True)
-class CStoreRQ:
-    """C-STORE-RQ (PS3.7 §9.3.1.1); the data set is the instance.
-
-    The Move Originator elements are set on the sub-operations of a C-MOVE.
-    """
-
-    message_id: int
-    affected_sop_class_uid: str
-    affected_sop_instance_uid: str
-    priority: int = Priority.MEDIUM
-    move_originator_ae_title: str | None = None
-    move_originator_message_id: int | None = None
-    has_dataset: bool = True
-    command_field: ClassVar[CommandField] = CommandField.C_STORE_RQ
-
-
-@dataclass(frozen=True, slots=True)
-class CStoreRSP:
-    """C-STORE-RSP (PS3.7 §9.3.1.2)."""
-
-    message_id_being_responded_to: int
-    status: int
-    affected_sop_class_uid: str | None = None
-    affected_sop_instance_uid: str | None = None
-    offending_element: tuple[int, ...] = ()
-    error_comment: str | None = None
-    has_dataset: bool = False
-    command_field: ClassVar[CommandField] = CommandField.C_STORE_RSP
-
-
-@dataclass(frozen=True, slots=True)
-class CFindRQ:
-    """C-FIND-RQ (PS3.7 §9.3.2.1); the data set is the identifier."""
-
-    message_id: int
-    affected_sop_class_uid: str
-    priority: int = Priority.MEDIUM
-    has_dataset: bool = True
-    command_field: ClassVar[CommandField] = CommandField.C_FIND_RQ
-
-
-@dataclass(frozen=True, slots=True)
-class CFindRSP:
-    """C-FIND-RSP (PS3.7 §9.3.2.2).
-
-    A pending response (0xFF00/0xFF01) carries the matching identifier: set `has_dataset=True`
-    for those; the final response has none (PS3.4 C.4.1.1.3).
-    """
-
-    message_id_being_responded_to: int
-    status: int
-    affected_sop_class_uid: str | None = None
-    offending_element: tuple[int, ...] = ()
-    error_comment: str | None = None
-    has_dataset: bool = False
-    command_field: ClassVar[CommandField] = CommandField.C_FIND_RSP
-
-
-@dataclass(frozen=True, slots=True)
-class CGetRQ:
-    """C-GET-RQ (PS3.7 §9.3.3.1); the data set is the identifier."""
-
-    message_id: int
-    affected_sop_class_uid: str
-    priority: int = Priority.MEDIUM
-    has_dataset: bool = True
-    command_field: ClassVar[CommandField] = CommandField.C_GET_RQ
-
-
-@dataclass(frozen=True, slots=True)
-class CGetRSP:
-    """C-GET-RSP (PS3.7 §9.3.3.2); an identifier may list failed SOP instances."""
-
-    message_id_being_responded_to: int
-    status: int
-    affected_sop_class_uid: str | None = None
-    number_of_remaining_suboperations: int | None = None
-    number_of_completed_suboperations: int | None = None
-    number_of_failed_suboperations: int | None = None
-    number_of_warning_suboperations: int | None = None
-    offending_element: tuple[int, ...] = ()
-    error_comment: str | None = None
-    has_dataset: bool = False
-    command_field: ClassVar[CommandField] = CommandField.C_GET_RSP
-
-
-@dataclass(frozen=True, slots=True)
-class CMoveRQ:
-    """C-MOVE-RQ (PS3.7 §9.3.4.1); `move_destination` is an AE title."""
-
-    message_id: int
-    affected_sop_class_uid: str
-    move_destination: str
-    priority: int = Priority.MEDIUM
-    has_dataset: bool = True
-    command_field: ClassVar[CommandField] = CommandField.C_MOVE_RQ
-
-
-@dataclass(frozen=True, slots=True)
-class CMoveRSP:
-    """C-MOVE-RSP (PS3.7 §9.3.4.2); same elements as C-GET-RSP."""
-
-    message_id_being_responded_to: int
-    status: int
-    affected_sop_class_uid: str | None = None
-    number_of_remaining_suboperations: int | None = None
-    number_of_completed_suboperations: int | None = None
-    number_of_failed_suboperations: int | None = None
-    number_of_warning_suboperations: int | None = None
-    offending_element: tuple[int, ...] = ()
-    error_comment: str | None = None
-    has_dataset: bool = False
-    command_field: ClassVar[CommandField] = CommandField.C_MOVE_RSP
-
-
-@dataclass(frozen=True, slots=True)
-class CCancelRQ:
-    """C-CANCEL-RQ (PS3.7 §9.3.2.3, §9.3.3.3, §9.3.4.3): names the operation it cancels."""
-
-    message_id_being_responded_to: int
-    has_dataset: bool = False
-    command_field: ClassVar[CommandField] = CommandField.C_CANCEL_RQ
-
-
-@dataclass(frozen=True, slots=True)
 class UnsupportedCommand:
     """A command set we could read but do not implement (e.g. an N-service).
 
@@ -220,30 +96,84 @@ class UnsupportedCommand:
         return not self.command_field & 0x8000
 
 
-DimseMessage = (
-    CEchoRQ
-    | CEchoRSP
-    | CStoreRQ
-    | CStoreRSP
-    | CFindRQ
-    | CFindRSP
-    | CGetRQ
-    | CGetRSP
-    | CMoveRQ
-    | CMoveRSP
-    | CCancelRQ
-)
+# The messages of storage and query/retrieve are defined in modules of their own, loaded the
+# first time one of their names is used: a frozen dataclass costs about 1 ms to create, and
+# `netdicom echo` needs none of them (start-up, issue 2). The names below are this module's
+# (and netdicom.core.dimse's) as if defined here.
+_LAZY: Final = {
+    "CStoreRQ": "netdicom.core.dimse.messages_store",
+    "CStoreRSP": "netdicom.core.dimse.messages_store",
+    **{
+        name: "netdicom.core.dimse.messages_qr"
+        for name in (
+            "CFindRQ",
+            "CFindRSP",
+            "CGetRQ",
+            "CGetRSP",
+            "CMoveRQ",
+            "CMoveRSP",
+            "CCancelRQ",
+        )
+    },
+}
+# Command Field -> the class of that message, by name (message_class loads it).
+_CLASS_FOR_FIELD: Final = {
+    CommandField.C_ECHO_RQ: "CEchoRQ",
+    CommandField.C_ECHO_RSP: "CEchoRSP",
+    CommandField.C_STORE_RQ: "CStoreRQ",
+    CommandField.C_STORE_RSP: "CStoreRSP",
+    CommandField.C_FIND_RQ: "CFindRQ",
+    CommandField.C_FIND_RSP: "CFindRSP",
+    CommandField.C_GET_RQ: "CGetRQ",
+    CommandField.C_GET_RSP: "CGetRSP",
+    CommandField.C_MOVE_RQ: "CMoveRQ",
+    CommandField.C_MOVE_RSP: "CMoveRSP",
+    CommandField.C_CANCEL_RQ: "CCancelRQ",
+}
 
-MESSAGE_CLASSES: tuple[type[DimseMessage], ...] = (
-    CEchoRQ,
-    CEchoRSP,
-    CStoreRQ,
-    CStoreRSP,
-    CFindRQ,
-    CFindRSP,
-    CGetRQ,
-    CGetRSP,
-    CMoveRQ,
-    CMoveRSP,
-    CCancelRQ,
-)
+if TYPE_CHECKING:
+    from netdicom.core.dimse.messages_qr import (
+        CCancelRQ,
+        CFindRQ,
+        CFindRSP,
+        CGetRQ,
+        CGetRSP,
+        CMoveRQ,
+        CMoveRSP,
+    )
+    from netdicom.core.dimse.messages_store import CStoreRQ, CStoreRSP
+
+    DimseMessage: TypeAlias = (
+        CEchoRQ
+        | CEchoRSP
+        | CStoreRQ
+        | CStoreRSP
+        | CFindRQ
+        | CFindRSP
+        | CGetRQ
+        | CGetRSP
+        | CMoveRQ
+        | CMoveRSP
+        | CCancelRQ
+    )
+else:
+    DimseMessage = object  # for annotations only
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def message_class(command_field: int) -> type[DimseMessage] | None:
+    """The message class of a Command Field we implement, None for any other."""
+    try:
+        name = _CLASS_FOR_FIELD[CommandField(command_field)]
+    except (ValueError, KeyError):
+        return None
+    cls: type[DimseMessage] = globals().get(name) or __getattr__(name)
+    return cls

@@ -1,0 +1,103 @@
+"""Query/retrieve messages: C-FIND, C-GET, C-MOVE and C-CANCEL (PS3.7 §9.3.2-9.3.4);
+loaded when first named (see messages.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from netdicom.core.dimse.messages import CommandField, Priority
+
+
+@dataclass(frozen=True, slots=True)
+class CFindRQ:
+    """C-FIND-RQ (PS3.7 §9.3.2.1); the data set is the identifier."""
+
+    message_id: int
+    affected_sop_class_uid: str
+    priority: int = Priority.MEDIUM
+    has_dataset: bool = True
+    command_field: ClassVar[CommandField] = CommandField.C_FIND_RQ
+
+
+@dataclass(frozen=True, slots=True)
+class CFindRSP:
+    """C-FIND-RSP (PS3.7 §9.3.2.2).
+
+    A pending response (0xFF00/0xFF01) carries the matching identifier: set `has_dataset=True`
+    for those; the final response has none (PS3.4 C.4.1.1.3).
+    """
+
+    message_id_being_responded_to: int
+    status: int
+    affected_sop_class_uid: str | None = None
+    offending_element: tuple[int, ...] = ()
+    error_comment: str | None = None
+    has_dataset: bool = False
+    command_field: ClassVar[CommandField] = CommandField.C_FIND_RSP
+
+
+@dataclass(frozen=True, slots=True)
+class CGetRQ:
+    """C-GET-RQ (PS3.7 §9.3.3.1); the data set is the identifier."""
+
+    message_id: int
+    affected_sop_class_uid: str
+    priority: int = Priority.MEDIUM
+    has_dataset: bool = True
+    command_field: ClassVar[CommandField] = CommandField.C_GET_RQ
+
+
+@dataclass(frozen=True, slots=True)
+class CGetRSP:
+    """C-GET-RSP (PS3.7 §9.3.3.2); an identifier may list failed SOP instances."""
+
+    message_id_being_responded_to: int
+    status: int
+    affected_sop_class_uid: str | None = None
+    number_of_remaining_suboperations: int | None = None
+    number_of_completed_suboperations: int | None = None
+    number_of_failed_suboperations: int | None = None
+    number_of_warning_suboperations: int | None = None
+    offending_element: tuple[int, ...] = ()
+    error_comment: str | None = None
+    has_dataset: bool = False
+    command_field: ClassVar[CommandField] = CommandField.C_GET_RSP
+
+
+@dataclass(frozen=True, slots=True)
+class CMoveRQ:
+    """C-MOVE-RQ (PS3.7 §9.3.4.1); `move_destination` is an AE title."""
+
+    message_id: int
+    affected_sop_class_uid: str
+    move_destination: str
+    priority: int = Priority.MEDIUM
+    has_dataset: bool = True
+    command_field: ClassVar[CommandField] = CommandField.C_MOVE_RQ
+
+
+@dataclass(frozen=True, slots=True)
+class CMoveRSP:
+    """C-MOVE-RSP (PS3.7 §9.3.4.2); same elements as C-GET-RSP."""
+
+    message_id_being_responded_to: int
+    status: int
+    affected_sop_class_uid: str | None = None
+    number_of_remaining_suboperations: int | None = None
+    number_of_completed_suboperations: int | None = None
+    number_of_failed_suboperations: int | None = None
+    number_of_warning_suboperations: int | None = None
+    offending_element: tuple[int, ...] = ()
+    error_comment: str | None = None
+    has_dataset: bool = False
+    command_field: ClassVar[CommandField] = CommandField.C_MOVE_RSP
+
+
+@dataclass(frozen=True, slots=True)
+class CCancelRQ:
+    """C-CANCEL-RQ (PS3.7 §9.3.2.3, §9.3.3.3, §9.3.4.3): names the operation it cancels."""
+
+    message_id_being_responded_to: int
+    has_dataset: bool = False
+    command_field: ClassVar[CommandField] = CommandField.C_CANCEL_RQ
