@@ -125,3 +125,39 @@ def test_sweep_removes_temp_files_of_dead_processes_only(tmp_path: Path) -> None
     (temp / "notes.txt").write_bytes(b"x")  # not ours
     assert archive.sweep() == 1
     assert sorted(p.name for p in temp.iterdir()) == [f"{os.getppid()}-1.part", "notes.txt"]
+
+
+def test_deferred_file_is_written_only_at_commit(tmp_path: Path) -> None:
+    from netdicom.archive.writer import DeferredFile
+
+    archive = Archive(tmp_path, fsync=True)
+    deferred = DeferredFile(archive, b"HEAD")
+    deferred.write(b"AB")
+    deferred.write(memoryview(b"CD"))
+    assert deferred.size == 8
+    assert files(tmp_path) == []  # nothing on disk before the commit, not even a temp file
+    placed = deferred.commit(PurePosixPath("a/b.dcm"))
+    assert placed.outcome is Outcome.STORED and placed.path.read_bytes() == b"HEADABCD"
+    assert files(tmp_path) == ["a/b.dcm"]
+    dropped = DeferredFile(archive, b"HEAD")
+    dropped.write(b"XY")
+    dropped.discard()
+    assert files(tmp_path) == ["a/b.dcm"]
+
+
+def test_deferred_file_failing_at_commit_leaves_nothing(tmp_path: Path) -> None:
+    from netdicom.archive.writer import DeferredFile
+
+    def full_disk(fd: int, data: memoryview) -> int:
+        if bytes(data).startswith(b"BODY"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return os.write(fd, data)
+
+    archive = Archive(tmp_path, fsync=True, file_write=full_disk)
+    deferred = DeferredFile(archive, b"HEAD")
+    deferred.write(b"BODY")
+    with pytest.raises(OSError) as caught:
+        deferred.commit(PurePosixPath("c.dcm"))
+    assert caught.value.errno == errno.ENOSPC
+    assert files(tmp_path) == []
+    assert list((tmp_path / TEMP_DIR).iterdir()) == []

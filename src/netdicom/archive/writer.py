@@ -94,6 +94,39 @@ class PendingFile:
                 os.unlink(self.path)
 
 
+class DeferredFile:
+    """A small instance held in memory (one PDU's worth) until `commit`, which creates, writes,
+    syncs and places its file in one go: called on a worker thread, the file's creation waits
+    there for the file system's journal, not on the event loop (creates queue behind the
+    fsyncs of other instances). Same contract as PendingFile."""
+
+    __slots__ = ("_archive", "_header", "_pieces", "size")
+
+    def __init__(self, archive: Archive, header: bytes) -> None:
+        self._archive = archive
+        self._header = header
+        self._pieces: list[bytes | memoryview] = []
+        self.size = len(header)
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._pieces.append(data)
+        self.size += len(data)
+
+    def discard(self) -> None:
+        self._pieces = []
+
+    def commit(self, relative: PurePosixPath) -> Placed:
+        pending = self._archive.begin(self._header)
+        try:
+            for piece in self._pieces:
+                pending.write(piece)
+        except BaseException:
+            pending.discard()
+            raise
+        self._pieces = []
+        return pending.commit(relative)
+
+
 class Archive:
     """The archive folder: where instances are written, and how."""
 

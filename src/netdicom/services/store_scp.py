@@ -1,7 +1,7 @@
 """The Storage SCP (PS3.4 Annex B): receive C-STORE data sets straight into the archive.
 
 Each data set is streamed to a temporary file as its fragments arrive (never held whole in
-memory), checked on the way by an incremental scanner, made durable, and put in place before
+memory, except one that came in a single PDU: it is written in one go on a worker thread), checked on the way by an incremental scanner, made durable, and put in place before
 success is answered. Statuses (PS3.4 B.2.3; the low byte of A7xx and Cxxx is ours to choose):
 
 - 0x0000 stored (also for a duplicate kept or renamed under `--on-duplicate`);
@@ -38,7 +38,7 @@ from netdicom.archive.meta import encode_file_meta
 from netdicom.archive.rebuild import CAPTURE_TAGS
 from netdicom.archive.scan import DatasetError, DatasetScanner, LimitExceeded
 from netdicom.archive.spool import Spool, SpooledFile
-from netdicom.archive.writer import Archive, Outcome, PendingFile, Placed
+from netdicom.archive.writer import Archive, DeferredFile, Outcome, PendingFile, Placed
 from netdicom.core import uids
 from netdicom.core.acse import AcceptedContext
 from netdicom.core.dimse import CStoreRQ, CStoreRSP, DatasetFragment, DimseMessage, status
@@ -191,7 +191,7 @@ class _Received:
         self.calling_ae = calling_ae
         self.values = values
         self.header_length = header_length
-        self.pending: PendingFile | None = None
+        self.pending: PendingFile | DeferredFile | None = None
         self.spooled: SpooledFile | None = None
 
 
@@ -296,7 +296,7 @@ class StorageSCP:
     ) -> _Received:
         timeout = assoc.config.timeouts.dimse
         failure: _Failed | None = None
-        pending: PendingFile | None = None
+        pending: PendingFile | DeferredFile | None = None
         instance_uid = rq.affected_sop_instance_uid
         if not is_valid_uid(instance_uid):
             failure = _Failed(UNSAFE_UID, f"invalid SOP Instance UID {instance_uid[:40]!r}")
@@ -345,7 +345,9 @@ class StorageSCP:
                     # in one fragment is written here (a hand-over to a thread and back costs
                     # more than the write), and only its fsync goes to a thread.
                     started = True
-                    if self.archive.fsync and not event.is_last:
+                    if self.archive.fsync and event.is_last:
+                        pending = DeferredFile(self.archive, header)
+                    elif self.archive.fsync:
                         spooled = SpooledFile(self._spool, self.archive, header)
                     else:
                         try:
