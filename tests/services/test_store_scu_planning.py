@@ -160,3 +160,12 @@ def test_a_file_named_twice_or_through_a_link_is_sent_once(tmp_path: Path) -> No
     assert skipped == []
     assert sorted(p.resolve() for p in files) == sorted(p.resolve() for p in paths)
     assert files[0] == paths[0]  # the name first given is the one reported
+
+
+def test_a_store_report_repr_does_not_list_every_file() -> None:
+    # asyncio.Runner (3.11) formats the main task's result at exit: keep that cheap.
+    from netdicom.services.store_scu import FileOutcome, Result, StoreReport
+
+    report = StoreReport([FileOutcome(Path(f"f{n}.dcm"), Result.STORED) for n in range(5000)])
+    assert len(repr(report)) < 200
+    assert report.count(Result.STORED) == 5000

@@ -347,7 +347,8 @@ class RetrieveOutcome:
     failed_uids: list[str] = field(default_factory=list)
     error_comment: str | None = None
     cancelled: bool = False  # we sent a C-CANCEL-RQ
-    received: list[Received] = field(default_factory=list)  # C-GET only
+    # C-GET only; out of repr() for the reason StoreReport.outcomes is.
+    received: list[Received] = field(default_factory=list, repr=False)
     role_warnings: set[str] = field(default_factory=set)  # SOP classes sent without the role
 
     @property

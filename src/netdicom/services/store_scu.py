@@ -79,7 +79,10 @@ class StoreObserver(Protocol):
 
 @dataclass(slots=True)
 class StoreReport:
-    outcomes: list[FileOutcome] = field(default_factory=list)
+    # Left out of repr(): Python 3.11's asyncio.Runner reprs the main task's result when it
+    # puts the SIGINT handler back (signal._int_to_enum), and a report of 100 000 files
+    # took seconds to format at exit.
+    outcomes: list[FileOutcome] = field(default_factory=list, repr=False)
     elapsed: float = 0.0
     associations: int = 0
     # The first association-level failure (rejection, abort, timeout...), if any.
