@@ -84,7 +84,8 @@ def test_echo_path_imports_nothing_heavy() -> None:
         "import netdicom.transport.client\n"
         "heavy = ('pydicom', 'rich', 'sqlite3', 'numpy')\n"
         "# Messages echo does not use load when first named (core/dimse/messages.py).\n"
-        "lazy = ('netdicom.core.dimse.messages_store', 'netdicom.core.dimse.messages_qr')\n"
+        "lazy = ('netdicom.core.dimse.messages_store', 'netdicom.core.dimse.messages_qr',\n"
+        "        'netdicom.transport.faults')\n"
         "print(sorted(m for m in heavy + lazy if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

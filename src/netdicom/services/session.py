@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from netdicom.core.acse import AcceptedContext, ProposedContext, build_associate_rq
 from netdicom.core.dimse import (
@@ -19,7 +20,10 @@ from netdicom.services.peer import Peer
 from netdicom.transport.association import Association, ReleaseRequested
 from netdicom.transport.client import associate
 from netdicom.transport.config import TransportConfig
-from netdicom.transport.faults import FaultInjector
+
+if TYPE_CHECKING:
+    # Tests only (fault injection): not imported on a real run.
+    from netdicom.transport.faults import FaultInjector
 
 log = logging.getLogger("netdicom.session")
 

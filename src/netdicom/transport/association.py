@@ -19,7 +19,7 @@ import socket
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from netdicom.core.acse import Negotiated, negotiate_requestor
 from netdicom.core.dimse import (
@@ -65,8 +65,11 @@ from netdicom.core.ul.effects import (
 from netdicom.core.ul.machine import StateMachine
 from netdicom.core.ul.states import Event, State
 from netdicom.transport.config import TransportConfig
-from netdicom.transport.faults import FaultInjector
 from netdicom.transport.receiver import PduReceiver
+
+if TYPE_CHECKING:
+    # Tests only (fault injection): not imported on a real run.
+    from netdicom.transport.faults import FaultInjector
 
 log = logging.getLogger("netdicom.association")
 

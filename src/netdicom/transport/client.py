@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from typing import TYPE_CHECKING
 
 from netdicom.core.errors import (
     ConnectFailed,
@@ -15,7 +16,10 @@ from netdicom.core.errors import (
 from netdicom.core.pdu import AssociateRQ
 from netdicom.transport.association import Association, open_stream
 from netdicom.transport.config import TransportConfig
-from netdicom.transport.faults import FaultInjector
+
+if TYPE_CHECKING:
+    # Tests only (fault injection): not imported on a real run.
+    from netdicom.transport.faults import FaultInjector
 
 
 async def associate(
