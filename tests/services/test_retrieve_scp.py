@@ -340,3 +340,58 @@ def test_move_cancelled_while_in_progress(tmp_path: Path) -> None:
         assert arrived == completed
 
     run(body)
+
+
+def test_destination_aborting_mid_move_fails_the_rest_and_serve_goes_on(tmp_path: Path) -> None:
+    """A C-MOVE destination that aborts its sub-association part-way: the sub-operations not
+    completed are counted failed (with their UIDs), the requestor gets a final response, and
+    the same association can move again."""
+    make_files(tmp_path / "serve" / "more", 5, study_uid=STUDY)
+    from netdicom.services.store_scp import StoredInstance
+
+    async def body() -> None:
+        dest = ServeApp(ServeConfig(directory=tmp_path / "flaky", port=0, transport=FAST))
+        placed: list[str] = []
+
+        def abort_after_two(stored: StoredInstance) -> None:
+            placed.append(stored.sop_instance_uid)
+            if len(placed) == 2:
+                for assoc in list(dest.server.associations):
+                    assoc.abort()
+
+        dest.storage.on_stored.append(abort_after_two)
+        await dest.server.start()
+        rx = MoveReceiver(tmp_path / "moved", ae_title="DEST", host="127.0.0.1", transport=FAST)
+        await rx.start()
+        app = _app(
+            tmp_path,
+            {
+                "FLAKY": Peer("127.0.0.1", dest.server.port, "FLAKY"),
+                "DEST": Peer("127.0.0.1", rx.port, "DEST"),
+            },
+        )
+        await app.server.start()
+        try:
+            assoc = await _move_assoc(app)
+            result = await move(assoc, Model.STUDY_ROOT, _study(), "FLAKY", timeout=10)
+            final = result.final
+            assert final.completed is not None and final.failed is not None, result
+            assert final.completed + final.failed + (final.warning or 0) == 5
+            # The second instance is on the destination's disk but its answer never came back:
+            # serve counts what was answered.
+            assert 1 <= final.completed <= 2 and final.failed >= 3
+            assert result.status in (
+                status.SUBOPERATIONS_WARNING,
+                status.OUT_OF_RESOURCES_SUBOPERATIONS,
+            )
+            assert len(result.failed_uids) == final.failed
+            # The association that asked is still good: the same move to a sound destination.
+            again = await move(assoc, Model.STUDY_ROOT, _study(), "DEST", timeout=10)
+            await assoc.release()
+            assert again.status == status.SUCCESS and again.final.completed == 5
+        finally:
+            await app.server.close()
+            await rx.finish(0)
+            await dest.server.close()
+
+    run(body)
