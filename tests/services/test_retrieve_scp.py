@@ -283,7 +283,7 @@ def test_move_needing_more_than_128_contexts_opens_several_associations(tmp_path
 
 
 def test_requestor_abort_stops_the_sub_operations(tmp_path: Path) -> None:
-    make_files(tmp_path / "serve" / "more", 5, study_uid=STUDY)  # 8 instances in all
+    make_files(tmp_path / "serve" / "more", 5, study_uid=STUDY)
 
     async def slow(stored: object) -> None:
         await asyncio.sleep(0.2)
