@@ -1,5 +1,5 @@
 """`python -m netdicom` is the same as the `netdicom` command."""
 
-from netdicom.cli.app import main
+from netdicom.launch import main
 
 main()

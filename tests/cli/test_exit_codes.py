@@ -139,3 +139,24 @@ def test_130_interrupted() -> None:
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == ExitCode.INTERRUPTED == 130, err
     assert "Traceback" not in err
+
+
+def test_130_when_interrupted_while_starting() -> None:
+    # Ctrl-C while Python imports the CLI (the first ~100 ms): 130 and a word, no traceback.
+    from netdicom import launch
+
+    assert launch._INTERRUPTED == ExitCode.INTERRUPTED
+    code = (
+        "import builtins\n"
+        "real = builtins.__import__\n"
+        "def interrupted(name, *args, **kwargs):\n"
+        "    if name == 'netdicom.cli.app':\n"
+        "        raise KeyboardInterrupt\n"
+        "    return real(name, *args, **kwargs)\n"
+        "builtins.__import__ = interrupted\n"
+        "from netdicom.launch import main\n"
+        "main()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 130, out.stderr
+    assert "interrupted" in out.stderr and "Traceback" not in out.stderr
