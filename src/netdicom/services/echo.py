@@ -1,4 +1,4 @@
-"""Verification service (PS3.4 Annex A): C-ECHO as SCU."""
+"""Verification service (PS3.4 Annex A): C-ECHO as SCU, and the SCP's answer."""
 
 from __future__ import annotations
 

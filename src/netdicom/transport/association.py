@@ -248,10 +248,11 @@ class Association:
         # Set while the service layer is working on a request, so the idle timer does not fire
         # while, say, a long C-GET is being answered.
         self.busy = False
-        # Installed by a service loop while it waits for the next request: called from the
-        # protocol callback with a request that arrives when nothing is queued before it, it
-        # returns True when it answered the request there and then (see send_now). A C-ECHO
-        # answered this way skips a turn of the event loop and the service task.
+        # Installed by whoever waits in receive(): called from the protocol callback with a
+        # command that arrives when nothing is queued before it, it returns True when it dealt
+        # with the command there and then (see send_now), False to have it queued as usual.
+        # serve answers a C-ECHO-RQ this way, and `echo --repeat` sends its next C-ECHO-RQ on
+        # each C-ECHO-RSP: a turn of the event loop and a task switch fewer per message.
         self.answer_inline: Callable[[CommandReceived], bool] | None = None
         self.outcome = "open"
         self._last_activity = 0.0
