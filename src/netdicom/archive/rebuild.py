@@ -308,25 +308,3 @@ def captured_summary(
     if not summary.values.get(0x00080018, ""):
         raise NotDicom(f"{relative}: no SOP Instance UID")
     return summary
-
-
-def index_captured(
-    index: Index,
-    path: Path,
-    values: Mapping[int, bytes],
-    transfer_syntax: str,
-    *,
-    keep_existing: bool = False,
-    deferred: bool = False,
-) -> None:
-    """Index a stored file from the raw top-level values the Storage SCP's scanner captured
-    while receiving it (it must capture CAPTURE_TAGS): no second read of the file.
-    `deferred`: join the index's open transaction (Index.add_deferred; the caller flushes)."""
-    summary = captured_summary(index.directory, path, values, transfer_syntax)
-    uid = summary.values[0x00080018]
-    if keep_existing and index.sop_instance_paths([uid]):
-        return
-    if deferred:
-        index.add_deferred(summary)
-    else:
-        index.add(summary)

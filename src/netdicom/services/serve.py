@@ -124,8 +124,8 @@ class ServeApp:
         self._flush_timer: asyncio.TimerHandle | None = None
         self._flushing: set[asyncio.Future[None]] = set()
         self.find = FindSCP(self.index, config.ae_title)
-        # Indexed on the thread that placed the file (the index has its own lock), so the
-        # event loop goes on receiving; the commit is scheduled from the loop.
+        # Queued for the index where the file was placed (see _index_stored); the flush that
+        # adds the queue is scheduled from the event loop.
         self.storage.on_placed.append(self._index_stored)
         self.storage.on_stored.append(self._schedule_flush)
         self.storage.on_stored.append(self._log_stored)
