@@ -31,7 +31,7 @@ from netdicom.transport.association import Association, ReleaseRequested
 
 log = logging.getLogger("netdicom.scp")
 
-Completion = Coroutine[Any, Any, None]
+Completion = Coroutine[Any, Any, object]
 Handler = Callable[[Association, AcceptedContext, DimseMessage], Awaitable[Completion | None]]
 Fallback = Callable[[Association, CommandReceived], Awaitable[None]]
 # Answers a request on the spot, from the protocol callback (no await): True when it did.
@@ -151,7 +151,7 @@ class _Outstanding:
 
     def __init__(self, assoc: Association) -> None:
         self._assoc = assoc
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
         self._handling = False
 
     def __len__(self) -> int:

@@ -1,8 +1,9 @@
 """The Storage SCP (PS3.4 Annex B): receive C-STORE data sets straight into the archive.
 
 Each data set is streamed to a temporary file as its fragments arrive (never held whole in
-memory, except one that came in a single PDU: it is written in one go on a worker thread), checked on the way by an incremental scanner, made durable, and put in place before
-success is answered. Statuses (PS3.4 B.2.3; the low byte of A7xx and Cxxx is ours to choose):
+memory, except one that came in a single PDU: it is written in one go on a worker thread),
+checked on the way by an incremental scanner, made durable, and put in place before success
+is answered. Statuses (PS3.4 B.2.3; the low byte of A7xx and Cxxx is ours to choose):
 
 - 0x0000 stored (also for a duplicate kept or renamed under `--on-duplicate`);
 - 0xA700 out of resources: the write, fsync or rename failed (disk full, I/O error);
@@ -21,10 +22,11 @@ import asyncio
 import inspect
 import logging
 import zlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from netdicom.archive.layout import (
     DEFAULT_LAYOUT,
@@ -231,11 +233,7 @@ class StorageSCP:
         its next instance meanwhile (PS3.7 D.3.3.3)."""
         assert isinstance(message, CStoreRQ)
         finish = await self.receive(assoc, context, message)
-
-        async def complete() -> None:
-            await finish()
-
-        return complete()
+        return finish()
 
     async def answer(
         self, assoc: Association, context: AcceptedContext, message: CStoreRQ
@@ -247,7 +245,7 @@ class StorageSCP:
 
     async def receive(
         self, assoc: Association, context: AcceptedContext, message: CStoreRQ
-    ) -> Callable[[], Awaitable[CStoreRSP]]:
+    ) -> Callable[[], Coroutine[Any, Any, CStoreRSP]]:
         """Take the data set of `message` off the association into a temporary file; return
         what puts it in place and sends the C-STORE-RSP (run it exactly once)."""
         negotiated = assoc.negotiated
@@ -340,10 +338,11 @@ class StorageSCP:
                 if not isinstance(event, DatasetFragment):
                     raise _Failed(status.CANNOT_UNDERSTAND, "data set incomplete")
                 if failure is None and not started:
-                    # The file is created when the data set begins. A durable store of more
-                    # than one fragment does its file work on the spool's threads; a data set
-                    # in one fragment is written here (a hand-over to a thread and back costs
-                    # more than the write), and only its fsync goes to a thread.
+                    # A durable store does its file work on worker threads: a data set in one
+                    # fragment is kept and written, synced and placed in one job (creating a
+                    # file waits for the journal while other instances are fsynced: on the
+                    # event loop that stalled every association); a longer one goes through
+                    # the spool as it arrives. Without fsync the file is written here.
                     started = True
                     if self.archive.fsync and event.is_last:
                         pending = DeferredFile(self.archive, header)
