@@ -11,14 +11,13 @@ from netdicom.core.dimse import (
     CEchoRQ,
     CEchoRSP,
     CommandReceived,
-    DatasetFragment,
     DimseMessage,
     UnsupportedCommand,
     status,
 )
 from netdicom.core.errors import RemoteProtocolError, TimeoutExpired
-from netdicom.services.session import require_context
-from netdicom.transport.association import Association, ReleaseRequested
+from netdicom.services.session import next_command, require_context, responded_to
+from netdicom.transport.association import Association
 
 ECHO_CONTEXTS = (ProposedContext(uids.VERIFICATION, (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)),)
 
@@ -64,7 +63,7 @@ async def _next_response(
     wait = timeout
     while True:
         try:
-            event = await assoc.receive(wait)
+            message = await next_command(assoc, wait)
         except TimeoutExpired:
             if timeout is None:
                 raise
@@ -72,18 +71,8 @@ async def _next_response(
             if wait <= 0:
                 raise
             continue
-        if isinstance(event, ReleaseRequested):
-            assoc.answer_release()
-            continue
-        if isinstance(event, DatasetFragment):
-            raise RemoteProtocolError("data set fragment without a command")
-        responded = getattr(event.message, "message_id_being_responded_to", None)
-        if responded != chain.message_id:
-            raise RemoteProtocolError(
-                f"response to message {responded}, expected {chain.message_id}",
-                field="Message ID Being Responded To",
-            )
-        return event.message
+        responded_to(message, chain.message_id)
+        return message
 
 
 class _Chain:

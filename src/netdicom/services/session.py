@@ -101,10 +101,11 @@ def require_context(assoc: Association, abstract_syntax: str) -> AcceptedContext
     raise NoAcceptedContext(f"the peer accepted no presentation context for it: {detail}")
 
 
-async def receive_response(
-    assoc: Association, message_id: int, timeout: float | None
-) -> tuple[DimseMessage, bytes | None]:
-    """The next response to `message_id` with its data set (small ones only: identifiers)."""
+async def next_command(
+    assoc: Association, timeout: float | None
+) -> DimseMessage | UnsupportedCommand:
+    """The peer's next command, answering a release request met on the way (the peer may ask
+    once it has every answer it waits for); a data set fragment here breaks the protocol."""
     while True:
         event = await assoc.receive(timeout)
         if isinstance(event, ReleaseRequested):
@@ -112,21 +113,33 @@ async def receive_response(
             continue
         if isinstance(event, DatasetFragment):
             raise RemoteProtocolError("data set fragment without a command")
-        message = event.message
-        if isinstance(message, UnsupportedCommand):
-            raise RemoteProtocolError(
-                f"unexpected DIMSE command 0x{message.command_field:04X}", field="Command Field"
-            )
-        responded = getattr(message, "message_id_being_responded_to", None)
-        if responded != message_id:
-            raise RemoteProtocolError(
-                f"response to message {responded}, expected {message_id}",
-                field="Message ID Being Responded To",
-            )
-        dataset: bytes | None = None
-        if message.has_dataset:
-            dataset = await _collect_dataset(assoc, timeout)
-        return message, dataset
+        return event.message
+
+
+def responded_to(message: DimseMessage | UnsupportedCommand, expected: int) -> None:
+    """Raise unless `message` is a response to message `expected`."""
+    responded = getattr(message, "message_id_being_responded_to", None)
+    if responded != expected:
+        raise RemoteProtocolError(
+            f"response to message {responded}, expected {expected}",
+            field="Message ID Being Responded To",
+        )
+
+
+async def receive_response(
+    assoc: Association, message_id: int, timeout: float | None
+) -> tuple[DimseMessage, bytes | None]:
+    """The next response to `message_id` with its data set (small ones only: identifiers)."""
+    message = await next_command(assoc, timeout)
+    if isinstance(message, UnsupportedCommand):
+        raise RemoteProtocolError(
+            f"unexpected DIMSE command 0x{message.command_field:04X}", field="Command Field"
+        )
+    responded_to(message, message_id)
+    dataset: bytes | None = None
+    if message.has_dataset:
+        dataset = await _collect_dataset(assoc, timeout)
+    return message, dataset
 
 
 async def _collect_dataset(assoc: Association, timeout: float | None) -> bytes:
@@ -146,7 +159,9 @@ __all__ = [
     "ClientOptions",
     "CommandReceived",
     "negotiated_window",
+    "next_command",
     "open_association",
     "receive_response",
     "require_context",
+    "responded_to",
 ]

@@ -20,7 +20,6 @@ from netdicom.core.datasets import DicomFile, FileSource, NotSendable, encode_da
 from netdicom.core.dimse import (
     CStoreRQ,
     CStoreRSP,
-    DatasetFragment,
     DimseMessage,
     StatusCategory,
     UnsupportedCommand,
@@ -33,10 +32,11 @@ from netdicom.services.planning import Batch, Scan, Skipped, batches, choose
 from netdicom.services.session import (
     ClientOptions,
     negotiated_window,
+    next_command,
     open_association,
     receive_response,
 )
-from netdicom.transport.association import Association, ReleaseRequested
+from netdicom.transport.association import Association
 
 # C-STOREs proposed to be outstanding at once on one association (`store --window`).
 DEFAULT_WINDOW = 16
@@ -264,24 +264,16 @@ class _Window:
 
     async def take(self) -> FileOutcome:
         """Wait for the next response; the outcome of the file it answers."""
-        assoc = self._assoc
-        while True:
-            event = await assoc.receive(self._timeout)
-            if isinstance(event, ReleaseRequested):
-                assoc.answer_release()
-                continue
-            if isinstance(event, DatasetFragment):
-                raise RemoteProtocolError("data set fragment without a command")
-            message = event.message
-            responded = getattr(message, "message_id_being_responded_to", None)
-            sent = self._sent.pop(responded, None) if isinstance(responded, int) else None
-            if sent is None:
-                raise RemoteProtocolError(
-                    f"response to message {responded}, which is not outstanding",
-                    field="Message ID Being Responded To",
-                )
-            assoc.message_ids.release(sent.message_id)
-            return _outcome(sent, message)
+        message = await next_command(self._assoc, self._timeout)
+        responded = getattr(message, "message_id_being_responded_to", None)
+        sent = self._sent.pop(responded, None) if isinstance(responded, int) else None
+        if sent is None:
+            raise RemoteProtocolError(
+                f"response to message {responded}, which is not outstanding",
+                field="Message ID Being Responded To",
+            )
+        self._assoc.message_ids.release(sent.message_id)
+        return _outcome(sent, message)
 
 
 def skipped_outcome(skipped: Skipped) -> FileOutcome:
