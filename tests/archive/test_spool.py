@@ -13,15 +13,16 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from netdicom.archive.spool import Spool, SpooledFile
-from netdicom.archive.writer import TEMP_DIR, Archive, Outcome, Placed
+from netdicom.archive.writer import Archive, Outcome, Placed
+from tests.leftovers import temp_files
 
 
 def _same(placed: Placed) -> Placed:
     return placed
 
 
-def leftovers(root: Path) -> list[Path]:
-    return list((root / TEMP_DIR).iterdir())
+def leftovers(root: Path) -> list[str]:
+    return temp_files(root)
 
 
 def test_pieces_are_written_in_order_and_the_file_placed(tmp_path: Path) -> None:

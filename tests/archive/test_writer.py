@@ -10,8 +10,19 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from netdicom.archive import writer
 from netdicom.archive.layout import UnsafePath
 from netdicom.archive.writer import TEMP_DIR, Archive, DuplicatePolicy, Outcome
+from tests.leftovers import temp_files
+
+
+@pytest.fixture(autouse=True, params=["unnamed", "named"])
+def temp_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with unnamed temporary files (O_TMPFILE, where the system has them)
+    and with named ones in DIR/.incoming (the portable fallback)."""
+    if request.param == "named":
+        monkeypatch.setattr(writer, "_can_link_unnamed", lambda directory: False)
+    return str(request.param)
 
 
 def files(root: Path) -> list[str]:
@@ -160,4 +171,32 @@ def test_deferred_file_failing_at_commit_leaves_nothing(tmp_path: Path) -> None:
         deferred.commit(PurePosixPath("c.dcm"))
     assert caught.value.errno == errno.ENOSPC
     assert files(tmp_path) == []
-    assert list((tmp_path / TEMP_DIR).iterdir()) == []
+    assert temp_files(tmp_path) == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="O_TMPFILE is Linux's")
+def test_unnamed_temporary_files_have_no_name_until_placed(tmp_path: Path, temp_kind: str) -> None:
+    archive = Archive(tmp_path)
+    assert archive.unnamed_temp is (temp_kind == "unnamed")
+    pending = archive.begin(b"HEAD")
+    pending.write(b"BODY")
+    if temp_kind == "unnamed":
+        # Nothing in any folder (a crash here leaves nothing), one open file.
+        assert files(tmp_path) == []
+        assert len(temp_files(tmp_path)) == 1
+    else:
+        assert len(files(tmp_path)) == 1
+    placed = pending.commit(PurePosixPath("p/x.dcm"))
+    assert files(tmp_path) == ["p/x.dcm"] and placed.path.read_bytes() == b"HEADBODY"
+    assert temp_files(tmp_path) == []
+    discarded = archive.begin(b"HEAD")
+    discarded.discard()
+    assert temp_files(tmp_path) == [] and files(tmp_path) == ["p/x.dcm"]
+
+
+def test_overwrite_replaces_atomically_and_leaves_no_temp(tmp_path: Path) -> None:
+    archive = Archive(tmp_path, on_duplicate=DuplicatePolicy.OVERWRITE)
+    for body in (b"1", b"2", b"3"):
+        store(archive, "s/x.dcm", body)
+    assert (tmp_path / "s/x.dcm").read_bytes() == b"HEAD3"
+    assert files(tmp_path) == ["s/x.dcm"] and temp_files(tmp_path) == []

@@ -14,13 +14,13 @@ import pytest
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 
-from netdicom.archive.writer import TEMP_DIR
 from netdicom.core import uids
 from netdicom.core.acse import ProposedContext
 from netdicom.core.dimse import CStoreRQ, CStoreRSP, decode_command, encode_command
 from netdicom.core.pdu import AbortPDU, AssociateAC, PDataTF, ReleaseRP, ReleaseRQ
 from tests.dicomfiles import CT, make_dataset
 from tests.hardening.raw import Closed, RawPeer, echo_rq, pdata
+from tests.leftovers import temp_files
 from tests.peers import free_port, running, serve_argv
 
 GRACE = 3.0
@@ -52,11 +52,6 @@ def _start_store(port: int, first: int = 1) -> tuple[RawPeer, str, list[bytes]]:
 
 def _stored(root: Path) -> list[Path]:
     return [p for p in root.rglob("*.dcm") if not p.relative_to(root).parts[0].startswith(".")]
-
-
-def _temp_files(root: Path) -> list[Path]:
-    temp = root / TEMP_DIR
-    return list(temp.iterdir()) if temp.exists() else []
 
 
 def _refused(port: int) -> bool:
@@ -91,7 +86,7 @@ def test_sigterm_lets_a_transfer_in_flight_finish(tmp_path: Path) -> None:
     assert "stopping" in out and "stopped" in out
     stored = _stored(tmp_path)
     assert [p.stem for p in stored] == [sop_instance]
-    assert _temp_files(tmp_path) == []
+    assert temp_files(tmp_path) == []
 
 
 @pytest.mark.slow
@@ -101,7 +96,7 @@ def test_sigterm_aborts_what_is_unfinished_after_the_grace(tmp_path: Path) -> No
     with running(argv, port) as proc:
         peer, _, _ = _start_store(port, first=100)  # 1.6 MB
         time.sleep(0.3)
-        assert _temp_files(tmp_path), "the data set is being written to a temporary file"
+        assert temp_files(tmp_path, proc.pid), "the data set is being written to a temporary file"
         start = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         # The sender stalls mid data set: after the grace, serve aborts the association.
@@ -115,7 +110,7 @@ def test_sigterm_aborts_what_is_unfinished_after_the_grace(tmp_path: Path) -> No
         peer.close()
     assert GRACE - 0.5 <= took <= GRACE + 5, took
     assert _stored(tmp_path) == []
-    assert _temp_files(tmp_path) == [], "a partial data set was left behind"
+    assert temp_files(tmp_path) == [], "a partial data set was left behind"
 
 
 def test_second_signal_aborts_at_once(tmp_path: Path) -> None:
@@ -131,4 +126,4 @@ def test_second_signal_aborts_at_once(tmp_path: Path) -> None:
         assert proc.wait(10) == 0
         assert time.monotonic() - start < 5
         peer.close()
-    assert _stored(tmp_path) == [] and _temp_files(tmp_path) == []
+    assert _stored(tmp_path) == [] and temp_files(tmp_path) == []

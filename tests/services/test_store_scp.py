@@ -41,6 +41,7 @@ from netdicom.transport.association import Association
 from netdicom.transport.config import TransportConfig
 from netdicom.transport.faults import Direction, Fault, FaultAction, FaultInjector
 from tests.dicomfiles import CT, make_dataset
+from tests.leftovers import temp_files
 
 EXPLICIT = uids.EXPLICIT_VR_LE
 IMPLICIT = uids.IMPLICIT_VR_LE
@@ -69,10 +70,6 @@ def archive_files(root: Path) -> list[Path]:
         if p.is_file()
         and (p.parent.name == TEMP_DIR or not p.relative_to(root).parts[0].startswith("."))
     )
-
-
-def temp_files(root: Path) -> list[Path]:
-    return list((root / TEMP_DIR).iterdir())
 
 
 @contextlib.asynccontextmanager
@@ -265,6 +262,7 @@ def test_sender_gone_mid_data_set_leaves_nothing(tmp_path: Path, how: str) -> No
 
     run(main)
     assert archive_files(tmp_path) == []
+    assert temp_files(tmp_path) == []  # an unnamed temporary file is closed too
 
 
 @pytest.mark.parametrize(

@@ -372,9 +372,13 @@ class Index:
         self._queued.append((make, keep_existing))
 
     def _add_queued(self) -> None:
-        # Called with the lock held. The queue goes in as one batch (one savepoint, not one
-        # per instance); should an insert fail, the batch is undone and added again one
-        # instance at a time, so that the failure undoes only itself.
+        # Called with the lock held. The queue goes in as one batch; should an insert fail,
+        # the batch is undone and added again one instance at a time, so that the failure
+        # undoes only itself. A batch that starts the transaction is undone by ROLLBACK, not
+        # by a savepoint: a savepoint spanning the batch makes SQLite journal every page the
+        # batch touches (a statement journal that spills to a temporary file beyond 64 KiB,
+        # ~18 page writes per instance here), while each INSERT alone journals a few pages
+        # in memory.
         if not self._queued:
             return
         batch: list[tuple[InstanceSummary, bool]] = []
@@ -387,18 +391,19 @@ class Index:
         if not batch:
             return
         db = self._db
-        if self._pending == 0:
-            db.execute("BEGIN IMMEDIATE")
-        db.execute("SAVEPOINT batch")
+        fresh = self._pending == 0
+        db.execute("BEGIN IMMEDIATE" if fresh else "SAVEPOINT batch")
         try:
             for summary, keep_existing in batch:
                 if not (keep_existing and self._indexed(db, summary)):
                     self._insert(db, summary)
         except Exception:
-            db.execute("ROLLBACK TO batch")
-            db.execute("RELEASE batch")
+            if fresh:
+                db.execute("ROLLBACK")
+            else:
+                db.execute("ROLLBACK TO batch")
+                db.execute("RELEASE batch")
             self._pks.clear()
-            self._pending += 1  # keeps the transaction open while _add_one adds to it
             for summary, keep_existing in batch:
                 try:
                     if not (keep_existing and self._indexed(db, summary)):
@@ -406,7 +411,8 @@ class Index:
                 except Exception:
                     log.exception("indexing %s failed; the start-up check will retry", summary.path)
         else:
-            db.execute("RELEASE batch")
+            if not fresh:
+                db.execute("RELEASE batch")
             self._pending += len(batch)
         if self._pending >= self.MAX_PENDING:
             self._commit_pending()

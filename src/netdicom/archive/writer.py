@@ -1,10 +1,16 @@
 """Durable, atomic writes of received instances into the archive folder.
 
-An instance is streamed into a temporary file under `DIR/.incoming/` (same file system, so the
-final step is a rename), flushed to disk with fdatasync, linked or renamed into place, and the
-directory entry is flushed too; only then is it reported stored. A reader never sees a torn
-file: a final path holds either nothing or a complete instance. Temporary files are named
-`<pid>-<n>.part`; those of processes that no longer run are swept at start-up.
+An instance is streamed into a temporary file, flushed to disk with fdatasync, linked (or
+renamed) into place, and the directory entry is flushed too; only then is it reported stored.
+A reader never sees a torn file: a final path holds either nothing or a complete instance.
+
+The temporary file is unnamed where the system allows it (Linux `O_TMPFILE`, open(2)): the
+inode has no directory entry until `linkat()` gives it its final name, so a transfer cut short,
+even by a crash or `kill -9`, leaves nothing behind, and no shared temporary folder is locked
+twice per instance (create + unlink) by every writer thread. Elsewhere (other systems, file
+systems without `O_TMPFILE`, no /proc) it is a named file `DIR/.incoming/<pid>-<n>.part`, on
+the same file system so the last step is a link; those of processes that no longer run are
+swept at start-up.
 """
 
 from __future__ import annotations
@@ -53,11 +59,13 @@ class Placed:
 
 
 class PendingFile:
-    """A temporary file being written; `commit` or `discard` it exactly once."""
+    """A temporary file being written; `commit` or `discard` it exactly once.
+
+    `path` is None for an unnamed (O_TMPFILE) file."""
 
     __slots__ = ("_archive", "_fd", "path", "size")
 
-    def __init__(self, archive: Archive, fd: int, path: Path) -> None:
+    def __init__(self, archive: Archive, fd: int, path: Path | None) -> None:
         self._archive = archive
         self._fd = fd
         self.path = path
@@ -80,8 +88,7 @@ class PendingFile:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = -1
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)
+        self._unlink()
 
     def commit(self, relative: PurePosixPath) -> Placed:
         """Make the file durable and put it at `relative` under the archive (blocking: call
@@ -90,6 +97,10 @@ class PendingFile:
             return self._archive.place(self, self._fd, relative)
         finally:
             self._fd = -1
+            self._unlink()
+
+    def _unlink(self) -> None:
+        if self.path is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
 
@@ -137,6 +148,7 @@ class Archive:
         on_duplicate: DuplicatePolicy = DuplicatePolicy.KEEP,
         fsync: bool = True,
         file_write: FileWrite = os.write,
+        unnamed_temp: bool = True,
     ) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root = Path(os.path.realpath(root))
@@ -147,6 +159,8 @@ class Archive:
         self.temp_dir.mkdir(exist_ok=True)
         self._counter = itertools.count(1)
         self._known_dirs: set[str] = {str(self.root)}
+        # False: named temporary files (the portable way; tests force it to cover it).
+        self.unnamed_temp = unnamed_temp and _can_link_unnamed(self.temp_dir)
 
     def sweep(self) -> int:
         """Delete temporary files left by processes that are gone; return how many."""
@@ -165,8 +179,12 @@ class Archive:
 
     def begin(self, header: bytes) -> PendingFile:
         """A new temporary file holding `header` (preamble + file meta)."""
-        path = self.temp_dir / f"{os.getpid()}-{next(self._counter)}.part"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        path: Path | None = None
+        if self.unnamed_temp:
+            fd = os.open(self.temp_dir, _UNNAMED_FLAGS, 0o644)
+        else:
+            path = self.temp_dir / f"{os.getpid()}-{next(self._counter)}.part"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         pending = PendingFile(self, fd, path)
         try:
             pending.write(header)
@@ -176,6 +194,13 @@ class Archive:
         return pending
 
     def place(self, pending: PendingFile, fd: int, relative: PurePosixPath) -> Placed:
+        """Sync the file behind `fd`, give it its final name, sync the folder; closes `fd`."""
+        try:
+            return self._place(pending, fd, relative)
+        finally:
+            os.close(fd)
+
+    def _place(self, pending: PendingFile, fd: int, relative: PurePosixPath) -> Placed:
         final = self.root.joinpath(*relative.parts)
         parent = final.parent
         known = str(parent) in self._known_dirs
@@ -187,13 +212,12 @@ class Archive:
             or len(relative.parts) < 1
             or (not known and not inside(self.root, parent))
         ):
-            os.close(fd)
             raise UnsafePath(f"{relative} would be outside the archive")
-        try:
-            if self.fsync:
-                os.fdatasync(fd)
-        finally:
-            os.close(fd)
+        if self.fsync:
+            os.fdatasync(fd)
+        # An unnamed file is linked through its /proc entry (linkat with AT_SYMLINK_FOLLOW:
+        # the documented way to name an O_TMPFILE file without CAP_DAC_READ_SEARCH).
+        source = str(pending.path) if pending.path is not None else f"/proc/self/fd/{fd}"
         changed: list[str] = []
         if not known:
             changed = self._ensure_dir(parent)
@@ -201,7 +225,7 @@ class Archive:
                 raise UnsafePath(f"{parent} resolves outside the archive")
             self._remember(parent)
         try:
-            placed = self._put(pending.path, final)
+            folder = _open_dir(parent)
         except FileNotFoundError:
             if not known:
                 raise
@@ -212,29 +236,56 @@ class Archive:
             if not inside(self.root, parent):
                 raise UnsafePath(f"{parent} resolves outside the archive") from None
             self._remember(parent)
-            placed = self._put(pending.path, final)
-        if self.fsync:
-            for directory in (*changed, str(final.parent)):
-                _fsync_dir(directory)
+            folder = _open_dir(parent)
+        # One descriptor of the folder names the file and then makes the name durable: each
+        # system call here is one more turn at the GIL for a writer thread.
+        try:
+            placed = self._put(source, final, folder)
+            if self.fsync:
+                for directory in changed:
+                    _fsync_dir(directory)
+                os.fsync(folder)
+        finally:
+            os.close(folder)
         return placed
 
-    def _put(self, temp: Path, final: Path) -> Placed:
+    def _put(self, source: str, final: Path, folder: int) -> Placed:
         policy = self.on_duplicate
         if policy is DuplicatePolicy.OVERWRITE:
-            existed = final.exists()
-            os.replace(temp, final)
+            existed = _exists(final.name, folder)
+            self._replace(source, final.name, folder)
             return Placed(final, Outcome.OVERWROTE if existed else Outcome.STORED)
         # link() never replaces an existing name, so two associations storing the same
         # instance at once cannot both win, and the loser never tears the winner's file.
-        if _link(temp, final):
+        if _link(source, final.name, folder):
             return Placed(final, Outcome.STORED)
         if policy is DuplicatePolicy.KEEP:
             return Placed(final, Outcome.KEPT_EXISTING)
         for number in range(1, _MAX_RENAMES):
             candidate = final.with_name(f"{final.stem}_{number}{final.suffix}")
-            if _link(temp, candidate):
+            if _link(source, candidate.name, folder):
                 return Placed(candidate, Outcome.RENAMED)
         raise OSError(errno.EEXIST, f"{_MAX_RENAMES} copies of {final.name} already exist")
+
+    def _replace(self, source: str, name: str, folder: int) -> None:
+        """Put `source` at `name` in `folder` atomically, replacing what is there."""
+        if not source.startswith("/proc/"):
+            os.replace(source, name, dst_dir_fd=folder)
+            return
+        # link() cannot replace: name the unnamed file in the temporary folder (swept at
+        # start-up if we die right here), then rename it over the target.
+        named = str(self.temp_dir / f"{os.getpid()}-{next(self._counter)}.part")
+        temp = _open_dir(self.temp_dir)
+        try:
+            _link(source, Path(named).name, temp)
+        finally:
+            os.close(temp)
+        try:
+            os.replace(named, name, dst_dir_fd=folder)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(named)
+            raise
 
     def _ensure_dir(self, directory: Path) -> list[str]:
         """Create `directory` and missing parents; return the directories whose entries
@@ -257,24 +308,71 @@ class Archive:
         self._known_dirs.add(str(directory))
 
 
-def _link(source: Path, target: Path) -> bool:
-    """Hard-link `source` as `target`; False when `target` exists."""
+def _open_dir(path: Path | str) -> int:
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def _exists(name: str, folder: int) -> bool:
     try:
-        os.link(source, target)
+        os.stat(name, dir_fd=folder, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _link(source: str, name: str, folder: int) -> bool:
+    """Hard-link `source` as `name` in `folder`; False when that name exists.
+
+    With a directory fd, os.link calls linkat(..., AT_SYMLINK_FOLLOW): what names an unnamed
+    file through /proc/self/fd/N (open(2), O_TMPFILE). Without one it would call link(),
+    which does not follow that symbolic link and fails with EXDEV."""
+    try:
+        os.link(source, name, dst_dir_fd=folder, follow_symlinks=True)
     except FileExistsError:
         return False
     except OSError as exc:
         if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
             raise
+        if source.startswith("/proc/"):
+            raise  # an unnamed file can only be linked
         # A file system without hard links: check, then rename (a narrow race, never torn).
-        if target.exists():
+        if _exists(name, folder):
             return False
-        os.rename(source, target)
+        os.rename(source, name, dst_dir_fd=folder)
+    return True
+
+
+# O_TMPFILE (Linux >= 3.11) needs write access; the flag includes O_DIRECTORY.
+_UNNAMED_FLAGS: Final = os.O_WRONLY | getattr(os, "O_TMPFILE", 0) | os.O_CLOEXEC
+
+
+def _can_link_unnamed(directory: Path) -> bool:
+    """Whether `directory` takes unnamed files that can then be linked (the file system
+    supports O_TMPFILE and /proc is there): tried once, with a probe that is removed."""
+    if not hasattr(os, "O_TMPFILE"):
+        return False
+    probe = directory / f"{os.getpid()}-0.part"  # a name the sweep knows; counters start at 1
+    try:
+        fd = os.open(directory, _UNNAMED_FLAGS, 0o644)
+    except OSError:
+        return False
+    try:
+        folder = _open_dir(directory)
+        try:
+            os.link(f"/proc/self/fd/{fd}", probe.name, dst_dir_fd=folder, follow_symlinks=True)
+        finally:
+            os.close(folder)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
     return True
 
 
 def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = _open_dir(path)
     try:
         os.fsync(fd)
     finally:
