@@ -29,6 +29,7 @@ from benchlib import (
     DCMTK_MAX_PDU,
     OUT_DIR,
     PYNETDICOM,
+    Trash,
     count_files,
     fmt_ratio,
     free_port,
@@ -215,7 +216,9 @@ def senders(nd: list[str], parallel: bool) -> dict[str, Sender]:
     return found
 
 
-def run_pair(data: DataSet, sender: Sender, receiver: Receiver, work: Path) -> Result:
+def run_pair(
+    data: DataSet, sender: Sender, receiver: Receiver, work: Path, trash: Trash | None = None
+) -> Result:
     result = Result(data.name, sender.name, receiver.name, len(data.files), data.megabytes)
     tag = f"{data.name}.{sender.name}.{receiver.name}".replace(" ", "").replace("--", "-")
     directory = fresh_dir(work / "recv" / tag)
@@ -247,7 +250,10 @@ def run_pair(data: DataSet, sender: Sender, receiver: Receiver, work: Path) -> R
     except RuntimeError as exc:
         result.note = str(exc).splitlines()[0]
     finally:
-        fresh_dir(directory).rmdir()
+        if trash is not None:
+            trash.put(directory)
+        else:
+            fresh_dir(directory).rmdir()
     return result
 
 
@@ -436,22 +442,28 @@ def main(argv: list[str] | None = None) -> int:
     rounds = max(1, args.rounds if args.rounds is not None else 1 if args.quick else 3)
     pairs = plan(sets, wanted_senders, wanted_receivers, available_s, available_r)
     runs: dict[tuple[str, str, str], list[Result]] = {pair: [] for pair in pairs}
+    trash = Trash(work / "trash")
     for number in range(1, rounds + 1):
         if rounds > 1:
             print(f"round {number} of {rounds}", flush=True)
+        previous = None
         for name, s, r in pairs:
+            if name != previous:
+                trash.empty()  # files deleted just before a pair slow its receiver down
+                previous = name
             data = datasets[name]
             if name not in warmed:
                 # Read the set once so the first pair does not pay for a cold page cache.
                 for path in data.files:
                     path.read_bytes()
                 warmed.add(name)
-            result = run_pair(data, available_s[s], available_r[r], work)
+            result = run_pair(data, available_s[s], available_r[r], work, trash)
             runs[(name, s, r)].append(result)
             print(
                 f"{name:5} {s:>14} → {r:<20} {fmt(result.seconds, 3):>8} s  {fmt(result.files_per_s):>8} files/s  {fmt(result.mb_per_s):>7} MB/s  {'ok' if result.ok else 'FAILED: ' + result.note}",
                 flush=True,
             )
+    trash.empty(pause=False)
     for (name, s, r), tries in runs.items():
         result = median_result(tries)
         results.append(result)
