@@ -123,3 +123,31 @@ def test_a_subcommand_builds_only_itself() -> None:
     )
     for name in ("echo", "find", "get", "move", "serve", "store"):
         assert f"  {name} " in root.stdout
+
+
+def test_the_collector_is_back_on_once_a_command_runs() -> None:
+    # netdicom.launch turns the cyclic GC off while the CLI imports; run() turns it back on.
+    code = (
+        "import gc, sys\n"
+        "sys.argv = ['netdicom', 'echo', '127.0.0.1:1', '-q', '--timeout', '2']\n"
+        "import netdicom.cli.common as common\n"
+        "seen = []\n"
+        "original = common.run\n"
+        "def spy(*args, **kwargs):\n"
+        "    seen.append(gc.isenabled())\n"
+        "    try:\n"
+        "        return original(*args, **kwargs)\n"
+        "    finally:\n"
+        "        seen.append(gc.isenabled())\n"
+        "common.run = spy\n"
+        "import netdicom.cli.echo\n"
+        "netdicom.cli.echo.run = spy\n"
+        "from netdicom.launch import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(seen, gc.get_freeze_count() > 0, file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stderr.strip().splitlines()[-1] == "[False, True] True"

@@ -25,10 +25,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from netdicom.core.errors import NetDicomError
+from netdicom.core.records import frozen
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
@@ -37,7 +38,7 @@ class ConfigError(NetDicomError):
     """The configuration file cannot be read or says something we cannot use."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NamedPeer:
     name: str
     host: str
@@ -46,7 +47,7 @@ class NamedPeer:
     tls: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Config:
     peers: Mapping[str, NamedPeer] = field(default_factory=dict)
     default: str | None = None

@@ -30,7 +30,7 @@ import sqlite3
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Final
 
@@ -53,6 +53,7 @@ from netdicom.archive.matching import (
     parse_range,
     wildcard_glob,
 )
+from netdicom.core.records import frozen
 
 log = logging.getLogger("netdicom.index")
 
@@ -189,7 +190,7 @@ class IndexUnusable(Exception):
     """The index file cannot be used (damaged, or of another schema version)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class InstanceSummary:
     """What the index keeps of one stored instance: its file and decoded column values."""
 
@@ -200,7 +201,7 @@ class InstanceSummary:
     values: Mapping[int, str]  # tag -> decoded text; several values joined with '\\'
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Query:
     """A C-FIND query against the index.
 
@@ -216,7 +217,7 @@ class Query:
     combined_datetime: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Match:
     """One matching entity: its attributes by tag, and one instance file below it."""
 

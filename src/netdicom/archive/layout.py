@@ -12,9 +12,10 @@ import os
 import re
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Final
+
+from netdicom.core.records import frozen
 
 DEFAULT_LAYOUT: Final = "{PatientID}/{StudyInstanceUID}/{SeriesInstanceUID}/{SOPInstanceUID}.dcm"
 PLACEHOLDER: Final = "UNKNOWN"
@@ -39,14 +40,14 @@ class UnsafePath(ValueError):
     """A value from the peer cannot be turned into a safe path (the store fails)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Field:
     keyword: str
     tag: int
     is_uid: bool
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Layout:
     """A parsed `--layout` template; `tags` are the top-level attributes it needs."""
 

@@ -40,10 +40,11 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Final, Union
+
+from netdicom.core.records import frozen
 
 # Wildcards apply to these VRs (PS3.4 C.2.2.2.4, current edition).
 WILDCARD_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"})
@@ -54,7 +55,7 @@ Record = Mapping[int, Union[Values, "Items"]]
 Items = list[Record]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Key:
     """One matching key: its tag, VR and requested value (`items` for a sequence key)."""
 
@@ -109,7 +110,7 @@ class Level(enum.IntEnum):
         return cls.__members__.get(text.strip(" \x00").upper())
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Column:
     """An attribute the index keeps in a column of its level's table."""
 
@@ -160,7 +161,7 @@ UNIQUE_KEYS: Final = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Computed:
     """An attribute the SCP computes from the index (PS3.4 C.3.4, C.3.5)."""
 

@@ -15,13 +15,13 @@ import os
 import struct
 import zlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from netdicom.archive.charset import TEXT_VRS, decode_text, fallback_charset, parse_charset
 from netdicom.archive.index import Index, InstanceSummary
 from netdicom.archive.matching import COLUMN_BY_TAG, SPECIFIC_CHARACTER_SET, Items, Record, Values
+from netdicom.core.records import frozen
 
 log = logging.getLogger("netdicom.index")
 
@@ -177,7 +177,7 @@ def dataset_record(ds: Any, depth: int = 0) -> Record:
 # --- reconciling the index with the files -------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ReconcileReport:
     added: int
     removed: int

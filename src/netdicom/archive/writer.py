@@ -21,12 +21,12 @@ import itertools
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path, PurePosixPath
 from typing import Final
 
 from netdicom.archive.layout import UnsafePath, inside
+from netdicom.core.records import frozen
 
 TEMP_DIR: Final = ".incoming"
 _TEMP_NAME: Final = re.compile(r"(\d+)-\d+\.part")
@@ -52,7 +52,7 @@ class Outcome(Enum):
     RENAMED = "renamed"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Placed:
     path: Path
     outcome: Outcome

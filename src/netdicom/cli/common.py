@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+
+from netdicom.core.records import frozen
 
 if TYPE_CHECKING:
     from netdicom.services.peer import Peer
@@ -114,7 +115,7 @@ PasswordOption = Annotated[
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ClientSecurity:
     """TLS and user identity for a client subcommand, as given on the command line."""
 
@@ -259,7 +260,14 @@ def fail(exc: BaseException, *, debug: bool, quiet: bool = False) -> typer.Exit:
 def run(coro: Coroutine[Any, Any, T], *, debug: bool, quiet: bool = False) -> T:
     """Run `coro` to completion, turning any failure into the documented exit code."""
     import asyncio
+    import gc
     import logging
+
+    if not gc.isenabled():
+        # netdicom.launch switched the collector off for the imports: back on for the real
+        # work, with what is loaded by now frozen (never scanned again by full collections).
+        gc.freeze()
+        gc.enable()
 
     if debug:
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import typer.main
 from netdicom import __version__
 from netdicom.cli.app import app
 from netdicom.cli.exit_codes import ExitCode
+from netdicom.core.records import frozen
 
 ROOT = Path(__file__).resolve().parents[3]
 DATE = "2026"
@@ -42,7 +42,7 @@ _ENVIRONMENT = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class OptionDoc:
     names: tuple[str, ...]
     metavar: str | None  # None for flags

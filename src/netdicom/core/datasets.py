@@ -13,13 +13,13 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from netdicom.core import uids
 from netdicom.core.errors import NetDicomError
+from netdicom.core.records import frozen
 from netdicom.core.sop_classes import is_compressed
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"  # Media Storage Directory Storage (PS3.10 §8)
@@ -72,7 +72,7 @@ class NotSendable(NetDicomError):
         self.skip = skip
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DicomFile:
     """What a store needs to know about a Part 10 file, read without decoding it."""
 
@@ -92,7 +92,7 @@ def _text(value: bytes) -> str:
     return value.decode("ascii", "replace").rstrip("\x00 ").strip()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Meta:
     sop_class_uid: str
     sop_instance_uid: str

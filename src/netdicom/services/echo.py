@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from netdicom.core import uids
 from netdicom.core.acse import AcceptedContext, ProposedContext
@@ -16,13 +15,14 @@ from netdicom.core.dimse import (
     status,
 )
 from netdicom.core.errors import RemoteProtocolError, TimeoutExpired
+from netdicom.core.records import frozen
 from netdicom.services.session import next_command, require_context, responded_to
 from netdicom.transport.association import Association
 
 ECHO_CONTEXTS = (ProposedContext(uids.VERIFICATION, (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)),)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EchoReply:
     status: int
     seconds: float

@@ -30,7 +30,6 @@ import functools
 import logging
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, BinaryIO, Final, cast
 
 from netdicom.archive.charset import TEXT_VRS, decode_text, parse_charset, response_charset
@@ -52,6 +51,7 @@ from netdicom.core import uids
 from netdicom.core.acse import AcceptedContext
 from netdicom.core.dimse import CCancelRQ, CFindRQ, CFindRSP, DatasetFragment, DimseMessage, status
 from netdicom.core.errors import ConnectionClosed, NetDicomError, TimeoutExpired
+from netdicom.core.records import frozen
 from netdicom.services.events import emit
 from netdicom.transport.association import Association, ReleaseRequested
 
@@ -139,7 +139,7 @@ class BadIdentifier(NetDicomError):
         self.comment = comment
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Requested:
     """One attribute of the identifier: returned in every response."""
 
@@ -148,7 +148,7 @@ class Requested:
     key: Key | None  # None: not answered (below the level, private, binary): empty + FF01
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ParsedIdentifier:
     model: Model
     level: Level

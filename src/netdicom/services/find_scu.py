@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -20,6 +19,7 @@ from netdicom.core import uids
 from netdicom.core.acse import ProposedContext
 from netdicom.core.dimse import CCancelRQ, CFindRQ, CFindRSP, status
 from netdicom.core.errors import NetDicomError, RemoteProtocolError
+from netdicom.core.records import frozen
 from netdicom.services.find_scp import decode_identifier, encode_identifier
 from netdicom.services.session import receive_response, require_context
 from netdicom.transport.association import Association
@@ -64,7 +64,7 @@ class BadKey(NetDicomError):
     """A KEY=VALUE argument we cannot turn into an identifier element."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class KeyArg:
     tag: int
     keyword: str
@@ -141,7 +141,7 @@ def build_identifier(level: Level, wanted: Mapping[int, str]) -> Any:
     return ds
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FindResult:
     status: int
     matches: int

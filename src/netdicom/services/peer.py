@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from netdicom.core.errors import NetDicomError
+from netdicom.core.records import frozen
 
 
 class BadPeer(NetDicomError):
     """A PEER argument that is not HOST:PORT or AET@HOST:PORT."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Peer:
     host: str
     port: int

@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from netdicom.core import uids
 from netdicom.core.acse import AcceptedContext, ProposedContext
 from netdicom.core.datasets import DicomFile, NotSendable, probe_file
+from netdicom.core.records import frozen
 from netdicom.core.sop_classes import is_compressed
 
 # Context IDs are the odd numbers 1..255 (PS3.8 §9.3.2.2): 128 per association.
@@ -22,7 +22,7 @@ MAX_CONTEXTS = 128
 _NATIVE = (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Skipped:
     """A path that is not sent. `failed` is True for DICOM files that are broken (they count
     as not stored); False for files that are no instances at all (non-DICOM, DICOMDIR)."""
@@ -32,7 +32,7 @@ class Skipped:
     failed: bool
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Scan:
     files: tuple[DicomFile, ...]
     skipped: tuple[Skipped, ...]
@@ -126,7 +126,7 @@ def contexts_for(files: Sequence[DicomFile]) -> list[ProposedContext]:
     return contexts
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Batch:
     """The files one association (or one group of parallel ones) carries, with its contexts."""
 
@@ -155,7 +155,7 @@ def batches(files: Sequence[DicomFile], max_contexts: int = MAX_CONTEXTS) -> lis
     return [Batch(tuple(c), tuple(f)) for c, f in groups]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Choice:
     """How a file goes out: on `context`, as it is or re-encoded in its transfer syntax."""
 

@@ -18,6 +18,7 @@ from netdicom.archive.matching import UNIQUE_KEYS, Level, Model
 from netdicom.core import uids
 from netdicom.core.dimse import StatusCategory, category
 from netdicom.core.errors import NetDicomError
+from netdicom.core.records import frozen
 
 Kind = Literal["get", "move"]
 
@@ -73,7 +74,7 @@ def unique_tags(model: Model, level: Level) -> list[tuple[Level, int]]:
     return [(lv, UNIQUE_KEYS[lv]) for lv in model.levels if lv <= level]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RetrieveRequest:
     """One retrieve identifier: unique keys of the levels above (single values) and the
     UIDs at the retrieve level."""
@@ -247,7 +248,7 @@ def resolve_matches(
 # --- sub-operation counts ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Progress:
     """The counts of a C-GET/C-MOVE response (any may be absent)."""
 
@@ -324,7 +325,7 @@ def failed_uid_list(uids_: Sequence[str]) -> tuple[list[str], str | None]:
 OnProgress = Callable[[Progress], None]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Received:
     """One sub-operation C-STORE we answered."""
 

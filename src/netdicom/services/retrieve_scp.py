@@ -49,6 +49,7 @@ from netdicom.core.dimse import (
     status,
 )
 from netdicom.core.errors import ConnectionClosed, NetDicomError, TimeoutExpired
+from netdicom.core.records import frozen
 from netdicom.services.events import emit
 from netdicom.services.find_scp import (
     IDENTIFIER_UNDECODABLE,
@@ -86,7 +87,7 @@ class _Refused(Exception):
         self.comment = comment[:64]  # Error Comment is an LO (PS3.7 C.4)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Instance:
     sop_instance_uid: str
     sop_class_uid: str

@@ -7,7 +7,7 @@ import dataclasses
 import logging
 import ssl
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from netdicom.archive.index import Index
@@ -30,6 +30,7 @@ from netdicom.core.dimse import (
     CStoreRQ,
 )
 from netdicom.core.pdu import AssociateAC, AssociateRJ, AssociateRQ, ContextResult
+from netdicom.core.records import frozen
 from netdicom.services.dispatcher import Dispatcher
 from netdicom.services.echo import answer_echo_now, handle_echo
 from netdicom.services.events import emit
@@ -62,7 +63,7 @@ ASYNC_STORE_WINDOW = 16
 _PLAIN_SYNTAXES = (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ServeConfig:
     directory: Path
     ae_title: str = "NETDICOM"

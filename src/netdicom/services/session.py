@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING
 
 from netdicom.core.acse import AcceptedContext, ProposedContext, build_associate_rq
@@ -16,6 +16,7 @@ from netdicom.core.dimse import (
 )
 from netdicom.core.errors import NoAcceptedContext, RemoteProtocolError
 from netdicom.core.pdu import AsyncOpsWindow, UserIdentityRQ
+from netdicom.core.records import frozen
 from netdicom.services.peer import Peer
 from netdicom.transport.association import Association, ReleaseRequested
 from netdicom.transport.client import associate
@@ -31,7 +32,7 @@ DEFAULT_CALLING_AE = "NETDICOM"
 DEFAULT_CALLED_AE = "ANY-SCP"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ClientOptions:
     calling_ae: str = DEFAULT_CALLING_AE
     called_ae: str = DEFAULT_CALLED_AE

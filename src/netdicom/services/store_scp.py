@@ -23,7 +23,7 @@ import inspect
 import logging
 import zlib
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from netdicom.core.acse import AcceptedContext
 from netdicom.core.dimse import CStoreRQ, CStoreRSP, DatasetFragment, DimseMessage, status
 from netdicom.core.errors import TimeoutExpired
 from netdicom.core.pdu.types import ContextResult
+from netdicom.core.records import frozen
 from netdicom.services.dispatcher import Completion
 from netdicom.transport.association import Association, ReleaseRequested
 
@@ -62,7 +63,7 @@ DEFLATED_SYNTAXES = frozenset(
 _INFLATE_STEP = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StoreLimits:
     """Caps on what a peer may make us parse.
 
@@ -77,7 +78,7 @@ class StoreLimits:
     max_inflated: int = 4 << 30
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StoredInstance:
     """An instance that is durable on disk (given to `on_stored` hooks)."""
 

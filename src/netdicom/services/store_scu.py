@@ -27,6 +27,7 @@ from netdicom.core.dimse import (
     status_name,
 )
 from netdicom.core.errors import NetDicomError, RemoteProtocolError
+from netdicom.core.records import frozen
 from netdicom.services.peer import Peer
 from netdicom.services.planning import Batch, Scan, Skipped, batches, choose
 from netdicom.services.session import (
@@ -49,7 +50,7 @@ class Result(Enum):
     SKIPPED = "skipped"  # not an instance: not DICOM, a DICOMDIR, a directory without -r
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FileOutcome:
     path: Path
     result: Result
@@ -144,7 +145,7 @@ def _failed(info: DicomFile, reason: str, status: int | None = None) -> FileOutc
     )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Sent:
     """A C-STORE-RQ sent whose response is outstanding."""
 

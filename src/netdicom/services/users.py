@@ -28,11 +28,12 @@ import secrets
 import socket
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from netdicom.core.errors import NetDicomError
 from netdicom.core.pdu import UserIdentityRQ, UserIdentityType
+from netdicom.core.records import frozen
 
 log = logging.getLogger("netdicom.serve")
 
@@ -50,7 +51,7 @@ class UsersFileError(NetDicomError):
     """The users file cannot be read or has a line we cannot use."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PasswordHash:
     n: int
     r: int
@@ -87,7 +88,7 @@ def check_user_name(name: str) -> str:
     return name
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Users:
     """The users of a users file; `verify` is the check serve makes for each association."""
 
@@ -190,7 +191,7 @@ def identity_checker(users: Users) -> IdentityCheck:
     return IdentityCheck(users)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class IdentityCheck:
     users: Users
 
@@ -231,7 +232,7 @@ class AllowListError(NetDicomError):
     """An --allow entry (or config `allow` entry) we cannot use."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AllowRule:
     """One entry: `ae_title` None means any title, `addresses` None means any host."""
 
@@ -245,7 +246,7 @@ class AllowRule:
         return self.addresses is None or (address is not None and address in self.addresses)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AllowList:
     """Callers serve accepts; empty allows everyone. Titles compare trimmed and exactly
     (case matters: PS3.8 treats AE titles as strings of significant characters)."""

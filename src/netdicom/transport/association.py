@@ -18,7 +18,6 @@ import logging
 import socket
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from netdicom.core.acse import Negotiated, negotiate_requestor
@@ -52,6 +51,7 @@ from netdicom.core.pdu import (
     PDUType,
 )
 from netdicom.core.pdu.codec import encode_pdata_header, encode_pdu
+from netdicom.core.records import frozen
 from netdicom.core.ul.effects import (
     CloseTransport,
     ConnectTransport,
@@ -106,7 +106,7 @@ _CLOSED_IN = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ReleaseRequested:
     """The peer asked to release; the service loop answers once earlier requests are done."""
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from netdicom.core.records import frozen
 
 # Our advertised Maximum Length for P-DATA-TF (PS3.8 D.1). Large, so that peers can send big
 # fragments: fewer PDUs per data set is most of what makes a store fast.
 DEFAULT_MAX_PDU = 262_144
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Timeouts:
     """Seconds; None means wait forever. Defaults are documented in the README."""
 
@@ -27,7 +29,7 @@ class Timeouts:
     idle: float | None = 60.0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TransportConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     max_pdu: int = DEFAULT_MAX_PDU

@@ -12,7 +12,6 @@ abort or a clear error within their timeouts: that is what the tests check.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -20,6 +19,7 @@ from netdicom.core.errors import LocalProtocolError, RemoteProtocolError
 from netdicom.core.pdu import PDU, PDUType
 from netdicom.core.pdu.codec import encode_pdu
 from netdicom.core.pdu.framer import Framer
+from netdicom.core.records import frozen
 
 if TYPE_CHECKING:
     from netdicom.transport.association import Association
@@ -45,7 +45,7 @@ class Direction(Enum):
     RECEIVE = "receive"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Fault:
     action: FaultAction
     direction: Direction = Direction.SEND

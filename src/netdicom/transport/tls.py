@@ -15,10 +15,10 @@ is asked for and verified only with verify_peer (mutual TLS).
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
 from pathlib import Path
 
 from netdicom.core.errors import NetDicomError
+from netdicom.core.records import frozen
 
 DICOM_TLS_PORT = 2762  # PS3.15 B.1: the port registered for DICOM over TLS
 
@@ -39,7 +39,7 @@ class TlsSetupError(NetDicomError):
     """A certificate, key or CA file that cannot be used (missing, unreadable, mismatched)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TlsOptions:
     """What the user gave: files are PEM.
 

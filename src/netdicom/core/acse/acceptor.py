@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from netdicom.core import uids
 from netdicom.core.acse.model import AcceptedContext, Negotiated, RejectedContext
@@ -23,6 +22,7 @@ from netdicom.core.pdu.types import (
     UserIdentityRQ,
     UserInformation,
 )
+from netdicom.core.records import frozen
 
 TransferSyntaxChooser = Callable[[str, tuple[str, ...]], "str | ContextResult"]
 """(abstract syntax, offered transfer syntaxes) -> the chosen one, or why the context fails."""
@@ -66,7 +66,7 @@ def default_chooser(supported: Mapping[str, Sequence[str]]) -> TransferSyntaxCho
     return choose
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class AcceptorPolicy:
     """What we accept as association acceptor.
 

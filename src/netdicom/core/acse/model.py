@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal
 
 from netdicom.core.errors import NoAcceptedContext
 from netdicom.core.pdu.types import AsyncOpsWindow, ContextResult
+from netdicom.core.records import frozen
 
 _REASON_WORDS: Mapping[ContextResult, str] = {
     ContextResult.ACCEPTANCE: "accepted",
@@ -32,7 +33,7 @@ def syntax_name(uid: str) -> str:
     return uid if name == uid else f"{name} ({uid})"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ProposedContext:
     """One presentation context to propose: an abstract syntax and its transfer syntaxes."""
 
@@ -40,7 +41,7 @@ class ProposedContext:
     transfer_syntaxes: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AcceptedContext:
     """A presentation context accepted for the association, with the roles WE may play.
 
@@ -55,7 +56,7 @@ class AcceptedContext:
     we_are_scp: bool
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RejectedContext:
     """A proposed presentation context that was not accepted, and why."""
 
@@ -84,7 +85,7 @@ class AllContextsRejected(NoAcceptedContext):
         )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Negotiated:
     """What an association may carry, seen from our side (requestor or acceptor).
 

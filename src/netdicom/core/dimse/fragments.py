@@ -9,13 +9,13 @@ driven by PDVs alone and never by PDU boundaries.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Final
 
 from netdicom.core.dimse.codec import UnknownCommand, decode_command
 from netdicom.core.dimse.messages import DimseMessage, UnsupportedCommand
 from netdicom.core.errors import AbortReason, LocalProtocolError, RemoteProtocolError
 from netdicom.core.pdu.types import PresentationDataValue
+from netdicom.core.records import frozen
 
 __all__ = [
     "MAX_COMMAND_LENGTH",
@@ -84,7 +84,7 @@ def fragment(data: bytes | bytearray | memoryview, max_fragment: int) -> Iterato
         yield view[start : start + step]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CommandReceived:
     """A whole command set arrived and was decoded (an UnsupportedCommand if we lack it)."""
 
@@ -92,7 +92,7 @@ class CommandReceived:
     message: DimseMessage | UnsupportedCommand
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DatasetFragment:
     """One data-set PDV of the message whose command came last; `is_last` ends the message."""
 

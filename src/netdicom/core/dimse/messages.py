@@ -8,11 +8,11 @@ and comments without space padding. `has_dataset` mirrors Command Data Set Type 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeAlias
 
 from netdicom.core import uids
+from netdicom.core.records import frozen
 
 
 class CommandField(IntEnum):
@@ -53,7 +53,7 @@ class Priority(IntEnum):
     LOW = 0x0002
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CEchoRQ:
     """C-ECHO-RQ (PS3.7 §9.3.5.1)."""
 
@@ -63,7 +63,7 @@ class CEchoRQ:
     command_field: ClassVar[CommandField] = CommandField.C_ECHO_RQ
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CEchoRSP:
     """C-ECHO-RSP (PS3.7 §9.3.5.2)."""
 
@@ -75,7 +75,7 @@ class CEchoRSP:
     command_field: ClassVar[CommandField] = CommandField.C_ECHO_RSP
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class UnsupportedCommand:
     """A command set we could read but do not implement (e.g. an N-service).
 

@@ -3,13 +3,13 @@ loaded when first named (see messages.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from netdicom.core.dimse.messages import CommandField, Priority
+from netdicom.core.records import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CFindRQ:
     """C-FIND-RQ (PS3.7 §9.3.2.1); the data set is the identifier."""
 
@@ -20,7 +20,7 @@ class CFindRQ:
     command_field: ClassVar[CommandField] = CommandField.C_FIND_RQ
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CFindRSP:
     """C-FIND-RSP (PS3.7 §9.3.2.2).
 
@@ -37,7 +37,7 @@ class CFindRSP:
     command_field: ClassVar[CommandField] = CommandField.C_FIND_RSP
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CGetRQ:
     """C-GET-RQ (PS3.7 §9.3.3.1); the data set is the identifier."""
 
@@ -48,7 +48,7 @@ class CGetRQ:
     command_field: ClassVar[CommandField] = CommandField.C_GET_RQ
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CGetRSP:
     """C-GET-RSP (PS3.7 §9.3.3.2); an identifier may list failed SOP instances."""
 
@@ -65,7 +65,7 @@ class CGetRSP:
     command_field: ClassVar[CommandField] = CommandField.C_GET_RSP
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CMoveRQ:
     """C-MOVE-RQ (PS3.7 §9.3.4.1); `move_destination` is an AE title."""
 
@@ -77,7 +77,7 @@ class CMoveRQ:
     command_field: ClassVar[CommandField] = CommandField.C_MOVE_RQ
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CMoveRSP:
     """C-MOVE-RSP (PS3.7 §9.3.4.2); same elements as C-GET-RSP."""
 
@@ -94,7 +94,7 @@ class CMoveRSP:
     command_field: ClassVar[CommandField] = CommandField.C_MOVE_RSP
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CCancelRQ:
     """C-CANCEL-RQ (PS3.7 §9.3.2.3, §9.3.3.3, §9.3.4.3): names the operation it cancels."""
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from netdicom.core.dimse.messages import CommandField, Priority
+from netdicom.core.records import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CStoreRQ:
     """C-STORE-RQ (PS3.7 §9.3.1.1); the data set is the instance.
 
@@ -25,7 +25,7 @@ class CStoreRQ:
     command_field: ClassVar[CommandField] = CommandField.C_STORE_RQ
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CStoreRSP:
     """C-STORE-RSP (PS3.7 §9.3.1.2)."""
 

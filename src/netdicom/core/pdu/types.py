@@ -6,10 +6,11 @@ trailing NUL or space. The codec (codec.py) owns every byte-level detail.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import IntEnum
 
 from netdicom.core import uids
+from netdicom.core.records import frozen
 
 
 class PDUType(IntEnum):
@@ -42,7 +43,7 @@ class UserIdentityType(IntEnum):
     JWT = 5
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PresentationContextRQ:
     """Item 0x20: one abstract syntax and the transfer syntaxes offered for it."""
 
@@ -51,7 +52,7 @@ class PresentationContextRQ:
     transfer_syntaxes: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PresentationContextAC:
     """Item 0x21; `transfer_syntax` is not significant unless the result is acceptance."""
 
@@ -60,7 +61,7 @@ class PresentationContextAC:
     transfer_syntax: str = uids.IMPLICIT_VR_LE
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AsyncOpsWindow:
     """Sub-item 0x53; 0 means unlimited (PS3.7 D.3.3.3)."""
 
@@ -68,7 +69,7 @@ class AsyncOpsWindow:
     max_performed: int = 1
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RoleSelection:
     """Sub-item 0x54. In an RQ: roles proposed; in an AC: roles accepted (PS3.7 D.3.3.4)."""
 
@@ -77,7 +78,7 @@ class RoleSelection:
     scp_role: bool
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SOPClassExtendedNegotiation:
     """Sub-item 0x56; the application information is service-specific (PS3.4)."""
 
@@ -85,7 +86,7 @@ class SOPClassExtendedNegotiation:
     service_class_application_information: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SOPClassCommonExtendedNegotiation:
     """Sub-item 0x57, RQ only (PS3.7 D.3.3.6)."""
 
@@ -94,7 +95,7 @@ class SOPClassCommonExtendedNegotiation:
     related_general_sop_classes: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class UserIdentityRQ:
     """Sub-item 0x58 (PS3.7 D.3.3.7.1); `secondary` only for USERNAME_AND_PASSCODE."""
 
@@ -104,14 +105,14 @@ class UserIdentityRQ:
     secondary: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class UserIdentityAC:
     """Sub-item 0x59 (PS3.7 D.3.3.7.2)."""
 
     server_response: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class UserInformation:
     """Item 0x50 with its sub-items. `max_length` 0 means no limit (PS3.8 D.1)."""
 
@@ -126,7 +127,7 @@ class UserInformation:
     user_identity_ac: UserIdentityAC | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AssociateRQ:
     """A-ASSOCIATE-RQ (PS3.8 §9.3.2)."""
 
@@ -139,7 +140,7 @@ class AssociateRQ:
     pdu_type: PDUType = field(default=PDUType.ASSOCIATE_RQ, init=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AssociateAC:
     """A-ASSOCIATE-AC (PS3.8 §9.3.3). The AE title fields echo the RQ and are not tested."""
 
@@ -152,7 +153,7 @@ class AssociateAC:
     pdu_type: PDUType = field(default=PDUType.ASSOCIATE_AC, init=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AssociateRJ:
     """A-ASSOCIATE-RJ (PS3.8 §9.3.4): result 1 permanent / 2 transient, source, reason."""
 
@@ -162,7 +163,7 @@ class AssociateRJ:
     pdu_type: PDUType = field(default=PDUType.ASSOCIATE_RJ, init=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PresentationDataValue:
     """One PDV item (PS3.8 §9.3.5.1, Annex E.2). `data` is the message fragment."""
 
@@ -172,7 +173,7 @@ class PresentationDataValue:
     data: bytes | memoryview
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PDataTF:
     """P-DATA-TF (PS3.8 §9.3.5): one or more PDVs."""
 
@@ -180,17 +181,17 @@ class PDataTF:
     pdu_type: PDUType = field(default=PDUType.P_DATA_TF, init=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ReleaseRQ:
     pdu_type: PDUType = field(default=PDUType.RELEASE_RQ, init=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ReleaseRP:
     pdu_type: PDUType = field(default=PDUType.RELEASE_RP, init=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AbortPDU:
     """A-ABORT (PS3.8 §9.3.8): source 0 service user, 2 service provider."""
 

@@ -15,7 +15,6 @@ Conventions that hold for every action, so the driver can rely on them:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from enum import Enum
 from types import MappingProxyType
 from typing import TypeVar
@@ -31,6 +30,7 @@ from netdicom.core.pdu.types import (
     ReleaseRP,
     ReleaseRQ,
 )
+from netdicom.core.records import frozen
 from netdicom.core.ul.effects import (
     CloseTransport,
     ConnectTransport,
@@ -77,7 +77,7 @@ class Action(Enum):
     AA_8 = "AA-8"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ActionContext:
     """What an action may look at.
 
@@ -94,7 +94,7 @@ class ActionContext:
     request: AssociateRQ | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Transition:
     """The result of an action: where the machine goes and what the driver must do."""
 

@@ -3,10 +3,10 @@ driver (netdicom.transport) carries these out in order."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
 
 from netdicom.core.pdu.types import PDU
+from netdicom.core.records import frozen
 
 
 class Indication(Enum):
@@ -23,32 +23,32 @@ class Indication(Enum):
     TRANSPORT_CLOSED = "transport-closed"  # AR-5, AA-2, AA-5: the connection is gone
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SendPDU:
     pdu: PDU
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StartArtim:
     """Start, or restart if running, the ARTIM timer (PS3.8 §9.1.5)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StopArtim:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ConnectTransport:
     """AE-1: open the TCP connection."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CloseTransport:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Indicate:
     """Pass a primitive up; `pdu` is the PDU that caused it, when there is one."""
 
