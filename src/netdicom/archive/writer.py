@@ -277,7 +277,8 @@ class Archive:
         named = str(self.temp_dir / f"{os.getpid()}-{next(self._counter)}.part")
         temp = _open_dir(self.temp_dir)
         try:
-            _link(source, Path(named).name, temp)
+            # Raises FileExistsError rather than ever renaming a file that is not ours.
+            os.link(source, Path(named).name, dst_dir_fd=temp, follow_symlinks=True)
         finally:
             os.close(temp)
         try:
