@@ -82,3 +82,15 @@ def test_keyword_only_and_unhashable_fields() -> None:
     assert n == Node([1]) and hash(n) == hash(Node([2]))  # hash=False: left out of the hash
     n.children.append(n)
     assert repr(n) == "Node(children=[1, ...])"  # a cycle is shown, not recursed into
+
+
+def test_methods_written_in_the_class_body_stay() -> None:
+    @frozen
+    class Named:
+        name: str
+
+        def __repr__(self) -> str:
+            return f"<{self.name}>"
+
+    assert repr(Named("a")) == "<a>"
+    assert Named("a") == Named("a") and hash(Named("a")) == hash(Named("a"))

@@ -64,9 +64,15 @@ def _finish(cls: _T, kw_only: bool) -> _T:
         tuple(f.name for f in fields if (f.compare if f.hash is None else f.hash))
     )
     made._record_repr_names = tuple(f.name for f in fields if f.repr)
-    made.__eq__ = _record_eq
-    made.__hash__ = _record_hash
-    made.__repr__ = _record_repr
+    # As dataclass() does, a method written in the class body stays. (Python puts
+    # `__hash__ = None` there for a body that defines __eq__ alone: that one is replaced.)
+    own = cls.__dict__
+    if "__eq__" not in own:
+        made.__eq__ = _record_eq
+    if own.get("__hash__") is None:
+        made.__hash__ = _record_hash
+    if "__repr__" not in own:
+        made.__repr__ = _record_repr
     result: _T = made
     return result
 
