@@ -21,7 +21,7 @@ def temp_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     """Every test runs with unnamed temporary files (O_TMPFILE, where the system has them)
     and with named ones in DIR/.incoming (the portable fallback)."""
     if request.param == "named":
-        monkeypatch.setattr(writer, "_can_link_unnamed", lambda directory: False)
+        monkeypatch.setattr(writer, "_unnamed_files_dir", lambda directory: None)
     return str(request.param)
 
 

@@ -20,6 +20,7 @@ import errno
 import itertools
 import os
 import re
+import weakref
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path, PurePosixPath
@@ -159,8 +160,15 @@ class Archive:
         self.temp_dir.mkdir(exist_ok=True)
         self._counter = itertools.count(1)
         self._known_dirs: set[str] = {str(self.root)}
-        # False: named temporary files (the portable way; tests force it to cover it).
-        self.unnamed_temp = unnamed_temp and _can_link_unnamed(self.temp_dir)
+        # Unnamed temporary files are named through this descriptor of /proc/self/fd (None:
+        # named temporary files, the portable way; tests force it to cover it).
+        self._fds = _unnamed_files_dir(self.temp_dir) if unnamed_temp else None
+        if self._fds is not None:
+            weakref.finalize(self, os.close, self._fds)
+
+    @property
+    def unnamed_temp(self) -> bool:
+        return self._fds is not None
 
     def sweep(self) -> int:
         """Delete temporary files left by processes that are gone; return how many."""
@@ -215,9 +223,6 @@ class Archive:
             raise UnsafePath(f"{relative} would be outside the archive")
         if self.fsync:
             os.fdatasync(fd)
-        # An unnamed file is linked through its /proc entry (linkat with AT_SYMLINK_FOLLOW:
-        # the documented way to name an O_TMPFILE file without CAP_DAC_READ_SEARCH).
-        source = str(pending.path) if pending.path is not None else f"/proc/self/fd/{fd}"
         changed: list[str] = []
         if not known:
             changed = self._ensure_dir(parent)
@@ -225,7 +230,7 @@ class Archive:
                 raise UnsafePath(f"{parent} resolves outside the archive")
             self._remember(parent)
         try:
-            folder = _open_dir(parent)
+            placed = self._put(pending, fd, final)
         except FileNotFoundError:
             if not known:
                 raise
@@ -236,57 +241,64 @@ class Archive:
             if not inside(self.root, parent):
                 raise UnsafePath(f"{parent} resolves outside the archive") from None
             self._remember(parent)
-            folder = _open_dir(parent)
-        # One descriptor of the folder names the file and then makes the name durable: each
-        # system call here is one more turn at the GIL for a writer thread.
-        try:
-            placed = self._put(source, final, folder)
-            if self.fsync:
-                for directory in changed:
-                    _fsync_dir(directory)
-                os.fsync(folder)
-        finally:
-            os.close(folder)
+            placed = self._put(pending, fd, final)
+        if self.fsync:
+            for directory in (*changed, str(final.parent)):
+                _fsync_dir(directory)
         return placed
 
-    def _put(self, source: str, final: Path, folder: int) -> Placed:
+    def _put(self, pending: PendingFile, fd: int, final: Path) -> Placed:
         policy = self.on_duplicate
         if policy is DuplicatePolicy.OVERWRITE:
-            existed = _exists(final.name, folder)
-            self._replace(source, final.name, folder)
+            existed = final.exists()
+            source = pending.path
+            if source is None:
+                # link() cannot replace: name the unnamed file in the temporary folder (swept
+                # at start-up if we die right here), then rename it over `final`.
+                source = self.temp_dir / f"{os.getpid()}-{next(self._counter)}.part"
+                if not self._link(pending, fd, source):
+                    raise FileExistsError(errno.EEXIST, "temporary name taken", str(source))
+            try:
+                os.replace(source, final)
+            except BaseException:
+                if pending.path is None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(source)
+                raise
             return Placed(final, Outcome.OVERWROTE if existed else Outcome.STORED)
         # link() never replaces an existing name, so two associations storing the same
         # instance at once cannot both win, and the loser never tears the winner's file.
-        if _link(source, final.name, folder):
+        if self._link(pending, fd, final):
             return Placed(final, Outcome.STORED)
         if policy is DuplicatePolicy.KEEP:
             return Placed(final, Outcome.KEPT_EXISTING)
         for number in range(1, _MAX_RENAMES):
             candidate = final.with_name(f"{final.stem}_{number}{final.suffix}")
-            if _link(source, candidate.name, folder):
+            if self._link(pending, fd, candidate):
                 return Placed(candidate, Outcome.RENAMED)
         raise OSError(errno.EEXIST, f"{_MAX_RENAMES} copies of {final.name} already exist")
 
-    def _replace(self, source: str, name: str, folder: int) -> None:
-        """Put `source` at `name` in `folder` atomically, replacing what is there."""
-        if not source.startswith("/proc/"):
-            os.replace(source, name, dst_dir_fd=folder)
-            return
-        # link() cannot replace: name the unnamed file in the temporary folder (swept at
-        # start-up if we die right here), then rename it over the target.
-        named = str(self.temp_dir / f"{os.getpid()}-{next(self._counter)}.part")
-        temp = _open_dir(self.temp_dir)
+    def _link(self, pending: PendingFile, fd: int, target: Path) -> bool:
+        """Give the file `target` as a (further) name; False when that name exists."""
         try:
-            # Raises FileExistsError rather than ever renaming a file that is not ours.
-            os.link(source, Path(named).name, dst_dir_fd=temp, follow_symlinks=True)
-        finally:
-            os.close(temp)
-        try:
-            os.replace(named, name, dst_dir_fd=folder)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(named)
-            raise
+            if pending.path is None:
+                assert self._fds is not None
+                # linkat(fds, "N", AT_FDCWD, target, AT_SYMLINK_FOLLOW): how open(2) names an
+                # O_TMPFILE file without CAP_DAC_READ_SEARCH (os.link makes that call, and not
+                # link(), because a directory fd is given).
+                os.link(str(fd), target, src_dir_fd=self._fds, follow_symlinks=True)
+            else:
+                os.link(pending.path, target)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if pending.path is None or exc.errno not in _NO_HARD_LINKS:
+                raise
+            # A file system without hard links: check, then rename (a narrow race, never torn).
+            if target.exists():
+                return False
+            os.rename(pending.path, target)
+        return True
 
     def _ensure_dir(self, directory: Path) -> list[str]:
         """Create `directory` and missing parents; return the directories whose entries
@@ -309,71 +321,40 @@ class Archive:
         self._known_dirs.add(str(directory))
 
 
-def _open_dir(path: Path | str) -> int:
-    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-
-
-def _exists(name: str, folder: int) -> bool:
-    try:
-        os.stat(name, dir_fd=folder, follow_symlinks=False)
-    except FileNotFoundError:
-        return False
-    return True
-
-
-def _link(source: str, name: str, folder: int) -> bool:
-    """Hard-link `source` as `name` in `folder`; False when that name exists.
-
-    With a directory fd, os.link calls linkat(..., AT_SYMLINK_FOLLOW): what names an unnamed
-    file through /proc/self/fd/N (open(2), O_TMPFILE). Without one it would call link(),
-    which does not follow that symbolic link and fails with EXDEV."""
-    try:
-        os.link(source, name, dst_dir_fd=folder, follow_symlinks=True)
-    except FileExistsError:
-        return False
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
-            raise
-        if source.startswith("/proc/"):
-            raise  # an unnamed file can only be linked
-        # A file system without hard links: check, then rename (a narrow race, never torn).
-        if _exists(name, folder):
-            return False
-        os.rename(source, name, dst_dir_fd=folder)
-    return True
+_NO_HARD_LINKS: Final = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV)
 
 
 # O_TMPFILE (Linux >= 3.11) needs write access; the flag includes O_DIRECTORY.
 _UNNAMED_FLAGS: Final = os.O_WRONLY | getattr(os, "O_TMPFILE", 0) | os.O_CLOEXEC
 
 
-def _can_link_unnamed(directory: Path) -> bool:
-    """Whether `directory` takes unnamed files that can then be linked (the file system
-    supports O_TMPFILE and /proc is there): tried once, with a probe that is removed."""
+def _unnamed_files_dir(directory: Path) -> int | None:
+    """A descriptor of /proc/self/fd when `directory` takes unnamed files that can then be
+    named (the file system has O_TMPFILE, /proc is there), else None: tried once, with a
+    probe that is removed."""
     if not hasattr(os, "O_TMPFILE"):
-        return False
+        return None
     probe = directory / f"{os.getpid()}-0.part"  # a name the sweep knows; counters start at 1
     try:
-        fd = os.open(directory, _UNNAMED_FLAGS, 0o644)
+        fds = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
-        return False
+        return None
     try:
-        folder = _open_dir(directory)
+        fd = os.open(directory, _UNNAMED_FLAGS, 0o644)
         try:
-            os.link(f"/proc/self/fd/{fd}", probe.name, dst_dir_fd=folder, follow_symlinks=True)
+            os.link(str(fd), probe, src_dir_fd=fds, follow_symlinks=True)
         finally:
-            os.close(folder)
+            os.close(fd)
     except OSError:
-        return False
-    finally:
-        os.close(fd)
+        os.close(fds)
+        return None
     with contextlib.suppress(OSError):
         os.unlink(probe)
-    return True
+    return fds
 
 
 def _fsync_dir(path: str) -> None:
-    fd = _open_dir(path)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:
