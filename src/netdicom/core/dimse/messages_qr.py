@@ -49,8 +49,9 @@ class CGetRQ:
 
 
 @frozen
-class CGetRSP:
-    """C-GET-RSP (PS3.7 §9.3.3.2); an identifier may list failed SOP instances."""
+class _SubOperationsRSP:
+    """The elements C-GET-RSP and C-MOVE-RSP share (PS3.7 Tables 9.3-5 and 9.3-7); an
+    identifier may list failed SOP instances."""
 
     message_id_being_responded_to: int
     status: int
@@ -62,6 +63,12 @@ class CGetRSP:
     offending_element: tuple[int, ...] = ()
     error_comment: str | None = None
     has_dataset: bool = False
+
+
+@frozen
+class CGetRSP(_SubOperationsRSP):
+    """C-GET-RSP (PS3.7 §9.3.3.2)."""
+
     command_field: ClassVar[CommandField] = CommandField.C_GET_RSP
 
 
@@ -78,19 +85,9 @@ class CMoveRQ:
 
 
 @frozen
-class CMoveRSP:
-    """C-MOVE-RSP (PS3.7 §9.3.4.2); same elements as C-GET-RSP."""
+class CMoveRSP(_SubOperationsRSP):
+    """C-MOVE-RSP (PS3.7 §9.3.4.2): the same elements as C-GET-RSP."""
 
-    message_id_being_responded_to: int
-    status: int
-    affected_sop_class_uid: str | None = None
-    number_of_remaining_suboperations: int | None = None
-    number_of_completed_suboperations: int | None = None
-    number_of_failed_suboperations: int | None = None
-    number_of_warning_suboperations: int | None = None
-    offending_element: tuple[int, ...] = ()
-    error_comment: str | None = None
-    has_dataset: bool = False
     command_field: ClassVar[CommandField] = CommandField.C_MOVE_RSP
 
 
