@@ -331,38 +331,55 @@ def ratio_lines(results: list[Result], sets: Sequence[str]) -> list[str]:
         nd = rate(name, "netdicom", "netdicom")
         dc = rate(name, "dcmtk", "dcmtk")
         py = rate(name, "pynetdicom", "pynetdicom")
-        nf = rate(name, "netdicom", "netdicom --no-fsync")
-        lines.append(
-            f"  {name:5} netdicom → netdicom vs dcmtk → dcmtk:                {fmt_ratio(ratio(nd, dc), goals_vs_dcmtk.get(name))}"
-        )
-        lines.append(
-            f"  {name:5} netdicom → netdicom --no-fsync vs dcmtk → dcmtk:    {fmt_ratio(ratio(nf, dc))} (like for like: no fsync on either side)"
-        )
-        lines.append(
-            f"  {name:5} netdicom → netdicom vs pynetdicom → pynetdicom:      {fmt_ratio(ratio(nd, py), goals_vs_pyn.get(name))}"
-        )
-        lines.append(
-            f"  {name:5} netdicom → dcmtk vs dcmtk → dcmtk (sender alone):   {fmt_ratio(ratio(rate(name, 'netdicom', 'dcmtk'), dc))}"
-        )
-        lines.append(
-            f"  {name:5} dcmtk → netdicom vs dcmtk → dcmtk (receiver alone): {fmt_ratio(ratio(rate(name, 'dcmtk', 'netdicom'), dc))}"
-        )
-        lines.append(
-            f"  {name:5} dcmtk → dcmtk vs pynetdicom → pynetdicom:            {fmt_ratio(ratio(dc, py))}"
-        )
+        # (what is compared, numerator, denominator, goal, remark)
+        rows: list[tuple[str, float | None, float | None, float | None, str]] = [
+            ("netdicom → netdicom vs dcmtk → dcmtk", nd, dc, goals_vs_dcmtk.get(name), ""),
+            (
+                "netdicom → netdicom --no-fsync vs dcmtk → dcmtk",
+                rate(name, "netdicom", "netdicom --no-fsync"),
+                dc,
+                None,
+                "like for like: no fsync on either side",
+            ),
+            ("netdicom → netdicom vs pynetdicom → pynetdicom", nd, py, goals_vs_pyn.get(name), ""),
+            (
+                "netdicom → dcmtk vs dcmtk → dcmtk (sender alone)",
+                rate(name, "netdicom", "dcmtk"),
+                dc,
+                None,
+                "",
+            ),
+            (
+                "dcmtk → netdicom vs dcmtk → dcmtk (receiver alone)",
+                rate(name, "dcmtk", "netdicom"),
+                dc,
+                None,
+                "",
+            ),
+            ("dcmtk → dcmtk vs pynetdicom → pynetdicom", dc, py, None, ""),
+        ]
         if name == "ct":
-            j4 = rate(name, "netdicom -j 4", "netdicom")
-            lines.append(
-                f"  {name:5} netdicom -j 4 vs -j 1 (→ netdicom):                 {fmt_ratio(ratio(j4, nd), 1.5)}"
-            )
             w1 = rate(name, "netdicom --window 1", "netdicom")
-            j4w1 = rate(name, "netdicom -j 4 --window 1", "netdicom")
-            lines.append(
-                f"  {name:5} netdicom -j 4 vs -j 1, both --window 1:             {fmt_ratio(ratio(j4w1, w1), 1.5)} (a peer that grants no window, as dcmtk)"
-            )
-            lines.append(
-                f"  {name:5} netdicom window 16 vs --window 1 (→ netdicom):       {fmt_ratio(ratio(nd, w1))}"
-            )
+            rows += [
+                (
+                    "netdicom -j 4 vs -j 1 (→ netdicom)",
+                    rate(name, "netdicom -j 4", "netdicom"),
+                    nd,
+                    1.5,
+                    "",
+                ),
+                (
+                    "netdicom -j 4 vs -j 1, both --window 1",
+                    rate(name, "netdicom -j 4 --window 1", "netdicom"),
+                    w1,
+                    1.5,
+                    "a peer that grants no window, as dcmtk",
+                ),
+                ("netdicom window 16 vs --window 1 (→ netdicom)", nd, w1, None, ""),
+            ]
+        for label, a, b, goal, remark in rows:
+            text = f"  {name:5} {label + ':':<53}{fmt_ratio(ratio(a, b), goal)}"
+            lines.append(f"{text} ({remark})" if remark else text)
     return lines
 
 
