@@ -200,3 +200,109 @@ def test_overwrite_replaces_atomically_and_leaves_no_temp(tmp_path: Path) -> Non
         store(archive, "s/x.dcm", body)
     assert (tmp_path / "s/x.dcm").read_bytes() == b"HEAD3"
     assert files(tmp_path) == ["s/x.dcm"] and temp_files(tmp_path) == []
+
+
+class _Syncs:
+    """Counts the syncs place_all makes (and can fail the n-th syncfs)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, syncfs: bool, fail_at: int = 0) -> None:
+        self.fdatasync = self.folders = self.syncfs = 0
+        real_fdatasync, real_fsync_dir = os.fdatasync, writer._fsync_dir
+        real_syncfs = writer.syncfs_function()
+        assert real_syncfs is not None  # Linux >= 5.8: the machines our tests run on
+
+        def fdatasync(fd: int) -> None:
+            self.fdatasync += 1
+            real_fdatasync(fd)
+
+        def fsync_dir(path: str) -> None:
+            self.folders += 1
+            real_fsync_dir(path)
+
+        def counted_syncfs(fd: int) -> None:
+            self.syncfs += 1
+            if self.syncfs == fail_at:
+                raise OSError(errno.EIO, "syncfs: Input/output error")
+            real_syncfs(fd)
+
+        monkeypatch.setattr(writer.os, "fdatasync", fdatasync)
+        monkeypatch.setattr(writer, "_fsync_dir", fsync_dir)
+        monkeypatch.setattr(writer, "syncfs_function", lambda: counted_syncfs if syncfs else None)
+
+
+def _group(archive: Archive, relatives: list[str]) -> list[object]:
+    pending = []
+    for number, _ in enumerate(relatives):
+        file = archive.begin(b"HEAD")
+        file.write(str(number).encode())
+        pending.append(file)
+    return list(
+        archive.place_all([(p, PurePosixPath(r)) for p, r in zip(pending, relatives, strict=True)])
+    )
+
+
+@pytest.mark.parametrize("syncfs", [True, False])
+def test_a_group_is_placed_with_one_sync_per_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, syncfs: bool
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a/dup.dcm").write_bytes(b"OLD")
+    archive = Archive(tmp_path)
+    syncs = _Syncs(monkeypatch, syncfs=syncfs)
+    results = _group(archive, ["a/1.dcm", "a/2.dcm", "b/3.dcm", "../x.dcm", "a/dup.dcm"])
+    assert [getattr(r, "outcome", None) for r in results] == [
+        Outcome.STORED,
+        Outcome.STORED,
+        Outcome.STORED,
+        None,
+        Outcome.KEPT_EXISTING,
+    ]
+    assert isinstance(results[3], UnsafePath)
+    assert files(tmp_path) == ["a/1.dcm", "a/2.dcm", "a/dup.dcm", "b/3.dcm"]
+    assert (tmp_path / "b/3.dcm").read_bytes() == b"HEAD2"
+    assert (tmp_path / "a/dup.dcm").read_bytes() == b"OLD"
+    assert temp_files(tmp_path) == []
+    if syncfs:
+        # Data, then names: two syncs of the file system for the whole group.
+        assert (syncs.syncfs, syncs.fdatasync, syncs.folders) == (2, 0, 0)
+    else:
+        # The unsafe path is refused before its sync; folders a and b, and b's parent (the
+        # root, which gained b), each synced once.
+        assert (syncs.syncfs, syncs.fdatasync, syncs.folders) == (0, 4, 3)
+
+
+def test_a_single_file_is_synced_alone_without_syncfs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    syncs = _Syncs(monkeypatch, syncfs=True)
+    store(Archive(tmp_path), "a/1.dcm", b"1")
+    # fdatasync + the folder and its parent, as before groups: no file-system-wide sync.
+    assert (syncs.syncfs, syncs.fdatasync, syncs.folders) == (0, 1, 2)
+
+
+def test_a_group_without_fsync_syncs_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    syncs = _Syncs(monkeypatch, syncfs=True)
+    results = _group(Archive(tmp_path, fsync=False), ["a/1.dcm", "a/2.dcm"])
+    assert all(getattr(r, "outcome", None) is Outcome.STORED for r in results)
+    assert (syncs.syncfs, syncs.fdatasync, syncs.folders) == (0, 0, 0)
+
+
+def test_a_failed_data_sync_fails_the_group_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _Syncs(monkeypatch, syncfs=True, fail_at=1)
+    results = _group(Archive(tmp_path), ["a/1.dcm", "a/2.dcm", "b/3.dcm"])
+    assert all(isinstance(r, OSError) and r.errno == errno.EIO for r in results)
+    assert files(tmp_path) == [] and temp_files(tmp_path) == []
+
+
+def test_a_failed_name_sync_fails_every_file_the_group_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _Syncs(monkeypatch, syncfs=True, fail_at=2)
+    results = _group(Archive(tmp_path), ["a/1.dcm", "../x.dcm"])
+    assert isinstance(results[0], OSError) and results[0].errno == errno.EIO
+    assert isinstance(results[1], UnsafePath)
+    assert temp_files(tmp_path) == []

@@ -21,12 +21,13 @@ import itertools
 import os
 import re
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path, PurePosixPath
 from typing import Final
 
 from netdicom.archive.layout import UnsafePath, inside
+from netdicom.archive.syncfs import syncfs_function
 from netdicom.core.records import frozen
 
 TEMP_DIR: Final = ".incoming"
@@ -72,6 +73,9 @@ class PendingFile:
         self.path = path
         self.size = 0
 
+    def fileno(self) -> int:
+        return self._fd
+
     def write(self, data: bytes | memoryview) -> None:
         """Append `data`; raises OSError (ENOSPC, EIO, EFBIG...) as the system does."""
         view = memoryview(data)
@@ -94,11 +98,10 @@ class PendingFile:
     def commit(self, relative: PurePosixPath) -> Placed:
         """Make the file durable and put it at `relative` under the archive (blocking: call
         from a worker thread when fsync is on). On failure nothing is left behind."""
-        try:
-            return self._archive.place(self, self._fd, relative)
-        finally:
-            self._fd = -1
-            self._unlink()
+        placed = self._archive.place_all([(self, relative)])[0]
+        if isinstance(placed, BaseException):
+            raise placed
+        return placed
 
     def _unlink(self) -> None:
         if self.path is not None:
@@ -128,6 +131,10 @@ class DeferredFile:
         self._pieces = []
 
     def commit(self, relative: PurePosixPath) -> Placed:
+        return self.create().commit(relative)
+
+    def create(self) -> PendingFile:
+        """The temporary file, written (blocking); raises OSError, leaving nothing."""
         pending = self._archive.begin(self._header)
         try:
             for piece in self._pieces:
@@ -136,7 +143,7 @@ class DeferredFile:
             pending.discard()
             raise
         self._pieces = []
-        return pending.commit(relative)
+        return pending
 
 
 class Archive:
@@ -201,28 +208,90 @@ class Archive:
             raise
         return pending
 
-    def place(self, pending: PendingFile, fd: int, relative: PurePosixPath) -> Placed:
-        """Sync the file behind `fd`, give it its final name, sync the folder; closes `fd`."""
-        try:
-            return self._place(pending, fd, relative)
-        finally:
-            os.close(fd)
+    def place_all(
+        self, files: Sequence[tuple[PendingFile, PurePosixPath]]
+    ) -> list[Placed | OSError | UnsafePath]:
+        """Make written temporary files durable and give each its final name (blocking);
+        what became of each, in order. Every file is closed and no temporary name is left.
 
-    def _place(self, pending: PendingFile, fd: int, relative: PurePosixPath) -> Placed:
-        final = self.root.joinpath(*relative.parts)
+        A group commit: the data of every file is synced, then the files are named, then the
+        folders that gained an entry are synced. No file is named before its data is durable,
+        so after a crash a final name never shows a file whose data did not reach the disk
+        (ext4 does not order a link() after data writes). A single file is synced with
+        fdatasync and its folder with fsync. For a group, where the system has a syncfs that
+        reports errors (archive.syncfs), each of the two steps is one syncfs of the file
+        system instead: a sync is a device flush that costs about the same for one file as
+        for fifty (measured here: 2,000 files of 2 KB in groups of 8 took 0.24 s with syncfs
+        against 0.53 s with fdatasync and one folder fsync per group). A failed syncfs fails
+        every file of the group (it cannot say whose write failed)."""
+        results: list[Placed | OSError | UnsafePath] = []
+        # The folders each file's durability depends on (its own, and any created for it).
+        folders: dict[str, list[int]] = {}
+        syncfs = syncfs_function() if self.fsync and len(files) > 1 else None
+        try:
+            targets: list[Path | OSError | UnsafePath] = []
+            for pending, relative in files:
+                try:
+                    final = self._target(relative)
+                    if self.fsync and syncfs is None:
+                        os.fdatasync(pending.fileno())
+                    targets.append(final)
+                except (OSError, UnsafePath) as exc:
+                    targets.append(exc)
+            if syncfs is not None:
+                # Every file of the group is in the temporary folder's file system (a link
+                # cannot cross file systems), so one syncfs through any of them covers all.
+                try:
+                    syncfs(files[0][0].fileno())
+                except OSError as exc:
+                    targets = [exc] * len(files)
+            for number, ((pending, _), target) in enumerate(zip(files, targets, strict=True)):
+                if isinstance(target, BaseException):
+                    results.append(target)
+                    continue
+                try:
+                    placed, changed = self._name(pending, target)
+                except (OSError, UnsafePath) as exc:
+                    results.append(exc)
+                    continue
+                results.append(placed)
+                for folder in (*changed, str(placed.path.parent)):
+                    folders.setdefault(folder, []).append(number)
+            if syncfs is not None and folders:
+                try:
+                    syncfs(files[0][0].fileno())
+                except OSError as exc:
+                    for numbers in folders.values():
+                        for number in numbers:
+                            results[number] = exc
+            elif self.fsync:
+                for folder, numbers in folders.items():
+                    try:
+                        _fsync_dir(folder)
+                    except OSError as exc:
+                        for number in numbers:
+                            results[number] = exc
+        finally:
+            for pending, _ in files:
+                # Closes it and drops its temporary name: it has its final one, or failed.
+                pending.discard()
+        return results
+
+    def _target(self, relative: PurePosixPath) -> Path:
+        """The final path of `relative`, refused (UnsafePath) unless lexically inside."""
+        if relative.is_absolute() or ".." in relative.parts or len(relative.parts) < 1:
+            raise UnsafePath(f"{relative} would be outside the archive")
+        return self.root.joinpath(*relative.parts)
+
+    def _name(self, pending: PendingFile, final: Path) -> tuple[Placed, list[str]]:
+        """Give the (synced) file its name at `final`, creating its folder if need be; the
+        folders created on the way, whose parents' entries changed."""
         parent = final.parent
         known = str(parent) in self._known_dirs
-        # Lexically inside, and (for a folder not yet checked) inside once symbolic links
-        # are resolved; folders already checked are cached, sparing ~15 lstat() per file.
-        if (
-            relative.is_absolute()
-            or ".." in relative.parts
-            or len(relative.parts) < 1
-            or (not known and not inside(self.root, parent))
-        ):
-            raise UnsafePath(f"{relative} would be outside the archive")
-        if self.fsync:
-            os.fdatasync(fd)
+        # Inside once symbolic links are resolved, for a folder not yet checked; folders
+        # already checked are cached, sparing ~15 lstat() per file.
+        if not known and not inside(self.root, parent):
+            raise UnsafePath(f"{final} would be outside the archive")
         changed: list[str] = []
         if not known:
             changed = self._ensure_dir(parent)
@@ -230,7 +299,7 @@ class Archive:
                 raise UnsafePath(f"{parent} resolves outside the archive")
             self._remember(parent)
         try:
-            placed = self._put(pending, fd, final)
+            return self._put(pending, pending.fileno(), final), changed
         except FileNotFoundError:
             if not known:
                 raise
@@ -241,11 +310,7 @@ class Archive:
             if not inside(self.root, parent):
                 raise UnsafePath(f"{parent} resolves outside the archive") from None
             self._remember(parent)
-            placed = self._put(pending, fd, final)
-        if self.fsync:
-            for directory in (*changed, str(final.parent)):
-                _fsync_dir(directory)
-        return placed
+            return self._put(pending, pending.fileno(), final), changed
 
     def _put(self, pending: PendingFile, fd: int, final: Path) -> Placed:
         policy = self.on_duplicate

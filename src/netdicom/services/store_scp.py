@@ -18,7 +18,6 @@ The association stays usable after every one of them.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import zlib
@@ -28,6 +27,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from netdicom.archive.group_commit import GroupCommit
 from netdicom.archive.layout import (
     DEFAULT_LAYOUT,
     SOP_CLASS_UID,
@@ -224,6 +224,8 @@ class StorageSCP:
         # Durable stores do their file work on worker threads (archive.spool): it overlaps
         # with receiving, and the fsyncs of parallel associations overlap with each other.
         self._spool = Spool()
+        # Small durable instances (one PDU) are created, synced and named in groups.
+        self._group_commit = GroupCommit(archive)
 
     async def handle(
         self, assoc: Association, context: AcceptedContext, message: DimseMessage
@@ -451,9 +453,8 @@ class StorageSCP:
                 if spooled is not None:
                     return await spooled.commit(relative, placed_hooks)
                 assert pending is not None
-                if self.archive.fsync:
-                    commit = pending.commit
-                    return await asyncio.to_thread(lambda: placed_hooks(commit(relative)))
+                if isinstance(pending, DeferredFile):
+                    return await self._group_commit.commit(pending, relative, placed_hooks)
                 return placed_hooks(pending.commit(relative))
             except UnsafePath as exc:
                 raise _Failed(UNSAFE_UID, str(exc)) from None

@@ -1,0 +1,50 @@
+"""archive.syncfs: the file-system-wide sync the group commit uses."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from netdicom.archive import syncfs
+
+
+@pytest.mark.parametrize(
+    ("release", "version"),
+    [
+        ("6.18.44-fc-v857", (6, 18)),
+        ("5.8.0-63-generic", (5, 8)),
+        ("5.7.19", (5, 7)),
+        ("4.19.0-rc3", (4, 19)),
+        ("6.1-rc7+", (6, 1)),
+        ("unknown", (0, 0)),
+    ],
+)
+def test_kernel_version(release: str, version: tuple[int, int]) -> None:
+    assert syncfs._kernel_version(release) == version
+
+
+def test_kernels_before_5_8_do_not_use_syncfs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Before 5.8 syncfs returned 0 even when writing back failed.
+    fake = os.uname_result(("Linux", "host", "5.7.19", "#1", "x86_64"))
+    monkeypatch.setattr(syncfs.os, "uname", lambda: fake)
+    syncfs.syncfs_function.cache_clear()
+    try:
+        assert syncfs.syncfs_function() is None
+    finally:
+        syncfs.syncfs_function.cache_clear()
+
+
+def test_syncfs_syncs_and_reports_errors(tmp_path: Path) -> None:
+    function = syncfs.syncfs_function()
+    assert function is not None  # Linux >= 5.8: the machines our tests run on
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        function(fd)
+    finally:
+        os.close(fd)
+    with pytest.raises(OSError) as caught:
+        function(fd)  # closed: EBADF, raised with its code
+    assert caught.value.errno == errno.EBADF
