@@ -137,3 +137,34 @@ def test_bytes_in_flight_are_bounded(tmp_path: Path) -> None:
 async def _write_many(spooled: SpooledFile, count: int, size: int) -> None:
     for _ in range(count):
         await spooled.write(b"w" * size)
+
+
+def test_bytes_in_flight_are_bounded_over_all_files(tmp_path: Path) -> None:
+    # Several instances finished by the peer (an operations window) and committed in the
+    # background while the disk is stalled: the spool's limit holds over all of them.
+    gate = threading.Event()
+
+    def stalled(fd: int, data: memoryview) -> int:
+        gate.wait(5)
+        return os.write(fd, data)
+
+    archive = Archive(tmp_path, fsync=False, file_write=stalled)
+    spool = Spool(in_flight_limit=3 << 20)
+
+    async def one(number: int) -> Placed:
+        spooled = SpooledFile(spool, archive, b"HEAD")
+        await _write_many(spooled, 12, 256 << 10)  # 3 MiB each
+        return await spooled.commit(PurePosixPath(f"{number}.dcm"), _same)
+
+    async def main() -> None:
+        tasks = [asyncio.create_task(one(n)) for n in range(6)]  # 18 MiB in all
+        await asyncio.sleep(0.3)
+        assert not any(task.done() for task in tasks)
+        # The limit, plus at most one batch per file handed over before it looked.
+        assert spool.peak_in_flight <= (3 << 20) + 6 * ((1 << 20) + (256 << 10) + 4)
+        gate.set()
+        placed = await asyncio.gather(*tasks)
+        assert all(p.path.stat().st_size == 4 + (3 << 20) for p in placed)
+        assert spool.in_flight == 0
+
+    asyncio.run(main())

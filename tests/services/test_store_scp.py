@@ -34,6 +34,7 @@ from netdicom.services.session import ClientOptions, open_association, receive_r
 from netdicom.services.store_scp import (
     LIMIT_EXCEEDED,
     SOP_INSTANCE_MISMATCH,
+    SPOOL_ABOVE,
     UNSAFE_UID,
     StoredInstance,
 )
@@ -119,8 +120,13 @@ def run(coro: Callable[[], Awaitable[None]]) -> None:
 
 @pytest.mark.parametrize("ts", [EXPLICIT, IMPLICIT, uids.EXPLICIT_VR_BE, DEFLATED])
 @pytest.mark.parametrize("fsync", [True, False])
-def test_stored_file_holds_the_received_bytes(tmp_path: Path, ts: str, fsync: bool) -> None:
-    ds = make_dataset(rows=128, columns=128)  # 32 KB of pixels: 3 fragments at 16 KB PDUs
+@pytest.mark.parametrize("side", [128, 400])
+def test_stored_file_holds_the_received_bytes(
+    tmp_path: Path, ts: str, fsync: bool, side: int
+) -> None:
+    # 128: 32 KB of pixels, 3 fragments at 16 KB PDUs, below SPOOL_ABOVE (group commit when
+    # durable); 400: 320 KB, held first, then handed to the spool once past SPOOL_ABOVE.
+    ds = make_dataset(rows=side, columns=side)
     ds.ReferencedImageSequence = Sequence([Dataset()])
     data = encode(ds, ts)
     seen: list[StoredInstance] = []
@@ -132,6 +138,8 @@ def test_stored_file_holds_the_received_bytes(tmp_path: Path, ts: str, fsync: bo
             response = await c_store(assoc, data, ds.SOPInstanceUID)
             assert response.status == 0x0000
             await assoc.release()
+            grouped = fsync and len(data) + 300 < SPOOL_ABOVE
+            assert app.storage._group_commit.groups == (1 if grouped else 0)
 
     run(main)
     expected = tmp_path / "PAT001" / ds.StudyInstanceUID / ds.SeriesInstanceUID

@@ -3,7 +3,7 @@
 A durable store costs two syncs per instance before its success is answered: the file's data
 (fdatasync) and the folder that gains its name (fsync). For an instance of a few KB they are
 nearly all of the work, and on this kind of disk each is a device flush that costs the same
-for one file as for fifty. So instances that arrive in one PDU (the small ones) are queued
+for one file as for fifty. So small instances (services.store_scp.SPOOL_ABOVE) are queued
 here and one thread takes whatever has queued up while it was busy: it writes those files,
 syncs each file's data, names them all, and syncs each folder once for the group
 (`Archive.place_all`). Nothing waits on a timer: an instance arriving at an idle committer is

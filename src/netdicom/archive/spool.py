@@ -34,8 +34,11 @@ T = TypeVar("T")
 # An instance smaller than this goes to disk in a single job (create, write, sync, place):
 # every hand-over costs the event loop and the workers a turn at the GIL.
 _BATCH: Final = 1 << 20
-# Bytes handed over and not yet written before the receiver waits for the disk.
+# Bytes handed over and not yet written before the receiver waits for the disk: per file, and
+# over all the files of the spool (an asynchronous operations window lets a peer finish
+# sending several instances before the first is on disk).
 _IN_FLIGHT: Final = 4 << 20
+_SPOOL_IN_FLIGHT: Final = 32 << 20
 _WORKERS: Final = 8
 # How long a discard on the way out (an aborted association) waits for the file's writer.
 _DISCARD_WAIT: Final = 30.0
@@ -44,10 +47,27 @@ _DISCARD_WAIT: Final = 30.0
 class Spool:
     """The worker threads of one Storage SCP (started when first needed)."""
 
-    def __init__(self, workers: int = _WORKERS) -> None:
+    def __init__(self, workers: int = _WORKERS, in_flight_limit: int = _SPOOL_IN_FLIGHT) -> None:
         self._workers = workers
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self.in_flight_limit = in_flight_limit
+        self.in_flight = 0  # bytes handed over by every file and not yet written
+        self.peak_in_flight = 0  # the most there ever was (tests read it)
+
+    def add(self, count: int) -> None:
+        with self._lock:
+            self.in_flight += count
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def done(self, count: int) -> None:
+        with self._lock:
+            self.in_flight -= count
+
+    @property
+    def behind(self) -> bool:
+        """True when the disk is more than in_flight_limit bytes behind the network."""
+        return self.in_flight > self.in_flight_limit
 
     def executor(self) -> concurrent.futures.ThreadPoolExecutor:
         with self._lock:
@@ -116,12 +136,14 @@ class SpooledFile:
         "_in_flight_bytes",
         "_pending",
         "_serial",
+        "_spool",
         "error",
         "size",
     )
 
     def __init__(self, spool: Spool, archive: Archive, header: bytes) -> None:
         self._archive = archive
+        self._spool = spool
         self._serial = _Serial(spool.executor())
         self._pending: PendingFile | None = None
         self.error: OSError | None = None
@@ -142,19 +164,39 @@ class SpooledFile:
         self.size += len(data)
         if self._batch_bytes >= _BATCH:
             self._hand_over()
-            while self._in_flight_bytes > _IN_FLIGHT and self._in_flight:
-                future, count = self._in_flight.popleft()
-                self._in_flight_bytes -= count
-                with contextlib.suppress(Exception):
-                    await asyncio.wrap_future(future)
+            await self._wait_for_disk(_IN_FLIGHT)
 
     async def commit(self, relative: PurePosixPath, after: Callable[[Placed], T]) -> T:
         """Write what is left, make the file durable, put it at `relative`, and return what
         `after` (run on the worker, once the file is in place) makes of it. Raises what
         Archive.place raises (OSError, UnsafePath), or what `after` raises."""
+        # What this file still has in flight is bounded by the spool's limit only: the
+        # commit may run in the background while the peer sends its next instance.
+        await self._wait_for_disk(None)
         batch = self._take_batch()
-        future = self._serial.submit(lambda: after(self._commit(batch, relative)))
+        count = sum(len(piece) for piece in batch)
+        self._spool.add(count)
+
+        def job() -> T:
+            try:
+                self._write(batch)
+            finally:
+                self._spool.done(count)
+            return after(self._commit(relative))
+
+        future = self._serial.submit(job)
         return await asyncio.wrap_future(future)
+
+    async def _wait_for_disk(self, own_limit: int | None) -> None:
+        """Wait for this file's oldest writes while it has more than `own_limit` bytes in
+        flight, or the whole spool is behind."""
+        while self._in_flight and (
+            (own_limit is not None and self._in_flight_bytes > own_limit) or self._spool.behind
+        ):
+            future, count = self._in_flight.popleft()
+            self._in_flight_bytes -= count
+            with contextlib.suppress(Exception):
+                await asyncio.wrap_future(future)
 
     async def discard(self) -> None:
         """Drop the file (and what is queued); returns once nothing is left on disk."""
@@ -174,7 +216,15 @@ class SpooledFile:
     def _hand_over(self) -> None:
         batch = self._take_batch()
         count = sum(len(piece) for piece in batch)
-        future = self._serial.submit(lambda: self._write(batch))
+        self._spool.add(count)
+
+        def job() -> None:
+            try:
+                self._write(batch)
+            finally:
+                self._spool.done(count)
+
+        future = self._serial.submit(job)
         self._in_flight.append((future, count))
         self._in_flight_bytes += count
 
@@ -207,8 +257,7 @@ class SpooledFile:
             self.error = exc
             pending.discard()
 
-    def _commit(self, batch: list[memoryview | bytes], relative: PurePosixPath) -> Placed:
-        self._write(batch)
+    def _commit(self, relative: PurePosixPath) -> Placed:
         pending = self._pending
         if self.error is not None or pending is None:
             raise self.error or OSError("the file was not created")

@@ -110,8 +110,8 @@ class PendingFile:
 
 
 class DeferredFile:
-    """A small instance held in memory (one PDU's worth) until `commit`, which creates, writes,
-    syncs and places its file in one go: called on a worker thread, the file's creation waits
+    """A small instance held in memory until `create` (or `commit`, which creates, writes,
+    syncs and places its file in one go): called on a worker thread, the file's creation waits
     there for the file system's journal, not on the event loop (creates queue behind the
     fsyncs of other instances). Same contract as PendingFile."""
 
@@ -129,6 +129,11 @@ class DeferredFile:
 
     def discard(self) -> None:
         self._pieces = []
+
+    def take(self) -> list[bytes | memoryview]:
+        """The data written so far (after the header), handed to another writer."""
+        pieces, self._pieces = self._pieces, []
+        return pieces
 
     def commit(self, relative: PurePosixPath) -> Placed:
         return self.create().commit(relative)
