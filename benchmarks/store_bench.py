@@ -46,6 +46,8 @@ from benchlib import (
 )
 from gen_data import DATA_DIR, DataSet, ensure
 
+from netdicom.services.store_scu import DEFAULT_WINDOW
+
 QUICK_SCALE = 0.02
 
 
@@ -375,7 +377,7 @@ def ratio_lines(results: list[Result], sets: Sequence[str]) -> list[str]:
                     1.5,
                     "a peer that grants no window, as dcmtk",
                 ),
-                ("netdicom window 16 vs --window 1 (→ netdicom)", nd, w1, None, ""),
+                (f"netdicom window {DEFAULT_WINDOW} vs --window 1 (→ netdicom)", nd, w1, None, ""),
             ]
         for label, a, b, goal, remark in rows:
             text = f"  {name:5} {label + ':':<53}{fmt_ratio(ratio(a, b), goal)}"

@@ -57,8 +57,12 @@ log = logging.getLogger("netdicom.serve")
 # before its journal): fewer commits, cheaper fsyncs. Queries flush first, so none is stale.
 _FLUSH_DELAY = 1.0
 # Operations a storage-only association may have outstanding with us (PS3.7 D.3.3.3): while
-# one instance is fsynced the next arrives. Each holds at most one received data set.
-ASYNC_STORE_WINDOW = 16
+# instances are synced the next ones arrive, and the more arrive meanwhile the more share one
+# group commit (2,000 instances of 2 KB: 0.66 and 0.96 s with 64 against 0.83 and 1.14 s
+# with 16, medians of 4 in two runs).
+# What they hold is bounded: an instance of up to 256 KiB is held whole until its group is
+# written (64 of them: 16 MiB), a larger one has at most the spool's limit in flight.
+ASYNC_STORE_WINDOW = 64
 # Transfer syntaxes for services without a data set worth converting, in our preference.
 _PLAIN_SYNTAXES = (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)
 
