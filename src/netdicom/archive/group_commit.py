@@ -2,17 +2,19 @@
 
 A durable store costs two syncs per instance before its success is answered: the file's data
 (fdatasync) and the folder that gains its name (fsync). For an instance of a few KB they are
-nearly all of the work, and on this kind of disk each is a device flush that costs the same
-for one file as for fifty. So small instances (services.store_scp.SPOOL_ABOVE) are queued
-here and one thread takes whatever has queued up while it was busy: it writes those files,
-syncs each file's data, names them all, and syncs each folder once for the group
-(`Archive.place_all`). Nothing waits on a timer: an instance arriving at an idle committer is
-written at once, alone, so a peer that sends one instance at a time (no asynchronous
-operations window) pays no extra latency; a peer with a window, or several associations,
-fill the groups. The answers go back to the event loop in one call per group.
+nearly all of the work, and on this kind of disk each is a device flush that costs about the
+same for one file as for fifty. So small instances (services.store_scp.SPOOL_ABOVE) are
+queued here and one thread takes whatever has queued up while it was busy: it writes those
+files, syncs their data, names them all, and syncs their folders (`Archive.place_all`: one
+syncfs per step where the kernel reports its errors, else an fdatasync per file and an fsync
+per folder). Nothing waits on a timer: an instance arriving at an idle committer is written at
+once, alone, so a peer that sends one instance at a time (no asynchronous operations window)
+pays no extra latency; a peer with a window, or several associations, fill the groups. The
+answers go back to the event loop in one call per group.
 
-Larger instances keep their own path (archive.spool): their data syncs are long, and a small
-instance queued behind one would wait for it.
+The price of syncfs: it flushes whatever else is dirty on that file system, so a group may
+wait for a large instance being written meanwhile, or for another program's writes. Larger
+instances keep their own path (archive.spool), written by several threads as they arrive.
 """
 
 from __future__ import annotations
