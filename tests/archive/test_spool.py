@@ -168,3 +168,64 @@ def test_bytes_in_flight_are_bounded_over_all_files(tmp_path: Path) -> None:
         assert spool.in_flight == 0
 
     asyncio.run(main())
+
+
+def test_finish_hands_over_the_written_file(tmp_path: Path) -> None:
+    archive = Archive(tmp_path)
+
+    async def main() -> None:
+        spooled = SpooledFile(Spool(), archive, b"HEAD")
+        await _write_many(spooled, 6, 256 << 10)  # one batch handed over before finish
+        pending = await spooled.finish()
+        assert pending.size == 4 + 6 * (256 << 10)
+        placed = pending.commit(PurePosixPath("f/x.dcm"))
+        assert placed.path.read_bytes() == b"HEAD" + b"w" * (6 * (256 << 10))
+
+    asyncio.run(main())
+    assert leftovers(tmp_path) == []
+
+
+def test_finish_raises_a_failed_write_and_leaves_nothing(tmp_path: Path) -> None:
+    def full_disk(fd: int, data: memoryview) -> int:
+        if len(data) > 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return os.write(fd, data)
+
+    archive = Archive(tmp_path, file_write=full_disk)
+
+    async def main() -> None:
+        spooled = SpooledFile(Spool(), archive, b"HEAD")
+        await spooled.write(b"x" * 100)
+        with pytest.raises(OSError) as caught:
+            await spooled.finish()
+        assert caught.value.errno == errno.ENOSPC
+
+    asyncio.run(main())
+    assert leftovers(tmp_path) == []
+
+
+def test_finish_cancelled_leaves_nothing(tmp_path: Path) -> None:
+    gate = threading.Event()
+
+    def stalled(fd: int, data: memoryview) -> int:
+        gate.wait(5)
+        return os.write(fd, data)
+
+    archive = Archive(tmp_path, file_write=stalled)
+
+    async def main() -> None:
+        spooled = SpooledFile(Spool(), archive, b"HEAD")
+        await spooled.write(b"x" * 100)
+        task = asyncio.create_task(spooled.finish())
+        await asyncio.sleep(0.1)  # the job runs, stalled in its first write
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        gate.set()
+        for _ in range(100):  # the job ends; the file it hands over is discarded
+            if not leftovers(tmp_path):
+                break
+            await asyncio.sleep(0.02)
+
+    asyncio.run(main())
+    assert leftovers(tmp_path) == []

@@ -43,7 +43,7 @@ class _Job:
 
     def __init__(
         self,
-        file: DeferredFile,
+        file: DeferredFile | PendingFile,
         relative: PurePosixPath,
         after: Callable[[Placed], Any],
         loop: asyncio.AbstractEventLoop,
@@ -72,9 +72,12 @@ class GroupCommit:
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
 
     def commit(
-        self, file: DeferredFile, relative: PurePosixPath, after: Callable[[Placed], T]
+        self,
+        file: DeferredFile | PendingFile,
+        relative: PurePosixPath,
+        after: Callable[[Placed], T],
     ) -> asyncio.Future[T]:
-        """Create `file`, make it durable, put it at `relative`, and resolve to what `after`
+        """Create `file` (unless written already), make it durable, put it at `relative`, and resolve to what `after`
         (run on the committer's thread once the file is in place) makes of it. Fails with
         what Archive.place_all reports for it (OSError, UnsafePath) or what `after` raises.
 
@@ -118,7 +121,8 @@ class GroupCommit:
         created: list[tuple[_Job, PendingFile]] = []
         for job in group:
             try:
-                created.append((job, job.file.create()))
+                file = job.file
+                created.append((job, file if isinstance(file, PendingFile) else file.create()))
             except OSError as exc:
                 job.outcome = (True, exc)
         placed = self.archive.place_all([(pending, job.relative) for job, pending in created])

@@ -198,6 +198,35 @@ class SpooledFile:
             with contextlib.suppress(Exception):
                 await asyncio.wrap_future(future)
 
+    async def finish(self) -> PendingFile:
+        """Write what is left and hand over the temporary file, written but not synced nor
+        named (for the group commit); raises the OSError that creating or writing it met.
+        On failure or cancellation nothing is left behind."""
+        await self._wait_for_disk(None)
+        batch = self._take_batch()
+        count = sum(len(piece) for piece in batch)
+        self._spool.add(count)
+
+        def job() -> PendingFile:
+            try:
+                self._write(batch)
+            finally:
+                self._spool.done(count)
+            pending, self._pending = self._pending, None
+            if self.error is not None or pending is None:
+                raise self.error or OSError("the file was not created")
+            return pending
+
+        future = self._serial.submit(job)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            # Whichever way the job went (skipped, or ran and handed the file over), the file
+            # is discarded: by this queued job, or when the handed-over file comes back.
+            self._serial.submit(self._discard)
+            future.add_done_callback(_discard_handed_over)
+            raise
+
     async def discard(self) -> None:
         """Drop the file (and what is queued); returns once nothing is left on disk."""
         self._batch, self._batch_bytes = [], 0
@@ -268,3 +297,8 @@ class SpooledFile:
         pending, self._pending = self._pending, None
         if pending is not None:
             pending.discard()
+
+
+def _discard_handed_over(future: concurrent.futures.Future[PendingFile]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().discard()

@@ -468,7 +468,11 @@ class StorageSCP:
 
             try:
                 if spooled is not None:
-                    return await spooled.commit(relative, placed_hooks)
+                    if not self.archive.fsync:
+                        return await spooled.commit(relative, placed_hooks)
+                    # Written by the spool's threads, synced and named with a group.
+                    written = await spooled.finish()
+                    return await self._group_commit.commit(written, relative, placed_hooks)
                 assert pending is not None
                 if isinstance(pending, DeferredFile):
                     return await self._group_commit.commit(pending, relative, placed_hooks)
