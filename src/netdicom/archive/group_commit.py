@@ -1,20 +1,20 @@
-"""Group commit of small instances: one thread creates, syncs and names them in groups.
+"""Group commit: one thread syncs and names received instances in groups.
 
 A durable store costs two syncs per instance before its success is answered: the file's data
 (fdatasync) and the folder that gains its name (fsync). For an instance of a few KB they are
 nearly all of the work, and on this kind of disk each is a device flush that costs about the
-same for one file as for fifty. So small instances (services.store_scp.SPOOL_ABOVE) are
-queued here and one thread takes whatever has queued up while it was busy: it writes those
-files, syncs their data, names them all, and syncs their folders (`Archive.place_all`: one
-syncfs per step where the kernel reports its errors, else an fdatasync per file and an fsync
-per folder). Nothing waits on a timer: an instance arriving at an idle committer is written at
-once, alone, so a peer that sends one instance at a time (no asynchronous operations window)
-pays no extra latency; a peer with a window, or several associations, fill the groups. The
-answers go back to the event loop in one call per group.
+same for one file as for fifty. So every durable instance is queued here once received, and
+one thread takes whatever has queued up while it was busy: it writes the small ones' files
+(held in memory, services.store_scp.SPOOL_ABOVE; larger ones were written by the spool's
+threads as they arrived), syncs the data of the group, names its files, and syncs their
+folders (`Archive.place_all`: one syncfs per step where the kernel reports its errors, else an
+fdatasync per file and an fsync per folder). Nothing waits on a timer: an instance arriving at
+an idle committer is committed at once, alone, so a peer that sends one instance at a time (no
+asynchronous operations window) pays no extra latency; a peer with a window, or several
+associations, fill the groups. The answers go back to the event loop in one call per group.
 
 The price of syncfs: it flushes whatever else is dirty on that file system, so a group may
-wait for a large instance being written meanwhile, or for another program's writes. Larger
-instances keep their own path (archive.spool), written by several threads as they arrive.
+wait for a large instance being written meanwhile, or for another program's writes.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 Each data set is checked as its fragments arrive by an incremental scanner and goes to a
 temporary file, made durable, and put in place before success is answered. Durably, one of up
-to 256 KiB is held and then written, synced and named by the group commit with the other small
-instances that arrived meanwhile (archive.group_commit); a larger one is streamed to its file
-as it arrives (archive.spool), never held whole in memory.
+to 256 KiB is held in memory, one larger is streamed to its file by the spool's threads as it
+arrives (archive.spool; never held whole); either way it is then synced and named by the group
+commit with the other instances received meanwhile (archive.group_commit).
 
 Statuses (PS3.4 B.2.3; the low byte of A7xx and Cxxx is ours to choose):
 
@@ -64,11 +64,10 @@ DEFLATED_SYNTAXES = frozenset(
     {uids.DEFLATED_EXPLICIT_VR_LE, "1.2.840.10008.1.2.4.95", "1.2.840.10008.1.2.4.205"}
 )
 _INFLATE_STEP = 1 << 20
-# Durable data sets up to this size (file meta included) are group-committed; larger ones are
-# written through the spool as they arrive (memory held per instance stays below this). One
-# thread writes a group's files: with this limit at 1 MiB, 500 CT images of 0.5 MB took 1.77 s
-# against 1.53 s on the spool's eight threads (median of 4, alternating); a 2 KB instance is
-# all syncs, which the group shares.
+# Durable data sets up to this size (file meta included) are held in memory and written by the
+# group commit's thread; larger ones are written by the spool's threads as they arrive (memory
+# held per instance stays below this). With this limit at 1 MiB, 500 CT images of 0.5 MB took
+# 1.77 s against 1.53 s with the spool writing them (median of 4, alternating).
 SPOOL_ABOVE = 256 << 10
 
 
@@ -233,7 +232,7 @@ class StorageSCP:
         # Durable stores do their file work on worker threads (archive.spool): it overlaps
         # with receiving, and the fsyncs of parallel associations overlap with each other.
         self._spool = Spool()
-        # Small durable instances (SPOOL_ABOVE) are created, synced and named in groups.
+        # Durable instances are synced and named in groups (small ones written there too).
         self._group_commit = GroupCommit(archive)
 
     async def handle(
