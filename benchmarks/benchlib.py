@@ -191,17 +191,19 @@ def fresh_dir(path: Path) -> Path:
 
 
 class Trash:
-    """Received folders put aside during a round and deleted together, followed by a pause.
+    """Received folders put aside during a run and deleted at its end.
 
     Why: on ext4 without a journal (this VM's disk), allocating an inode skips every inode
-    deleted in the last 5-10 s, reading the inode table for each (fs/ext4/ialloc.c,
-    recently_deleted()). Deleting one pair's 2000 files right before the next pair made that
-    pair's receiver, whichever it was, scan past them for each file it created: 22 % of
-    serve's CPU in one profile, and dcmtk -> dcmtk on `tiny` ranged 0.7-2.3 s. Folders are
-    renamed aside instead (cheap) and deleted between sets, then the pause lets those inodes
-    age out. Without the free space for that, a folder is deleted at once, as before."""
+    deleted in the last 60 s (300 s while its inode table block is not yet written back),
+    reading the inode table for each (fs/ext4/ialloc.c, recently_deleted(), RECENTCY_MIN and
+    RECENTCY_DIRTY). Every file created then scans past all of them, so deleting one pair's
+    files before the next made that pair's receiver, whichever it was, slower: 22 % of serve's
+    CPU in one profile, dcmtk -> dcmtk on `tiny` ranged 0.7-2.3 s, and the first pair after a
+    deletion paid more than the later ones. Folders are renamed aside instead (cheap) and
+    deleted when the run ends. Only when free space runs short is everything deleted during
+    the run, followed by a pause that lets those inodes age out."""
 
-    GRACE = 11.0  # s: ext4's window is 5 s, 10 s while the inode table block is dirty
+    GRACE = 61.0  # s: ext4's window (after a sync, so the inode table blocks are clean)
     RESERVE = 4 << 30  # bytes of free space always left
 
     def __init__(self, root: Path) -> None:
@@ -211,6 +213,7 @@ class Trash:
         size = sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
         if shutil.disk_usage(directory).free < self.RESERVE + size:
             shutil.rmtree(directory)
+            self.empty()
             return
         self.root.mkdir(parents=True, exist_ok=True)
         directory.rename(self.root / f"{len(list(self.root.iterdir()))}-{directory.name}")
