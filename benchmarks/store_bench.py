@@ -462,11 +462,14 @@ def main(argv: list[str] | None = None) -> int:
     pairs = plan(sets, wanted_senders, wanted_receivers, available_s, available_r)
     runs: dict[tuple[str, str, str], list[Result]] = {pair: [] for pair in pairs}
     trash = Trash(work / "trash")
-    trash.empty()  # an earlier run's files, deleted now, would slow this run's first pairs
     for number in range(1, rounds + 1):
         if rounds > 1:
             print(f"round {number} of {rounds}", flush=True)
+        previous = None
         for name, s, r in pairs:
+            if name != previous:
+                trash.empty()  # see Trash: deleted files slow the next minute's receivers
+                previous = name
             data = datasets[name]
             if name not in warmed:
                 # Read the set once so the first pair does not pay for a cold page cache.
