@@ -306,3 +306,24 @@ def test_a_failed_name_sync_fails_every_file_the_group_named(
     assert isinstance(results[0], OSError) and results[0].errno == errno.EIO
     assert isinstance(results[1], UnsafePath)
     assert temp_files(tmp_path) == []
+
+
+def test_a_file_written_while_a_sync_failed_fails_in_the_next_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # syncfs reports a write error once, to whichever group syncs next: a file that was being
+    # written then (the error may have been its own) cannot be reported stored later.
+    _Syncs(monkeypatch, syncfs=True, fail_at=1)
+    archive = Archive(tmp_path)
+    before = archive.begin(b"HEAD")
+    before.write(b"B")
+    first = _group(archive, ["a/1.dcm", "a/2.dcm"])
+    assert all(isinstance(r, OSError) and r.errno == errno.EIO for r in first)
+    after = archive.begin(b"HEAD")
+    after.write(b"A")
+    second = archive.place_all(
+        [(before, PurePosixPath("b/before.dcm")), (after, PurePosixPath("b/after.dcm"))]
+    )
+    assert isinstance(second[0], OSError) and "while this file was written" in str(second[0])
+    assert getattr(second[1], "outcome", None) is Outcome.STORED
+    assert files(tmp_path) == ["b/after.dcm"] and temp_files(tmp_path) == []
