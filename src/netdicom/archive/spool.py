@@ -173,18 +173,7 @@ class SpooledFile:
         # What this file still has in flight is bounded by the spool's limit only: the
         # commit may run in the background while the peer sends its next instance.
         await self._wait_for_disk(None)
-        batch = self._take_batch()
-        count = sum(len(piece) for piece in batch)
-        self._spool.add(count)
-
-        def job() -> T:
-            try:
-                self._write(batch)
-            finally:
-                self._spool.done(count)
-            return after(self._commit(relative))
-
-        future = self._serial.submit(job)
+        future, _ = self._submit(lambda: after(self._commit(relative)))
         return await asyncio.wrap_future(future)
 
     async def _wait_for_disk(self, own_limit: int | None) -> None:
@@ -203,21 +192,7 @@ class SpooledFile:
         named (for the group commit); raises the OSError that creating or writing it met.
         On failure or cancellation nothing is left behind."""
         await self._wait_for_disk(None)
-        batch = self._take_batch()
-        count = sum(len(piece) for piece in batch)
-        self._spool.add(count)
-
-        def job() -> PendingFile:
-            try:
-                self._write(batch)
-            finally:
-                self._spool.done(count)
-            pending, self._pending = self._pending, None
-            if self.error is not None or pending is None:
-                raise self.error or OSError("the file was not created")
-            return pending
-
-        future = self._serial.submit(job)
+        future, _ = self._submit(self._detach)
         try:
             return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
@@ -243,19 +218,26 @@ class SpooledFile:
             future.result(_DISCARD_WAIT)
 
     def _hand_over(self) -> None:
+        future, count = self._submit(lambda: None)
+        self._in_flight.append((future, count))
+        self._in_flight_bytes += count
+
+    def _submit(self, then: Callable[[], T]) -> tuple[concurrent.futures.Future[T], int]:
+        """Hand the batch gathered so far to the file's worker, which writes it and then runs
+        `then`; the future of that, and the bytes handed over (counted in the spool's bytes
+        in flight until written)."""
         batch = self._take_batch()
         count = sum(len(piece) for piece in batch)
         self._spool.add(count)
 
-        def job() -> None:
+        def job() -> T:
             try:
                 self._write(batch)
             finally:
                 self._spool.done(count)
+            return then()
 
-        future = self._serial.submit(job)
-        self._in_flight.append((future, count))
-        self._in_flight_bytes += count
+        return self._serial.submit(job), count
 
     def _take_batch(self) -> list[memoryview | bytes]:
         batch, self._batch, self._batch_bytes = self._batch, [], 0
@@ -286,12 +268,14 @@ class SpooledFile:
             self.error = exc
             pending.discard()
 
-    def _commit(self, relative: PurePosixPath) -> Placed:
-        pending = self._pending
+    def _detach(self) -> PendingFile:
+        pending, self._pending = self._pending, None
         if self.error is not None or pending is None:
             raise self.error or OSError("the file was not created")
-        self._pending = None
-        return pending.commit(relative)
+        return pending
+
+    def _commit(self, relative: PurePosixPath) -> Placed:
+        return self._detach().commit(relative)
 
     def _discard(self) -> None:
         pending, self._pending = self._pending, None
