@@ -39,7 +39,8 @@ def test_kernels_before_5_8_do_not_use_syncfs(monkeypatch: pytest.MonkeyPatch) -
 
 def test_syncfs_syncs_and_reports_errors(tmp_path: Path) -> None:
     function = syncfs.syncfs_function()
-    assert function is not None  # Linux >= 5.8: the machines our tests run on
+    if function is None:
+        pytest.skip("no syncfs that reports errors here (Linux < 5.8): groups use fdatasync")
     fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         function(fd)

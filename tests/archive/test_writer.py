@@ -209,7 +209,8 @@ class _Syncs:
         self.fdatasync = self.folders = self.syncfs = 0
         real_fdatasync, real_fsync_dir = os.fdatasync, writer._fsync_dir
         real_syncfs = writer.syncfs_function()
-        assert real_syncfs is not None  # Linux >= 5.8: the machines our tests run on
+        if syncfs and real_syncfs is None:
+            pytest.skip("no syncfs that reports errors here (Linux < 5.8): groups use fdatasync")
 
         def fdatasync(fd: int) -> None:
             self.fdatasync += 1
@@ -223,6 +224,7 @@ class _Syncs:
             self.syncfs += 1
             if self.syncfs == fail_at:
                 raise OSError(errno.EIO, "syncfs: Input/output error")
+            assert real_syncfs is not None
             real_syncfs(fd)
 
         monkeypatch.setattr(writer.os, "fdatasync", fdatasync)
