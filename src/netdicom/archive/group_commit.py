@@ -77,9 +77,10 @@ class GroupCommit:
         relative: PurePosixPath,
         after: Callable[[Placed], T],
     ) -> asyncio.Future[T]:
-        """Create `file` (unless written already), make it durable, put it at `relative`, and resolve to what `after`
-        (run on the committer's thread once the file is in place) makes of it. Fails with
-        what Archive.place_all reports for it (OSError, UnsafePath) or what `after` raises.
+        """Create `file` (unless written already), make it durable, put it at `relative`,
+        and resolve to what `after` (run on the committer's thread once the file is in place)
+        makes of it. Fails with what Archive.place_all reports for it (OSError, UnsafePath) or
+        what `after` raises.
 
         The file is committed even if the awaiting task is cancelled: it was received whole."""
         loop = asyncio.get_running_loop()
@@ -119,12 +120,21 @@ class GroupCommit:
 
     def _commit(self, group: list[_Job]) -> None:
         created: list[tuple[_Job, PendingFile]] = []
-        for job in group:
-            try:
-                file = job.file
-                created.append((job, file if isinstance(file, PendingFile) else file.create()))
-            except OSError as exc:
-                job.outcome = (True, exc)
+        try:
+            for job in group:
+                try:
+                    file = job.file
+                    created.append((job, file if isinstance(file, PendingFile) else file.create()))
+                except OSError as exc:
+                    job.outcome = (True, exc)
+        except BaseException:
+            # Nothing reaches place_all: no file of the group may be left behind.
+            for _, pending in created:
+                pending.discard()
+            for job in group:
+                if isinstance(job.file, PendingFile):
+                    job.file.discard()  # idempotent
+            raise
         placed = self.archive.place_all([(pending, job.relative) for job, pending in created])
         for (job, _), result in zip(created, placed, strict=True):
             if isinstance(result, BaseException):
