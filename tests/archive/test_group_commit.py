@@ -125,3 +125,40 @@ def test_a_lone_instance_is_committed_at_once(tmp_path: Path) -> None:
 
     asyncio.run(main())
     assert committer.groups == 3
+
+
+def test_a_group_failing_unexpectedly_answers_every_instance_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    def buggy(fd: int, data: memoryview) -> int:
+        if bytes(data) == b"BUG":
+            raise RuntimeError("a bug, not an I/O error")
+        return os.write(fd, data)
+
+    archive = Archive(tmp_path, file_write=buggy)
+    committer = GroupCommit(archive)
+    written = archive.begin(b"HEAD")  # as the spool hands one over: written, not synced
+    written.write(b"W")
+
+    entered, gate = threading.Event(), threading.Event()
+
+    def held(placed: Placed) -> Placed:
+        entered.set()
+        gate.wait(5)  # keeps the committer busy while the next three queue up as one group
+        return placed
+
+    async def main() -> list[object]:
+        first = committer.commit(_deferred(archive, b"0"), PurePosixPath("0.dcm"), held)
+        assert await asyncio.to_thread(entered.wait, 5)
+        futures = [
+            committer.commit(_deferred(archive, b"A"), PurePosixPath("a.dcm"), lambda p: p),
+            committer.commit(written, PurePosixPath("w.dcm"), lambda p: p),
+            committer.commit(_deferred(archive, b"BUG"), PurePosixPath("b.dcm"), lambda p: p),
+        ]
+        gate.set()
+        await first
+        return list(await asyncio.gather(*futures, return_exceptions=True))
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, RuntimeError) for r in results), results
+    assert _files(tmp_path) == ["0.dcm"] and temp_files(tmp_path) == []
