@@ -160,3 +160,21 @@ def test_130_when_interrupted_while_starting() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 130, out.stderr
     assert "interrupted" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_130_when_interrupted_while_the_command_line_is_parsed() -> None:
+    # Ctrl-C after the imports, while Typer parses the arguments (before our command runs):
+    # Typer turns it into exit 130 itself; no traceback.
+    code = (
+        "import sys\n"
+        "import typer._click.core as core\n"
+        "def interrupted(self, ctx, args):\n"
+        "    raise KeyboardInterrupt\n"
+        "core.Command.parse_args = interrupted\n"
+        "sys.argv = ['netdicom', 'echo', '127.0.0.1:1']\n"
+        "from netdicom.launch import main\n"
+        "main()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 130, out.stderr
+    assert "Traceback" not in out.stderr
