@@ -49,3 +49,24 @@ def test_syncfs_syncs_and_reports_errors(tmp_path: Path) -> None:
     with pytest.raises(OSError) as caught:
         function(fd)  # closed: EBADF, raised with its code
     assert caught.value.errno == errno.EBADF
+
+
+@pytest.mark.parametrize(
+    ("dirty_kb", "writeback_kb", "little"),
+    [(272, 0, True), (200_000, 100_000, False), (262_143, 0, True), (131_072, 131_072, False)],
+)
+def test_little_dirty_reads_meminfo(
+    tmp_path: Path, dirty_kb: int, writeback_kb: int, little: bool
+) -> None:
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(
+        f"MemTotal:       16000000 kB\nDirty:        {dirty_kb} kB\n"
+        f"Writeback:        {writeback_kb} kB\nWritebackTmp:   99999999 kB\n"
+    )
+    assert syncfs.little_dirty(str(meminfo)) is little
+
+
+def test_little_dirty_assumes_nothing_without_meminfo(tmp_path: Path) -> None:
+    assert syncfs.little_dirty(str(tmp_path / "missing")) is False
+    # The real one parses (a failure would say False whatever the limit).
+    assert syncfs.little_dirty(limit=1 << 62) is True

@@ -230,6 +230,7 @@ class _Syncs:
         monkeypatch.setattr(writer.os, "fdatasync", fdatasync)
         monkeypatch.setattr(writer, "_fsync_dir", fsync_dir)
         monkeypatch.setattr(writer, "syncfs_function", lambda: counted_syncfs if syncfs else None)
+        monkeypatch.setattr(writer, "little_dirty", lambda: True)  # see the test below
 
 
 def _group(archive: Archive, relatives: list[str]) -> list[object]:
@@ -329,3 +330,14 @@ def test_a_file_written_while_a_sync_failed_fails_in_the_next_group(
     assert isinstance(second[0], OSError) and "while this file was written" in str(second[0])
     assert getattr(second[1], "outcome", None) is Outcome.STORED
     assert files(tmp_path) == ["b/after.dcm"] and temp_files(tmp_path) == []
+
+
+def test_a_group_is_synced_file_by_file_while_much_is_waiting_to_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another program's large write pending: syncfs would wait for it too.
+    syncs = _Syncs(monkeypatch, syncfs=True)
+    monkeypatch.setattr(writer, "little_dirty", lambda: False)
+    results = _group(Archive(tmp_path), ["a/1.dcm", "a/2.dcm"])
+    assert all(getattr(r, "outcome", None) is Outcome.STORED for r in results)
+    assert (syncs.syncfs, syncs.fdatasync, syncs.folders) == (0, 2, 2)

@@ -5,6 +5,11 @@ used only where it reports the errors of the writes it flushes: since Linux 5.8 
 tracks writeback errors per file system and syncfs returns one that happened after the
 descriptor it is given was opened (syncfs(2), ERRORS and VERSIONS); before that it returned 0
 whatever happened, so older kernels never use it.
+
+syncfs also flushes what other programs wrote to that file system. `little_dirty()` tells
+whether the system holds little unwritten data (/proc/meminfo, proc(5)): while another
+program's large write is pending, a group is synced file by file instead, so that it never
+waits for gigabytes that are not ours.
 """
 
 from __future__ import annotations
@@ -15,9 +20,13 @@ import sys
 from collections.abc import Callable
 from functools import cache
 
-__all__ = ["syncfs_function"]
+__all__ = ["DIRTY_LIMIT", "little_dirty", "syncfs_function"]
 
 _FIRST_REPORTING: tuple[int, int] = (5, 8)
+# Dirty + Writeback (system-wide) above which groups are synced file by file. A group of ours
+# holds at most 64 instances of 256 KiB plus what the spool has in flight (32 MiB); big
+# instances' own data (being received) counts too, and 256 MiB leaves room for it.
+DIRTY_LIMIT = 256 << 20
 
 
 def _kernel_version(release: str) -> tuple[int, int]:
@@ -51,3 +60,17 @@ def syncfs_function() -> Callable[[int], None] | None:
             raise OSError(code, f"syncfs: {os.strerror(code)}")
 
     return syncfs
+
+
+def little_dirty(meminfo: str = "/proc/meminfo", limit: int = DIRTY_LIMIT) -> bool:
+    """True when the data waiting to be written back, system-wide, is below `limit` bytes
+    (False when /proc/meminfo cannot be read: then nothing is assumed)."""
+    pending = 0
+    try:
+        with open(meminfo, "rb") as file:
+            for line in file:
+                if line.startswith((b"Dirty:", b"Writeback:")):
+                    pending += int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        return False
+    return pending < limit

@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import Final
 
 from netdicom.archive.layout import UnsafePath, inside
-from netdicom.archive.syncfs import syncfs_function
+from netdicom.archive.syncfs import little_dirty, syncfs_function
 from netdicom.core.records import frozen
 
 TEMP_DIR: Final = ".incoming"
@@ -231,8 +231,9 @@ class Archive:
         so after a crash a final name never shows a file whose data did not reach the disk
         (ext4 does not order a link() after data writes). A single file is synced with
         fdatasync and its folder with fsync. For a group, where the system has a syncfs that
-        reports errors (archive.syncfs), each of the two steps is one syncfs of the file
-        system instead: a sync is a device flush that costs about the same for one file as
+        reports errors (archive.syncfs) and little else waits to be written (`little_dirty`:
+        syncfs would flush other programs' data too), each of the two steps is one syncfs of
+        the file system instead: a sync is a device flush that costs about the same for one file as
         for fifty (measured here: 2,000 files of 2 KB in groups of 8 took 0.24 s with syncfs
         against 0.53 s with fdatasync and one folder fsync per group). A failed syncfs fails
         every file of the group, and every file that was being written when it failed: the
@@ -243,7 +244,7 @@ class Archive:
         results: list[Placed | OSError | UnsafePath] = []
         # The folders each file's durability depends on (its own, and any created for it).
         folders: dict[str, list[int]] = {}
-        syncfs = syncfs_function() if self.fsync and len(files) > 1 else None
+        syncfs = syncfs_function() if self.fsync and len(files) > 1 and little_dirty() else None
         try:
             targets: list[Path | OSError | UnsafePath] = []
             for pending, relative in files:
