@@ -226,76 +226,107 @@ class Archive:
         """Make written temporary files durable and give each its final name (blocking);
         what became of each, in order. Every file is closed and no temporary name is left.
 
-        A group commit: the data of every file is synced, then the files are named, then the
-        folders that gained an entry are synced. No file is named before its data is durable,
-        so after a crash a final name never shows a file whose data did not reach the disk
-        (ext4 does not order a link() after data writes). A single file is synced with
-        fdatasync and its folder with fsync. For a group, where the system has a syncfs that
-        reports errors (archive.syncfs) and little else waits to be written (`little_dirty`:
-        syncfs would flush other programs' data too), each of the two steps is one syncfs of
-        the file system instead: a sync is a device flush that costs about the same for one file as
-        for fifty (measured here: 2,000 files of 2 KB in groups of 8 took 0.24 s with syncfs
-        against 0.53 s with fdatasync and one folder fsync per group). A failed syncfs fails
-        every file of the group, and every file that was being written when it failed: the
-        error may have been one of theirs (the kernel writes data back on its own too, and
-        reports the error to the next syncfs only), so a file whose `sync_errors` (the count
-        when it was created) is behind the archive's fails too. fdatasync reports a file's
-        own errors, whenever they happened."""
-        results: list[Placed | OSError | UnsafePath] = []
-        # The folders each file's durability depends on (its own, and any created for it).
-        folders: dict[str, list[int]] = {}
-        syncfs = syncfs_function() if self.fsync and len(files) > 1 and little_dirty() else None
+        A group commit in three steps: the data of every file is synced, then the files are
+        named, then the folders that gained an entry are synced. No file is named before its
+        data is durable, so after a crash a final name never shows a file whose data did not
+        reach the disk (ext4 does not order a link() after data writes).
+
+        A single file is synced with fdatasync and its folder with fsync. For a group, where
+        the system has a syncfs that reports errors (archive.syncfs) and little else waits to
+        be written (`little_dirty`: syncfs flushes other programs' data too), each sync step
+        is one syncfs of the file system instead: a sync is a device flush that costs about
+        the same for one file as for fifty (measured here: 2,000 files of 2 KB in groups of 8
+        took 0.24 s with syncfs against 0.53 s with fdatasync and a folder fsync per group).
+        A failed syncfs fails every file of the group, and every file that was being written
+        when it failed: the error may have been one of theirs (the kernel also writes data
+        back on its own, and reports the error to the next syncfs only), so a file whose
+        `sync_errors` (the count when it was created) is behind the archive's fails too.
+        fdatasync reports a file's own errors, whenever they happened."""
+        grouped = self.fsync and len(files) > 1 and little_dirty()
+        syncfs = syncfs_function() if grouped else None
         try:
-            targets: list[Path | OSError | UnsafePath] = []
-            for pending, relative in files:
-                try:
-                    final = self._target(relative)
-                    if self.fsync and syncfs is None:
-                        os.fdatasync(pending.fileno())
-                    targets.append(final)
-                except (OSError, UnsafePath) as exc:
-                    targets.append(exc)
-            if syncfs is not None:
-                # Every file of the group is in the temporary folder's file system (a link
-                # cannot cross file systems), so one syncfs through that folder covers all.
-                error = self._syncfs(syncfs)
-                for number, (pending, _) in enumerate(files):
-                    if error is not None:
-                        targets[number] = error
-                    elif pending.sync_errors != self.sync_errors:
-                        targets[number] = OSError(
-                            errno.EIO, "a write error was reported while this file was written"
-                        )
-            for number, ((pending, _), target) in enumerate(zip(files, targets, strict=True)):
-                if isinstance(target, BaseException):
-                    results.append(target)
-                    continue
-                try:
-                    placed, changed = self._name(pending, target)
-                except (OSError, UnsafePath) as exc:
-                    results.append(exc)
-                    continue
-                results.append(placed)
-                for folder in (*changed, str(placed.path.parent)):
-                    folders.setdefault(folder, []).append(number)
-            if syncfs is not None and folders:
-                error = self._syncfs(syncfs)
-                if error is not None:
-                    for numbers in folders.values():
-                        for number in numbers:
-                            results[number] = error
-            elif self.fsync:
-                for folder, numbers in folders.items():
-                    try:
-                        _fsync_dir(folder)
-                    except OSError as exc:
-                        for number in numbers:
-                            results[number] = exc
+            targets = self._sync_data(files, syncfs)
+            results, folders = self._name_all(files, targets)
+            if self.fsync:
+                self._sync_folders(folders, results, syncfs)
         finally:
             for pending, _ in files:
                 # Closes it and drops its temporary name: it has its final one, or failed.
                 pending.discard()
         return results
+
+    def _sync_data(
+        self,
+        files: Sequence[tuple[PendingFile, PurePosixPath]],
+        syncfs: Callable[[int], None] | None,
+    ) -> list[Path | OSError | UnsafePath]:
+        """Step 1: each file's final path, or why it fails; its data durable (fsync on)."""
+        targets: list[Path | OSError | UnsafePath] = []
+        for pending, relative in files:
+            try:
+                final = self._target(relative)
+                if self.fsync and syncfs is None:
+                    os.fdatasync(pending.fileno())
+                targets.append(final)
+            except (OSError, UnsafePath) as exc:
+                targets.append(exc)
+        if syncfs is not None:
+            # Every file of the group is in the temporary folder's file system (a link cannot
+            # cross file systems), so one syncfs through that folder covers all.
+            error = self._syncfs(syncfs)
+            for number, (pending, _) in enumerate(files):
+                if error is not None:
+                    targets[number] = error
+                elif pending.sync_errors != self.sync_errors:
+                    targets[number] = OSError(
+                        errno.EIO, "a write error was reported while this file was written"
+                    )
+        return targets
+
+    def _name_all(
+        self,
+        files: Sequence[tuple[PendingFile, PurePosixPath]],
+        targets: list[Path | OSError | UnsafePath],
+    ) -> tuple[list[Placed | OSError | UnsafePath], dict[str, list[int]]]:
+        """Step 2: name each synced file; the outcomes, and for each folder that gained an
+        entry (its own, and any created for it) the files whose durability depends on it."""
+        results: list[Placed | OSError | UnsafePath] = []
+        folders: dict[str, list[int]] = {}
+        for number, ((pending, _), target) in enumerate(zip(files, targets, strict=True)):
+            if isinstance(target, BaseException):
+                results.append(target)
+                continue
+            try:
+                placed, changed = self._name(pending, target)
+            except (OSError, UnsafePath) as exc:
+                results.append(exc)
+                continue
+            results.append(placed)
+            for folder in (*changed, str(placed.path.parent)):
+                folders.setdefault(folder, []).append(number)
+        return results, folders
+
+    def _sync_folders(
+        self,
+        folders: dict[str, list[int]],
+        results: list[Placed | OSError | UnsafePath],
+        syncfs: Callable[[int], None] | None,
+    ) -> None:
+        """Step 3: make the new names durable; a file whose folder fails to sync fails."""
+        failed: dict[str, OSError] = {}
+        if syncfs is not None:
+            shared = self._syncfs(syncfs) if folders else None
+            if shared is not None:
+                failed = dict.fromkeys(folders, shared)
+        else:
+            for folder in folders:
+                try:
+                    _fsync_dir(folder)
+                except OSError as exc:
+                    failed[folder] = exc
+        for folder, error in failed.items():
+            for number in folders[folder]:
+                results[number] = error
 
     def _syncfs(self, syncfs: Callable[[int], None]) -> OSError | None:
         try:
