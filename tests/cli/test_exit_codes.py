@@ -141,23 +141,27 @@ def test_130_interrupted() -> None:
     assert "Traceback" not in err
 
 
+def _interrupted_run(patch: str) -> subprocess.CompletedProcess[str]:
+    """`netdicom` run through its entry point after `patch` (Python code that makes some step
+    of the start raise KeyboardInterrupt, as Ctrl-C would)."""
+    code = f"{patch}\nfrom netdicom.launch import main\nmain()\n"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
 def test_130_when_interrupted_while_starting() -> None:
     # Ctrl-C while Python imports the CLI (the first ~100 ms): 130 and a word, no traceback.
     from netdicom import launch
 
     assert launch._INTERRUPTED == ExitCode.INTERRUPTED
-    code = (
+    out = _interrupted_run(
         "import builtins\n"
         "real = builtins.__import__\n"
         "def interrupted(name, *args, **kwargs):\n"
         "    if name == 'netdicom.cli.app':\n"
         "        raise KeyboardInterrupt\n"
         "    return real(name, *args, **kwargs)\n"
-        "builtins.__import__ = interrupted\n"
-        "from netdicom.launch import main\n"
-        "main()\n"
+        "builtins.__import__ = interrupted"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 130, out.stderr
     assert "interrupted" in out.stderr and "Traceback" not in out.stderr
 
@@ -165,16 +169,13 @@ def test_130_when_interrupted_while_starting() -> None:
 def test_130_when_interrupted_while_the_command_line_is_parsed() -> None:
     # Ctrl-C after the imports, while Typer parses the arguments (before our command runs):
     # Typer turns it into exit 130 itself; no traceback.
-    code = (
+    out = _interrupted_run(
         "import sys\n"
         "import typer._click.core as core\n"
         "def interrupted(self, ctx, args):\n"
         "    raise KeyboardInterrupt\n"
         "core.Command.parse_args = interrupted\n"
-        "sys.argv = ['netdicom', 'echo', '127.0.0.1:1']\n"
-        "from netdicom.launch import main\n"
-        "main()\n"
+        "sys.argv = ['netdicom', 'echo', '127.0.0.1:1']"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 130, out.stderr
     assert "Traceback" not in out.stderr
