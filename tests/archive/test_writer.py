@@ -147,7 +147,7 @@ def test_deferred_file_is_written_only_at_commit(tmp_path: Path) -> None:
     deferred.write(memoryview(b"CD"))
     assert deferred.size == 8
     assert files(tmp_path) == []  # nothing on disk before the commit, not even a temp file
-    placed = deferred.commit(PurePosixPath("a/b.dcm"))
+    placed = deferred.create().commit(PurePosixPath("a/b.dcm"))
     assert placed.outcome is Outcome.STORED and placed.path.read_bytes() == b"HEADABCD"
     assert files(tmp_path) == ["a/b.dcm"]
     dropped = DeferredFile(archive, b"HEAD")
@@ -168,7 +168,7 @@ def test_deferred_file_failing_at_commit_leaves_nothing(tmp_path: Path) -> None:
     deferred = DeferredFile(archive, b"HEAD")
     deferred.write(b"BODY")
     with pytest.raises(OSError) as caught:
-        deferred.commit(PurePosixPath("c.dcm"))
+        deferred.create()
     assert caught.value.errno == errno.ENOSPC
     assert files(tmp_path) == []
     assert temp_files(tmp_path) == []

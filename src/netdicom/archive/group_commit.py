@@ -63,7 +63,7 @@ class GroupCommit:
     def __init__(self, archive: Archive, max_group: int = _MAX_GROUP) -> None:
         self.archive = archive
         self.max_group = max_group
-        self.groups = 0  # groups committed so far (tests and benchmarks read it)
+        self.groups = 0  # groups committed so far (tests read it)
         self._lock = threading.Lock()
         self._queue: list[_Job] = []
         self._draining = False

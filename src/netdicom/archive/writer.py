@@ -94,7 +94,9 @@ class PendingFile:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = -1
-        self._unlink()
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
 
     def commit(self, relative: PurePosixPath) -> Placed:
         """Make the file durable and put it at `relative` under the archive (blocking: call
@@ -104,17 +106,12 @@ class PendingFile:
             raise placed
         return placed
 
-    def _unlink(self) -> None:
-        if self.path is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(self.path)
-
 
 class DeferredFile:
-    """A small instance held in memory until `create` (or `commit`, which creates, writes,
-    syncs and places its file in one go): called on a worker thread, the file's creation waits
-    there for the file system's journal, not on the event loop (creates queue behind the
-    fsyncs of other instances). Same contract as PendingFile."""
+    """A small instance held in memory until `create` writes it to a PendingFile (or
+    `discard` drops it). `create` is called on the group commit's thread: a file's creation
+    waits there for the file system's journal, not on the event loop (creates queue behind
+    the syncs of other instances)."""
 
     __slots__ = ("_archive", "_header", "_pieces", "size")
 
@@ -135,9 +132,6 @@ class DeferredFile:
         """The data written so far (after the header), handed to another writer."""
         pieces, self._pieces = self._pieces, []
         return pieces
-
-    def commit(self, relative: PurePosixPath) -> Placed:
-        return self.create().commit(relative)
 
     def create(self) -> PendingFile:
         """The temporary file, written (blocking); raises OSError, leaving nothing."""
