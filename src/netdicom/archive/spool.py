@@ -1,16 +1,19 @@
-"""File work of the Storage SCP off the event loop: a received instance is created, written,
-made durable and put in place by worker threads, in order, while the event loop goes on
-receiving (the rest of this data set, or other associations' data sets).
+"""File work of the Storage SCP off the event loop: a received instance larger than a few
+hundred KB is created and written by worker threads, in order, while the event loop goes on
+receiving (the rest of this data set, or other associations' data sets). Durably, the written
+file is then handed over (`finish`) to the group commit, which syncs and names it with the
+instances received meanwhile (archive.group_commit); without fsync the worker puts it in place
+itself (`commit`).
 
-Why: creating a file, copying megabytes into the page cache and fsync are system calls that
-release the GIL but block the thread that makes them. On the event loop they add up with the
-network work; here they overlap with it, and with -j N the fsyncs of N associations run at the
-same time (the file system commits them together).
+Why: creating a file and copying megabytes into the page cache are system calls that release
+the GIL but block the thread that makes them. On the event loop they add up with the network
+work; here they overlap with it, and with each other across associations.
 
 The event loop hands over views of the received bytes (transport.receiver never reuses their
-memory) in batches; at most a few MiB are in flight per file, so memory stays bounded whatever
-the size of the data set. Errors (ENOSPC, EIO...) are kept and reported when the data set
-ends, as before: the association goes on, the instance fails with A7xx.
+memory) in batches; at most a few MiB are in flight per file, and 32 MiB over all files, so
+memory stays bounded whatever the size or number of data sets. Errors (ENOSPC, EIO...) are
+kept and reported when the data set ends: the association goes on, the instance fails with
+A7xx.
 """
 
 from __future__ import annotations
@@ -122,7 +125,8 @@ class _Serial:
 
 class SpooledFile:
     """One instance being received: `write()` views of its bytes as they come, then
-    `await commit(relative)`, or `await discard()` / `discard_now()`.
+    `await finish()` (durable: for the group commit) or `await commit(relative)`, or
+    `await discard()` / `discard_now()`.
 
     `error` is set (by a worker) when creating or writing the file failed: the caller stops
     handing over bytes and reports the failure; nothing is left on disk."""
