@@ -229,8 +229,8 @@ class StorageSCP:
         self.on_stored: list[OnStored] = []
         self.on_placed: list[OnPlaced] = []
         self._capture = self.layout.tags | {SOP_CLASS_UID, SOP_INSTANCE_UID} | CAPTURE_TAGS
-        # Durable stores do their file work on worker threads (archive.spool): it overlaps
-        # with receiving, and the fsyncs of parallel associations overlap with each other.
+        # Large data sets are written by worker threads as they arrive (archive.spool): the
+        # copying overlaps with receiving.
         self._spool = Spool()
         # Durable instances are synced and named in groups (small ones written there too).
         self._group_commit = GroupCommit(archive)
