@@ -174,6 +174,65 @@ def test_deferred_file_failing_at_commit_leaves_nothing(tmp_path: Path) -> None:
     assert temp_files(tmp_path) == []
 
 
+def test_sealed_deferred_file_is_counted_as_held_until_written_or_dropped(
+    tmp_path: Path,
+) -> None:
+    import gc
+
+    from netdicom.archive.writer import DeferredFile
+
+    archive = Archive(tmp_path, fsync=True)
+    received = bytearray(b"....AB..CD")  # stands for the receiver's buffer
+    deferred = DeferredFile(archive, b"HEAD")
+    deferred.write(memoryview(received)[4:6])
+    deferred.write(memoryview(received)[8:10])
+    assert archive.held == 0  # still being received
+    deferred.seal()
+    assert archive.held == 8
+    received[:] = b"x" * 10  # the data were copied: the buffer may be reused at once
+    placed = deferred.create().commit(PurePosixPath("a/b.dcm"))
+    assert placed.path.read_bytes() == b"HEADABCD"
+    assert archive.held == 0
+
+    dropped = DeferredFile(archive, b"HEAD")
+    dropped.write(b"XY")
+    dropped.seal()
+    assert archive.held == 6
+    dropped.discard()
+    assert archive.held == 0
+    dropped.discard()  # idempotent
+    assert archive.held == 0
+
+    forgotten = DeferredFile(archive, b"HEAD")
+    forgotten.write(b"XYZW")
+    forgotten.seal()
+    assert archive.held == 8
+    del forgotten  # its answer never ran (the association went away)
+    gc.collect()
+    assert archive.held == 0
+    assert files(tmp_path) == ["a/b.dcm"]
+
+
+def test_sealed_deferred_file_failing_at_create_leaves_nothing(tmp_path: Path) -> None:
+    from netdicom.archive.writer import DeferredFile
+
+    def full_disk(fd: int, data: memoryview) -> int:
+        if b"BODY" in bytes(data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return os.write(fd, data)
+
+    archive = Archive(tmp_path, fsync=True, file_write=full_disk)
+    deferred = DeferredFile(archive, b"HEAD")
+    deferred.write(b"BODY")
+    deferred.seal()
+    with pytest.raises(OSError) as caught:
+        deferred.create()
+    assert caught.value.errno == errno.ENOSPC
+    assert archive.held == 0
+    assert files(tmp_path) == []
+    assert temp_files(tmp_path) == []
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="O_TMPFILE is Linux's")
 def test_unnamed_temporary_files_have_no_name_until_placed(tmp_path: Path, temp_kind: str) -> None:
     archive = Archive(tmp_path)

@@ -32,6 +32,7 @@ from netdicom.services.peer import Peer
 from netdicom.services.serve import ServeApp, ServeConfig
 from netdicom.services.session import ClientOptions, open_association, receive_response
 from netdicom.services.store_scp import (
+    HELD_LIMIT,
     LIMIT_EXCEEDED,
     SOP_INSTANCE_MISMATCH,
     SPOOL_ABOVE,
@@ -166,6 +167,35 @@ def test_stored_file_holds_the_received_bytes(
     ]
 
 
+def test_small_instances_are_spooled_while_too_much_is_held(tmp_path: Path) -> None:
+    # Complete small instances wait in memory for their group; past HELD_LIMIT over the
+    # whole server (other associations' instances, here a stand-in count), a new one is
+    # written through the spool as it arrives instead: memory stays bounded whatever window
+    # or number of associations peers ask for.
+    ds = make_dataset(rows=16, columns=16)
+    data = encode(ds)
+
+    async def main() -> None:
+        async with serving(tmp_path) as app:
+            archive = app.storage.archive
+            assoc = await connect(app)
+            first = await c_store(assoc, data, ds.SOPInstanceUID)
+            assert first.status == 0x0000
+            assert app.storage._spool.peak_in_flight == 0  # held, then written by the group
+            assert archive.held == 0  # and no longer counted once written
+            archive.hold(HELD_LIMIT + 1)
+            second = make_dataset(rows=16, columns=16)
+            response = await c_store(assoc, encode(second), second.SOPInstanceUID)
+            assert response.status == 0x0000
+            assert app.storage._spool.peak_in_flight > 0
+            assert archive.held == HELD_LIMIT + 1
+            archive.hold(-(HELD_LIMIT + 1))
+            await assoc.release()
+
+    run(main)
+    assert len(archive_files(tmp_path)) == 2
+
+
 @pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
 def test_failures_keep_nothing_and_the_association_stays_usable(tmp_path: Path) -> None:
     good = make_dataset()
@@ -217,12 +247,14 @@ def test_failures_keep_nothing_and_the_association_stays_usable(tmp_path: Path) 
 
 def test_full_disk_answers_a700_and_the_next_store_succeeds(tmp_path: Path) -> None:
     first, second = make_dataset(rows=128, columns=128), make_dataset()
-    writes = 0
+    full = True
 
     def disk(fd: int, data: memoryview) -> int:
-        nonlocal writes
-        writes += 1
-        if writes == 3:  # header, first fragment, then the disk is full
+        nonlocal full
+        # The disk is full for the first write of pixel data (the file meta alone, ~200
+        # bytes, fits), then has room again.
+        if full and len(data) > 4096:
+            full = False
             raise OSError(errno.ENOSPC, "No space left on device")
         return os.write(fd, data)
 

@@ -20,6 +20,7 @@ import errno
 import itertools
 import os
 import re
+import threading
 import weakref
 from collections.abc import Callable, Sequence
 from enum import Enum
@@ -111,22 +112,36 @@ class DeferredFile:
     """A small instance held in memory until `create` writes it to a PendingFile (or
     `discard` drops it). `create` is called on the group commit's thread: a file's creation
     waits there for the file system's journal, not on the event loop (creates queue behind
-    the syncs of other instances)."""
+    the syncs of other instances).
 
-    __slots__ = ("_archive", "_header", "_pieces", "size")
+    Once the data set is complete, `seal` copies it into one buffer: the receiver's memory
+    it referred to is free again at once (a 2 KB instance could otherwise keep a 1 MiB
+    buffer alive while it waits for its group), the archive counts it in `Archive.held`
+    until it is created or dropped, and `create` writes the file in one call."""
+
+    __slots__ = ("_archive", "_header", "_pieces", "_sealed", "size")
 
     def __init__(self, archive: Archive, header: bytes) -> None:
         self._archive = archive
         self._header = header
         self._pieces: list[bytes | memoryview] = []
+        self._sealed: bytes | None = None
         self.size = len(header)
 
     def write(self, data: bytes | memoryview) -> None:
         self._pieces.append(data)
         self.size += len(data)
 
+    def seal(self) -> None:
+        """The data set is complete: hold it as one buffer, counted in `Archive.held`."""
+        sealed = b"".join([self._header, *self._pieces])
+        self._pieces = []
+        self._sealed = sealed
+        self._archive.hold(len(sealed))
+
     def discard(self) -> None:
         self._pieces = []
+        self._release()
 
     def take(self) -> list[bytes | memoryview]:
         """The data written so far (after the header), handed to another writer."""
@@ -135,6 +150,11 @@ class DeferredFile:
 
     def create(self) -> PendingFile:
         """The temporary file, written (blocking); raises OSError, leaving nothing."""
+        if self._sealed is not None:
+            try:
+                return self._archive.begin(self._sealed)
+            finally:
+                self._release()
         pending = self._archive.begin(self._header)
         try:
             for piece in self._pieces:
@@ -144,6 +164,16 @@ class DeferredFile:
             raise
         self._pieces = []
         return pending
+
+    def _release(self) -> None:
+        sealed, self._sealed = self._sealed, None
+        if sealed is not None:
+            self._archive.hold(-len(sealed))
+
+    def __del__(self) -> None:
+        # Sealed and then dropped unused (the association went away before its answer ran):
+        # the bytes it held are no longer held.
+        self._release()
 
 
 class Archive:
@@ -178,6 +208,20 @@ class Archive:
         weakref.finalize(self, os.close, self._sync_fd)
         # Write errors syncfs has reported so far (it cannot say whose write failed).
         self.sync_errors = 0
+        # Bytes of received instances held in memory until written (DeferredFile.seal).
+        self._held = 0
+        self._held_lock = threading.Lock()
+
+    @property
+    def held(self) -> int:
+        """Bytes of complete instances held in memory, not yet written (sealed
+        DeferredFiles): the storage service writes new ones through the spool past a limit."""
+        return self._held
+
+    def hold(self, count: int) -> None:
+        """Count `count` more bytes as held (negative: released); any thread."""
+        with self._held_lock:
+            self._held += count
 
     @property
     def unnamed_temp(self) -> bool:
@@ -199,7 +243,8 @@ class Archive:
         return removed
 
     def begin(self, header: bytes) -> PendingFile:
-        """A new temporary file holding `header` (preamble + file meta)."""
+        """A new temporary file holding `header` (preamble + file meta, maybe the data set
+        after it)."""
         path: Path | None = None
         if self.unnamed_temp:
             fd = os.open(self.temp_dir, _UNNAMED_FLAGS, 0o644)

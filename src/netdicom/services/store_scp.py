@@ -69,6 +69,10 @@ _INFLATE_STEP = 1 << 20
 # held per instance stays below this). With this limit at 1 MiB, 500 CT images of 0.5 MB took
 # 1.77 s against 1.53 s with the spool writing them (median of 4, alternating).
 SPOOL_ABOVE = 256 << 10
+# Complete data sets held in memory while they wait for the group commit, over all
+# associations (Archive.held): past this, new ones are written through the spool as they
+# arrive, so memory stays bounded whatever window and how many associations peers ask for.
+HELD_LIMIT = 16 << 20
 
 
 @frozen
@@ -351,8 +355,8 @@ class StorageSCP:
                 if failure is None and not started:
                     # Durably, a data set is held in memory (DeferredFile) up to SPOOL_ABOVE
                     # bytes and then written, synced and placed by the group commit (one
-                    # sync for all the small instances that arrive meanwhile); a larger one
-                    # goes through the spool as it arrives: worker threads copy it into the
+                    # sync for all the small instances that arrive meanwhile); a larger one,
+                    # or any while HELD_LIMIT is reached, goes through the spool as it arrives: worker threads copy it into the
                     # page cache and sync it while the event loop receives. Creating a file
                     # is never done on the event loop (it waits for the journal while other
                     # instances are synced, stalling every association). Without fsync a
@@ -386,7 +390,9 @@ class StorageSCP:
                         else:
                             assert pending is not None
                             pending.write(data)
-                            if isinstance(pending, DeferredFile) and pending.size > SPOOL_ABOVE:
+                            if isinstance(pending, DeferredFile) and (
+                                pending.size > SPOOL_ABOVE or self.archive.held > HELD_LIMIT
+                            ):
                                 spooled = SpooledFile(self._spool, self.archive, header)
                                 for piece in pending.take():
                                     await spooled.write(piece)
@@ -424,6 +430,8 @@ class StorageSCP:
                 raise _Failed(status.CANNOT_UNDERSTAND, str(exc)) from None
             if not checked:
                 self._check(scanner, rq)
+            if isinstance(pending, DeferredFile):
+                pending.seal()
             received = _Received(rq, ts, calling_ae, scanner.values, len(header))
             received.pending, received.spooled = pending, spooled
             pending = spooled = None  # handed over: _place commits or discards them
@@ -602,6 +610,7 @@ def storage_chooser(
 
 __all__ = [
     "DEFLATED_SYNTAXES",
+    "HELD_LIMIT",
     "LIMIT_EXCEEDED",
     "SOP_INSTANCE_MISMATCH",
     "SPOOL_ABOVE",
