@@ -238,13 +238,21 @@ def serve(
     from netdicom.transport.config import Timeouts, TransportConfig
 
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    if not debug:
+        # A busy store logs a line per instance: skip what every record would otherwise
+        # collect and no format of ours shows (the caller's file and line, found by walking
+        # the stack; thread and process), as the logging HOWTO's "Optimization" suggests.
+        logging._srcfile = None
+        logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     if log_json:
         from netdicom.render.log_json import JsonFormatter
 
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+        from netdicom.render.log_text import TextFormatter
+
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger("netdicom")
     root.addHandler(handler)
     root.setLevel(level)

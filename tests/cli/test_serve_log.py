@@ -1,10 +1,15 @@
-"""`serve --log-json`: one JSON object per line on stderr, one per event."""
+"""`serve`'s log on stderr: a line per event, or with `--log-json` one JSON object per line."""
 
 from __future__ import annotations
 
 import json
+import logging
+import re
+import time
+from datetime import datetime
 from pathlib import Path
 
+from netdicom.render.log_text import TextFormatter
 from tests.dicomfiles import make_files
 from tests.peers import free_port, run_cli, running, serve_argv
 
@@ -33,3 +38,36 @@ def test_log_json_events(tmp_path: Path) -> None:
     query = next(e for e in events if e["event"] == "query")
     assert query["level"] == "STUDY" and query["matches"] == 1 and query["status"] == 0
     assert all("time" in e for e in events)
+
+
+def test_text_log_has_a_line_per_stored_instance(tmp_path: Path) -> None:
+    files = make_files(tmp_path / "in", 3)
+    port = free_port()
+    with running(serve_argv(tmp_path / "archive", port), port) as proc:
+        assert run_cli("store", f"127.0.0.1:{port}", *map(str, files), "-q").returncode == 0
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    stored = re.findall(
+        r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) stored ([0-9.]+) from NETDICOM \(stored\)$",
+        out.decode(),
+        re.MULTILINE,
+    )
+    assert len(stored) == 3
+    for stamp, _ in stored:
+        when = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S")
+        assert abs(when.timestamp() - time.time()) < 120
+
+
+def test_text_formatter_formats_each_second_once_and_as_logging_does() -> None:
+    ours = TextFormatter()
+    stock = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S")
+
+    def record(created: float, message: str) -> logging.LogRecord:
+        made = logging.LogRecord("netdicom.events", logging.INFO, "", 0, message, None, None)
+        made.created = created
+        return made
+
+    base = 1_800_000_000.0
+    for created in (base + 0.1, base + 0.9, base + 1.2, base + 3600.5, base + 0.3):
+        first, second = record(created, "stored 1.2.3"), record(created, "stored 1.2.3")
+        assert ours.format(first) == stock.format(second)
