@@ -363,11 +363,36 @@ def test_a_failed_data_sync_fails_the_group_and_leaves_nothing(
 def test_a_failed_name_sync_fails_every_file_the_group_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a/old.dcm").write_bytes(b"OLD")
     _Syncs(monkeypatch, syncfs=True, fail_at=2)
-    results = _group(Archive(tmp_path), ["a/1.dcm", "../x.dcm"])
+    archive = Archive(tmp_path, on_duplicate=DuplicatePolicy.OVERWRITE)
+    results = _group(archive, ["a/1.dcm", "../x.dcm", "a/old.dcm"])
     assert isinstance(results[0], OSError) and results[0].errno == errno.EIO
     assert isinstance(results[1], UnsafePath)
+    assert isinstance(results[2], OSError)
+    # The new name is taken back: no file is there whose sender is told it failed. The file
+    # that replaced another stays (the old one is gone); its data are whole, synced first.
+    assert files(tmp_path) == ["a/old.dcm"]
+    assert (tmp_path / "a/old.dcm").read_bytes() == b"HEAD2"
     assert temp_files(tmp_path) == []
+
+
+def test_a_failed_folder_fsync_takes_back_the_names_it_would_have_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _Syncs(monkeypatch, syncfs=False)
+    failing = str(tmp_path / "b")
+
+    def fsync_dir(path: str) -> None:
+        if path == failing:
+            raise OSError(errno.EIO, "fsync: Input/output error")
+
+    monkeypatch.setattr(writer, "_fsync_dir", fsync_dir)
+    results = _group(Archive(tmp_path), ["a/1.dcm", "b/2.dcm"])
+    assert getattr(results[0], "outcome", None) is Outcome.STORED
+    assert isinstance(results[1], OSError) and results[1].errno == errno.EIO
+    assert files(tmp_path) == ["a/1.dcm"] and temp_files(tmp_path) == []
 
 
 def test_a_file_written_while_a_sync_failed_fails_in_the_next_group(

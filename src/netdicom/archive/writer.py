@@ -55,6 +55,10 @@ class Outcome(Enum):
     RENAMED = "renamed"
 
 
+# Outcomes that gave a file a name no file had (see Archive._sync_folders).
+_NEW_NAME: Final = frozenset({Outcome.STORED, Outcome.RENAMED})
+
+
 @frozen
 class Placed:
     path: Path
@@ -351,7 +355,11 @@ class Archive:
         results: list[Placed | OSError | UnsafePath],
         syncfs: Callable[[int], None] | None,
     ) -> None:
-        """Step 3: make the new names durable; a file whose folder fails to sync fails."""
+        """Step 3: make the new names durable; a file whose folder fails to sync fails, and
+        a name it was given afresh is taken back (its sender is told it was not stored, and
+        will send it again). One that replaced a file (overwrite) stays: the old one is gone.
+        Either way the data are whole: should the unlink not reach the disk, a crash leaves a
+        complete file, which the start-up check indexes."""
         failed: dict[str, OSError] = {}
         if syncfs is not None:
             shared = self._syncfs(syncfs) if folders else None
@@ -365,6 +373,10 @@ class Archive:
                     failed[folder] = exc
         for folder, error in failed.items():
             for number in folders[folder]:
+                placed = results[number]
+                if isinstance(placed, Placed) and placed.outcome in _NEW_NAME:
+                    with contextlib.suppress(OSError):
+                        os.unlink(placed.path)
                 results[number] = error
 
     def _syncfs(self, syncfs: Callable[[int], None]) -> OSError | None:
