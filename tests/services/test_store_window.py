@@ -102,12 +102,15 @@ def test_serve_grants_a_window_to_storage_only_associations(tmp_path: Path) -> N
                 ProposedContext(CT, (uids.EXPLICIT_VR_LE,)),
                 ProposedContext(uids.VERIFICATION, (uids.IMPLICIT_VR_LE,)),
             ]
-            answer = app.decide(_rq(storage, 64), app.server)
+            answer = app.decide(_rq(storage, 1000), app.server)
             assert isinstance(answer, tuple) and isinstance(answer[0], AssociateAC)
             # We perform what the requestor invokes (capped) and invoke nothing ourselves.
             assert answer[0].user_information.async_ops_window == AsyncOpsWindow(
                 max_invoked=1, max_performed=ASYNC_STORE_WINDOW
             )
+            answer = app.decide(_rq(storage, 64), app.server)
+            assert isinstance(answer, tuple) and isinstance(answer[0], AssociateAC)
+            assert answer[0].user_information.async_ops_window == AsyncOpsWindow(1, 64)
             query = [*storage, ProposedContext(sorted(FIND_SOP_CLASSES)[0], (uids.EXPLICIT_VR_LE,))]
             answer = app.decide(_rq(query, 64), app.server)
             assert isinstance(answer, tuple)

@@ -33,9 +33,10 @@ __all__ = ["GroupCommit"]
 
 T = TypeVar("T")
 
-# At most this many instances share one group: their answers wait for the whole group's
-# syncs, so an unbounded group would hold the first ones back for too long.
-_MAX_GROUP: Final = 64
+# At most this many instances share one group (serve's window: one association's whole
+# window): their answers wait for the whole group's syncs, so an unbounded group would hold
+# the first ones back for too long.
+_MAX_GROUP: Final = 256
 
 
 class _Job:

@@ -40,7 +40,7 @@ from netdicom.services.session import (
 from netdicom.transport.association import Association
 
 # C-STOREs proposed to be outstanding at once on one association (`store --window`).
-DEFAULT_WINDOW = 64
+DEFAULT_WINDOW = 256
 
 
 class Result(Enum):
