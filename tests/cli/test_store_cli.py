@@ -27,6 +27,18 @@ def test_help_lists_the_options() -> None:
         assert option in result.stdout
 
 
+def test_window_default_is_the_library_default() -> None:
+    # The CLI states its default as a literal (importing the library would slow every start).
+    import typer.main
+
+    from netdicom.services.store_scu import DEFAULT_WINDOW
+
+    command = typer.main.get_command(app)
+    store = command.commands["store"]  # type: ignore[attr-defined]
+    window = next(p for p in store.params if p.name == "window")
+    assert window.default == DEFAULT_WINDOW
+
+
 def test_bad_peer_is_a_usage_error(tmp_path: Path) -> None:
     paths = make_files(tmp_path, 1)
     result = runner.invoke(app, ["store", "nowhere", str(paths[0])])

@@ -79,7 +79,7 @@ def store(
             min=1,
             max=256,
         ),
-    ] = 256,
+    ] = 256,  # services.store_scu.DEFAULT_WINDOW (not imported: start-up; a test checks)
     aet: AetOption = "NETDICOM",
     aec: AecOption = "ANY-SCP",
     timeout: TimeoutOption = 30.0,
@@ -191,7 +191,7 @@ async def _store(
     quiet: bool,
     *,
     no_progress: bool = False,
-    window: int = 256,
+    window: int,
 ) -> StoreReport:
     import os
     import sys
