@@ -61,6 +61,13 @@ def test_text_log_has_a_line_per_stored_instance(tmp_path: Path) -> None:
 def test_text_formatter_formats_each_second_once_and_as_logging_does() -> None:
     ours = TextFormatter()
     stock = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    converted: list[float | None] = []
+
+    def counting(seconds: float | None) -> time.struct_time:
+        converted.append(seconds)
+        return time.localtime(seconds)
+
+    ours.converter = counting  # type: ignore[method-assign]
 
     def record(created: float, message: str) -> logging.LogRecord:
         made = logging.LogRecord("netdicom.events", logging.INFO, "", 0, message, None, None)
@@ -71,3 +78,6 @@ def test_text_formatter_formats_each_second_once_and_as_logging_does() -> None:
     for created in (base + 0.1, base + 0.9, base + 1.2, base + 3600.5, base + 0.3):
         first, second = record(created, "stored 1.2.3"), record(created, "stored 1.2.3")
         assert ours.format(first) == stock.format(second)
+    # Five records in four distinct seconds (base and base + 0.9 share one; base + 0.3 comes
+    # back to it after others): the time was converted four times, not five.
+    assert len(converted) == 4
