@@ -150,16 +150,13 @@ def test_netdicom_tls_clients_to_dcmtk_storescp(tmp_path: Path, pki: Pki) -> Non
         )  # fmt: skip
         assert result.returncode == 4, result.stderr
         assert "certificate verify failed" in result.stderr and "--tls-ca" in result.stderr
-        assert storescp.poll() is None
-    # storescp requires a client certificate (dcmtk's -rc default): exit 4 with a hint. A fresh
-    # storescp: dcmtk serves one connection at a time, and the refused handshake just before
-    # can keep it busy long enough under load to look like a silent peer.
-    port = free_port()
-    argv[-1] = str(port)
-    with running(argv, port, env=DCMTK_ENV):
+        # storescp requires a client certificate (dcmtk's -rc default): exit 4 with a hint.
+        # Under TLS 1.3 the refusal comes after our handshake; it used to be missed, now and
+        # then, and waited for until the ACSE timeout (test_tls_refused_after_handshake.py).
         result = run_cli("echo", f"127.0.0.1:{port}", "--tls-ca", str(pki.ca))
         assert result.returncode == 4, result.stderr
         assert "client certificate" in result.stderr
+        assert storescp.poll() is None
 
 
 def test_password_without_tls_is_warned_about(tmp_path: Path) -> None:

@@ -141,7 +141,9 @@ def _describe_pdv(context_id: int, is_command: bool, last: bool, length: int) ->
     return f"P-DATA-TF context {context_id}, {what}{' (last)' if last else ''}, {length} bytes"
 
 
-def _take_over(reader: asyncio.StreamReader) -> tuple[bytes, bool]:
+def _take_over(
+    reader: asyncio.StreamReader, transport: asyncio.BaseTransport
+) -> tuple[bytes, bool]:
     """What the stream had read before the association took the connection over, and whether
     it had seen the end. (The StreamReader keeps them in private attributes; they are read
     defensively so that a different implementation only loses this early-data hand-over.)"""
@@ -151,7 +153,11 @@ def _take_over(reader: asyncio.StreamReader) -> tuple[bytes, bool]:
         data = bytes(buffered)
         buffered.clear()
     ended = bool(getattr(reader, "_eof", False)) or reader.exception() is not None
-    return data, ended
+    # A TLS transport that is already closing may have queued connection_lost for the stream's
+    # protocol, not ours (asyncio's SSL layer binds the callee when it schedules the call):
+    # a TLS 1.3 server refusing our certificate right after the handshake would otherwise
+    # leave us waiting for an answer until the ACSE timeout. Closing here is idempotent.
+    return data, ended or transport.is_closing()
 
 
 class _Link(asyncio.BufferedProtocol):
@@ -263,7 +269,7 @@ class Association:
         self._reading = True
         self._lost = False
         self._eof_seen = False
-        self._early: tuple[bytes, bool] | None = _take_over(reader)
+        self._early: tuple[bytes, bool] | None = _take_over(reader, writer.transport)
         # Writing: our own flow control replaces StreamWriter.drain().
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
