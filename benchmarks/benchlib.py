@@ -26,6 +26,20 @@ OUT_DIR = BENCH_DIR / "out"  # git-ignored: receiving folders and server logs
 
 PYTHON = sys.executable
 PYNETDICOM = [PYTHON, "-m", "pynetdicom"]
+
+
+def _dcmtk_first() -> None:
+    # pynetdicom 3 puts scripts named storescp, storescu, echoscu, ... beside this interpreter:
+    # with the venv activated, "dcmtk" figures would be pynetdicom's. Drop that folder from
+    # PATH; Python and netdicom are run by full path.
+    here = Path(PYTHON).parent
+    with contextlib.suppress(OSError), (here / "storescu").open("rb") as script:
+        if script.read(2) == b"#!":
+            path = os.environ.get("PATH", "").split(os.pathsep)
+            os.environ["PATH"] = os.pathsep.join(d for d in path if Path(d) != here)
+
+
+_dcmtk_first()
 # dcmtk as shipped waits on Nagle's algorithm (40x slower on small objects); TCP_NODELAY=1 in its
 # environment and its largest PDU are its fast configuration, the one we compare against.
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}

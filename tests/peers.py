@@ -14,6 +14,20 @@ from pathlib import Path
 
 NETDICOM = [sys.executable, "-m", "netdicom"]
 PYNETDICOM = [sys.executable, "-m", "pynetdicom"]
+
+
+def _dcmtk_before_pynetdicom() -> None:
+    """pynetdicom 3 installs console scripts named like dcmtk's tools (storescp, findscu, ...)
+    beside this interpreter; with the venv activated they would shadow dcmtk, which is what
+    the tests mean by those names. Take that folder off PATH (we run Python by full path)."""
+    scripts = Path(sys.executable).parent
+    with contextlib.suppress(OSError), (scripts / "storescp").open("rb") as first:
+        if first.read(2) == b"#!":
+            kept = [d for d in os.environ.get("PATH", "").split(os.pathsep) if Path(d) != scripts]
+            os.environ["PATH"] = os.pathsep.join(kept)
+
+
+_dcmtk_before_pynetdicom()
 # dcmtk as shipped waits on Nagle's algorithm; our tests measure correctness, not its defaults.
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
 
