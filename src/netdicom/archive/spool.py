@@ -254,7 +254,7 @@ class SpooledFile:
 
     def _begin(self, header: bytes) -> None:
         try:
-            self._pending = self._archive.begin(header)
+            self._pending = self._archive.begin(header, large=True)
         except OSError as exc:
             self.error = exc
 
@@ -274,6 +274,12 @@ class SpooledFile:
 
     def _detach(self) -> PendingFile:
         pending, self._pending = self._pending, None
+        if self.error is None and pending is not None:
+            try:
+                pending.close_writes()
+            except OSError as exc:
+                self.error = exc
+                pending.discard()
         if self.error is not None or pending is None:
             raise self.error or OSError("the file was not created")
         return pending

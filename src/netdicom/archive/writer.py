@@ -27,6 +27,7 @@ from enum import Enum
 from pathlib import Path, PurePosixPath
 from typing import Final
 
+from netdicom.archive.direct_io import O_DIRECT, DirectWriter, StagePool, direct_io_works
 from netdicom.archive.layout import UnsafePath, inside
 from netdicom.archive.syncfs import little_dirty, syncfs_function
 from netdicom.core.records import frozen
@@ -70,20 +71,27 @@ class PendingFile:
 
     `path` is None for an unnamed (O_TMPFILE) file."""
 
-    __slots__ = ("_archive", "_fd", "path", "size", "sync_errors")
+    __slots__ = ("_archive", "_direct", "_fd", "path", "size", "sync_errors")
 
-    def __init__(self, archive: Archive, fd: int, path: Path | None) -> None:
+    def __init__(
+        self, archive: Archive, fd: int, path: Path | None, direct: DirectWriter | None = None
+    ) -> None:
         self._archive = archive
         self._fd = fd
         self.path = path
         self.size = 0
         self.sync_errors = archive.sync_errors  # see Archive.place_all
+        self._direct = direct  # an O_DIRECT descriptor's stage (archive.direct_io)
 
     def fileno(self) -> int:
         return self._fd
 
     def write(self, data: bytes | memoryview) -> None:
         """Append `data`; raises OSError (ENOSPC, EIO, EFBIG...) as the system does."""
+        if self._direct is not None:
+            self._direct.write(data)
+            self.size = self._direct.size
+            return
         view = memoryview(data)
         write = self._archive.file_write
         while view:
@@ -93,8 +101,16 @@ class PendingFile:
             self.size += written
             view = view[written:]
 
+    def close_writes(self) -> None:
+        """Write what an O_DIRECT file still stages (before it is synced); idempotent.
+        Raises OSError as write does."""
+        if self._direct is not None:
+            self._direct.close_writes()
+
     def discard(self) -> None:
         """Close and delete the temporary file (idempotent, never raises)."""
+        if self._direct is not None:
+            self._direct.release()
         if self._fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
@@ -191,6 +207,7 @@ class Archive:
         fsync: bool = True,
         file_write: FileWrite = os.write,
         unnamed_temp: bool = True,
+        direct_io: bool = True,
     ) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root = Path(os.path.realpath(root))
@@ -215,6 +232,9 @@ class Archive:
         # Bytes of received instances held in memory until written (DeferredFile.seal).
         self._held = 0
         self._held_lock = threading.Lock()
+        # Large instances bypass the page cache when the archive waits for the disk anyway.
+        self.direct_io = direct_io and fsync and direct_io_works(self.temp_dir)
+        self._stages = StagePool()
 
     @property
     def held(self) -> int:
@@ -246,16 +266,21 @@ class Archive:
                 removed += 1
         return removed
 
-    def begin(self, header: bytes) -> PendingFile:
+    def begin(self, header: bytes, *, large: bool = False) -> PendingFile:
         """A new temporary file holding `header` (preamble + file meta, maybe the data set
-        after it)."""
+        after it). `large`: more is to come, at least a few hundred KB; it is written with
+        O_DIRECT where that works and the archive is durable (archive.direct_io)."""
         path: Path | None = None
+        direct = large and self.direct_io
+        extra = O_DIRECT if direct else 0
         if self.unnamed_temp:
-            fd = os.open(self.temp_dir, _UNNAMED_FLAGS, 0o644)
+            fd = os.open(self.temp_dir, _UNNAMED_FLAGS | extra, 0o644)
         else:
             path = self.temp_dir / f"{os.getpid()}-{next(self._counter)}.part"
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        pending = PendingFile(self, fd, path)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | extra
+            fd = os.open(path, flags, 0o644)
+        stage = DirectWriter(fd, self._stages, self.file_write) if direct else None
+        pending = PendingFile(self, fd, path, stage)
         try:
             pending.write(header)
         except OSError:
@@ -307,6 +332,7 @@ class Archive:
         targets: list[Path | OSError | UnsafePath] = []
         for pending, relative in files:
             try:
+                pending.close_writes()
                 final = self._target(relative)
                 if self.fsync and syncfs is None:
                     os.fdatasync(pending.fileno())
