@@ -5,9 +5,10 @@ file is then handed over (`finish`) to the group commit, which syncs and names i
 instances received meanwhile (archive.group_commit); without fsync the worker puts it in place
 itself (`commit`).
 
-Why: creating a file and copying megabytes into the page cache are system calls that release
-the GIL but block the thread that makes them. On the event loop they add up with the network
-work; here they overlap with it, and with each other across associations.
+Why: creating a file and writing megabytes (into the page cache, or to the disk with O_DIRECT
+when durable: archive.direct_io) are system calls that release the GIL but block the thread
+that makes them. On the event loop they add up with the network work; here they overlap with
+it, and with each other across associations.
 
 The event loop hands over views of the received bytes (transport.receiver never reuses their
 memory) in batches; at most a few MiB are in flight per file, and 32 MiB over all files, so

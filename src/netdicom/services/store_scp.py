@@ -357,8 +357,8 @@ class StorageSCP:
                     # bytes and then written, synced and placed by the group commit (one
                     # sync for all the small instances that arrive meanwhile); a larger one,
                     # or any while HELD_LIMIT is reached, goes through the spool as it
-                    # arrives: worker threads copy it into the page cache while the event
-                    # loop receives, and the group commit syncs it. Creating a file
+                    # arrives: worker threads write it (O_DIRECT, archive.direct_io) while
+                    # the event loop receives, and the group commit syncs it. Creating a file
                     # is never done on the event loop (it waits for the journal while other
                     # instances are synced, stalling every association). Without fsync a
                     # data set in several fragments goes through the spool too (written
