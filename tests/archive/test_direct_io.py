@@ -17,6 +17,8 @@ from netdicom.archive.direct_io import (
     O_DIRECT,
     STAGE,
     DirectWriter,
+    Stage,
+    StageFiller,
     StagePool,
     direct_io_works,
 )
@@ -130,27 +132,106 @@ def test_where_o_direct_is_refused_the_archive_uses_the_page_cache(
 
 def test_the_stage_pool_keeps_a_bounded_number_of_buffers() -> None:
     pool = StagePool()
-    stages = [pool.take() for _ in range(40)]
-    assert all(len(stage) == STAGE for stage in stages)
+    stages = [pool.take() for _ in range(100)]
+    assert all(len(stage.buffer) == STAGE and stage.fill == 0 for stage in stages)
     for stage in stages:
+        stage.fill = 10
         pool.give(stage)
-    kept = [stage for stage in stages if not stage.closed]
+    kept = [stage for stage in stages if not stage.buffer.closed]
     assert 0 < len(kept) < len(stages)
-    assert pool.take() in kept  # reused, not mapped again
+    again = pool.take()
+    assert any(again is stage for stage in kept)  # reused, not mapped again
+    assert again.fill == 0
 
 
-def test_a_dropped_file_gives_its_stage_back(tmp_path: Path) -> None:
+def test_the_filler_hands_out_whole_stages_then_the_last(tmp_path: Path) -> None:
+    pool = StagePool()
+    filler = StageFiller(pool)
+    data = _pattern(2 * STAGE + 5000)
+    full = filler.add(data[:100]) + filler.add(data[100:])
+    assert [len(stage) for stage in full] == [STAGE, STAGE]
+    assert filler.pending == 5000
+    last = filler.take_last()
+    assert last is not None and filler.take_last() is None
+    assert b"".join(bytes(stage.view[: stage.fill]) for stage in [*full, last]) == data
+
+
+@needs_direct_io
+def test_stages_filled_elsewhere_are_written_and_given_back(tmp_path: Path) -> None:
+    archive = Archive(tmp_path)
+    filler = StageFiller(archive.stages)
+    data = _pattern(STAGE + 777)
+    stages = filler.add(data)
+    last = filler.take_last()
+    assert last is not None
+    pending = archive.begin(b"", large=True)
+    for stage in [*stages, last]:
+        pending.write_stage(stage)
+    with pytest.raises(ValueError, match="complete"):
+        pending.write(b"more")  # the last stage ended the file
+    pending.commit(PurePosixPath("w.dcm"))
+    assert (tmp_path / "w.dcm").read_bytes() == data
+    again = [archive.stages.take() for _ in range(2)]
+    assert {id(stage) for stage in again} == {id(stages[0]), id(last)}
+
+
+def test_a_dropped_writer_gives_its_stage_back(tmp_path: Path) -> None:
     pool = StagePool()
     fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT)
     try:
         writer = DirectWriter(fd, pool, os.write)
-        writer.write(b"abc")
+        writer.write(b"abc")  # copied into a stage of the pool, nothing written yet
+        assert os.fstat(fd).st_size == 0
         writer.release()
         writer.release()
-        again = pool.take()
-        assert not again.closed
+        assert pool.take().fill == 0
+        assert len(pool._free) == 0  # the one stage came back and was taken again
     finally:
         os.close(fd)
+
+
+@needs_direct_io
+def test_a_failed_spooled_write_gives_every_stage_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = 0
+
+    def fails_second(fd: int, data: memoryview) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise OSError(errno.EIO, "Input/output error")
+        return os.write(fd, data)
+
+    archive = Archive(tmp_path, file_write=fails_second)
+    pool = archive.stages
+    taken: list[Stage] = []
+    given: list[Stage] = []
+    take, give = pool.take, pool.give
+
+    def counted_take() -> Stage:
+        taken.append(take())
+        return taken[-1]
+
+    def counted_give(stage: Stage) -> None:
+        given.append(stage)
+        give(stage)
+
+    monkeypatch.setattr(pool, "take", counted_take)
+    monkeypatch.setattr(pool, "give", counted_give)
+
+    async def main() -> None:
+        spooled = SpooledFile(Spool(), archive, b"HEAD")
+        for _ in range(5):
+            await spooled.write(memoryview(_pattern(STAGE)))
+        with pytest.raises(OSError):
+            await spooled.finish()
+
+    asyncio.run(main())
+    assert temp_files(tmp_path) == []
+    # Six stages were filled (the header and 5 MiB): written, failed or never written, each
+    # came back to the pool, once.
+    assert len(taken) == 6 and sorted(map(id, given)) == sorted(map(id, taken))
 
 
 @needs_direct_io

@@ -28,11 +28,14 @@ from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any, Final, TypeVar
 
+from netdicom.archive.direct_io import Stage, StageFiller
 from netdicom.archive.writer import Archive, PendingFile, Placed
 
 __all__ = ["Spool", "SpooledFile"]
 
 T = TypeVar("T")
+# What a batch holds: views of received bytes, or (O_DIRECT) stages filled with them.
+Piece = memoryview | bytes | Stage
 
 # Bytes gathered before they are handed to a worker (one hand-over per batch, not per PDU).
 # An instance smaller than this goes to disk in a single job (create, write, sync, place):
@@ -136,6 +139,7 @@ class SpooledFile:
         "_archive",
         "_batch",
         "_batch_bytes",
+        "_filler",
         "_header",
         "_in_flight",
         "_in_flight_bytes",
@@ -153,19 +157,32 @@ class SpooledFile:
         self._pending: PendingFile | None = None
         self.error: OSError | None = None
         self.size = len(header)  # bytes of the file (header included), as handed over
-        self._batch: list[memoryview | bytes] = []
+        self._batch: list[Piece] = []
         self._batch_bytes = 0
         self._in_flight: deque[tuple[concurrent.futures.Future[None], int]] = deque()
         self._in_flight_bytes = 0
+        # For an O_DIRECT file the event loop copies the bytes into stages as they come (the
+        # receiver's buffers are free again at once, and a worker needs the GIL only to start
+        # and end a write): whole stages are handed over, the partial last one at the end.
+        self._filler = StageFiller(archive.stages) if archive.direct_io else None
+        if self._filler is not None:
+            self._batch.extend(self._filler.add(header))
+            header = b""
         # The file is created by the first job handed over (with the first batch or at commit).
         self._header: bytes | None = header
 
     # --- the event loop's side ----------------------------------------------------------------
 
     async def write(self, data: memoryview | bytes) -> None:
-        """Queue `data` (not copied: it must not change); waits only when the disk is behind."""
-        self._batch.append(data)
-        self._batch_bytes += len(data)
+        """Queue `data` (not copied unless staged: it must not change); waits only when the
+        disk is behind."""
+        if self._filler is not None:
+            for stage in self._filler.add(data):
+                self._batch.append(stage)
+                self._batch_bytes += len(stage)
+        else:
+            self._batch.append(data)
+            self._batch_bytes += len(data)
         self.size += len(data)
         if self._batch_bytes >= _BATCH:
             self._hand_over()
@@ -178,7 +195,7 @@ class SpooledFile:
         # What this file still has in flight is bounded by the spool's limit only: the
         # commit may run in the background while the peer sends its next instance.
         await self._wait_for_disk(None)
-        future, _ = self._submit(lambda: after(self._commit(relative)))
+        future, _ = self._submit(lambda: after(self._commit(relative)), last=True)
         return await asyncio.wrap_future(future)
 
     async def _wait_for_disk(self, own_limit: int | None) -> None:
@@ -197,7 +214,7 @@ class SpooledFile:
         named (for the group commit); raises the OSError that creating or writing it met.
         On failure or cancellation nothing is left behind."""
         await self._wait_for_disk(None)
-        future, _ = self._submit(self._detach)
+        future, _ = self._submit(self._detach, last=True)
         try:
             return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
@@ -209,13 +226,13 @@ class SpooledFile:
 
     async def discard(self) -> None:
         """Drop the file (and what is queued); returns once nothing is left on disk."""
-        self._batch, self._batch_bytes = [], 0
+        self._drop_batch()
         future = self._serial.submit(self._discard)
         await asyncio.wrap_future(future)
 
     def discard_now(self) -> None:
         """As discard(), blocking (for a `finally` on the way out of a cancelled task)."""
-        self._batch, self._batch_bytes = [], 0
+        self._drop_batch()
         if self.error is None:
             self.error = OSError("discarded")
         future = self._serial.submit(self._discard)
@@ -227,10 +244,22 @@ class SpooledFile:
         self._in_flight.append((future, count))
         self._in_flight_bytes += count
 
-    def _submit(self, then: Callable[[], T]) -> tuple[concurrent.futures.Future[T], int]:
-        """Hand the batch gathered so far to the file's worker, which writes it and then runs
-        `then`; the future of that, and the bytes handed over (counted in the spool's bytes
-        in flight until written)."""
+    def _drop_batch(self) -> None:
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        _give_back(self._archive, batch)
+        if self._filler is not None:
+            self._filler.drop()
+
+    def _submit(
+        self, then: Callable[[], T], *, last: bool = False
+    ) -> tuple[concurrent.futures.Future[T], int]:
+        """Hand the batch gathered so far (`last`: and a partial stage) to the file's worker,
+        which writes it and then runs `then`; the future of that, and the bytes handed over
+        (counted in the spool's bytes in flight until written)."""
+        if last and self._filler is not None:
+            stage = self._filler.take_last()
+            if stage is not None:
+                self._batch.append(stage)
         batch = self._take_batch()
         count = sum(len(piece) for piece in batch)
         self._spool.add(count)
@@ -244,7 +273,7 @@ class SpooledFile:
 
         return self._serial.submit(job), count
 
-    def _take_batch(self) -> list[memoryview | bytes]:
+    def _take_batch(self) -> list[Piece]:
         batch, self._batch, self._batch_bytes = self._batch, [], 0
         if self._header is not None:
             batch.insert(0, self._header)  # the first job creates the file
@@ -259,19 +288,27 @@ class SpooledFile:
         except OSError as exc:
             self.error = exc
 
-    def _write(self, batch: list[memoryview | bytes]) -> None:
+    def _write(self, batch: list[Piece]) -> None:
         if self._pending is None and self.error is None:
             header, *batch = batch
+            assert not isinstance(header, Stage)
             self._begin(bytes(header))
         pending = self._pending
         if self.error is not None or pending is None:
+            _give_back(self._archive, batch)
             return
+        taken = 0
         try:
             for piece in batch:
-                pending.write(piece)
+                taken += 1
+                if isinstance(piece, Stage):
+                    pending.write_stage(piece)  # given back to the pool, written or not
+                else:
+                    pending.write(piece)
         except OSError as exc:
             self.error = exc
             pending.discard()
+            _give_back(self._archive, batch[taken:])
 
     def _detach(self) -> PendingFile:
         pending, self._pending = self._pending, None
@@ -292,6 +329,13 @@ class SpooledFile:
         pending, self._pending = self._pending, None
         if pending is not None:
             pending.discard()
+
+
+def _give_back(archive: Archive, pieces: list[Piece]) -> None:
+    """Stages that will not be written go back to the pool."""
+    for piece in pieces:
+        if isinstance(piece, Stage):
+            archive.stages.give(piece)
 
 
 def _discard_handed_over(future: concurrent.futures.Future[PendingFile]) -> None:

@@ -27,7 +27,13 @@ from enum import Enum
 from pathlib import Path, PurePosixPath
 from typing import Final
 
-from netdicom.archive.direct_io import O_DIRECT, DirectWriter, StagePool, direct_io_works
+from netdicom.archive.direct_io import (
+    O_DIRECT,
+    DirectWriter,
+    Stage,
+    StagePool,
+    direct_io_works,
+)
 from netdicom.archive.layout import UnsafePath, inside
 from netdicom.archive.syncfs import little_dirty, syncfs_function
 from netdicom.core.records import frozen
@@ -100,6 +106,13 @@ class PendingFile:
                 raise OSError(errno.ENOSPC, "no space left on device")
             self.size += written
             view = view[written:]
+
+    def write_stage(self, stage: Stage) -> None:
+        """Append a stage filled elsewhere (archive.direct_io; an O_DIRECT file only)."""
+        if self._direct is None:
+            raise ValueError("not an O_DIRECT file")
+        self._direct.write_stage(stage)
+        self.size = self._direct.size
 
     def close_writes(self) -> None:
         """Write what an O_DIRECT file still stages (before it is synced); idempotent.
@@ -234,7 +247,7 @@ class Archive:
         self._held_lock = threading.Lock()
         # Large instances bypass the page cache when the archive waits for the disk anyway.
         self.direct_io = direct_io and fsync and direct_io_works(self.temp_dir)
-        self._stages = StagePool()
+        self.stages = StagePool()  # for direct_io files
 
     @property
     def held(self) -> int:
@@ -279,7 +292,7 @@ class Archive:
             path = self.temp_dir / f"{os.getpid()}-{next(self._counter)}.part"
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | extra
             fd = os.open(path, flags, 0o644)
-        stage = DirectWriter(fd, self._stages, self.file_write) if direct else None
+        stage = DirectWriter(fd, self.stages, self.file_write) if direct else None
         pending = PendingFile(self, fd, path, stage)
         try:
             pending.write(header)
