@@ -256,3 +256,15 @@ def test_a_spooled_instance_is_written_directly_and_placed_whole(tmp_path: Path)
     assert placed.path.read_bytes() == header + b"".join(fragments)
     assert seen and all(seen)
     assert temp_files(tmp_path) == []
+
+
+@needs_direct_io
+def test_named_temporary_files_are_written_directly_too(tmp_path: Path) -> None:
+    archive = Archive(tmp_path, unnamed_temp=False)  # systems without O_TMPFILE
+    pending = archive.begin(b"HEAD", large=True)
+    assert pending.path is not None and _flags(pending.fileno()) & O_DIRECT
+    data = _pattern(STAGE + 4097)
+    pending.write(data)
+    pending.commit(PurePosixPath("n.dcm"))
+    assert (tmp_path / "n.dcm").read_bytes() == b"HEAD" + data
+    assert temp_files(tmp_path) == []
