@@ -11,8 +11,9 @@ that makes them. On the event loop they add up with the network work; here they 
 it, and with each other across associations.
 
 The event loop hands over views of the received bytes (transport.receiver never reuses their
-memory) in batches; at most a few MiB are in flight per file, and 32 MiB over all files, so
-memory stays bounded whatever the size or number of data sets. Errors (ENOSPC, EIO...) are
+memory) in batches, or, for an O_DIRECT file, the reused page-aligned stages it copied them
+into; at most a few MiB are in flight per file, and 32 MiB over all files, so memory stays
+bounded whatever the size or number of data sets. Errors (ENOSPC, EIO...) are
 kept and reported when the data set ends: the association goes on, the instance fails with
 A7xx.
 """

@@ -87,7 +87,7 @@ class PendingFile:
         self.path = path
         self.size = 0
         self.sync_errors = archive.sync_errors  # see Archive.place_all
-        self._direct = direct  # an O_DIRECT descriptor's stage (archive.direct_io)
+        self._direct = direct  # how an O_DIRECT file is written (archive.direct_io)
 
     def fileno(self) -> int:
         return self._fd
@@ -292,8 +292,8 @@ class Archive:
             path = self.temp_dir / f"{os.getpid()}-{next(self._counter)}.part"
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | extra
             fd = os.open(path, flags, 0o644)
-        stage = DirectWriter(fd, self.stages, self.file_write) if direct else None
-        pending = PendingFile(self, fd, path, stage)
+        writer = DirectWriter(fd, self.stages, self.file_write) if direct else None
+        pending = PendingFile(self, fd, path, writer)
         try:
             pending.write(header)
         except OSError:
