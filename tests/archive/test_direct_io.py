@@ -26,10 +26,15 @@ from netdicom.archive.spool import Spool, SpooledFile
 from netdicom.archive.writer import Archive, Placed
 from tests.leftovers import temp_files
 
-needs_direct_io = pytest.mark.skipif(
-    not O_DIRECT or not direct_io_works(Path.cwd()),
-    reason="this file system does not take O_DIRECT",
-)
+
+@pytest.fixture
+def direct_io_here(tmp_path: Path) -> None:
+    """Skip unless the test's own folder takes O_DIRECT (tmpfs before Linux 6.6 does not)."""
+    if not O_DIRECT or not direct_io_works(tmp_path):
+        pytest.skip("this file system does not take O_DIRECT")
+
+
+needs_direct_io = pytest.mark.usefixtures("direct_io_here")
 
 
 def _pattern(size: int) -> bytes:
