@@ -82,6 +82,34 @@ def test_dcmtk_storescu_to_serve_byte_identical(tmp_path: Path) -> None:
 
 
 @needs_dcmtk
+def test_large_instances_from_dcmtk_and_pynetdicom_are_stored_byte_identical(
+    tmp_path: Path,
+) -> None:
+    # Past SPOOL_ABOVE these go through the spool, durably with O_DIRECT where the file system
+    # takes it: sizes just over the spool's threshold, under one 1 MiB stage, and over two,
+    # none a multiple of the 4 KiB block (the last block is padded, then cut back).
+    sizes = [(371, 370), (700, 701), (1100, 1001)]
+    sent = [
+        make_files(tmp_path / f"src{n}", 1, rows=rows, columns=columns, patient_id=f"L{n}")[0]
+        for n, (rows, columns) in enumerate(sizes)
+    ]
+    more = make_files(tmp_path / "pyn", 1, rows=1200, columns=999, patient_id="L9")
+    archive = tmp_path / "archive"
+    port = free_port()
+    with running(serve_argv(archive, port), port) as server:
+        result = storescu(port, sent)
+        assert result.returncode == 0, result.stderr
+        argv = [*PYNETDICOM, "storescu", "127.0.0.1", str(port), str(more[0]), "-cx"]
+        result = subprocess.run(
+            [*argv, "-aec", "NETDICOM"], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert server.poll() is None
+    assert all(path.stat().st_size % 4096 for path in sent + more)
+    assert_identical(sent + more, archive)
+
+
+@needs_dcmtk
 def test_dcmtk_deflated_is_stored_as_received(tmp_path: Path) -> None:
     sent = make_files(tmp_path / "src", 2, rows=64, columns=64)
     archive = tmp_path / "archive"
