@@ -89,7 +89,7 @@ _EVENT_FOR_PDU = {
 # whatever the max PDU, and lets small instances (a command and 2 KB each) queue by the
 # hundred: with at most 32 events, pausing and resuming (the selector's registration each
 # time) was ~9 % of serve's event loop on 2,000 small instances (py-spy).
-_QUEUE_HIGH_BYTES = 8 << 20
+_QUEUE_HIGH_BYTES = 4 << 20
 _QUEUE_HIGH_EVENTS = 1024
 # A data set up to this size goes out in the same write as its command (two PDUs, one send):
 # small stores are latency-bound.
