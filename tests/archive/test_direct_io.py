@@ -273,3 +273,22 @@ def test_named_temporary_files_are_written_directly_too(tmp_path: Path) -> None:
     pending.commit(PurePosixPath("n.dcm"))
     assert (tmp_path / "n.dcm").read_bytes() == b"HEAD" + data
     assert temp_files(tmp_path) == []
+
+
+@needs_direct_io
+def test_without_unnamed_files_the_probe_tries_a_named_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_open = os.open
+    tmpfile = getattr(os, "O_TMPFILE", 0)
+    if not tmpfile:
+        pytest.skip("no O_TMPFILE here: the named probe is the only one")
+
+    def no_tmpfile(path: str | os.PathLike[str], flags: int, *args: int, **kwargs: int) -> int:
+        if flags & tmpfile == tmpfile:
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", no_tmpfile)
+    assert direct_io_works(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # the named probe is gone

@@ -12,8 +12,8 @@ reporting are as before.
 O_DIRECT wants the buffer, the file offset and the length aligned to the device's logical
 block size: bytes are gathered into a `STAGE`-sized buffer and written in whole stages; the
 last, partial block is written padded with zeros and the file then truncated to its size.
-A file system that refuses O_DIRECT (tmpfs, some network file systems) is found out when the
-archive opens (`direct_io_works`); one that refuses a write later gets the rest of that file
+A file system that refuses O_DIRECT (tmpfs before Linux 6.6, some network file systems) is
+found out when the archive opens (`direct_io_works`); one that refuses a write later gets the rest of that file
 through the page cache (`EINVAL`: the flag is dropped with fcntl).
 
 Not used without fsync: there nothing waits for the disk, and writing through the cache is
@@ -59,15 +59,16 @@ def direct_io_works(directory: Path) -> bool:
     if not O_DIRECT:
         return False
     flags = os.O_WRONLY | O_DIRECT | os.O_CLOEXEC
-    tmpfile = getattr(os, "O_TMPFILE", 0)
-    probe = directory / f".direct-{os.getpid()}-{threading.get_ident()}"
+    probe: Path | None = None
     try:
-        if tmpfile:
-            fd = os.open(directory, flags | tmpfile, 0o600)
-        else:
-            fd = os.open(probe, flags | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(directory, flags | getattr(os, "O_TMPFILE", 0), 0o600)
     except OSError:
-        return False
+        # No unnamed files here (or no O_DIRECT): try a named one, as the archive would.
+        probe = directory / f".direct-{os.getpid()}-{threading.get_ident()}"
+        try:
+            fd = os.open(probe, flags | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError:
+            return False
     buffer = mmap.mmap(-1, BLOCK)
     try:
         return os.write(fd, buffer) == BLOCK
@@ -76,7 +77,7 @@ def direct_io_works(directory: Path) -> bool:
     finally:
         buffer.close()
         os.close(fd)
-        if not tmpfile:
+        if probe is not None:
             with contextlib.suppress(OSError):
                 os.unlink(probe)
 
