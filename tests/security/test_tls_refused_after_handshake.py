@@ -70,7 +70,12 @@ async def _refused_before_take_over(pki: Pki) -> tuple[type[BaseException] | Non
 
 
 def test_refusal_right_after_the_handshake_is_seen_at_once(pki: Pki) -> None:
-    outcome, waited, in_window = asyncio.run(_refused_before_take_over(pki))
-    assert in_window, "the streams had already heard of the end: the race was not set up"
+    # The alert may also come so soon that the streams hear of the end before we look (the
+    # case the association handled already): then the race was not set up, try again.
+    for _ in range(10):
+        outcome, waited, in_window = asyncio.run(_refused_before_take_over(pki))
+        if in_window:
+            break
+    assert in_window, "the streams had always heard of the end first: the race was not set up"
     assert outcome is ConnectionClosed
     assert waited < 1.0
