@@ -186,7 +186,7 @@ class DirectWriter:
     def write(self, data: bytes | memoryview) -> None:
         """Append `data` (copied); raises OSError (ENOSPC, EIO...)."""
         self._check_open()
-        self.size += len(memoryview(data).cast("B"))
+        self.size += memoryview(data).nbytes
         for stage in self._filler.add(data):
             self._write_stage(stage)
 

@@ -314,6 +314,9 @@ class SpooledFile:
     def _detach(self) -> PendingFile:
         pending, self._pending = self._pending, None
         if self.error is None and pending is not None:
+            # An O_DIRECT file's last block is written here, on the file's worker; place_all
+            # would do it too (it closes every file's writes before syncing), but on the
+            # group commit's one thread, and with the error reported for the group.
             try:
                 pending.close_writes()
             except OSError as exc:
