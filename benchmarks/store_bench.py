@@ -38,6 +38,7 @@ from benchlib import (
     have_pynetdicom,
     help_text,
     netdicom_cmd,
+    page_cache_write_rate,
     ratio,
     run_timed,
     server,
@@ -478,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     pairs = plan(sets, wanted_senders, wanted_receivers, available_s, available_r)
     runs: dict[tuple[str, str, str], list[Result]] = {pair: [] for pair in pairs}
     trash = Trash(work / "trash")
+    probes: list[str] = []  # page_cache_write_rate before each set: how fast storescp can write
     for number in range(1, rounds + 1):
         if rounds > 1:
             print(f"round {number} of {rounds}", flush=True)
@@ -486,6 +488,9 @@ def main(argv: list[str] | None = None) -> int:
             if name != previous:
                 trash.empty()  # see Trash: deleted files slow the next minute's receivers
                 previous = name
+                rate = page_cache_write_rate(work)
+                probes.append(f"{name} round {number}: {rate:,.0f}")
+                print(f"page cache before {name}: 64 MiB written at {rate:,.0f} MB/s", flush=True)
             data = datasets[name]
             if name not in warmed:
                 # Read the set once so the first pair does not pay for a cold page cache.
@@ -529,11 +534,24 @@ def main(argv: list[str] | None = None) -> int:
     print("Ratios (files/s, same data, same run):")
     for line in ratio_lines(results, sets):
         print(line)
+    print()
+    print(
+        "Page-cache writes before each set, MB/s (below ~1,000 this VM is refaulting memory it "
+        "gave back to its host, and receivers writing through the page cache, as storescp, "
+        "slow down; see benchlib.page_cache_write_rate):"
+    )
+    print("  " + "; ".join(probes))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
             json.dumps(
-                {"scale": scale, "notes": notes, "results": [asdict(r) for r in results]}, indent=2
+                {
+                    "scale": scale,
+                    "notes": notes,
+                    "page_cache_mb_per_s": probes,
+                    "results": [asdict(r) for r in results],
+                },
+                indent=2,
             )
         )
     failed = [r for r in results if not r.ok]
