@@ -24,6 +24,7 @@ from netdicom.archive.direct_io import (
 )
 from netdicom.archive.spool import Spool, SpooledFile
 from netdicom.archive.writer import Archive, Placed
+from tests.faulty_disk import fails_on_write
 from tests.leftovers import temp_files
 
 
@@ -199,16 +200,7 @@ def test_a_dropped_writer_gives_its_stage_back(tmp_path: Path) -> None:
 def test_a_failed_spooled_write_gives_every_stage_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls = 0
-
-    def fails_second(fd: int, data: memoryview) -> int:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            raise OSError(errno.EIO, "Input/output error")
-        return os.write(fd, data)
-
-    archive = Archive(tmp_path, file_write=fails_second)
+    archive = Archive(tmp_path, file_write=fails_on_write(2, errno.EIO))
     pool = archive.stages
     taken: list[Stage] = []
     given: list[Stage] = []

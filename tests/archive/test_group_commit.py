@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 from netdicom.archive.group_commit import GroupCommit
 from netdicom.archive.layout import UnsafePath
 from netdicom.archive.writer import Archive, DeferredFile, Outcome, Placed
+from tests.faulty_disk import fails_on_write
 from tests.leftovers import temp_files
 
 
@@ -54,16 +55,8 @@ def test_instances_queued_together_share_groups(tmp_path: Path) -> None:
 
 
 def test_each_instance_gets_its_own_outcome(tmp_path: Path) -> None:
-    writes = 0
-
-    def full_disk_once(fd: int, data: memoryview) -> int:
-        nonlocal writes
-        writes += 1
-        if writes == 4:  # the second file's body (header, body, header, body...)
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return os.write(fd, data)
-
-    archive = Archive(tmp_path, file_write=full_disk_once)
+    # The fourth write is the second file's body (header, body, header, body...).
+    archive = Archive(tmp_path, file_write=fails_on_write(4))
     committer = GroupCommit(archive)
 
     def after(placed: Placed) -> str:

@@ -14,6 +14,7 @@ import pytest
 
 from netdicom.archive.spool import Spool, SpooledFile
 from netdicom.archive.writer import Archive, Outcome, Placed
+from tests.faulty_disk import fails_on_write
 from tests.leftovers import temp_files
 
 
@@ -63,16 +64,7 @@ def test_the_file_work_runs_off_the_calling_thread(tmp_path: Path) -> None:
 
 
 def test_a_failed_write_is_reported_and_leaves_nothing(tmp_path: Path) -> None:
-    calls = 0
-
-    def full_disk(fd: int, data: memoryview) -> int:
-        nonlocal calls
-        calls += 1
-        if calls == 3:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return os.write(fd, data)
-
-    archive = Archive(tmp_path, file_write=full_disk)
+    archive = Archive(tmp_path, file_write=fails_on_write(3))
 
     async def main() -> None:
         spooled = SpooledFile(Spool(), archive, b"HEAD")

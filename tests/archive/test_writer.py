@@ -13,6 +13,7 @@ import pytest
 from netdicom.archive import writer
 from netdicom.archive.layout import UnsafePath
 from netdicom.archive.writer import TEMP_DIR, Archive, DuplicatePolicy, Outcome
+from tests.faulty_disk import fails_on_write
 from tests.leftovers import temp_files
 
 
@@ -84,16 +85,7 @@ def test_rename_counts_up(tmp_path: Path) -> None:
 
 
 def test_failing_write_leaves_nothing(tmp_path: Path) -> None:
-    calls = 0
-
-    def full_disk(fd: int, data: memoryview) -> int:
-        nonlocal calls
-        calls += 1
-        if calls > 1:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return os.write(fd, data)
-
-    archive = Archive(tmp_path, file_write=full_disk)
+    archive = Archive(tmp_path, file_write=fails_on_write(2, and_after=True))
     pending = archive.begin(b"HEAD")
     with pytest.raises(OSError, match="No space"):
         pending.write(b"BODY")
