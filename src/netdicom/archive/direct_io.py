@@ -13,8 +13,8 @@ O_DIRECT wants the buffer, the file offset and the length aligned to the device'
 block size: bytes are gathered into a `STAGE`-sized buffer and written in whole stages; the
 last, partial block is written padded with zeros and the file then truncated to its size.
 A file system that refuses O_DIRECT (tmpfs before Linux 6.6, some network file systems) is
-found out when the archive opens (`direct_io_works`); one that refuses a write later gets the rest of that file
-through the page cache (`EINVAL`: the flag is dropped with fcntl).
+found out when the archive opens (`direct_io_works`); one that refuses a write later gets the
+rest of that file through the page cache (`EINVAL`: the flag is dropped with fcntl).
 
 Not used without fsync: there nothing waits for the disk, and writing through the cache is
 faster.
