@@ -4,6 +4,7 @@ real or scripted peers on 127.0.0.1 (README "Exit codes", netdicom.cli.exit_code
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -179,3 +180,31 @@ def test_130_when_interrupted_while_the_command_line_is_parsed() -> None:
     )
     assert out.returncode == 130, out.stderr
     assert "Traceback" not in out.stderr
+
+
+def _run_with_stdout_closed(*args: str) -> subprocess.CompletedProcess[str]:
+    """`netdicom ARGS` with standard output a pipe whose reader has exited already (as `head`
+    does once it has its lines): every write to it fails with EPIPE."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run(
+            [*NETDICOM, *args], stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60
+        )
+    finally:
+        os.close(write_end)
+
+
+def test_141_when_standard_output_is_closed(tmp_path: Path) -> None:
+    # `netdicom find ... | head -1`: the command stops with the code cat or grep give there,
+    # one line on stderr, no traceback (not exit 3, "bad input", with Errno 32 as before).
+    files = [str(path) for path in make_files(tmp_path / "in", 3)]
+    port = free_port()
+    with running(serve_argv(tmp_path / "archive", port), port):
+        assert run_cli("store", f"127.0.0.1:{port}", *files, "-q").returncode == 0
+        found = _run_with_stdout_closed("find", f"127.0.0.1:{port}", "PatientName=*")
+        stored = _run_with_stdout_closed("store", f"127.0.0.1:{port}", *files, "--json")
+    for result in (found, stored):
+        assert result.returncode == ExitCode.OUTPUT_CLOSED == 141, result.stderr
+        assert "standard output was closed" in result.stderr
+        assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr

@@ -243,9 +243,11 @@ def stderr(message: str) -> None:
 
 def fail(exc: BaseException, *, debug: bool, quiet: bool = False) -> typer.Exit:
     """Report `exc` on stderr and return the typer.Exit carrying its exit code."""
-    from netdicom.cli.exit_codes import classify
+    from netdicom.cli.exit_codes import ExitCode, classify
 
     code, message, hint = classify(exc)
+    if code is ExitCode.OUTPUT_CLOSED:
+        _discard_stdout()
     if debug:
         import traceback
 
@@ -255,6 +257,18 @@ def fail(exc: BaseException, *, debug: bool, quiet: bool = False) -> typer.Exit:
         if hint:
             stderr(f"hint: {hint}")
     return typer.Exit(int(code))
+
+
+def _discard_stdout() -> None:
+    """Point standard output at /dev/null: what is still buffered for it (and the flush at
+    exit) must not raise BrokenPipeError again once its reader is gone."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
 
 
 def run(coro: Coroutine[Any, Any, T], *, debug: bool, quiet: bool = False) -> T:

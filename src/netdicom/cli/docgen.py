@@ -32,6 +32,7 @@ _EXIT_WORDS = {
     ExitCode.ABORTED: "association aborted, or the peer broke the protocol",
     ExitCode.TIMEOUT: "a timeout expired",
     ExitCode.INTERRUPTED: "interrupted",
+    ExitCode.OUTPUT_CLOSED: "standard output closed (its reader exited, as `| head` does): the command stopped",
 }
 
 _ENVIRONMENT = (

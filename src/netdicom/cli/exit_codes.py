@@ -15,12 +15,17 @@ class ExitCode(IntEnum):
     ABORTED = 6  # association aborted, or the peer broke the protocol
     TIMEOUT = 7  # a timeout expired (connect, ACSE, DIMSE)
     INTERRUPTED = 130  # Ctrl-C / SIGINT
+    # Standard output's reader went away (`netdicom find ... | head`): the command stops. 141
+    # is what a shell reports for `cat` or `grep` in the same place (killed by SIGPIPE), so a
+    # script under `set -o pipefail` sees the same as with those; we exit normally instead
+    # of by the signal so that the association is aborted and no partial file is left.
+    OUTPUT_CLOSED = 141
 
 
 EXIT_CODE_HELP = (
     "Exit codes: 0 success; 1 operation failed; 2 usage error; 3 bad or missing input; "
     "4 connection failed; 5 association rejected or no usable context; 6 aborted or protocol "
-    "error; 7 timeout; 130 interrupted."
+    "error; 7 timeout; 130 interrupted; 141 standard output closed (as by `| head`)."
 )
 
 
@@ -32,6 +37,8 @@ def classify(exc: BaseException) -> tuple[ExitCode, str, str | None]:
 
     if isinstance(exc, KeyboardInterrupt):
         return ExitCode.INTERRUPTED, "interrupted", None
+    if isinstance(exc, BrokenPipeError) and stdout_closed():
+        return ExitCode.OUTPUT_CLOSED, "standard output was closed: stopped", None
     if isinstance(exc, BadPeer):
         return ExitCode.USAGE, str(exc), None
     from netdicom.config import ConfigError
@@ -60,3 +67,20 @@ def classify(exc: BaseException) -> tuple[ExitCode, str, str | None]:
     if isinstance(exc, OSError):
         return ExitCode.BAD_INPUT, str(exc), None
     return ExitCode.FAILED, f"internal error: {exc!r}", "run again with --debug for details"
+
+
+def stdout_closed() -> bool:
+    """True when nobody reads our standard output any more (a pipe whose reader exited).
+
+    A BrokenPipeError alone does not say whose pipe broke; poll does: the write end of a pipe
+    without readers reports POLLERR (a socket that was shut down, POLLHUP)."""
+    import select
+    import sys
+
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
