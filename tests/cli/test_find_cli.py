@@ -174,3 +174,24 @@ def test_index_progress_bar_only_on_a_terminal() -> None:
     with IndexProgress(terminal) as progress:
         progress(10, 10)
     assert "indexing the archive" in terminal.getvalue()
+
+
+@pytest.mark.parametrize("command", ["find", "get"])
+@pytest.mark.parametrize("key", ["StudyDate=2024*", "StudyDate=2023-2024", "StudyTime=10:15"])
+def test_a_date_or_time_key_that_cannot_match_is_a_usage_error(command: str, key: str) -> None:
+    # Refused before connecting (nothing listens on port 1): exit 2, the syntax in words.
+    # (get and move resolve such keys with a C-FIND first.)
+    result = cli(command, "127.0.0.1:1", key)
+    assert result.returncode == 2, result.stderr
+    assert key.partition("=")[0] in result.stderr and "C.2.2.2.5" in result.stderr
+
+
+def test_wildcards_and_ranges_pass_without_pydicom_warnings(server: int) -> None:
+    result = cli("find", f"127.0.0.1:{server}", "--csv", "--no-defaults", "PatientID=",
+                 "ModalitiesInStudy=C*", "StudyDate=20240101-", "StudyTime=00-23")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.splitlines()[1:]) == [
+        "P0,CT,20240102,101500",
+        "P1,CT,20240301,101500",
+    ]
+    assert "Warning" not in result.stderr and "Invalid value" not in result.stderr

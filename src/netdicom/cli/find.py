@@ -59,7 +59,9 @@ def find(
         typer.Argument(
             help="[PEER] then KEY=VALUE matching keys; KEY= asks for a return key. PEER is "
             "HOST:PORT, AET@HOST:PORT or a configured peer name (default: the default peer). "
-            "KEY is a keyword (PatientName) or a tag (0010,0010).",
+            "KEY is a keyword (PatientName) or a tag (0010,0010). Wildcards (* ?) match text; "
+            "dates and times take one value or a range (20240101-20240131, 20240101-, "
+            "-20241231), never wildcards.",
             show_default=False,
             metavar="[PEER] KEY=VALUE...",
         ),

@@ -74,6 +74,32 @@ class KeyArg:
 _TAG = re.compile(r"\(?([0-9A-Fa-f]{4}),?([0-9A-Fa-f]{4})\)?")
 
 
+# A date or time matching key: one value, or a range with either end left open (PS3.4
+# C.2.2.2.5). Wildcards do not apply to DA and TM (C.2.2.2.4): `StudyDate=2024*` or a range of
+# years would match nothing, or not what was meant, so they are refused before sending.
+_DATE = r"\d{8}"
+_TIME = r"\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,6})?)?)?"
+_MATCHABLE: Final = {
+    "DA": (re.compile(rf"{_DATE}|{_DATE}-(?:{_DATE})?|-{_DATE}"), "YYYYMMDD", ""),
+    "TM": (
+        re.compile(rf"{_TIME}|{_TIME}-(?:{_TIME})?|-{_TIME}"),
+        "HHMMSS",
+        "; a time may stop after HH or HHMM, or go on to .FFFFFF",
+    ),
+}
+
+
+def _check_date_time(keyword: str, vr: str, value: str) -> None:
+    form = _MATCHABLE.get(vr)
+    if form is None or value in ("", "*") or form[0].fullmatch(value.strip(" ")):
+        return
+    _, one, more = form
+    raise BadKey(
+        f"{keyword}={value!r}: a {vr} key is one value or a range ({one}, {one}-{one}, "
+        f"{one}- or -{one}{more}), without wildcards (PS3.4 C.2.2.2.5)"
+    )
+
+
 def parse_key(text: str) -> KeyArg:
     """`PatientName=DOE*`, `0010,0010=DOE*`, `(0010,0010)=`, `00100010=`."""
     from pydicom.datadict import keyword_for_tag, tag_for_keyword
@@ -93,7 +119,19 @@ def parse_key(text: str) -> KeyArg:
                 f"{name!r} is not a DICOM keyword or a tag (e.g. PatientName or 0010,0010)"
             )
         tag, keyword = int(number), name
+    _check_date_time(keyword, _dictionary_vr(tag), value)
     return KeyArg(tag, keyword, value)
+
+
+def _dictionary_vr(tag: int) -> str:
+    """The VR of `tag` in the data dictionary (the first of "US or SS"); a tag it does not
+    know is LO when private, else UN."""
+    from pydicom.datadict import dictionary_VR
+
+    try:
+        return str(dictionary_VR(tag)).split(" or ")[0]
+    except KeyError:
+        return "LO" if (tag >> 16) % 2 else "UN"
 
 
 def wanted_keys(
@@ -116,8 +154,13 @@ def wanted_keys(
 
 def build_identifier(level: Level, wanted: Mapping[int, str]) -> Any:
     """The C-FIND identifier: Query/Retrieve Level, the wanted keys, and Specific Character
-    Set (ISO_IR 192 when a value is not ASCII, else asked for as a return key)."""
-    from pydicom.datadict import dictionary_VR
+    Set (ISO_IR 192 when a value is not ASCII, else asked for as a return key).
+
+    Values are not checked against their VR's syntax by pydicom (which would warn on
+    `Modality=C*`: wildcards and ranges are matching syntax, not stored values); `parse_key`
+    checks dates and times, the rest is for the peer to match."""
+    from pydicom import config
+    from pydicom.dataelem import DataElement
     from pydicom.dataset import Dataset
 
     ds = Dataset()
@@ -126,18 +169,17 @@ def build_identifier(level: Level, wanted: Mapping[int, str]) -> Any:
     ds.QueryRetrieveLevel = level.name
     for tag, value in wanted.items():
         computed = COMPUTED_BY_TAG.get(tag)
-        try:
-            vr = computed.vr if computed else str(dictionary_VR(tag)).split(" or ")[0]
-        except KeyError:
-            vr = "LO" if (tag >> 16) % 2 else "UN"
+        vr = computed.vr if computed else _dictionary_vr(tag)
+        element_value: object
         if vr == "SQ":
             if value:
                 raise BadKey(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) is a sequence: use KEY=")
-            ds.add_new(tag, vr, [])
+            element_value = []
         elif vr == "UI" or ("\\" in value and vr != "PN"):
-            ds.add_new(tag, vr, value.split("\\") if "\\" in value else value or None)
+            element_value = value.split("\\") if "\\" in value else value or None
         else:
-            ds.add_new(tag, vr, value or None)
+            element_value = value or None
+        ds.add(DataElement(tag, vr, element_value, validation_mode=config.IGNORE))
     return ds
 
 
