@@ -208,3 +208,16 @@ def test_141_when_standard_output_is_closed(tmp_path: Path) -> None:
         assert result.returncode == ExitCode.OUTPUT_CLOSED == 141, result.stderr
         assert "standard output was closed" in result.stderr
         assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
+
+
+def test_3_when_serve_cannot_listen(tmp_path: Path) -> None:
+    # The port is taken: one line that says so (was "[Errno 98] error while attempting to
+    # bind on address ..."), exit 3 like other bad input, nothing listening afterwards.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--dir", str(tmp_path), "--port", str(port))
+    assert result.returncode == ExitCode.BAD_INPUT == 3, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: the port is in use" in result.stderr
+    assert "Traceback" not in result.stderr and "Errno" not in result.stderr

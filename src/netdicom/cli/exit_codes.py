@@ -45,6 +45,8 @@ def classify(exc: BaseException) -> tuple[ExitCode, str, str | None]:
 
     if isinstance(exc, ConfigError):
         return ExitCode.BAD_INPUT, str(exc), None
+    if isinstance(exc, errors.ListenFailed):
+        return ExitCode.BAD_INPUT, str(exc), None
     if isinstance(exc, errors.ConnectFailed):
         return ExitCode.CONNECT, str(exc), None
     if isinstance(exc, errors.AssociationRejected):

@@ -84,3 +84,8 @@ class DimseFailure(NetDicomError):
 
 class ConnectFailed(NetDicomError):
     """The TCP (or TLS) connection could not be opened: refused, unreachable, handshake failed."""
+
+
+class ListenFailed(NetDicomError):
+    """We could not listen on the address asked for: the port is taken, privileged, or the
+    address is not this machine's."""

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 
 from netdicom.core.acse import Negotiated
+from netdicom.core.errors import ListenFailed
 from netdicom.core.pdu import AssociateAC, AssociateRJ, AssociateRQ
 from netdicom.transport.association import Association
 from netdicom.transport.config import TransportConfig
@@ -56,16 +59,20 @@ class Server:
         return sum(1 for a in self.associations if a.negotiated is not None)
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._on_connection,
-            self.host,
-            self.port,
-            # TLS is started per connection in _run, so that a failed handshake is logged with
-            # the peer's address and bounded by ARTIM.
-            reuse_address=True,
-            limit=1 << 20,
-            backlog=512,
-        )
+        """Listen; raises ListenFailed saying why not."""
+        try:
+            self._server = await asyncio.start_server(
+                self._on_connection,
+                self.host,
+                self.port,
+                # TLS is started per connection in _run, so that a failed handshake is logged
+                # with the peer's address and bounded by ARTIM.
+                reuse_address=True,
+                limit=1 << 20,
+                backlog=512,
+            )
+        except OSError as exc:
+            raise ListenFailed(_listen_failure(self.host, self.port, exc)) from exc
         sockets = self._server.sockets
         if sockets and self.port == 0:
             self.port = sockets[0].getsockname()[1]
@@ -168,3 +175,15 @@ class Server:
             raise
         writer.transport.abort()
         return False
+
+
+def _listen_failure(host: str, port: int, exc: OSError) -> str:
+    where = f"cannot listen on {host}:{port}"
+    if isinstance(exc, socket.gaierror):
+        return f"{where}: unknown host ({exc.strerror})"
+    reason = {
+        errno.EADDRINUSE: "the port is in use (another server on it?)",
+        errno.EACCES: "permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
+        errno.EADDRNOTAVAIL: "that address is not one of this machine's",
+    }.get(exc.errno or 0, exc.strerror or str(exc))
+    return f"{where}: {reason}"
