@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
+import socket
+import struct
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -262,6 +265,52 @@ def test_peer_that_stops_reading_times_out_the_send() -> None:
             assert time.monotonic() - started < 3.5
 
     run(main())
+
+
+class _FileLike:
+    """A DatasetSource with readinto, as `netdicom store` sends files."""
+
+    def __init__(self, data: bytes) -> None:
+        self.length = len(data)
+        self._file = io.BytesIO(data)
+
+    def read(self, size: int) -> bytes:
+        return self._file.read(size)
+
+    def readinto(self, buffer: memoryview) -> int:
+        return self._file.readinto(buffer)
+
+
+@pytest.mark.parametrize("source", ["bytes", "file"])
+def test_peer_reset_mid_data_set_ends_the_send_quietly(
+    source: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The peer reads 1 MB of a 32 MiB data set, then resets. The send ends with the reset,
+    # at once: it does not go on writing the rest into a dead transport (asyncio logged
+    # "socket.send() raised exception." for each of those thousands of PDUs, even with -q).
+    async def script(peer: Stream) -> None:
+        await peer.accept()
+        got = 0
+        while got < 1 << 20:
+            got += len(await peer.reader.read(1 << 16))
+        sock = peer.writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        peer.writer.transport.abort()
+
+    async def main() -> None:
+        async with scripted(script) as port:
+            assoc = await _client(port)
+            from netdicom.core.dimse import CEchoRQ
+
+            data = bytes(32 * 1024 * 1024)
+            dataset = data if source == "bytes" else _FileLike(data)
+            with pytest.raises((errors.ConnectionClosed, errors.AssociationAborted)):
+                await assoc.send_message(1, CEchoRQ(1), dataset=dataset)
+            await assoc.wait_closed()
+
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        run(main())
+    assert not [r for r in caplog.records if r.name == "asyncio"], caplog.text[:500]
 
 
 # --- acceptor side ---------------------------------------------------------------------------

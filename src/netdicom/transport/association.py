@@ -440,7 +440,7 @@ class Association:
             end = min(offset + max_fragment, total)
             last = end >= total
             self._write_pdv(context_id, is_command, last, data[offset:end])
-            if self._write_paused:
+            if self._write_paused or self._transport.is_closing():
                 await self._drain()
             offset = end
             if last:
@@ -461,7 +461,7 @@ class Association:
                 raise LocalProtocolError("data set source ended early")
             remaining -= len(piece)
             self._write_pdv(context_id, False, remaining == 0, piece)
-            if self._write_paused:
+            if self._write_paused or self._transport.is_closing():
                 await self._drain()
             if remaining == 0:
                 break
@@ -501,7 +501,7 @@ class Association:
             if trace is not None:
                 trace("send", _describe_pdv(context_id, False, last, count))
             self._transport.write(view[: 12 + count])
-            if self._write_paused:
+            if self._write_paused or self._transport.is_closing():
                 await self._drain()
             if not self._write_through and remaining:
                 buffer = bytearray(size)
@@ -522,6 +522,18 @@ class Association:
         # One send() per PDU: a lone 12-byte header would be a packet of its own.
         self._transport.write(b"".join((header, piece)))
 
+    async def _until_lost(self) -> None:
+        """The transport is closing and we did not close it: a send failed (the peer reset
+        or closed), and asyncio drops what we write from now on, logging "socket.send()
+        raised exception." for each write, while the connection_lost it has scheduled has not
+        reached us yet. Wait for it (it sets the end the send raises) instead of writing the
+        rest of the data set into the void and reporting it sent."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_CLOSE_GRACE):
+                await self._closed.wait()
+        if self._end is None:
+            self._finish(ConnectionClosed(f"connection to {self.peer} lost while sending"))
+
     def _resume_writing(self) -> None:
         self._write_paused = False
         waiter = self._drain_waiter
@@ -530,6 +542,8 @@ class Association:
 
     async def _drain(self) -> None:
         """Wait until the transport has handed everything written to the kernel."""
+        if self._transport.is_closing() and self._end is None:
+            await self._until_lost()
         if not self._write_paused:
             # Everything went straight to the socket (the usual case): no task, no timer.
             if self._end is not None:
