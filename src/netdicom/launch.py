@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import gc
 import sys
+import warnings
 
 _INTERRUPTED = 130  # netdicom.cli.exit_codes.ExitCode.INTERRUPTED (not imported: it is the CLI)
 
 
 def main() -> None:
     gc.disable()
+    # pydicom warns (UserWarning, with its own file paths) about values it finds invalid: in a
+    # peer's data sets, in a query's matching syntax. What matters of those we check and
+    # report in our own words; on a command's stderr the rest is noise a peer can cause at
+    # will. (Its logger still gets them: --debug shows them.)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
     try:
         from netdicom.cli.app import main as run
     except KeyboardInterrupt:

@@ -20,7 +20,7 @@ from netdicom.core.acse import ProposedContext
 from netdicom.core.dimse import CCancelRQ, CFindRQ, CFindRSP, status
 from netdicom.core.errors import NetDicomError, RemoteProtocolError
 from netdicom.core.records import frozen
-from netdicom.services.find_scp import decode_identifier, encode_identifier
+from netdicom.services.find_scp import check_identifier, decode_identifier, encode_identifier
 from netdicom.services.session import receive_response, require_context
 from netdicom.transport.association import Association
 
@@ -218,7 +218,7 @@ async def find(
             if response.status in (status.PENDING, status.PENDING_WARNING):
                 if cancelled or dataset is None:
                     continue
-                ds = decode_identifier(dataset, ctx.transfer_syntax)
+                ds = _read_match(dataset, ctx.transfer_syntax)
                 apply_fallback_charset(ds)
                 on_match(ds, response.status)
                 matches += 1
@@ -229,6 +229,21 @@ async def find(
             return FindResult(response.status, matches, cancelled, response.error_comment)
     finally:
         assoc.message_ids.release(message_id)
+
+
+def _read_match(data: bytes, transfer_syntax: str) -> Any:
+    """A pending response's identifier, checked whole first: pydicom's reader guesses past
+    what it cannot read (another VR encoding, a truncated element), and a peer's garbage would
+    be shown as a match."""
+    from netdicom.archive.scan import DatasetError
+
+    try:
+        check_identifier(data, transfer_syntax)
+    except DatasetError as exc:
+        raise RemoteProtocolError(
+            f"a C-FIND match from the peer is not a valid data set: {exc}"
+        ) from exc
+    return decode_identifier(data, transfer_syntax)
 
 
 def write_response(ds: Any, path: Path, sop_class: str) -> None:
