@@ -1,17 +1,39 @@
 """`netdicom get` end to end: usage errors in process, retrievals as subprocesses against
-`netdicom serve` and against a hostile C-GET SCP on 127.0.0.1."""
+`netdicom serve`, against a hostile C-GET SCP, and against scripted Q/R SCPs whose counts lie
+or that drop the connection mid-transfer, on 127.0.0.1."""
 
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from netdicom.cli.app import app
-from tests.dicomfiles import make_files
+from netdicom.core import uids
+from netdicom.core.acse import AcceptorPolicy, negotiate_acceptor
+from netdicom.core.dimse import decode_command, encode_command, status
+from netdicom.core.dimse.messages_qr import CGetRSP
+from netdicom.core.dimse.messages_store import CStoreRQ, CStoreRSP
+from netdicom.core.pdu import (
+    PDU,
+    AssociateRJ,
+    AssociateRQ,
+    PDataTF,
+    PresentationDataValue,
+    ReleaseRP,
+    ReleaseRQ,
+    decode_pdu,
+    encode_pdata,
+    encode_pdu,
+)
+from netdicom.services.find_scp import encode_identifier
+from tests.cli.test_exit_codes import scripted_peer
+from tests.dicomfiles import CT, make_dataset, make_files
 from tests.peers import free_port, run_cli, running, serve_argv
 from tests.services.test_retrieve_get_scu import hostile_scp_thread, hostile_uids
 
@@ -54,7 +76,9 @@ def test_get_by_uid(server: tuple[int, Path], tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["requests"][0]["completed"] == 3
+    assert summary["stored"] == 3 and summary["problems"] == [] and summary["error"] is None
     assert len(list(tmp_path.rglob("*.dcm"))) == 3
+    assert not (tmp_path / ".incoming").exists()  # the temporary folder, once empty
 
 
 def test_get_resolves_other_keys_and_dry_run(server: tuple[int, Path], tmp_path: Path) -> None:
@@ -92,3 +116,202 @@ def test_hostile_scp_cannot_write_outside_out(tmp_path: Path) -> None:
     outside = {p for p in tmp_path.rglob("*") if p.is_file() and out not in p.parents}
     assert outside == set()
     assert len(list(out.rglob("*.dcm"))) == 1
+
+
+# --- scripted Q/R SCPs: what a misbehaving peer sends, built with our own codec ---------------
+
+
+class ScriptedQR:
+    """A Q/R SCP on one raw socket: accepts the association (storage contexts with the SCP
+    role for the requestor, PS3.4 C.4.3.1), then does what the test script says. Every PDU and
+    command set is built by netdicom.core.pdu and netdicom.core.dimse."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        rq = self.read()
+        assert isinstance(rq, AssociateRQ)
+        policy = AcceptorPolicy(
+            ae_title="LIAR",
+            transfer_syntax_chooser=lambda abstract, offered: (
+                uids.IMPLICIT_VR_LE if uids.IMPLICIT_VR_LE in offered else offered[0]
+            ),
+            can_act_as_scu=lambda sop_class: True,
+        )
+        answer = negotiate_acceptor(rq, policy)
+        assert not isinstance(answer, AssociateRJ)
+        ac, self.negotiated = answer
+        conn.sendall(encode_pdu(ac))
+        self._message_ids = iter(range(100, 200))
+
+    def _exactly(self, count: int) -> bytes:
+        parts: list[bytes] = []
+        while count:
+            chunk = self.conn.recv(count)
+            if not chunk:
+                raise ConnectionError("the requestor closed the connection")
+            parts.append(chunk)
+            count -= len(chunk)
+        return b"".join(parts)
+
+    def read(self) -> PDU:
+        header = self._exactly(6)
+        return decode_pdu(header[0], self._exactly(int.from_bytes(header[2:], "big")))
+
+    def request(self) -> tuple[int, Any]:
+        """The next message (context ID, message); its data set, if any, is read and dropped."""
+        command = bytearray()
+        message: Any = None
+        context_id = 0
+        while True:
+            pdu = self.read()
+            assert isinstance(pdu, PDataTF), pdu
+            for pdv in pdu.pdvs:
+                context_id = pdv.context_id
+                if pdv.is_command:
+                    command += pdv.data
+                    if pdv.is_last:
+                        message = decode_command(bytes(command))
+                        if not message.has_dataset:
+                            return context_id, message
+                elif pdv.is_last:
+                    return context_id, message
+
+    def send(
+        self, context_id: int, message: Any, data: bytes | None = None, *, cut: int = 0
+    ) -> None:
+        """Send `message`; `cut`: send only that many bytes of `data` (not the last fragment)."""
+        command = PresentationDataValue(context_id, True, True, encode_command(message))
+        self.conn.sendall(encode_pdata(PDataTF((command,))))
+        if data is not None:
+            piece = PresentationDataValue(context_id, False, not cut, data[:cut] if cut else data)
+            self.conn.sendall(encode_pdata(PDataTF((piece,))))
+
+    def store(self, sop_instance_uid: str, *, cut: int = 0) -> None:
+        """One C-STORE sub-operation of a C-GET (PS3.4 C.4.3.3), answered unless `cut`."""
+        context = next(c for c in self.negotiated.accepted.values() if c.abstract_syntax == CT)
+        ds = make_dataset(sop_instance_uid=sop_instance_uid, patient_id="P1", study_uid="1.2.3")
+        data = encode_identifier(ds, context.transfer_syntax)
+        message = CStoreRQ(next(self._message_ids), CT, sop_instance_uid)
+        self.send(context.context_id, message, data, cut=cut)
+        if not cut:
+            _, answer = self.request()
+            assert isinstance(answer, CStoreRSP), answer
+
+    def release(self) -> None:
+        if isinstance(self.read(), ReleaseRQ):
+            self.conn.sendall(encode_pdu(ReleaseRP()))
+
+
+def _get_rsp(request: Any, code: int, *counts: int | None) -> CGetRSP:
+    """A C-GET-RSP to `request` with (remaining, completed, failed, warning) `counts`."""
+    remaining, completed, failed, warning = counts
+    return CGetRSP(
+        request.message_id,
+        code,
+        request.affected_sop_class_uid,
+        remaining,
+        completed,
+        failed,
+        warning,
+    )
+
+
+def _get_lying(conn: socket.socket) -> None:
+    # PS3.4 C.4.3.3: 100 completed sub-operations, but not one C-STORE-RQ was sent.
+    qr = ScriptedQR(conn)
+    context_id, request = qr.request()
+    qr.send(context_id, _get_rsp(request, status.PENDING, 3, 0, 0, 0))
+    qr.send(context_id, _get_rsp(request, status.SUCCESS, None, 100, 0, 0))
+    qr.release()
+
+
+def _get_success_with_failures(conn: socket.socket) -> None:
+    # Success (0x0000) although 5 sub-operations failed: PS3.4 C.4.3.2.1 wants B000 or a failure.
+    qr = ScriptedQR(conn)
+    context_id, request = qr.request()
+    qr.store("1.2.826.0.1.99.1")
+    qr.send(context_id, _get_rsp(request, status.SUCCESS, None, 1, 5, 0))
+    qr.release()
+
+
+def _get_then_close(conn: socket.socket) -> None:
+    # One instance stored, the next one cut in the middle of its data set, connection closed.
+    qr = ScriptedQR(conn)
+    qr.request()
+    qr.store("1.2.826.0.1.99.2")
+    qr.store("1.2.826.0.1.99.3", cut=100)
+
+
+def _reject(conn: socket.socket) -> None:
+    conn.recv(65536)  # the A-ASSOCIATE-RQ
+    # Rejected permanent, by the service user, no reason given (PS3.8 Table 9-21).
+    conn.sendall(encode_pdu(AssociateRJ(1, 1, 1)))
+
+
+def _incoming_left(out: Path) -> bool:
+    return (out / ".incoming").exists()
+
+
+def test_get_counts_that_lie_exit_1(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with scripted_peer(_get_lying) as port:
+        result = run_cli("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
+                         "--out", str(out), "--timeout", "5")  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "the peer reports 100 completed sub-operations, but 0 instances arrived" in (
+        result.stderr
+    )
+    assert list(out.iterdir()) == []  # no empty .incoming either
+
+
+def test_get_success_with_failed_sub_operations_exit_1(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with scripted_peer(_get_success_with_failures) as port:
+        result = run_cli("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
+                         "--out", str(out), "--timeout", "5", "--json")  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["stored"] == 1 and summary["error"] is None
+    (problem,) = summary["problems"]
+    assert "Success (0x0000) but counts 5 failed sub-operations" in problem
+    assert len(list(out.rglob("*.dcm"))) == 1
+    assert not _incoming_left(out)
+
+
+def test_get_json_after_a_mid_transfer_failure_says_what_was_stored(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with scripted_peer(_get_then_close) as port:
+        result = run_cli("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
+                         "--out", str(out), "--timeout", "5", "--json")  # fmt: skip
+    assert result.returncode == 6, result.stderr  # aborted: the same code as without --json
+    summary = json.loads(result.stdout)
+    assert summary["stored"] == 1
+    assert [r["sop_instance_uid"] for r in summary["received"]] == ["1.2.826.0.1.99.2"]
+    assert "closed the connection" in summary["error"]
+    assert [p.name for p in out.rglob("*.dcm")] == ["1.2.826.0.1.99.2.dcm"]
+    with scripted_peer(_get_then_close) as port:
+        text = run_cli("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
+                       "--out", str(tmp_path / "text"), "--timeout", "5")  # fmt: skip
+    assert text.returncode == 6
+    assert f"1 stored in {tmp_path / 'text'}" in text.stderr
+
+
+def test_rejected_get_leaves_no_incoming_folder(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with scripted_peer(_reject) as port:
+        result = run_cli("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
+                         "--out", str(out), "--timeout", "5", "--json")  # fmt: skip
+    assert result.returncode == 5, result.stderr
+    assert json.loads(result.stdout)["error"].startswith("association rejected")
+    assert list(out.iterdir()) == []
+
+
+def test_failed_sub_operations_fail_whatever_the_status() -> None:
+    from netdicom.cli.get import exit_code
+    from netdicom.services.retrieve_common import Progress, RetrieveOutcome
+
+    # Cancelled by us (--max): 0 when nothing failed, 1 when the peer counts failures.
+    clean = RetrieveOutcome(status.CANCEL, Progress(2, 1, 0, 0), cancelled=True)
+    assert exit_code([clean], [], False, "get") == 0
+    failed = RetrieveOutcome(status.CANCEL, Progress(2, 1, 1, 0), cancelled=True)
+    assert exit_code([failed], [], False, "get") == 1

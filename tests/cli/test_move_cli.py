@@ -1,16 +1,23 @@
 """`netdicom move` end to end: usage errors in process; A801 and a move to a receiver that
-refuses everything as subprocesses against `netdicom serve`."""
+refuses everything as subprocesses against `netdicom serve`; counts that lie and a dropped
+connection from a scripted C-MOVE SCP."""
 
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from netdicom.cli.app import app
+from netdicom.core.dimse import status
+from netdicom.core.dimse.messages_qr import CMoveRSP
+from tests.cli.test_exit_codes import scripted_peer
+from tests.cli.test_get_cli import ScriptedQR
 from tests.dicomfiles import make_files
 from tests.peers import free_port, run_cli, running, serve_argv
 
@@ -60,3 +67,87 @@ def test_move_dry_run_needs_no_destination(server: int, tmp_path: Path) -> None:
     result = run_cli("move", f"127.0.0.1:{server}", "PatientID=PAT001", "--dry-run")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"C-MOVE QueryRetrieveLevel=STUDY StudyInstanceUID={STUDY}"
+
+
+def _move_rsp(request: Any, code: int, *counts: int | None) -> CMoveRSP:
+    """A C-MOVE-RSP to `request` with (remaining, completed, failed, warning) `counts`."""
+    remaining, completed, failed, warning = counts
+    return CMoveRSP(
+        request.message_id,
+        code,
+        request.affected_sop_class_uid,
+        remaining,
+        completed,
+        failed,
+        warning,
+    )
+
+
+def _move_lying(conn: socket.socket) -> None:
+    # PS3.4 C.4.2.3: 500 completed sub-operations, without ever calling the destination.
+    qr = ScriptedQR(conn)
+    context_id, request = qr.request()
+    qr.send(context_id, _move_rsp(request, status.PENDING, 500, 0, 0, 0))
+    qr.send(context_id, _move_rsp(request, status.SUCCESS, None, 500, 0, 0))
+    qr.release()
+
+
+def _move_then_close(conn: socket.socket) -> None:
+    qr = ScriptedQR(conn)
+    context_id, request = qr.request()
+    qr.send(context_id, _move_rsp(request, status.PENDING, 2, 0, 0, 0))
+
+
+def _listen(out: Path) -> list[str]:
+    return ["--listen", str(free_port()), "--listen-host", "127.0.0.1", "--out", str(out),
+            "--grace", "0", "--timeout", "5"]  # fmt: skip
+
+
+def test_move_to_ourselves_checks_the_counts(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with scripted_peer(_move_lying) as port:
+        result = run_cli("move", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3", *_listen(out))
+    assert result.returncode == 1, result.stderr
+    assert "the peer reports 500 completed sub-operations, but 0 instances arrived" in (
+        result.stderr
+    )
+    assert list(out.iterdir()) == []  # no empty .incoming either
+
+
+def test_move_to_another_ae_does_not_pretend_to_check(tmp_path: Path) -> None:
+    with scripted_peer(_move_lying) as port:
+        result = run_cli("move", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
+                         "--dest", "ELSEWHERE", "--timeout", "5")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "500 completed" in result.stderr and "not seen from here" in result.stderr
+    assert "arrived" not in result.stderr and "stored" not in result.stderr
+    with scripted_peer(_move_lying) as port:
+        result = run_cli("move", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
+                         "--dest", "ELSEWHERE", "--timeout", "5", "--json")  # fmt: skip
+    summary = json.loads(result.stdout)
+    assert summary["stored"] is None and summary["problems"] == []
+
+
+def test_move_json_after_a_dropped_connection(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with scripted_peer(_move_then_close) as port:
+        result = run_cli("move", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3", *_listen(out),
+                         "--json")  # fmt: skip
+    assert result.returncode == 6, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["stored"] == 0 and summary["requests"] == []
+    assert "closed the connection" in summary["error"]
+    assert list(out.iterdir()) == []
+
+
+def test_listen_failure_leaves_no_incoming_folder(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # The peer (port 9, discard) is never called: the receiver cannot listen first.
+        result = run_cli("move", "127.0.0.1:9", "StudyInstanceUID=1.2.3", "--listen", str(port),
+                         "--listen-host", "127.0.0.1", "--out", str(out))  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert list(out.iterdir()) == []

@@ -1,6 +1,9 @@
-"""Retrieve identifiers, the wildcard guard, resolving C-FIND matches, counters and statuses."""
+"""Retrieve identifiers, the wildcard guard, resolving C-FIND matches, counters and statuses,
+the check of the counts a peer reports, and the tidying of the temporary folder."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from pydicom.dataset import Dataset
@@ -10,9 +13,12 @@ from netdicom.core.dimse import status
 from netdicom.services.retrieve_common import (
     MAX_UID_LIST_BYTES,
     Counters,
+    Progress,
+    RetrieveOutcome,
     RetrieveRequest,
     UnsafeRetrieve,
     build_identifier,
+    check_counts,
     direct_requests,
     failed_uid_list,
     final_status,
@@ -20,6 +26,7 @@ from netdicom.services.retrieve_common import (
     is_safe_unique_value,
     model_of,
     resolve_matches,
+    tidy_incoming,
 )
 
 STUDY_UID = 0x0020000D
@@ -156,3 +163,58 @@ def test_model_of() -> None:
     assert model_of("1.2.840.10008.5.1.4.1.2.2.3") == (Model.STUDY_ROOT, "get")
     assert model_of("1.2.840.10008.5.1.4.1.2.1.2") == (Model.PATIENT_ROOT, "move")
     assert model_of("1.2.840.10008.5.1.4.1.2.2.1") is None
+
+
+def _final(
+    code: int, completed: int | None, failed: int | None, warning: int | None
+) -> RetrieveOutcome:
+    return RetrieveOutcome(code, Progress(None, completed, failed, warning))
+
+
+def test_counts_checked_against_what_arrived() -> None:
+    honest = [_final(status.SUCCESS, 3, 0, 0)]
+    assert check_counts("get", honest, 3) == []
+    # Warning sub-operations stored their instance too.
+    assert check_counts("get", [_final(status.SUBOPERATIONS_WARNING, 2, 0, 1)], 3) == []
+    # More arrived than claimed loses nothing; absent counts claim nothing.
+    assert check_counts("get", [_final(status.SUCCESS, None, None, None)], 2) == []
+    (lie,) = check_counts("get", [_final(status.SUCCESS, 100, 0, 0)], 0)
+    assert lie.fails and lie.text == (
+        "the peer reports 100 completed sub-operations, but 0 instances arrived here"
+    )
+    two = [_final(status.SUCCESS, 2, 0, 0), _final(status.SUCCESS, 3, 0, 0)]
+    (lie,) = check_counts("move", two, 4)
+    assert "reports 5 completed" in lie.text and "4 instances arrived" in lie.text
+    # A move to another AE: nothing to compare with.
+    assert check_counts("move", [_final(status.SUCCESS, 500, 0, 0)], None) == []
+
+
+def test_success_with_failed_or_warning_sub_operations_contradicts_ps34() -> None:
+    (problem,) = check_counts("get", [_final(status.SUCCESS, 0, 5, 0)], 1)
+    assert problem.fails
+    assert "Success (0x0000) but counts 5 failed sub-operations" in problem.text
+    assert "C.4.3.2.1" in problem.text
+    (problem,) = check_counts("move", [_final(status.SUCCESS, 1, 0, 2)], None)
+    assert not problem.fails  # the instances were stored, with a warning
+    assert "2 with a warning" in problem.text and "C.4.2.2.1" in problem.text
+    # B000 is the status for that: nothing to say.
+    assert check_counts("get", [_final(status.SUBOPERATIONS_WARNING, 1, 5, 0)], 1) == []
+
+
+def test_tidy_incoming_removes_only_an_empty_folder_it_created(tmp_path: Path) -> None:
+    with tidy_incoming(tmp_path):
+        (tmp_path / ".incoming").mkdir()
+    assert not (tmp_path / ".incoming").exists()
+    with tidy_incoming(tmp_path):
+        (tmp_path / ".incoming").mkdir()
+        (tmp_path / ".incoming" / "123-1.part").write_bytes(b"being written")
+    assert (tmp_path / ".incoming" / "123-1.part").exists()
+    (tmp_path / ".incoming" / "123-1.part").unlink()
+    # One that was there before may be a serve's on the same folder.
+    with tidy_incoming(tmp_path):
+        pass
+    assert (tmp_path / ".incoming").is_dir()
+    with pytest.raises(RuntimeError), tidy_incoming(tmp_path / "new"):
+        (tmp_path / "new" / ".incoming").mkdir(parents=True)
+        raise RuntimeError
+    assert not (tmp_path / "new" / ".incoming").exists()

@@ -179,7 +179,9 @@ def install_interrupt(cancel: Any, abort: Any) -> None:
         loop.add_signal_handler(signal.SIGINT, on_interrupt)
 
 
-def exit_code(outcomes: Any, received: Any, interrupted: bool, service: str) -> int:
+def exit_code(
+    outcomes: Any, received: Any, interrupted: bool, service: str, problems: Any = ()
+) -> int:
     """0 all succeeded (or --max cancelled), 1 something failed, 130 Ctrl-C."""
     from netdicom.cli.exit_codes import ExitCode
     from netdicom.core.dimse import status
@@ -187,13 +189,22 @@ def exit_code(outcomes: Any, received: Any, interrupted: bool, service: str) -> 
     if interrupted:
         return int(ExitCode.INTERRUPTED)
     for outcome in outcomes:
+        if outcome.final.failed:
+            return int(ExitCode.FAILED)  # whatever the status says (see check_counts)
         if outcome.status == status.CANCEL and outcome.cancelled:
             continue
         if outcome.status != status.SUCCESS:
             return int(ExitCode.FAILED)
-    if any(not r.ok for r in received):
+    if any(not r.ok for r in received) or any(p.fails for p in problems):
         return int(ExitCode.FAILED)
     return int(ExitCode.OK)
+
+
+def error_text(exc: BaseException) -> str:
+    """The message the exit code table gives `exc` (for the "error" of --json)."""
+    from netdicom.cli.exit_codes import classify
+
+    return classify(exc)[1]
 
 
 def get(
@@ -309,10 +320,17 @@ async def _get(
         RetrieveProgress,
         bar_enabled,
         print_summary,
+        stored_count,
         summary_json,
     )
     from netdicom.services.get_scu import get, get_contexts, sop_classes_or_curated
-    from netdicom.services.retrieve_common import Received, RetrieveOutcome, build_identifier
+    from netdicom.services.retrieve_common import (
+        Received,
+        RetrieveOutcome,
+        build_identifier,
+        check_counts,
+        tidy_incoming,
+    )
     from netdicom.services.session import open_association
     from netdicom.services.store_scp import StorageSCP
 
@@ -329,59 +347,72 @@ async def _get(
     if dropped and not quiet:
         stderr(f"netdicom: warning: {len(dropped)} SOP classes left out (128 contexts at most)")
     out.mkdir(parents=True, exist_ok=True)
-    storage = StorageSCP(Archive(out), Layout.parse(layout))
-    cancel = asyncio.Event()
-    interrupted = False
-    assoc = await open_association(target, options, contexts, roles=roles)
-    if verbose and not quiet:
-        from netdicom.render.negotiation import print_negotiation
+    with tidy_incoming(out):
+        storage = StorageSCP(Archive(out), Layout.parse(layout))
+        cancel = asyncio.Event()
+        interrupted = False
+        outcomes: list[RetrieveOutcome] = []
+        # Every instance that arrived, also those of a request the association died in.
+        received: list[Received] = []
+        progress = RetrieveProgress("get", enabled=bar_enabled(quiet or json_output or no_progress))
 
-        print_negotiation(assoc)
+        def on_received(item: Received) -> None:
+            received.append(item)
+            progress.received(item)
 
-    def abort() -> None:
-        nonlocal interrupted
-        interrupted = True
-        assoc.abort()
+        error: Exception | None = None
+        try:
+            assoc = await open_association(target, options, contexts, roles=roles)
+            if verbose and not quiet:
+                from netdicom.render.negotiation import print_negotiation
 
-    install_interrupt(cancel, abort)
-    outcomes: list[RetrieveOutcome] = []
-    received: list[Received] = []
-    progress = RetrieveProgress("get", enabled=bar_enabled(quiet or json_output or no_progress))
-    try:
-        with progress:
-            for request in resolution.requests:
-                left = None if max_instances is None else max_instances - len(received)
-                if left is not None and left <= 0:
-                    break
-                outcome = await get(
-                    assoc,
-                    model,
-                    build_identifier(request, model),
-                    storage,
-                    on_progress=progress.update,
-                    on_received=progress.received,
-                    max_instances=left,
-                    cancel=cancel,
-                    timeout=timeout,
+                print_negotiation(assoc)
+
+            def abort() -> None:
+                nonlocal interrupted
+                interrupted = True
+                assoc.abort()
+
+            install_interrupt(cancel, abort)
+            try:
+                with progress:
+                    for request in resolution.requests:
+                        left = None if max_instances is None else max_instances - len(received)
+                        if left is not None and left <= 0:
+                            break
+                        outcome = await get(
+                            assoc,
+                            model,
+                            build_identifier(request, model),
+                            storage,
+                            on_progress=progress.update,
+                            on_received=on_received,
+                            max_instances=left,
+                            cancel=cancel,
+                            timeout=timeout,
+                        )
+                        outcomes.append(outcome)
+                        if cancel.is_set():
+                            interrupted = True
+                            break
+            except BaseException:
+                assoc.abort()
+                raise
+            await assoc.release()
+        except Exception as exc:
+            # What was stored stays stored: say so (stdout too with --json) before the error.
+            error = exc
+        problems = check_counts("get", outcomes, stored_count(received))
+        if json_output:
+            text = None if error is None else error_text(error)
+            print(summary_json("get", outcomes, received, problems=problems, error=text))
+        elif not quiet:
+            print_summary("get", outcomes, received, out_dir=str(out), problems=problems)
+            for sop_class in sorted({s for o in outcomes for s in o.role_warnings}):
+                stderr(
+                    f"netdicom: warning: the peer sent {sop_class} without granting the SCP "
+                    "role; accepted"
                 )
-                outcomes.append(outcome)
-                received.extend(outcome.received)
-                if cancel.is_set():
-                    interrupted = True
-                    break
-    except BaseException:
-        assoc.abort()
-        raise
-    await assoc.release()
-    if json_output:
-        print(summary_json("get", outcomes, received))
-    elif not quiet:
-        print_summary("get", outcomes, received, out_dir=str(out))
-        for sop_class in sorted({s for o in outcomes for s in o.role_warnings}):
-            stderr(
-                f"netdicom: warning: the peer sent {sop_class} without granting the SCP role; "
-                "accepted"
-            )
-    from netdicom.cli.get import exit_code
-
-    return exit_code(outcomes, received, interrupted, "get")
+        if error is not None:
+            raise error
+    return exit_code(outcomes, received, interrupted, "get", problems)

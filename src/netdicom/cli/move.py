@@ -42,6 +42,7 @@ from netdicom.cli.get import (
     LevelOption,
     ModelChoice,
     ModelOption,
+    error_text,
     exit_code,
     install_interrupt,
     parse_request,
@@ -206,6 +207,7 @@ async def _move(
     no_progress: bool = False,
 ) -> int:
     import asyncio
+    import contextlib
     import dataclasses
 
     from netdicom.core.acse import ProposedContext
@@ -214,6 +216,7 @@ async def _move(
         RetrieveProgress,
         bar_enabled,
         print_summary,
+        stored_count,
         summary_json,
     )
     from netdicom.services.move_scu import MoveReceiver, move
@@ -221,7 +224,9 @@ async def _move(
         Received,
         RetrieveOutcome,
         build_identifier,
+        check_counts,
         sop_class_for,
+        tidy_incoming,
     )
     from netdicom.services.session import open_association
 
@@ -235,88 +240,110 @@ async def _move(
         return 0
     progress = RetrieveProgress("move", enabled=bar_enabled(quiet or json_output or no_progress))
     receiver: MoveReceiver | None = None
-    if listen is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        receiver = MoveReceiver(
-            out,
-            ae_title=destination,
-            host=listen_host,
-            port=listen,
-            layout=layout,
-            # The receiver is a server: the client TLS context of --tls cannot accept
-            # connections, so it listens in plain (sub-associations come from the peer).
-            transport=dataclasses.replace(options.transport, ssl_context=None),
-            on_received=progress.received,
-        )
-        await receiver.start()
-        if not quiet:
-            stderr(f"receiving on {listen_host}:{receiver.port} as {destination}")
     contexts = [ProposedContext(sop_class_for("move", model), _SYNTAXES)]
     outcomes: list[RetrieveOutcome] = []
     cancel = asyncio.Event()
     interrupted = False
-    try:
-        assoc = await open_association(target, options, contexts)
-        if verbose and not quiet:
-            from netdicom.render.negotiation import print_negotiation
-
-            print_negotiation(assoc)
-
-        def abort() -> None:
-            nonlocal interrupted
-            interrupted = True
-            assoc.abort()
-
-        install_interrupt(cancel, abort)
-        ours = options.calling_ae
-
-        def expect(message_id: int) -> None:
-            if receiver is not None:
-                receiver.expected = (ours, message_id)
-
+    error: Exception | None = None
+    with tidy_incoming(out) if listen is not None else contextlib.nullcontext():
         try:
-            with progress:
-                for request in resolution.requests:
-                    outcome = await move(
-                        assoc,
-                        model,
-                        build_identifier(request, model),
-                        destination,
-                        on_progress=progress.update,
-                        on_request=expect,
-                        cancel=cancel,
-                        timeout=timeout,
-                    )
-                    outcomes.append(outcome)
-                    if cancel.is_set():
-                        interrupted = True
-                        break
-                    if outcome.status == status.MOVE_DESTINATION_UNKNOWN:
-                        break
-        except BaseException:
-            assoc.abort()
-            raise
-        await assoc.release()
-    finally:
-        if receiver is not None:
-            await receiver.finish(grace)
-    received: list[Received] = list(receiver.received) if receiver is not None else []
-    if json_output:
-        print(summary_json("move", outcomes, received))
-    elif not quiet:
-        print_summary("move", outcomes, received, out_dir=str(out) if receiver else None)
-        if any(o.status == status.MOVE_DESTINATION_UNKNOWN for o in outcomes):
-            where = f"this host, port {receiver.port}" if receiver else "its host and port"
-            stderr(
-                f"hint: the peer does not know the move destination {destination!r}: add "
-                f"{destination} with {where} to its list of destination AEs"
+            if listen is not None:
+                out.mkdir(parents=True, exist_ok=True)
+                receiver = MoveReceiver(
+                    out,
+                    ae_title=destination,
+                    host=listen_host,
+                    port=listen,
+                    layout=layout,
+                    # The receiver is a server: the client TLS context of --tls cannot accept
+                    # connections, so it listens in plain (sub-associations come from the peer).
+                    transport=dataclasses.replace(options.transport, ssl_context=None),
+                    on_received=progress.received,
+                )
+                await receiver.start()
+                if not quiet:
+                    stderr(f"receiving on {listen_host}:{receiver.port} as {destination}")
+            try:
+                assoc = await open_association(target, options, contexts)
+                if verbose and not quiet:
+                    from netdicom.render.negotiation import print_negotiation
+
+                    print_negotiation(assoc)
+
+                def abort() -> None:
+                    nonlocal interrupted
+                    interrupted = True
+                    assoc.abort()
+
+                install_interrupt(cancel, abort)
+                ours = options.calling_ae
+
+                def expect(message_id: int) -> None:
+                    if receiver is not None:
+                        receiver.expected = (ours, message_id)
+
+                try:
+                    with progress:
+                        for request in resolution.requests:
+                            outcome = await move(
+                                assoc,
+                                model,
+                                build_identifier(request, model),
+                                destination,
+                                on_progress=progress.update,
+                                on_request=expect,
+                                cancel=cancel,
+                                timeout=timeout,
+                            )
+                            outcomes.append(outcome)
+                            if cancel.is_set():
+                                interrupted = True
+                                break
+                            if outcome.status == status.MOVE_DESTINATION_UNKNOWN:
+                                break
+                except BaseException:
+                    assoc.abort()
+                    raise
+                await assoc.release()
+            finally:
+                if receiver is not None and receiver.started:
+                    await receiver.finish(grace)
+        except Exception as exc:
+            # What arrived stays stored: say so (stdout too with --json) before the error.
+            error = exc
+        received: list[Received] = list(receiver.received) if receiver is not None else []
+        # Only our own receiver shows what arrived; another AE's we cannot check.
+        arrived = stored_count(received) if receiver is not None else None
+        problems = check_counts("move", outcomes, arrived)
+        if json_output:
+            text = None if error is None else error_text(error)
+            print(
+                summary_json(
+                    "move",
+                    outcomes,
+                    received,
+                    checked=receiver is not None,
+                    problems=problems,
+                    error=text,
+                )
             )
-        if receiver is not None and receiver.unattributed:
-            stderr(
-                f"netdicom: warning: {receiver.unattributed} instances arrived for another "
-                "move request (Move Originator Message ID); stored anyway"
-            )
-    return exit_code(outcomes, received, interrupted, "move")
+        elif not quiet:
+            out_dir = str(out) if receiver is not None else None
+            print_summary("move", outcomes, received, out_dir=out_dir, problems=problems)
+            if any(o.status == status.MOVE_DESTINATION_UNKNOWN for o in outcomes):
+                where = f"this host, port {receiver.port}" if receiver else "its host and port"
+                stderr(
+                    f"hint: the peer does not know the move destination {destination!r}: add "
+                    f"{destination} with {where} to its list of destination AEs"
+                )
+            if receiver is not None and receiver.unattributed:
+                stderr(
+                    f"netdicom: warning: {receiver.unattributed} instances arrived for another "
+                    "move request (Move Originator Message ID); stored anyway"
+                )
+        if error is not None:
+            raise error
+    return exit_code(outcomes, received, interrupted, "move", problems)
 
 
 _SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")

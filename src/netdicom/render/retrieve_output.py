@@ -1,7 +1,8 @@
 """`netdicom get` / `netdicom move` output: a progress bar on stderr fed by the pending
 responses (remaining, completed, failed, warning), and the summary with the failed SOP
-Instance UIDs. Plain lines when stderr is not a terminal or NO_COLOR is set; `--json` gives
-one summary object on stdout."""
+Instance UIDs, and what the final responses claim that cannot be true. Plain lines when stderr
+is not a terminal or NO_COLOR is set; `--json` gives one summary object on stdout, also when
+the command ends in an error."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from types import TracebackType
 from typing import Any
 
 from netdicom.core.dimse import status_name
-from netdicom.services.retrieve_common import Progress, Received, RetrieveOutcome
+from netdicom.services.retrieve_common import CountProblem, Progress, Received, RetrieveOutcome
 
 
 def _stderr(text: str) -> None:
@@ -93,21 +94,35 @@ def print_summary(
     received: Sequence[Received],
     *,
     out_dir: str | None,
+    problems: Sequence[CountProblem] = (),
 ) -> None:
-    """The summary on stderr: per request status, totals, failed UIDs."""
+    """The summary on stderr: per request status, totals, failed UIDs, what is wrong with
+    the counts. `out_dir` None: the instances went to another AE (C-MOVE), where we cannot
+    see them, so the counts are only the peer's word."""
     completed = sum(o.final.completed or 0 for o in outcomes)
     failed = sum(o.final.failed or 0 for o in outcomes)
     warning = sum(o.final.warning or 0 for o in outcomes)
     for number, outcome in enumerate(outcomes, 1):
         prefix = f"request {number}: " if len(outcomes) > 1 else ""
         _stderr(f"{prefix}C-{service.upper()} {describe(outcome, service)}")
-    line = f"{completed} completed, {failed} failed, {warning} warnings"
-    if received:
-        stored = sum(1 for r in received if r.ok)
-        line += f"; {stored} stored" + (f" in {out_dir}" if out_dir else "")
-    _stderr(line)
+    stored = f"{stored_count(received)} stored in {out_dir}"
+    if outcomes:
+        line = f"the peer reports {completed} completed, {failed} failed, {warning} warnings"
+        if out_dir is None:
+            line += " (at the move destination: not seen from here)"
+        else:
+            line += f"; {stored}"
+        _stderr(line)
+    elif out_dir is not None and received:
+        _stderr(stored)  # the association failed before any final response
     for uid in failed_uids(outcomes, received):
         _stderr(f"  failed: {uid}")
+    for problem in problems:
+        _stderr(f"netdicom: {'error' if problem.fails else 'warning'}: {problem.text}")
+
+
+def stored_count(received: Sequence[Received]) -> int:
+    return sum(1 for r in received if r.ok)
 
 
 def failed_uids(outcomes: Sequence[RetrieveOutcome], received: Sequence[Received]) -> list[str]:
@@ -121,8 +136,16 @@ def failed_uids(outcomes: Sequence[RetrieveOutcome], received: Sequence[Received
 
 
 def summary_json(
-    service: str, outcomes: Sequence[RetrieveOutcome], received: Sequence[Received]
+    service: str,
+    outcomes: Sequence[RetrieveOutcome],
+    received: Sequence[Received],
+    *,
+    checked: bool = True,
+    problems: Sequence[CountProblem] = (),
+    error: str | None = None,
 ) -> str:
+    """The --json summary; `checked` False: the instances went to another AE (C-MOVE), so
+    "stored" is null. `error`: what ended the command early (its exit code says the kind)."""
     return json.dumps(
         {
             "service": service,
@@ -148,5 +171,8 @@ def summary_json(
                 }
                 for r in received
             ],
+            "stored": stored_count(received) if checked else None,
+            "problems": [p.text for p in problems],
+            "error": error,
         }
     )

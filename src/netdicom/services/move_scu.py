@@ -159,6 +159,7 @@ class MoveReceiver:
         self.unattributed = 0  # arrivals naming another (or no) originating request
         self.associations = 0  # sub-associations served
         self.expected: tuple[str, int] | None = None  # (our AE title, our message ID)
+        self.started = False  # listening: finish() has a server to stop
         self._on_received = on_received
         storage = storage_chooser(accept_unknown=True)
         verification = default_chooser({uids.VERIFICATION: (uids.IMPLICIT_VR_LE,)})
@@ -199,6 +200,7 @@ class MoveReceiver:
 
     async def start(self) -> None:
         await self.server.start()
+        self.started = True
 
     async def _store(
         self, assoc: Association, context: AcceptedContext, message: DimseMessage

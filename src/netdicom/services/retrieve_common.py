@@ -10,8 +10,10 @@ lenient SCP, so we never send one, and serve refuses one with A900.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final, Literal
 
 from netdicom.archive.matching import UNIQUE_KEYS, Level, Model
@@ -357,11 +359,84 @@ class RetrieveOutcome:
         return category(self.status)
 
 
+# --- what the final responses claim, checked --------------------------------------------------
+
+
+@frozen
+class CountProblem:
+    """Final response counts that contradict PS3.4 or what reached us."""
+
+    text: str
+    fails: bool  # part of the work failed (exit 1), not only an oddity of the peer
+
+
+def check_counts(
+    kind: Kind, outcomes: Sequence[RetrieveOutcome], arrived: int | None
+) -> list[CountProblem]:
+    """What is wrong with the counts of the final responses of `outcomes`.
+
+    `arrived`: the instances stored here for these requests (those of a C-GET, or of a C-MOVE
+    to our own receiver); None when they went to another AE, which we cannot check."""
+    from netdicom.core.dimse import status
+
+    problems: list[CountProblem] = []
+    # PS3.4 C.4.2.2.1, C.4.3.2.1: Success means every sub-operation completed; failures or
+    # warnings make it Warning (B000), none completed a failure. A peer that says Success with
+    # failed sub-operations lost some of the work all the same.
+    section = "C.4.2.2.1" if kind == "move" else "C.4.3.2.1"
+    for number, outcome in enumerate(outcomes, 1):
+        failed, warning = outcome.final.failed or 0, outcome.final.warning or 0
+        if outcome.status != status.SUCCESS or not (failed or warning):
+            continue
+        prefix = f"request {number}: " if len(outcomes) > 1 else ""
+        counts = [f"{failed} failed"] if failed else []
+        counts += [f"{warning} with a warning"] if warning else []
+        problems.append(
+            CountProblem(
+                f"{prefix}the peer answered Success (0x0000) but counts "
+                f"{' and '.join(counts)} sub-operations: by PS3.4 {section} Success means "
+                "every one completed",
+                fails=failed > 0,
+            )
+        )
+    if arrived is not None:
+        # A warning sub-operation stored its instance too (with a warning status).
+        claimed = sum((o.final.completed or 0) + (o.final.warning or 0) for o in outcomes)
+        if claimed > arrived:
+            noun = "instance" if arrived == 1 else "instances"
+            problems.append(
+                CountProblem(
+                    f"the peer reports {claimed} completed sub-operations, but {arrived} "
+                    f"{noun} arrived here",
+                    fails=True,
+                )
+            )
+    return problems
+
+
+@contextlib.contextmanager
+def tidy_incoming(root: Path) -> Iterator[None]:
+    """Remove the archive's temporary folder (`root/.incoming`) at the end when this run
+    created it and it is empty. One that was there before may belong to a serve or another
+    retrieve working on the same folder; a non-empty one holds files still being written."""
+    from netdicom.archive.writer import TEMP_DIR
+
+    temp = root / TEMP_DIR
+    existed = temp.exists()
+    try:
+        yield
+    finally:
+        if not existed:
+            with contextlib.suppress(OSError):  # not empty, or gone: left as it is
+                temp.rmdir()
+
+
 __all__ = [
     "FAILED_SOP_INSTANCE_UID_LIST",
     "GET_SOP_CLASSES",
     "MOVE_SOP_CLASSES",
     "RETRIEVE_SOP_CLASSES",
+    "CountProblem",
     "Counters",
     "Kind",
     "OnProgress",
@@ -372,6 +447,7 @@ __all__ = [
     "RetrieveRequest",
     "UnsafeRetrieve",
     "build_identifier",
+    "check_counts",
     "direct_requests",
     "failed_uid_list",
     "final_status",
@@ -382,6 +458,7 @@ __all__ = [
     "resolve",
     "resolve_matches",
     "sop_class_for",
+    "tidy_incoming",
     "unique_tags",
 ]
 
