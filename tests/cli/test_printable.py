@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import logging
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from netdicom.render.printable import printable
@@ -27,3 +32,135 @@ def test_ordinary_text_is_unchanged(text: str) -> None:
 def test_control_and_invisible_characters_are_escaped(text: str, shown: str) -> None:
     assert printable(text) == shown
     assert printable(text).isprintable()
+
+
+# --- every place that prints a peer's text on a terminal or a log line --------------------------
+
+EVIL = "line1\nline2 \x1b[31mRED\x1b[0m \x1b]0;title\x07"
+EVIL_SHOWN = "line1\\nline2 \\x1b[31mRED\\x1b[0m \\x1b]0;title\\x07"
+
+
+def _raw(text: str) -> bool:
+    return "\x1b" in text or "\x07" in text or "\nline2" in text
+
+
+def test_stderr_writes_one_escaped_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from netdicom.cli.common import stderr
+
+    stderr(f"netdicom: error: C-FIND failed: {EVIL}")
+    assert capsys.readouterr().err == f"netdicom: error: C-FIND failed: {EVIL_SHOWN}\n"
+
+
+def test_fail_escapes_the_message_and_the_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    from netdicom.cli.common import fail
+    from netdicom.core.errors import AssociationRejected, DimseFailure
+
+    assert fail(DimseFailure(0xC000, f"C-STORE failed: {EVIL}"), debug=False).exit_code == 1
+    assert capsys.readouterr().err == f"netdicom: error: C-STORE failed: {EVIL_SHOWN}\n"
+    rejected = AssociationRejected(1, 1, 7, message=EVIL)
+    assert fail(rejected, debug=False).exit_code == 5
+    err = capsys.readouterr().err
+    assert not _raw(err) and err.count("\n") == 2 and "hint: " in err
+
+
+def _match(**values: str) -> Any:
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    for keyword, value in values.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+COLUMNS = ((0x00100010, "PatientName"), (0x00100020, "PatientID"))
+
+
+def test_find_plain_table_escapes_values_and_keeps_one_line_per_match() -> None:
+    from netdicom.render.find_output import TableWriter
+
+    out = io.StringIO()
+    writer = TableWriter(out, COLUMNS, rich=False)
+    writer.add(_match(PatientName="DOE^JOHN", PatientID=EVIL))
+    writer.add(_match(PatientName="ROE^JANE", PatientID="P2"))
+    writer.finish()
+    lines = out.getvalue().splitlines()
+    assert not _raw(out.getvalue())
+    assert len(lines) == 3 and lines[1] == f"DOE^JOHN     {EVIL_SHOWN}"
+
+
+def test_find_rich_table_escapes_values_and_shows_markup_as_text() -> None:
+    from netdicom.render.find_output import TableWriter
+
+    out = io.StringIO()
+    writer = TableWriter(out, COLUMNS, rich=True)
+    # "[/]" closes a style that was never opened: as markup it raises MarkupError.
+    writer.add(_match(PatientName="[bold]DOE[/]^JOHN", PatientID="\x1b[31mP1"))
+    writer.finish()
+    text = out.getvalue()
+    assert not _raw(text)
+    assert "[bold]DOE[/]^JOHN" in text and "\\x1b[31mP1" in text
+
+
+def test_find_json_and_csv_stay_data() -> None:
+    from netdicom.render.find_output import make_writer
+
+    out = io.StringIO()
+    writer = make_writer("csv", COLUMNS, out)
+    writer.add(_match(PatientName="A", PatientID="x\x1by"))
+    writer.finish()
+    assert "x\x1by" in out.getvalue()  # CSV is written as received
+
+
+def test_store_summary_escapes_the_reason_and_the_path() -> None:
+    from netdicom.render.store_summary import print_summary
+    from netdicom.services.store_scu import FileOutcome, Result, StoreReport
+
+    report = StoreReport(
+        outcomes=[
+            FileOutcome(
+                Path("a.dcm"),
+                Result.FAILED,
+                sop_instance_uid="1.2",
+                status=0xC000,
+                status_name="Error: cannot understand",
+                reason=EVIL,
+            ),
+            FileOutcome(Path("b\x1b[2J.dcm"), Result.SKIPPED, reason="not DICOM"),
+        ],
+        elapsed=1.0,
+    )
+    out = io.StringIO()
+    print_summary(report, "PACS@127.0.0.1:104", out=out)
+    text = out.getvalue()
+    assert not _raw(text) and "\x1b" not in text
+    assert f"  a.dcm: 1.2; 0xC000 Error: cannot understand; {EVIL_SHOWN}" in text.splitlines()
+    assert "  b\\x1b[2J.dcm: not DICOM" in text.splitlines()
+
+
+def test_serve_text_log_escapes_the_message_but_keeps_a_traceback() -> None:
+    from netdicom.render.log_text import TextFormatter
+
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        import sys
+
+        exc_info = sys.exc_info()
+    record = logging.LogRecord(
+        "netdicom.events", logging.INFO, "", 0, "%s -> NETDICOM: released", (EVIL,), exc_info
+    )
+    text = TextFormatter().format(record)
+    first, *rest = text.split("\n")
+    assert first.endswith(f" {EVIL_SHOWN} -> NETDICOM: released")
+    assert "\x1b" not in text
+    assert rest[0] == "Traceback (most recent call last):"  # ours: its lines are kept
+
+
+def test_debug_trace_escapes_the_peer_titles(capsys: pytest.CaptureFixture[str]) -> None:
+    from netdicom.render.trace import pdu_trace
+    from tests.hardening.raw import echo_rq
+
+    pdu_trace("receive", echo_rq(calling_ae_title="EV\x1b[31mIL\nX"))
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "\x1b" not in err
+    assert "<- A-ASSOCIATE-RQ EV\\x1b[31mIL\\nX -> NETDICOM" in err

@@ -238,7 +238,12 @@ def _named_peer_wants_tls(text: str | None) -> bool:
 
 
 def stderr(message: str) -> None:
-    sys.stderr.write(message + "\n")
+    """Write one line on stderr. Our messages embed text a peer chose (its Error Comment, its
+    AE title, UIDs): escaped here, the one place they all pass, so a newline in it cannot
+    forge lines of ours and an escape sequence cannot reach the terminal."""
+    from netdicom.render.printable import printable
+
+    sys.stderr.write(printable(message) + "\n")
 
 
 def fail(exc: BaseException, *, debug: bool, quiet: bool = False) -> typer.Exit:
@@ -251,8 +256,14 @@ def fail(exc: BaseException, *, debug: bool, quiet: bool = False) -> typer.Exit:
     if debug:
         import traceback
 
-        traceback.print_exception(exc)
+        from netdicom.render.printable import printable
+
+        # The traceback ends with the exception's message, peer text included: its lines
+        # are ours to keep, the escape sequences in them are not.
+        for line in "".join(traceback.format_exception(exc)).rstrip("\n").split("\n"):
+            sys.stderr.write(printable(line) + "\n")
     if not quiet:
+        # stderr() escapes the peer's text in both (the message and the hint).
         stderr(f"netdicom: error: {message}")
         if hint:
             stderr(f"hint: {hint}")

@@ -57,8 +57,9 @@ def classify(exc: BaseException) -> tuple[ExitCode, str, str | None]:
         return ExitCode.TIMEOUT, str(exc), "raise the limit with --timeout if the peer is slow"
     if isinstance(exc, errors.AssociationAborted):
         message = str(exc)
-        if exc.source is not None and "aborted" in message and exc.reason is not None:
-            message = f"{message} ({describe_abort(exc.source, exc.reason)})"
+        # Only the peer's own A-ABORT carries a reason: say what its PDU says.
+        if exc.source is not None and exc.reason is not None:
+            message = f"{message}: {describe_abort(exc.source, exc.reason)}"
         return ExitCode.ABORTED, message, None
     if isinstance(exc, errors.ConnectionClosed | errors.RemoteProtocolError):
         return ExitCode.ABORTED, str(exc), None

@@ -52,8 +52,15 @@ def rejection_hint(source: int, reason: int) -> str | None:
 
 
 def describe_abort(source: int | None, reason: int | None) -> str:
+    """Who sent an A-ABORT and why (PS3.8 Table 9-26), to follow a message that already says
+    the association was aborted: it never repeats that word."""
     if source == 2:
-        return f"aborted by the peer's provider: {_ABORT_REASON.get(reason or 0, str(reason))}"
+        why = _ABORT_REASON.get(reason or 0, f"{reason}, which PS3.8 does not define")
+        return f"the peer's provider sent A-ABORT (reason: {why})"
     if source == 0:
-        return "aborted by the peer"
-    return "aborted"
+        # The reason of a service-user abort is not significant (PS3.8 §9.3.8).
+        return "the peer's service user sent A-ABORT"
+    return (
+        f"the peer sent an A-ABORT with source {source}, which PS3.8 Table 9-26 does not "
+        f"define (reason {reason})"
+    )

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol, TextIO
 
+from netdicom.render.printable import printable
+
 Mode = Literal["table", "json", "csv"]
 
 
@@ -69,7 +71,12 @@ class CsvWriter:
 
 
 class TableWriter:
-    """A table of every match, printed at the end (column widths need all rows)."""
+    """A table of every match, printed at the end (column widths need all rows).
+
+    The values are the peer's, shown on a terminal: escaped (`printable`) so that a newline
+    cannot break a row and an escape sequence cannot reach the terminal, and given to Rich
+    as Text, never as markup, so that "[red]" or "[/]" in a name is shown as it is.
+    """
 
     def __init__(self, out: TextIO, columns: Sequence[tuple[int, str]], *, rich: bool) -> None:
         self._out = out
@@ -78,7 +85,7 @@ class TableWriter:
         self._rich = rich
 
     def add(self, ds: Any) -> None:
-        self._rows.append([cell(ds, tag) for tag, _ in self._columns])
+        self._rows.append([printable(cell(ds, tag)) for tag, _ in self._columns])
 
     def finish(self) -> None:
         if not self._rows:
@@ -87,10 +94,11 @@ class TableWriter:
         if self._rich:
             from rich.console import Console
             from rich.table import Table
+            from rich.text import Text
 
             table = Table(*headers, header_style="bold")
             for row in self._rows:
-                table.add_row(*row)
+                table.add_row(*(Text(value) for value in row))
             Console(file=self._out).print(table)
             return
         widths = [max(len(h), *(len(r[i]) for r in self._rows)) for i, h in enumerate(headers)]

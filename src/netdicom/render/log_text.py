@@ -2,11 +2,17 @@
 
 A busy store logs a line per instance, thousands a second: the stock formatter converts and
 formats the time afresh for each (time.localtime + strftime), this one once per second.
+
+The messages quote what peers sent (calling AE titles, patient IDs, UIDs, Error Comments):
+each is escaped with `printable`, so that a peer can neither forge log lines with a newline
+nor send escape sequences to the terminal or to whoever reads the log later.
 """
 
 from __future__ import annotations
 
 import logging
+
+from netdicom.render.printable import printable
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -24,3 +30,8 @@ class TextFormatter(logging.Formatter):
             self._stamp = super().formatTime(record, datefmt)
             self._second = second
         return self._stamp
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # The message only: a traceback (exc_info, with --debug) is appended after this and
+        # keeps its lines.
+        return f"{record.asctime} {printable(record.message)}"

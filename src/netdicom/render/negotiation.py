@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from netdicom.render.printable import printable
 from netdicom.transport.association import Association
 
 
@@ -46,10 +47,13 @@ def print_negotiation(assoc: Association) -> None:
         )
     console.print(table)
     peer_max = negotiated.max_pdu_to_peer or "no limit"
+    # The implementation class UID and version name are the peer's: escaped, and printed
+    # without markup, so that neither a control character nor "[...]" in them does anything.
     console.print(
         f"max PDU: we send up to {peer_max}, we receive up to {negotiated.max_pdu_from_peer or 'no limit'}; "
-        f"peer implementation {negotiated.peer_implementation_class_uid} "
-        f"{negotiated.peer_implementation_version_name or ''}".rstrip()
+        f"peer implementation {printable(negotiated.peer_implementation_class_uid)} "
+        f"{printable(negotiated.peer_implementation_version_name or '')}".rstrip(),
+        markup=False,
     )
     proposed = assoc.associate_rq.user_information.async_ops_window if assoc.associate_rq else None
     if proposed is not None:

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any, TextIO
 
+from netdicom.render.printable import printable
 from netdicom.services.store_scu import FileOutcome, Result, StoreReport
 from netdicom.transport.association import Association
 
@@ -76,7 +77,13 @@ def _status(outcome: FileOutcome) -> str:
 
 def print_summary(report: StoreReport, peer: str, *, out: TextIO | None = None) -> None:
     """Counts, throughput, then every failed, warned and skipped file with its reason."""
-    out = out or sys.stdout
+    stream = out or sys.stdout
+
+    def line(text: str) -> None:
+        # A reason may quote the peer's Error Comment (and a file name may hold anything):
+        # one escaped line each, so neither can forge lines nor steer the terminal.
+        stream.write(printable(text) + "\n")
+
     stored = report.count(Result.STORED)
     warnings = report.count(Result.WARNING)
     failed = report.count(Result.FAILED)
@@ -88,22 +95,22 @@ def print_summary(report: StoreReport, peer: str, *, out: TextIO | None = None) 
         if elapsed > 0
         else ""
     )
-    out.write(
+    line(
         f"Stored {stored + warnings} of {stored + warnings + failed} instances on {peer} "
         f"({warnings} with warnings), {failed} failed, {skipped} skipped; "
-        f"{mb:.1f} MB in {elapsed:.2f} s ({rate})\n"
+        f"{mb:.1f} MB in {elapsed:.2f} s ({rate})"
     )
     for result, title in ((Result.FAILED, "Failed"), (Result.WARNING, "Warnings")):
         rows = [o for o in report.outcomes if o.result is result]
         if rows:
-            out.write(f"{title}:\n")
+            line(f"{title}:")
             for o in rows:
                 details = "; ".join(
                     part for part in (o.sop_instance_uid or "", _status(o), o.reason or "") if part
                 )
-                out.write(f"  {o.path}: {details}\n")
+                line(f"  {o.path}: {details}")
     rows = [o for o in report.outcomes if o.result is Result.SKIPPED]
     if rows:
-        out.write("Skipped:\n")
+        line("Skipped:")
         for o in rows:
-            out.write(f"  {o.path}: {o.reason}\n")
+            line(f"  {o.path}: {o.reason}")

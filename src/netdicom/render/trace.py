@@ -14,6 +14,7 @@ from netdicom.core.pdu import (
     ReleaseRP,
     ReleaseRQ,
 )
+from netdicom.render.printable import printable
 
 _START = time.monotonic()
 
@@ -57,4 +58,6 @@ def describe(item: object) -> str:
 def pdu_trace(direction: str, item: object) -> None:
     """The TransportConfig.trace callback of `--debug`."""
     arrow = "->" if direction == "send" else "<-"
-    sys.stderr.write(f"[{time.monotonic() - _START:9.4f}] {arrow} {describe(item)}\n")
+    # AE titles and UIDs of a received A-ASSOCIATE-RQ are the peer's: one escaped line.
+    line = printable(describe(item))
+    sys.stderr.write(f"[{time.monotonic() - _START:9.4f}] {arrow} {line}\n")

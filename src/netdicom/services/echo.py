@@ -16,7 +16,12 @@ from netdicom.core.dimse import (
 )
 from netdicom.core.errors import RemoteProtocolError, TimeoutExpired
 from netdicom.core.records import frozen
-from netdicom.services.session import next_command, require_context, responded_to
+from netdicom.services.session import (
+    command_name,
+    next_command,
+    require_context,
+    responded_to,
+)
 from netdicom.transport.association import Association
 
 ECHO_CONTEXTS = (ProposedContext(uids.VERIFICATION, (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)),)
@@ -100,7 +105,7 @@ class _Chain:
         elapsed = time.perf_counter() - self.started
         self._assoc.message_ids.release(self.message_id)
         if not isinstance(response, CEchoRSP):
-            raise RemoteProtocolError(f"expected C-ECHO-RSP, got {type(response).__name__}")
+            raise RemoteProtocolError(f"expected a C-ECHO-RSP, got {command_name(response)}")
         self._replies.append(EchoReply(response.status, elapsed))
 
     def answer(self, event: CommandReceived) -> bool:

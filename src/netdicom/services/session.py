@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from netdicom.core.acse import AcceptedContext, ProposedContext, build_associate_rq
 from netdicom.core.dimse import (
+    CommandField,
     CommandReceived,
     DatasetFragment,
     DimseMessage,
@@ -117,12 +118,31 @@ async def next_command(
         return event.message
 
 
+def command_name(message: DimseMessage | UnsupportedCommand) -> str:
+    """What arrived, by its DIMSE name, for messages: "a C-STORE-RQ", "an N-GET-RSP", "a
+    command we do not know (command field 0x7777)"; never a class name of ours."""
+    field = message.command_field
+    try:
+        name = CommandField(field).name.replace("_", "-")
+    except ValueError:
+        return f"a command we do not know (command field 0x{field:04X})"
+    return f"{'an' if name.startswith('N') else 'a'} {name}"
+
+
 def responded_to(message: DimseMessage | UnsupportedCommand, expected: int) -> None:
     """Raise unless `message` is a response to message `expected`."""
+    # A request, or a command we do not decode, has no Message ID Being Responded To: say
+    # what came instead of comparing a missing ID.
+    if isinstance(message, UnsupportedCommand) or not message.command_field & 0x8000:
+        raise RemoteProtocolError(
+            f"expected a response to message {expected}, got {command_name(message)}",
+            field="Command Field",
+        )
     responded = getattr(message, "message_id_being_responded_to", None)
     if responded != expected:
         raise RemoteProtocolError(
-            f"response to message {responded}, expected {expected}",
+            f"expected a response to message {expected}, got {command_name(message)} to "
+            f"message {responded}",
             field="Message ID Being Responded To",
         )
 
@@ -132,11 +152,8 @@ async def receive_response(
 ) -> tuple[DimseMessage, bytes | None]:
     """The next response to `message_id` with its data set (small ones only: identifiers)."""
     message = await next_command(assoc, timeout)
-    if isinstance(message, UnsupportedCommand):
-        raise RemoteProtocolError(
-            f"unexpected DIMSE command 0x{message.command_field:04X}", field="Command Field"
-        )
     responded_to(message, message_id)
+    assert not isinstance(message, UnsupportedCommand)  # responded_to raised for it
     dataset: bytes | None = None
     if message.has_dataset:
         dataset = await _collect_dataset(assoc, timeout)
@@ -159,6 +176,7 @@ __all__ = [
     "DEFAULT_CALLING_AE",
     "ClientOptions",
     "CommandReceived",
+    "command_name",
     "negotiated_window",
     "next_command",
     "open_association",

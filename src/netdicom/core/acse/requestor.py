@@ -179,8 +179,10 @@ def negotiate_requestor(rq: AssociateRQ, ac: AssociateAC) -> Negotiated:
             continue
         ts = clean_uid(reply.transfer_syntax)
         if ts not in context.transfer_syntaxes:
+            # An empty UID would read as "transfer syntax , which": name the emptiness.
+            chosen = f"transfer syntax {ts}" if ts else "an empty transfer syntax UID"
             raise RemoteProtocolError(
-                f"A-ASSOCIATE-AC accepts presentation context {cid} with transfer syntax {ts}, "
+                f"A-ASSOCIATE-AC accepts presentation context {cid} with {chosen}, "
                 "which was not proposed for it",
                 field="transfer syntax",
                 abort_reason=AbortReason.INVALID_PDU_PARAMETER_VALUE,

@@ -173,7 +173,8 @@ def status_name(code: int, service: Service | str | None = None) -> str:
     """A readable name for a status code, using the service's own table when given.
 
     `service` is one of "echo", "store", "find", "get", "move" (others raise ValueError).
-    Codes found in no table get their category and hex value, e.g. "Failure (0xA123)".
+    Codes found in no table get the name of their category alone ("Failure", "Unknown
+    status"): every caller shows the code beside the name, so the name does not repeat it.
     """
     if service is not None:
         try:
@@ -189,4 +190,4 @@ def status_name(code: int, service: Service | str | None = None) -> str:
     name = _GENERAL.get(code)
     if name is not None:
         return name
-    return f"{_GENERIC_NAMES[category(code)]} (0x{code:04X})"
+    return _GENERIC_NAMES[category(code)]
