@@ -14,11 +14,13 @@ from types import TracebackType
 from typing import Any
 
 from netdicom.core.dimse import status_name
+from netdicom.render.printable import printable
 from netdicom.services.retrieve_common import CountProblem, Progress, Received, RetrieveOutcome
 
 
 def _stderr(text: str) -> None:
-    sys.stderr.write(text + "\n")
+    # Error Comments and UIDs are the peer's: escaped (render.printable).
+    sys.stderr.write(printable(text) + "\n")
 
 
 def bar_enabled(quiet: bool) -> bool:

@@ -21,7 +21,7 @@ from netdicom.core.dimse import CCancelRQ, CFindRQ, CFindRSP, status
 from netdicom.core.errors import NetDicomError, RemoteProtocolError
 from netdicom.core.records import frozen
 from netdicom.services.find_scp import check_identifier, decode_identifier, encode_identifier
-from netdicom.services.session import receive_response, require_context
+from netdicom.services.session import command_name, receive_response, require_context
 from netdicom.transport.association import Association
 
 
@@ -214,7 +214,7 @@ async def find(
         while True:
             response, dataset = await receive_response(assoc, message_id, timeout)
             if not isinstance(response, CFindRSP):
-                raise RemoteProtocolError(f"expected C-FIND-RSP, got {type(response).__name__}")
+                raise RemoteProtocolError(f"expected a C-FIND-RSP, got {command_name(response)}")
             if response.status in (status.PENDING, status.PENDING_WARNING):
                 if cancelled or dataset is None:
                     continue

@@ -33,6 +33,7 @@ from netdicom.core.dimse import (
     CStoreRQ,
     CStoreRSP,
     DatasetFragment,
+    DimseMessage,
     UnsupportedCommand,
     status,
 )
@@ -47,7 +48,7 @@ from netdicom.services.retrieve_common import (
     progress_of,
     sop_class_for,
 )
-from netdicom.services.session import require_context
+from netdicom.services.session import command_name, require_context
 from netdicom.services.store_scp import StorageSCP
 from netdicom.transport.association import Association, ReleaseRequested
 
@@ -181,7 +182,7 @@ class CancellableReceiver:
 
 async def take_response(
     assoc: Association,
-    message: object,
+    message: DimseMessage | UnsupportedCommand,
     expected: type[CGetRSP] | type[CMoveRSP],
     message_id: int,
     transfer_syntax: str,
@@ -193,7 +194,7 @@ async def take_response(
     final response (PS3.4 C.4.2.1.5, C.4.3.1.4: pending ones carry the counts only)."""
     name = "C-GET-RSP" if expected is CGetRSP else "C-MOVE-RSP"
     if not isinstance(message, expected):
-        raise RemoteProtocolError(f"expected {name}, got {type(message).__name__}")
+        raise RemoteProtocolError(f"expected a {name}, got {command_name(message)}")
     if message.message_id_being_responded_to != message_id:
         raise RemoteProtocolError(
             f"{name} to message {message.message_id_being_responded_to}, expected {message_id}"

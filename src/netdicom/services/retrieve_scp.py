@@ -69,7 +69,7 @@ from netdicom.services.retrieve_common import (
     model_of,
     unique_tags,
 )
-from netdicom.services.session import ClientOptions, open_association
+from netdicom.services.session import ClientOptions, command_name, open_association
 from netdicom.transport.association import Association, ReleaseRequested
 from netdicom.transport.config import TransportConfig
 
@@ -486,7 +486,7 @@ class _CancelWatch:
                 log.warning(
                     "%s sent %s during its retrieve: ignored",
                     assoc.peer,
-                    type(event.message).__name__,
+                    command_name(event.message),
                 )
         return True
 
@@ -552,7 +552,7 @@ async def send_sub_operation(
             from netdicom.core.errors import RemoteProtocolError
 
             raise RemoteProtocolError(
-                f"expected the C-STORE-RSP to message {message_id}, got {type(response).__name__}"
+                f"expected the C-STORE-RSP to message {message_id}, got {command_name(response)}"
             )
     finally:
         assoc.message_ids.release(message_id)

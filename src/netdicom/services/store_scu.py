@@ -32,6 +32,7 @@ from netdicom.services.peer import Peer
 from netdicom.services.planning import Batch, Scan, Skipped, batches, choose
 from netdicom.services.session import (
     ClientOptions,
+    command_name,
     negotiated_window,
     next_command,
     open_association,
@@ -198,7 +199,7 @@ async def _send(
 
 def _outcome(sent: _Sent, response: DimseMessage | UnsupportedCommand) -> FileOutcome:
     if not isinstance(response, CStoreRSP):
-        raise RemoteProtocolError(f"expected C-STORE-RSP, got {type(response).__name__}")
+        raise RemoteProtocolError(f"expected a C-STORE-RSP, got {command_name(response)}")
     info = sent.info
     code = response.status
     kind = category(code)
@@ -266,11 +267,15 @@ class _Window:
     async def take(self) -> FileOutcome:
         """Wait for the next response; the outcome of the file it answers."""
         message = await next_command(self._assoc, self._timeout)
-        responded = getattr(message, "message_id_being_responded_to", None)
-        sent = self._sent.pop(responded, None) if isinstance(responded, int) else None
+        # Anything wrong raises with every file of the window still outstanding: they are
+        # reported not stored when the association is given up, none is lost from the report.
+        if not isinstance(message, CStoreRSP):
+            raise RemoteProtocolError(f"expected a C-STORE-RSP, got {command_name(message)}")
+        responded = message.message_id_being_responded_to
+        sent = self._sent.pop(responded, None)
         if sent is None:
             raise RemoteProtocolError(
-                f"response to message {responded}, which is not outstanding",
+                f"C-STORE-RSP to message {responded}, which is not outstanding",
                 field="Message ID Being Responded To",
             )
         self._assoc.message_ids.release(sent.message_id)

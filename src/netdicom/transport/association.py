@@ -913,7 +913,8 @@ class Association:
             try:
                 negotiated = negotiate_requestor(self.associate_rq, pdu)
             except RemoteProtocolError as exc:
-                self._finish(AssociationAborted(f"invalid A-ASSOCIATE-AC: {exc}"))
+                # The message names the A-ASSOCIATE-AC and what is wrong with it.
+                self._finish(AssociationAborted(str(exc)))
                 self.abort(source=2, reason=exc.abort_reason)
                 return
             except NoAcceptedContext as exc:

@@ -391,7 +391,8 @@ def decode_command(data: bytes | memoryview) -> DimseMessage:
         if value is None:
             if name in spec.mandatory:
                 raise _error(
-                    f"{CommandField(command_field).name} lacks mandatory {keyword}",
+                    f"{CommandField(command_field).name.replace('_', '-')} lacks mandatory "
+                    f"{keyword}",
                     keyword,
                     element,
                 )

@@ -331,7 +331,9 @@ def _decode_associate(buf: memoryview, *, rq: bool) -> AssociateRQ | AssociateAC
     if app_context is None:
         raise w.unexpected(w.item_name(_APPLICATION_CONTEXT), f"missing from the {name}")
     if not (contexts_rq or contexts_ac):
-        raise w.unexpected(w.item_name(own_context), f"the {name} proposes no context")
+        # An RQ proposes contexts, an AC answers them.
+        verb = "proposes" if rq else "answers"
+        raise w.unexpected(w.item_name(own_context), f"the {name} {verb} no context")
     if user_info is None:
         raise w.unexpected(w.item_name(USER_INFORMATION), f"missing from the {name}")
     if rq:
