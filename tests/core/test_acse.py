@@ -300,6 +300,37 @@ def test_ac_choosing_a_transfer_syntax_we_did_not_offer_is_a_remote_error() -> N
     assert info.value.field == "transfer syntax"
 
 
+@pytest.mark.parametrize("max_length", [1, 6, 7])
+def test_ac_whose_max_pdu_leaves_no_room_for_data_is_a_remote_error(max_length: int) -> None:
+    # Every P-DATA-TF we could send would break the peer's own limit (we sent 2-byte
+    # fragments in 8-byte PDUs to such a peer, 100 times slower than anyone else).
+    rq = rq_for(ProposedContext(CT, (IMPLICIT,)))
+    ac = ac_for(rq, (PresentationContextAC(1, ContextResult.ACCEPTANCE, IMPLICIT),),
+                max_length=max_length)  # fmt: skip
+    with pytest.raises(RemoteProtocolError, match=f"maximum PDU length {max_length} "):
+        negotiate_requestor(rq, ac)
+
+
+@pytest.mark.parametrize("max_length", [0, 8, 16384])
+def test_ac_max_pdu_of_no_limit_or_room_for_a_fragment_is_taken(max_length: int) -> None:
+    rq = rq_for(ProposedContext(CT, (IMPLICIT,)))
+    ac = ac_for(rq, (PresentationContextAC(1, ContextResult.ACCEPTANCE, IMPLICIT),),
+                max_length=max_length)  # fmt: skip
+    assert negotiate_requestor(rq, ac).max_pdu_to_peer == max_length
+
+
+@pytest.mark.parametrize(("max_length", "rejected"), [(1, True), (7, True), (8, False), (0, False)])
+def test_rq_whose_max_pdu_leaves_no_room_for_data_is_rejected(
+    max_length: int, rejected: bool
+) -> None:
+    rq = raw_rq((PresentationContextRQ(1, CT, (EXPLICIT,)),), max_length=max_length)
+    outcome = negotiate_acceptor(rq, POLICY)
+    if rejected:
+        assert outcome == AssociateRJ(1, 1, 1)  # permanent, service user, no reason given
+    else:
+        assert not isinstance(outcome, AssociateRJ), outcome
+
+
 def test_transfer_syntax_trailing_nul_is_tolerated() -> None:
     rq = rq_for(ProposedContext(CT, (EXPLICIT,)))
     ac = ac_for(rq, (PresentationContextAC(1, ContextResult.ACCEPTANCE, EXPLICIT + "\x00"),))

@@ -7,7 +7,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from netdicom.core import uids
 from netdicom.core.acse.model import AcceptedContext, Negotiated, RejectedContext
-from netdicom.core.acse.validation import check_max_pdu, clean_ae_title, clean_uid
+from netdicom.core.acse.validation import (
+    check_max_pdu,
+    clean_ae_title,
+    clean_uid,
+    peer_max_pdu_problem,
+)
 from netdicom.core.errors import LocalProtocolError
 from netdicom.core.pdu.types import (
     AssociateAC,
@@ -201,6 +206,10 @@ def _check_association(
         title.strip(" ") for title in policy.allowed_callers
     }:
         return AssociateRJ(_PERMANENT, _SERVICE_USER, 3)
+    if peer_max_pdu_problem(rq.user_information.max_length) is not None:
+        # We could not send a single response without breaking its limit. Table 9-21 has
+        # no reason for it: 1, no reason given.
+        return AssociateRJ(_PERMANENT, _SERVICE_USER, 1)
     return None
 
 

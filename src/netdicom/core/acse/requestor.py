@@ -18,6 +18,7 @@ from netdicom.core.acse.validation import (
     check_version_name,
     clean_ae_title,
     clean_uid,
+    peer_max_pdu_problem,
 )
 from netdicom.core.errors import AbortReason, LocalProtocolError, RemoteProtocolError
 from netdicom.core.pdu.types import (
@@ -141,6 +142,13 @@ def negotiate_requestor(rq: AssociateRQ, ac: AssociateAC) -> Negotiated:
     twice, or accepts a transfer syntax we did not offer; AllContextsRejected (a
     NoAcceptedContext) when no context was accepted.
     """
+    problem = peer_max_pdu_problem(ac.user_information.max_length)
+    if problem is not None:
+        raise RemoteProtocolError(
+            f"A-ASSOCIATE-AC unusable: {problem}",
+            field="maximum length",
+            abort_reason=AbortReason.INVALID_PDU_PARAMETER_VALUE,
+        )
     proposed = {item.context_id: item for item in rq.presentation_contexts}
     answers: dict[int, PresentationContextAC] = {}
     for answer in ac.presentation_contexts:

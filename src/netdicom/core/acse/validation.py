@@ -53,6 +53,22 @@ def check_version_name(name: str | None) -> None:
         raise LocalProtocolError(f"implementation version name {name!r} must be printable ASCII")
 
 
+# The smallest Maximum Length of a peer's that we can send to: a fragment of 2 bytes (we
+# never split a message into odd-length fragments: dcmtk aborts on those).
+MIN_PEER_MAX_PDU = _PDV_OVERHEAD + 2
+
+
+def peer_max_pdu_problem(max_pdu: int) -> str | None:
+    """Why a peer's Maximum Length (PS3.8 D.1) cannot be honoured, or None. Below 8 bytes a
+    P-DATA-TF cannot carry an even fragment: sending at all would break its own limit."""
+    if max_pdu == 0 or max_pdu >= MIN_PEER_MAX_PDU:
+        return None
+    return (
+        f"its maximum PDU length {max_pdu} leaves no room for data "
+        f"(a P-DATA-TF needs at least {MIN_PEER_MAX_PDU} bytes)"
+    )
+
+
 def check_max_pdu(max_pdu: int) -> None:
     """0 (no limit) or a length that fits the 32-bit field and leaves room for a fragment."""
     if max_pdu == 0:
