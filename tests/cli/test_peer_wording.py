@@ -7,13 +7,15 @@ import json
 import struct
 from pathlib import Path
 
-from netdicom.core.dimse import CFindRSP, CGetRSP
+from netdicom.core.dimse import CFindRSP, CGetRSP, CStoreRSP
 from netdicom.core.dimse import encode_command as command
 from netdicom.core.pdu import (
+    AbortPDU,
     AssociateAC,
     AssociateRQ,
     ContextResult,
     PresentationContextAC,
+    ReleaseRQ,
     UserInformation,
     encode_pdu,
 )
@@ -124,3 +126,23 @@ def test_an_answer_to_a_context_never_proposed_names_the_accept_once() -> None:
     line = err.splitlines()[0]
     assert "presentation context 99, which was never proposed" in line
     assert line.count("A-ASSOCIATE-AC") == 1, line
+
+
+def test_store_says_when_the_peer_aborts_its_release(tmp_path: Path) -> None:
+    # Every file answered, then an A-ABORT instead of A-RELEASE-RP: nothing was lost (exit
+    # 0), but the text output said nothing of it (only --json's "error" did).
+    files = make_files(tmp_path, 1)
+
+    def script(peer: RawPeer) -> None:
+        _accept_first_syntax(peer)
+        context_id, message_id = _read_request(peer)
+        peer.send(pdata(context_id, command(CStoreRSP(message_id, 0))))
+        assert isinstance(peer.read_pdu(), ReleaseRQ)
+        peer.send_pdu(AbortPDU(2, 0))
+        peer.wait_closed(10)
+
+    with ScriptedServer(script) as server:
+        code, out, err = _cli(server.port, "store", str(files[0]), "--no-progress")
+    assert code == 0, out + err
+    assert "Stored 1 of 1" in out + err
+    assert "warning: every file was stored, then:" in err and "abort" in err

@@ -156,6 +156,13 @@ def _exit_code(report: StoreReport, *, debug: bool, quiet: bool) -> int:
     from netdicom.cli.exit_codes import ExitCode
 
     if report.all_stored:
+        if report.error is not None and not quiet:
+            # Every file was answered before it (a release the peer aborted or ignored):
+            # nothing was lost, but the peer misbehaved and the user should hear of it.
+            from netdicom.cli.common import stderr
+            from netdicom.cli.exit_codes import classify
+
+            stderr(f"netdicom: warning: every file was stored, then: {classify(report.error)[1]}")
         return int(ExitCode.OK)
     if report.error is not None:
         # Files were lost to an association-level failure: its code says what went wrong.
