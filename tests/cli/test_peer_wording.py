@@ -7,7 +7,7 @@ import json
 import struct
 from pathlib import Path
 
-from netdicom.core.dimse import CFindRSP, CGetRSP, CStoreRSP
+from netdicom.core.dimse import CEchoRSP, CFindRSP, CGetRSP, CStoreRSP
 from netdicom.core.dimse import encode_command as command
 from netdicom.core.pdu import (
     AbortPDU,
@@ -29,7 +29,7 @@ from tests.cli.test_peer_text import (
     _release,
 )
 from tests.dicomfiles import make_files
-from tests.hardening.raw import RawPeer, ScriptedServer, pdata
+from tests.hardening.raw import RawPeer, ScriptedServer, accept_echo, pdata
 
 
 def _find_response(context_id: int, message_id: int) -> bytes:
@@ -146,3 +146,38 @@ def test_store_says_when_the_peer_aborts_its_release(tmp_path: Path) -> None:
     assert code == 0, out + err
     assert "Stored 1 of 1" in out + err
     assert "warning: every file was stored, then:" in err and "abort" in err
+
+
+def _abort_release(peer: RawPeer) -> None:
+    assert isinstance(peer.read_pdu(), ReleaseRQ)
+    peer.send_pdu(AbortPDU(2, 0))
+    peer.wait_closed(10)
+
+
+def test_echo_keeps_its_result_when_the_release_is_aborted() -> None:
+    # Was exit 6 with only the abort said; the C-ECHO's own answer (here a failure status)
+    # was lost. Now: the result and its exit code, then a warning about the release.
+    def script(peer: RawPeer) -> None:
+        accept_echo(peer)
+        context_id, message_id = _read_request(peer)
+        peer.send(pdata(context_id, command(CEchoRSP(message_id, 0x0110))))
+        _abort_release(peer)
+
+    with ScriptedServer(script) as server:
+        code, out, err = _cli(server.port, "echo")
+    assert code == 1, out + err
+    assert "C-ECHO failed with status 0x0110" in err
+    assert err.rstrip().splitlines()[-1].startswith("netdicom: warning: all done, then:")
+
+
+def test_find_shows_its_matches_when_the_release_is_aborted() -> None:
+    def script(peer: RawPeer) -> None:
+        accept_echo(peer)
+        context_id, message_id = _read_request(peer)
+        peer.send(pdata(context_id, command(CFindRSP(message_id, 0))))
+        _abort_release(peer)
+
+    with ScriptedServer(script) as server:
+        code, out, err = _cli(server.port, "find", "PatientName=*")
+    assert code == 0, out + err
+    assert "0 matches" in err and "warning: all done, then:" in err

@@ -237,6 +237,21 @@ def _named_peer_wants_tls(text: str | None) -> bool:
     return named is not None and named.tls
 
 
+async def release_or_warn(assoc: Any, *, quiet: bool) -> None:
+    """Release `assoc` once all its work is done and answered. A peer that then aborts or
+    ignores the release has cost us nothing: a warning on stderr, not the command's failure
+    (the results are shown and the exit code is theirs)."""
+    from netdicom.core.errors import NetDicomError
+
+    try:
+        await assoc.release()
+    except NetDicomError as exc:
+        if not quiet:
+            from netdicom.cli.exit_codes import classify
+
+            stderr(f"netdicom: warning: all done, then: {classify(exc)[1]}")
+
+
 def stderr(message: str) -> None:
     """Write one line on stderr. Our messages embed text a peer chose (its Error Comment, its
     AE title, UIDs): escaped here, the one place they all pass, so a newline in it cannot

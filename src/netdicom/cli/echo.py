@@ -23,6 +23,7 @@ from netdicom.cli.common import (
     UsernameOption,
     VerboseOption,
     client_options,
+    release_or_warn,
     resolve_peer,
     run,
     stderr,
@@ -117,7 +118,6 @@ async def _echo(
     except BaseException:
         assoc.abort()
         raise
-    await assoc.release()
     failed = [r for r in replies if r.status != status.SUCCESS]
     called = target.ae_title or options.called_ae
     times = sorted(r.seconds * 1000 for r in replies)
@@ -163,6 +163,7 @@ async def _echo(
                 f"netdicom: error: C-ECHO failed with status 0x{reply.status:04X} "
                 f"({status.status_name(reply.status, 'echo')})"
             )
+    await release_or_warn(assoc, quiet=quiet or json_output)
     return 1 if failed else 0
 
 

@@ -25,6 +25,7 @@ from netdicom.cli.common import (
     UsernameOption,
     VerboseOption,
     client_options,
+    release_or_warn,
     resolve_peer,
     run,
     stderr,
@@ -211,7 +212,7 @@ async def _find(
     finally:
         if not quiet:
             writer.finish()
-    await assoc.release()
+    await release_or_warn(assoc, quiet=quiet)
     name = status.status_name(result.status, "find")
     if result.status == status.SUCCESS or (result.status == status.CANCEL and result.cancelled):
         if not quiet:

@@ -27,6 +27,7 @@ from netdicom.cli.common import (
     UsernameOption,
     VerboseOption,
     client_options,
+    release_or_warn,
     resolve_peer,
     run,
     stderr,
@@ -398,7 +399,7 @@ async def _get(
             except BaseException:
                 assoc.abort()
                 raise
-            await assoc.release()
+            await release_or_warn(assoc, quiet=quiet or json_output)
         except Exception as exc:
             # What was stored stays stored: say so (stdout too with --json) before the error.
             error = exc

@@ -27,6 +27,7 @@ from netdicom.cli.common import (
     UsernameOption,
     VerboseOption,
     client_options,
+    release_or_warn,
     resolve_peer,
     run,
     stderr,
@@ -304,7 +305,7 @@ async def _move(
                 except BaseException:
                     assoc.abort()
                     raise
-                await assoc.release()
+                await release_or_warn(assoc, quiet=quiet or json_output)
             finally:
                 if receiver is not None and receiver.started:
                     await receiver.finish(grace)
