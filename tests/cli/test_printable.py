@@ -164,3 +164,24 @@ def test_debug_trace_escapes_the_peer_titles(capsys: pytest.CaptureFixture[str])
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "\x1b" not in err
     assert "<- A-ASSOCIATE-RQ EV\\x1b[31mIL\\nX -> NETDICOM" in err
+
+
+def test_client_warnings_and_debug_log_are_escaped_and_worded() -> None:
+    # A warning of our modules (logging's last resort, no handler set up) and the --debug log
+    # quote what peers sent: escaped like every other line of ours.
+    import subprocess
+    import sys
+
+    code = (
+        "import logging\n"
+        "from netdicom.cli.common import run\n"
+        "async def main():\n"
+        "    logging.getLogger('netdicom.get').warning('identifier: %s', 'x\\x1b[2Jy\\nz')\n"
+        "run(main(), debug={debug})\n"
+    )
+    for debug, prefix in ((False, "netdicom: warning: "), (True, "netdicom.get: ")):
+        result = subprocess.run(
+            [sys.executable, "-c", code.format(debug=debug)], capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"{prefix}identifier: x\\x1b[2Jy\\nz" in result.stderr.splitlines(), result.stderr

@@ -199,8 +199,10 @@ def client_options(
                     "netdicom: warning: the password is sent in clear text: add --tls to "
                     "encrypt the connection"
                 )
+            from netdicom.render.log_text import CommandFormatter
+
             handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(logging.Formatter("netdicom: warning: %(message)s"))
+            handler.setFormatter(CommandFormatter(debug=False))
             session_log.addHandler(handler)
         else:
             session_log.setLevel(logging.ERROR)
@@ -309,8 +311,16 @@ def run(coro: Coroutine[Any, Any, T], *, debug: bool, quiet: bool = False) -> T:
         gc.freeze()
         gc.enable()
 
+    from netdicom.render.log_text import CommandFormatter
+
     if debug:
-        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+        handler = logging.StreamHandler()
+        handler.setFormatter(CommandFormatter(debug=True))
+        logging.basicConfig(level=logging.DEBUG, handlers=[handler])
+    elif logging.lastResort is not None:
+        # Outside serve and --debug no handler is set up: our modules' warnings reach stderr
+        # through logging's last resort, escaped and worded as our other lines.
+        logging.lastResort.setFormatter(CommandFormatter(debug=False))
     try:
         return asyncio.run(coro)
     except KeyboardInterrupt as exc:

@@ -35,3 +35,18 @@ class TextFormatter(logging.Formatter):
         # The message only: a traceback (exc_info, with --debug) is appended after this and
         # keeps its lines.
         return f"{record.asctime} {printable(record.message)}"
+
+
+class CommandFormatter(logging.Formatter):
+    """The clients' log lines: `netdicom: warning: ...`, or with --debug `module: ...`; the
+    message escaped as in TextFormatter (a warning may quote what the peer sent)."""
+
+    def __init__(self, *, debug: bool) -> None:
+        super().__init__()
+        self._debug = debug
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        message = printable(record.message)
+        if self._debug:
+            return f"{record.name}: {message}"
+        return f"netdicom: {record.levelname.lower()}: {message}"
