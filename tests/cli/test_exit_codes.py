@@ -221,3 +221,27 @@ def test_3_when_serve_cannot_listen(tmp_path: Path) -> None:
     assert result.returncode == ExitCode.BAD_INPUT == 3, result.stderr
     assert f"cannot listen on 127.0.0.1:{port}: the port is in use" in result.stderr
     assert "Traceback" not in result.stderr and "Errno" not in result.stderr
+
+
+def test_echo_json_reports_a_failure_too() -> None:
+    # Nothing listens: exit 4 as without --json, and stdout still holds the one object a
+    # script parses, with the reason (was: empty stdout).
+    import json
+
+    port = free_port()
+    result = run_cli("echo", f"127.0.0.1:{port}", "--json")
+    assert result.returncode == ExitCode.CONNECT == 4, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["echoes"] == 0 and answer["status"] is None
+    assert "refused" in answer["error"]
+
+
+def test_echo_json_success_has_no_error(tmp_path: Path) -> None:
+    import json
+
+    port = free_port()
+    with running(serve_argv(tmp_path, port), port):
+        result = run_cli("echo", f"127.0.0.1:{port}", "--json")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["status"] == 0 and answer["succeeded"] == 1 and answer["error"] is None

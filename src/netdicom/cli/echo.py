@@ -102,47 +102,57 @@ async def _echo(
     quiet: bool,
     json_output: bool = False,
 ) -> int:
+    import json
+
     from netdicom.core.dimse import status
+    from netdicom.core.errors import NetDicomError
     from netdicom.services.echo import ECHO_CONTEXTS, echo
     from netdicom.services.peer import Peer
     from netdicom.services.session import open_association
 
     assert isinstance(target, Peer)
-    assoc = await open_association(target, options, ECHO_CONTEXTS)
-    if verbose and not quiet:
-        from netdicom.render.negotiation import print_negotiation
-
-        print_negotiation(assoc)
+    called = target.ae_title or options.called_ae
+    summary: dict[str, object] = {
+        "peer": f"{target.host}:{target.port}",
+        "called_ae": called,
+        "calling_ae": options.calling_ae,
+    }
     try:
-        replies = await echo(assoc, repeat, timeout)
-    except BaseException:
-        assoc.abort()
+        assoc = await open_association(target, options, ECHO_CONTEXTS)
+        if verbose and not quiet:
+            from netdicom.render.negotiation import print_negotiation
+
+            print_negotiation(assoc)
+        try:
+            replies = await echo(assoc, repeat, timeout)
+        except BaseException:
+            assoc.abort()
+            raise
+    except NetDicomError as exc:
+        if json_output:
+            # Scripts reading --json get an object whatever happened, as with store and get.
+            from netdicom.cli.exit_codes import classify
+
+            print(json.dumps({**summary, "echoes": 0, "succeeded": 0, "status": None,
+                              "error": classify(exc)[1]}))  # fmt: skip
         raise
     failed = [r for r in replies if r.status != status.SUCCESS]
-    called = target.ae_title or options.called_ae
     times = sorted(r.seconds * 1000 for r in replies)
     if json_output:
-        import json
-
         last = replies[-1].status if not failed else failed[0].status
-        print(
-            json.dumps(
-                {
-                    "peer": f"{target.host}:{target.port}",
-                    "called_ae": called,
-                    "calling_ae": options.calling_ae,
-                    "echoes": len(replies),
-                    "succeeded": len(replies) - len(failed),
-                    "status": last,
-                    "status_name": status.status_name(last, "echo"),
-                    "round_trip_ms": {
-                        "min": round(times[0], 3),
-                        "median": round(_median(times), 3),
-                        "max": round(times[-1], 3),
-                    },
-                }
-            )
-        )
+        summary |= {
+            "echoes": len(replies),
+            "succeeded": len(replies) - len(failed),
+            "status": last,
+            "status_name": status.status_name(last, "echo"),
+            "round_trip_ms": {
+                "min": round(times[0], 3),
+                "median": round(_median(times), 3),
+                "max": round(times[-1], 3),
+            },
+            "error": None,
+        }
+        print(json.dumps(summary))
     elif not quiet:
         if repeat == 1:
             reply = replies[0]
