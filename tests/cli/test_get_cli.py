@@ -17,7 +17,7 @@ from netdicom.cli.app import app
 from netdicom.core import uids
 from netdicom.core.acse import AcceptorPolicy, negotiate_acceptor
 from netdicom.core.dimse import decode_command, encode_command, status
-from netdicom.core.dimse.messages_qr import CGetRSP
+from netdicom.core.dimse.messages_qr import CGetRSP, CMoveRSP
 from netdicom.core.dimse.messages_store import CStoreRQ, CStoreRSP
 from netdicom.core.pdu import (
     PDU,
@@ -202,10 +202,12 @@ class ScriptedQR:
             self.conn.sendall(encode_pdu(ReleaseRP()))
 
 
-def _get_rsp(request: Any, code: int, *counts: int | None) -> CGetRSP:
-    """A C-GET-RSP to `request` with (remaining, completed, failed, warning) `counts`."""
+def retrieve_rsp(
+    kind: type[CGetRSP] | type[CMoveRSP], request: Any, code: int, *counts: int | None
+) -> CGetRSP | CMoveRSP:
+    """A C-GET-RSP or C-MOVE-RSP to `request` with (remaining, completed, failed, warning)."""
     remaining, completed, failed, warning = counts
-    return CGetRSP(
+    return kind(
         request.message_id,
         code,
         request.affected_sop_class_uid,
@@ -214,6 +216,10 @@ def _get_rsp(request: Any, code: int, *counts: int | None) -> CGetRSP:
         failed,
         warning,
     )
+
+
+def _get_rsp(request: Any, code: int, *counts: int | None) -> CGetRSP | CMoveRSP:
+    return retrieve_rsp(CGetRSP, request, code, *counts)
 
 
 def _get_lying(conn: socket.socket) -> None:

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from netdicom.cli.app import app
 from netdicom.core.dimse import status
-from netdicom.core.dimse.messages_qr import CMoveRSP
+from netdicom.core.dimse.messages_qr import CGetRSP, CMoveRSP
 from tests.cli.test_exit_codes import scripted_peer
-from tests.cli.test_get_cli import ScriptedQR
+from tests.cli.test_get_cli import ScriptedQR, retrieve_rsp
 from tests.dicomfiles import make_files
 from tests.peers import free_port, run_cli, running, serve_argv
 
@@ -69,18 +69,8 @@ def test_move_dry_run_needs_no_destination(server: int, tmp_path: Path) -> None:
     assert result.stdout.strip() == f"C-MOVE QueryRetrieveLevel=STUDY StudyInstanceUID={STUDY}"
 
 
-def _move_rsp(request: Any, code: int, *counts: int | None) -> CMoveRSP:
-    """A C-MOVE-RSP to `request` with (remaining, completed, failed, warning) `counts`."""
-    remaining, completed, failed, warning = counts
-    return CMoveRSP(
-        request.message_id,
-        code,
-        request.affected_sop_class_uid,
-        remaining,
-        completed,
-        failed,
-        warning,
-    )
+def _move_rsp(request: Any, code: int, *counts: int | None) -> CGetRSP | CMoveRSP:
+    return retrieve_rsp(CMoveRSP, request, code, *counts)
 
 
 def _move_lying(conn: socket.socket) -> None:

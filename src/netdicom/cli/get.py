@@ -317,19 +317,12 @@ async def _get(
 
     from netdicom.archive.layout import Layout
     from netdicom.archive.writer import Archive
-    from netdicom.render.retrieve_output import (
-        RetrieveProgress,
-        bar_enabled,
-        print_summary,
-        stored_count,
-        summary_json,
-    )
+    from netdicom.render.retrieve_output import RetrieveProgress, bar_enabled, report
     from netdicom.services.get_scu import get, get_contexts, sop_classes_or_curated
     from netdicom.services.retrieve_common import (
         Received,
         RetrieveOutcome,
         build_identifier,
-        check_counts,
         tidy_incoming,
     )
     from netdicom.services.session import open_association
@@ -403,12 +396,10 @@ async def _get(
         except Exception as exc:
             # What was stored stays stored: say so (stdout too with --json) before the error.
             error = exc
-        problems = check_counts("get", outcomes, stored_count(received))
-        if json_output:
-            text = None if error is None else error_text(error)
-            print(summary_json("get", outcomes, received, problems=problems, error=text))
-        elif not quiet:
-            print_summary("get", outcomes, received, out_dir=str(out), problems=problems)
+        text = None if error is None else error_text(error)
+        problems = report("get", outcomes, received, out_dir=str(out), json_output=json_output,
+                          quiet=quiet, error=text)  # fmt: skip
+        if not json_output and not quiet:
             for sop_class in sorted({s for o in outcomes for s in o.role_warnings}):
                 stderr(
                     f"netdicom: warning: the peer sent {sop_class} without granting the SCP "

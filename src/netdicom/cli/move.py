@@ -213,19 +213,12 @@ async def _move(
 
     from netdicom.core.acse import ProposedContext
     from netdicom.core.dimse import status
-    from netdicom.render.retrieve_output import (
-        RetrieveProgress,
-        bar_enabled,
-        print_summary,
-        stored_count,
-        summary_json,
-    )
+    from netdicom.render.retrieve_output import RetrieveProgress, bar_enabled, report
     from netdicom.services.move_scu import MoveReceiver, move
     from netdicom.services.retrieve_common import (
         Received,
         RetrieveOutcome,
         build_identifier,
-        check_counts,
         sop_class_for,
         tidy_incoming,
     )
@@ -313,24 +306,12 @@ async def _move(
             # What arrived stays stored: say so (stdout too with --json) before the error.
             error = exc
         received: list[Received] = list(receiver.received) if receiver is not None else []
+        text = None if error is None else error_text(error)
         # Only our own receiver shows what arrived; another AE's we cannot check.
-        arrived = stored_count(received) if receiver is not None else None
-        problems = check_counts("move", outcomes, arrived)
-        if json_output:
-            text = None if error is None else error_text(error)
-            print(
-                summary_json(
-                    "move",
-                    outcomes,
-                    received,
-                    checked=receiver is not None,
-                    problems=problems,
-                    error=text,
-                )
-            )
-        elif not quiet:
-            out_dir = str(out) if receiver is not None else None
-            print_summary("move", outcomes, received, out_dir=out_dir, problems=problems)
+        out_dir = str(out) if receiver is not None else None
+        problems = report("move", outcomes, received, out_dir=out_dir, json_output=json_output,
+                          quiet=quiet, error=text)  # fmt: skip
+        if not json_output and not quiet:
             if any(o.status == status.MOVE_DESTINATION_UNKNOWN for o in outcomes):
                 where = f"this host, port {receiver.port}" if receiver else "its host and port"
                 stderr(

@@ -15,7 +15,14 @@ from typing import Any
 
 from netdicom.core.dimse import status_name
 from netdicom.render.printable import printable
-from netdicom.services.retrieve_common import CountProblem, Progress, Received, RetrieveOutcome
+from netdicom.services.retrieve_common import (
+    CountProblem,
+    Kind,
+    Progress,
+    Received,
+    RetrieveOutcome,
+    check_counts,
+)
 
 
 def _stderr(text: str) -> None:
@@ -135,6 +142,31 @@ def failed_uids(outcomes: Sequence[RetrieveOutcome], received: Sequence[Received
         if not r.ok
     ]
     return list(dict.fromkeys(uids))
+
+
+def report(
+    service: Kind,
+    outcomes: Sequence[RetrieveOutcome],
+    received: Sequence[Received],
+    *,
+    out_dir: str | None,
+    json_output: bool,
+    quiet: bool,
+    error: str | None,
+) -> list[CountProblem]:
+    """The end of a get or move: the final responses' counts checked against what arrived
+    (`out_dir` None: the instances went to another AE, where we cannot see them), then the
+    summary, as JSON on stdout or as text on stderr. `error`: what ended the command early.
+    Returns what is wrong with the counts (it decides the exit code too)."""
+    arrived = None if out_dir is None else stored_count(received)
+    problems = check_counts(service, outcomes, arrived)
+    if json_output:
+        checked = out_dir is not None
+        print(summary_json(service, outcomes, received, checked=checked, problems=problems,
+                           error=error))  # fmt: skip
+    elif not quiet:
+        print_summary(service, outcomes, received, out_dir=out_dir, problems=problems)
+    return problems
 
 
 def summary_json(
