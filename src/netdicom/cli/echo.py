@@ -23,7 +23,6 @@ from netdicom.cli.common import (
     UsernameOption,
     VerboseOption,
     client_options,
-    release_or_warn,
     resolve_peer,
     run,
     stderr,
@@ -104,6 +103,7 @@ async def _echo(
 ) -> int:
     import json
 
+    from netdicom.cli.exit_codes import classify
     from netdicom.core.dimse import status
     from netdicom.core.errors import NetDicomError
     from netdicom.services.echo import ECHO_CONTEXTS, echo
@@ -131,13 +131,20 @@ async def _echo(
     except NetDicomError as exc:
         if json_output:
             # Scripts reading --json get an object whatever happened, as with store and get.
-            from netdicom.cli.exit_codes import classify
-
             print(json.dumps({**summary, "echoes": 0, "succeeded": 0, "status": None,
                               "error": classify(exc)[1]}))  # fmt: skip
         raise
     failed = [r for r in replies if r.status != status.SUCCESS]
     times = sorted(r.seconds * 1000 for r in replies)
+    # Whether the peer releases properly is part of what an echo checks (dcmtk's echoscu
+    # fails on it too): a failed release is the command's error, unless a C-ECHO failed
+    # already (the more telling answer, shown first). Released before the output, so that
+    # --json can carry it.
+    release_error: NetDicomError | None = None
+    try:
+        await assoc.release()
+    except NetDicomError as exc:
+        release_error = exc
     if json_output:
         last = replies[-1].status if not failed else failed[0].status
         summary |= {
@@ -150,7 +157,7 @@ async def _echo(
                 "median": round(_median(times), 3),
                 "max": round(times[-1], 3),
             },
-            "error": None,
+            "error": None if release_error is None else classify(release_error)[1],
         }
         print(json.dumps(summary))
     elif not quiet:
@@ -173,7 +180,11 @@ async def _echo(
                 f"netdicom: error: C-ECHO failed with status 0x{reply.status:04X} "
                 f"({status.status_name(reply.status, 'echo')})"
             )
-    await release_or_warn(assoc, quiet=quiet or json_output)
+    if release_error is not None:
+        if not failed:
+            raise release_error
+        if not quiet:
+            stderr(f"netdicom: error: then: {classify(release_error)[1]}")
     return 1 if failed else 0
 
 
