@@ -143,7 +143,7 @@ class StageFiller:
         """Bytes in the partial stage."""
         return 0 if self._stage is None else self._stage.fill
 
-    def add(self, data: bytes | memoryview) -> list[Stage]:
+    def add(self, data: bytes | bytearray | memoryview) -> list[Stage]:
         """Copy `data` in; the stages it filled, in order."""
         full: list[Stage] = []
         source = memoryview(data).cast("B")
@@ -183,7 +183,7 @@ class DirectWriter:
         self._closed = False
         self.size = 0  # bytes appended
 
-    def write(self, data: bytes | memoryview) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         """Append `data` (copied); raises OSError (ENOSPC, EIO...)."""
         self._check_open()
         self.size += memoryview(data).nbytes

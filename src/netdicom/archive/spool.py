@@ -30,13 +30,13 @@ from pathlib import PurePosixPath
 from typing import Any, Final, TypeVar
 
 from netdicom.archive.direct_io import Stage, StageFiller
-from netdicom.archive.writer import Archive, PendingFile, Placed
+from netdicom.archive.writer import Archive, PendingFile, Placed, keep
 
 __all__ = ["Spool", "SpooledFile"]
 
 T = TypeVar("T")
 # What a batch holds: views of received bytes, or (O_DIRECT) stages filled with them.
-Piece = memoryview | bytes | Stage
+Piece = memoryview | bytes | bytearray | Stage
 
 # Bytes gathered before they are handed to a worker (one hand-over per batch, not per PDU).
 # An instance smaller than this goes to disk in a single job (create, write, sync, place):
@@ -174,15 +174,15 @@ class SpooledFile:
 
     # --- the event loop's side ----------------------------------------------------------------
 
-    async def write(self, data: memoryview | bytes) -> None:
-        """Queue `data` (not copied unless staged: it must not change); waits only when the
-        disk is behind."""
+    async def write(self, data: memoryview | bytes | bytearray) -> None:
+        """Queue `data` (not copied unless staged or small, writer.keep: it must not change);
+        waits only when the disk is behind."""
         if self._filler is not None:
             for stage in self._filler.add(data):
                 self._batch.append(stage)
                 self._batch_bytes += len(stage)
         else:
-            self._batch.append(data)
+            keep(self._batch, data)  # type: ignore[arg-type]  # no Stage without a filler
             self._batch_bytes += len(data)
         self.size += len(data)
         if self._batch_bytes >= _BATCH:

@@ -26,7 +26,7 @@ from netdicom.core.dimse import (
     DimseMessage,
     UnsupportedCommand,
 )
-from netdicom.core.errors import NetDicomError
+from netdicom.core.errors import NetDicomError, RemoteProtocolError
 from netdicom.transport.association import Association, ReleaseRequested
 
 log = logging.getLogger("netdicom.scp")
@@ -127,7 +127,7 @@ class Dispatcher:
                         else:
                             work.start(completion)
                 except NetDicomError as exc:
-                    log.info("association with %s ended while serving: %s", assoc.peer, exc)
+                    _ended(assoc, exc)
                     return
                 finally:
                     work.handling(False)
@@ -141,6 +141,15 @@ class Dispatcher:
             work.failed()
             assoc.busy = False
             assoc.answer_inline = None
+
+
+def _ended(assoc: Association, exc: NetDicomError) -> None:
+    """Serving stopped on `exc`. A peer that broke the protocol (an endless identifier, a
+    command inside a data set) is aborted at once with the reason, PS3.8 Table 9-26: left
+    open, it would go on sending into a connection nobody reads until the idle timeout."""
+    log.info("association with %s ended while serving: %s", assoc.peer, exc)
+    if isinstance(exc, RemoteProtocolError):
+        assoc.abort(source=2, reason=exc.abort_reason)
 
 
 class _Outstanding:
@@ -194,7 +203,7 @@ class _Outstanding:
                 continue
             exc = task.exception()
             if isinstance(exc, NetDicomError):
-                log.info("association with %s ended while serving: %s", self._assoc.peer, exc)
+                _ended(self._assoc, exc)
                 over = True
             elif exc is not None:
                 log.error("serving %s failed", self._assoc.peer, exc_info=exc)

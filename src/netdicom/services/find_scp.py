@@ -440,15 +440,7 @@ def _add(ds: Any, tag: int, vr: str, stored: Values | Items, key: Key, texts: li
 async def _identifier(assoc: Association, message: CFindRQ) -> bytes | None:
     if not message.has_dataset:
         return None
-    parts: list[bytes] = []
-    timeout = assoc.config.timeouts.dimse
-    while True:
-        event = await assoc.receive(timeout)
-        if not isinstance(event, DatasetFragment):
-            raise _protocol_error("a command arrived inside the C-FIND identifier")
-        parts.append(bytes(event.data))
-        if event.is_last:
-            return b"".join(parts)
+    return await assoc.receive_dataset(assoc.config.timeouts.dimse, what="C-FIND identifier")
 
 
 def _protocol_error(text: str) -> NetDicomError:

@@ -213,14 +213,7 @@ async def take_response(
 
 
 async def read_dataset(assoc: Association, timeout: float | None) -> bytes:
-    parts: list[bytes] = []
-    while True:
-        event = await assoc.receive(timeout)
-        if not isinstance(event, DatasetFragment):
-            raise RemoteProtocolError("a command arrived inside a data set")
-        parts.append(bytes(event.data))
-        if event.is_last:
-            return b"".join(parts)
+    return await assoc.receive_dataset(timeout)
 
 
 async def get(

@@ -161,14 +161,7 @@ async def receive_response(
 
 
 async def _collect_dataset(assoc: Association, timeout: float | None) -> bytes:
-    parts: list[bytes] = []
-    while True:
-        event = await assoc.receive(timeout)
-        if not isinstance(event, DatasetFragment):
-            raise RemoteProtocolError("expected a data set fragment")
-        parts.append(bytes(event.data))
-        if event.is_last:
-            return b"".join(parts)
+    return await assoc.receive_dataset(timeout)
 
 
 __all__ = [

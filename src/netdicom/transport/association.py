@@ -89,6 +89,10 @@ _EVENT_FOR_PDU = {
 # whatever the max PDU (it was 32 events: 32 PDUs' worth), and lets small instances (a command
 # and 2 KB each) queue by the hundred instead of pausing and resuming reading every few.
 _QUEUE_HIGH_BYTES = 4 << 20
+# The largest data set receive_dataset holds (identifiers: a C-FIND with a list of 10,000 UIDs
+# is under 1 MiB), and what each fragment counts for at the least (its objects' overhead).
+MAX_HELD_DATASET = 4 << 20
+_FRAGMENT_COST = 64
 _QUEUE_HIGH_EVENTS = 1024
 # A data set up to this size goes out in the same write as its command (two PDUs, one send):
 # small stores are latency-bound.
@@ -616,6 +620,32 @@ class Association:
                 self._waiter = None
                 if timer is not None:
                     timer.cancel()
+
+    async def receive_dataset(
+        self, timeout: float | None, limit: int = MAX_HELD_DATASET, what: str = "data set"
+    ) -> bytes:
+        """The data set announced by the last command, whole, for the small ones that are
+        decoded in memory (identifiers, a response's data set; a C-STORE's is streamed).
+
+        Raises RemoteProtocolError (the caller aborts) for a command in its place, or when it
+        grows past `limit` bytes: each fragment counted as at least _FRAGMENT_COST, so that a
+        peer cannot pile up empty or one-byte fragments for free, nor an endless identifier."""
+        parts: list[bytes] = []
+        cost = 0
+        while True:
+            event = await self.receive(timeout)
+            if not isinstance(event, DatasetFragment):
+                raise RemoteProtocolError(f"a command arrived inside the {what}")
+            cost += max(len(event.data), _FRAGMENT_COST)
+            if cost > limit:
+                raise RemoteProtocolError(
+                    f"{what} larger than {limit} bytes (or in too many fragments)",
+                    field="data set length",
+                )
+            if event.data:
+                parts.append(bytes(event.data))
+            if event.is_last:
+                return b"".join(parts)
 
     def _push(self, event: ReceivedEvent) -> None:
         self._events.append(event)

@@ -187,8 +187,10 @@ class MessageAssembler:
                 f"command set longer than {MAX_COMMAND_LENGTH} bytes", "command set length"
             )
         if not pdv.is_last:
-            # Copy: the PDV's memory may belong to a receive buffer that is reused.
-            self._command_chunks.append(bytes(pdv.data))
+            # Copy: the PDV's memory may belong to a receive buffer that is reused. An empty
+            # fragment adds nothing (and must not grow the list: a peer can send millions).
+            if pdv.data:
+                self._command_chunks.append(bytes(pdv.data))
             return []
 
         if self._command_chunks:
