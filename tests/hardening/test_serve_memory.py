@@ -119,3 +119,20 @@ def test_abort_reason_for_an_endless_identifier(serve_proc: tuple[int, int]) -> 
         for _ in range(70):  # 4.4 MiB: just past the cap
             peer.sock.sendall(fragment)
         assert abort_of(peer.read_pdu(5)) == (2, 6)
+
+
+@pytest.mark.parametrize(("length", "refused"), [(300 << 10, True), (200 << 10, False)])
+def test_an_associate_request_over_256_kib_is_refused_from_its_header(
+    serve_proc: tuple[int, int], length: int, refused: bool
+) -> None:
+    # Before it is associated a peer may make serve hold one request: at most 256 KiB now
+    # (was 1 MiB, and 400 peers held 490 MB). Past it, A-ABORT on the header alone.
+    port, _ = serve_proc
+    with RawPeer(port) as peer:
+        peer.send(b"\x01\x00" + struct.pack(">I", length) + bytes(64))
+        if refused:
+            assert abort_of(peer.read_pdu(2)) == (2, 6)
+        else:
+            with pytest.raises(TimeoutError):  # waiting for the rest of it
+                peer.read_pdu(0.5)
+    assert echo_works(port) < 1.0

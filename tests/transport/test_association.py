@@ -452,3 +452,42 @@ def test_back_to_back_requests_beyond_the_window(tmp_path: Any) -> None:
         await app.server.close()
 
     run(main())
+
+
+def test_beyond_the_pending_limit_the_oldest_unassociated_connection_goes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Connections that have not associated may each hold a partial A-ASSOCIATE-RQ (up to
+    # MAX_OTHER_PDU) until ARTIM: their number is bounded (400 peers held 490 MB). The oldest
+    # is dropped, and a peer that associates at once still gets in.
+    from netdicom.transport import server as server_module
+
+    monkeypatch.setattr(server_module, "_MAX_PENDING", 3)
+
+    async def handler(assoc: Association) -> None:
+        await assoc.wait_closed()
+
+    async def main() -> None:
+        server = Server("127.0.0.1", 0, decide=_accept_all, handler=handler, config=FAST)
+        await server.start()
+        partial = encode_pdu(echo_rq())[:-1]  # all but the last byte
+        slow = []
+        for _ in range(5):
+            peer = await _raw_client(server.port)
+            await peer.send(partial)
+            slow.append(peer)
+            await asyncio.sleep(0.05)
+        # The two oldest were dropped (EOF at once), the three newest are still waiting.
+        for peer in slow[:2]:
+            assert await peer.read_pdu(1.0) is None
+        for peer in slow[2:]:
+            with pytest.raises(TimeoutError):
+                await peer.read_pdu(0.2)
+        quick = await _raw_client(server.port)
+        await quick.send(echo_rq())
+        assert isinstance(await quick.read_pdu(), AssociateAC)
+        for peer in [*slow, quick]:
+            peer.writer.close()
+        await server.close()
+
+    run(main())

@@ -29,7 +29,7 @@ from typing import Final
 
 from netdicom.core.errors import AbortReason, LocalProtocolError, RemoteProtocolError
 from netdicom.core.pdu.codec import PDU_NAMES, decode_pdu
-from netdicom.core.pdu.framer import INTERNAL_PDATA_CAP
+from netdicom.core.pdu.framer import INTERNAL_PDATA_CAP, MAX_OTHER_PDU
 from netdicom.core.pdu.types import PDU, PDUType
 
 __all__ = ["PduReceiver"]
@@ -66,7 +66,7 @@ class PduReceiver:
         "_streaming",
     )
 
-    def __init__(self, max_pdata_length: int, max_other_length: int = 1 << 20) -> None:
+    def __init__(self, max_pdata_length: int, max_other_length: int = MAX_OTHER_PDU) -> None:
         if not 0 <= max_pdata_length <= 0xFFFFFFFF:
             raise LocalProtocolError(f"max_pdata_length {max_pdata_length} is not a uint32")
         if not 0 <= max_other_length <= 0xFFFFFFFF:

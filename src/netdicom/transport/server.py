@@ -19,6 +19,10 @@ from netdicom.transport.faults import FaultInjector
 
 log = logging.getLogger("netdicom.server")
 
+# Connections at once that have not associated yet (see Server._admit): with MAX_OTHER_PDU,
+# what requests in progress hold stays in the order of 100 MiB.
+_MAX_PENDING = 256
+
 DecideResult = tuple[AssociateAC, Negotiated] | AssociateRJ
 Decide = Callable[[AssociateRQ, "Server"], DecideResult]
 Handler = Callable[[Association], Awaitable[None]]
@@ -50,6 +54,8 @@ class Server:
         self._server: asyncio.Server | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.associations: set[Association] = set()
+        # Connections waiting for their A-ASSOCIATE-RQ (or our answer), oldest first.
+        self._pending: dict[Association, None] = {}
         # The association whose A-ASSOCIATE-RQ `decide` is answering; set only during that
         # call, so that a policy can look at the peer's address (e.g. --allow AE@HOST).
         self.deciding: Association | None = None
@@ -109,6 +115,23 @@ class Server:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    def _admit(self, assoc: Association) -> None:
+        """Count `assoc` among the connections not yet associated; beyond _MAX_PENDING the
+        oldest of them is dropped. Each may hold up to MAX_OTHER_PDU of a partial
+        A-ASSOCIATE-RQ until ARTIM: without a bound, many peers sending a large request slowly
+        add up (400 held 490 MB), and --max-associations counts only associations. The oldest
+        goes, not the newcomer: a peer that is really associating does so in milliseconds."""
+        self._pending[assoc] = None
+        if len(self._pending) > _MAX_PENDING:
+            oldest = next(iter(self._pending))
+            del self._pending[oldest]
+            log.warning(
+                "%d connections without an association: dropping the oldest, %s",
+                _MAX_PENDING,
+                oldest.peer,
+            )
+            oldest.drop_connection()
+
     def _decide_for(self, assoc: Association, rq: AssociateRQ) -> DecideResult:
         self.deciding = assoc
         try:
@@ -128,6 +151,7 @@ class Server:
             faults=None if self._faults is None else self._faults(),
         )
         self.associations.add(assoc)
+        self._admit(assoc)
         try:
             assoc.start_acceptor()
             try:
@@ -135,6 +159,8 @@ class Server:
             except Exception:
                 await assoc.wait_closed()
                 return
+            finally:
+                self._pending.pop(assoc, None)
             try:
                 await self._handler(assoc)
             except Exception:

@@ -15,10 +15,15 @@ from netdicom.core.errors import AbortReason, LocalProtocolError, RemoteProtocol
 from netdicom.core.pdu.codec import PDU_NAMES, decode_pdu
 from netdicom.core.pdu.types import PDU, PDUType
 
-__all__ = ["INTERNAL_PDATA_CAP", "Framer"]
+__all__ = ["INTERNAL_PDATA_CAP", "MAX_OTHER_PDU", "Framer"]
 
 INTERNAL_PDATA_CAP: Final = 4 * 1024 * 1024
 """Largest P-DATA-TF accepted when we advertised Maximum Length 0 ("no limit", PS3.8 D.1)."""
+
+MAX_OTHER_PDU: Final = 256 * 1024
+"""Largest PDU of any other type accepted (an A-ASSOCIATE-RQ is the largest in practice: 128
+contexts of ten transfer syntaxes each, with role and extended negotiation items, stay under
+130 KB). A peer may make us hold this much before it is associated: kept well below 1 MiB."""
 
 _HEADER: Final = struct.Struct(">BxI")
 _COMPACT_AT: Final = 1 << 16  # consumed bytes worth reclaiming from the front of the buffer
@@ -41,7 +46,7 @@ class Framer:
 
     __slots__ = ("_buf", "_caps", "_error", "_error_at", "_pos", "_scan")
 
-    def __init__(self, max_pdata_length: int, max_other_length: int = 1 << 20) -> None:
+    def __init__(self, max_pdata_length: int, max_other_length: int = MAX_OTHER_PDU) -> None:
         if not 0 <= max_pdata_length <= 0xFFFFFFFF:
             raise LocalProtocolError(f"max_pdata_length {max_pdata_length} is not a uint32")
         if not 0 <= max_other_length <= 0xFFFFFFFF:
