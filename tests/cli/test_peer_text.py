@@ -251,19 +251,19 @@ def test_an_empty_transfer_syntax_is_named() -> None:
 
 
 def test_serve_log_escapes_the_calling_ae_title(tmp_path: Path) -> None:
+    # A title with control characters is refused (PS3.5, AE VR); the line that logs the
+    # rejection shows it escaped.
+    from netdicom.core.pdu import AssociateRJ
     from tests.hardening.raw import echo_rq
     from tests.peers import free_port, running, serve_argv
 
     port = free_port()
     with running(serve_argv(tmp_path, port), port) as proc:
         with RawPeer(port) as peer:
-            assert isinstance(
-                peer.associate(echo_rq(calling_ae_title="EV\x1b[31mIL\nX")), AssociateAC
-            )
-            assert peer.echo(1) == 0
-            peer.release()
+            answer = peer.associate(echo_rq(calling_ae_title="EV\x1b[31mIL\nX"))
+            assert isinstance(answer, AssociateRJ) and answer.reason == 3, answer
         proc.terminate()
         out, _ = proc.communicate(timeout=20)
     log = out.decode()
     assert "\x1b" not in log
-    assert "EV\\x1b[31mIL\\nX -> NETDICOM: released" in log
+    assert "EV\\x1b[31mIL\\nX -> NETDICOM: calling AE title holds a control character" in log

@@ -202,6 +202,11 @@ def test_huge_declared_length_is_refused_before_the_body(serve_proc: tuple[int, 
         (_with_calling(b""), (1, 1, 3)),
         (_with_calling(b"\x00" * 16), (1, 1, 3)),
         (_with_called(b""), (1, 1, 7)),
+        # Control characters (PS3.5, AE VR): a newline would forge a log line, ESC would
+        # reach the operator's terminal; a backslash is a value separator.
+        (_with_calling(b"\nFORGED LINE"), (1, 1, 3)),
+        (_with_calling(b"\x1b[31mRED"), (1, 1, 3)),
+        (_with_called(b"A\\B"), (1, 1, 7)),
     ],
     ids=[
         "unknown-application-context",
@@ -209,6 +214,9 @@ def test_huge_declared_length_is_refused_before_the_body(serve_proc: tuple[int, 
         "blank-calling",
         "nul-calling",
         "blank-called",
+        "newline-calling",
+        "escape-calling",
+        "backslash-called",
     ],
 )
 def test_associate_rq_rejections(serve: int, data: bytes, expected: tuple[int, int, int]) -> None:

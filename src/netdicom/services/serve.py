@@ -264,11 +264,18 @@ class ServeApp:
         return identity_checker(self.users)
 
     def _log_rejection(self, rq: AssociateRQ, peer: str, rj: AssociateRJ) -> None:
+        from netdicom.core.acse.acceptor import title_problem
         from netdicom.core.rejections import describe_rejection
 
+        calling_problem = title_problem(rq.calling_ae_title)
+        called_problem = title_problem(rq.called_ae_title)
         why = {
-            (1, 3): "calling AE title not in the allow list (--allow)",
-            (1, 7): f"called AE title is not ours ({self.config.ae_title}, --strict-aet)",
+            (1, 3): f"calling AE title {calling_problem}"
+            if calling_problem
+            else "calling AE title not in the allow list (--allow)",
+            (1, 7): f"called AE title {called_problem}"
+            if called_problem
+            else f"called AE title is not ours ({self.config.ae_title}, --strict-aet)",
         }.get((rj.source, rj.reason), describe_rejection(rj.result, rj.source, rj.reason))
         called = rq.called_ae_title.strip()
         if (rj.source, rj.reason) == (1, 7) and called.upper() == self.config.ae_title.upper():
@@ -280,8 +287,8 @@ class ServeApp:
         log.warning(
             "rejected association from %s: %s -> %s: %s (%d, %d, %d)",
             peer,
-            rq.calling_ae_title.strip(),
-            rq.called_ae_title.strip(),
+            rq.calling_ae_title.strip(" "),
+            rq.called_ae_title.strip(" "),
             why,
             rj.result,
             rj.source,

@@ -195,9 +195,9 @@ def _check_association(
     # An empty or all-space title is the "no name" value PS3.8 Table 9-11 forbids. The only
     # reasons Table 9-21 offers that name a title are "calling AE title not recognized" (3)
     # and "called AE title not recognized" (7), so we answer with the one for that title.
-    if not calling:
+    if title_problem(calling) is not None:
         return AssociateRJ(_PERMANENT, _SERVICE_USER, 3)
-    if not called:
+    if title_problem(called) is not None:
         return AssociateRJ(_PERMANENT, _SERVICE_USER, 7)
     # Titles are compared trimmed: leading and trailing spaces are not significant.
     if policy.require_called_ae and called != our_title:
@@ -210,6 +210,19 @@ def _check_association(
         # We could not send a single response without breaking its limit. Table 9-21 has
         # no reason for it: 1, no reason given.
         return AssociateRJ(_PERMANENT, _SERVICE_USER, 1)
+    return None
+
+
+def title_problem(title: str) -> str | None:
+    """What makes a peer's AE title unusable, or None. Empty or all spaces is "no name"
+    (PS3.8 Table 9-11); a control character or a backslash is not allowed in the AE VR (PS3.5
+    Table 6.2-1): a title with a newline or an escape sequence is nobody's, refused before it
+    reaches a log or an --allow list."""
+    stripped = title.strip(" ")
+    if not stripped:
+        return "is empty"
+    if any(char < " " or char in "\\\x7f" for char in stripped):
+        return "holds a control character or a backslash"
     return None
 
 
