@@ -264,7 +264,7 @@ def test_get_counts_that_lie_exit_1(tmp_path: Path) -> None:
         result = run_cli("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
                          "--out", str(out), "--timeout", "5")  # fmt: skip
     assert result.returncode == 1, result.stderr
-    assert "the peer reports 100 completed sub-operations, but 0 instances arrived" in (
+    assert "the peer reports 100 completed sub-operations, but 0 instances were stored here" in (
         result.stderr
     )
     assert list(out.iterdir()) == []  # no empty .incoming either

@@ -98,7 +98,7 @@ def test_move_to_ourselves_checks_the_counts(tmp_path: Path) -> None:
     with scripted_peer(_move_lying) as port:
         result = run_cli("move", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3", *_listen(out))
     assert result.returncode == 1, result.stderr
-    assert "the peer reports 500 completed sub-operations, but 0 instances arrived" in (
+    assert "the peer reports 500 completed sub-operations, but 0 instances were stored here" in (
         result.stderr
     )
     assert list(out.iterdir()) == []  # no empty .incoming either

@@ -111,6 +111,41 @@ def test_find_json_and_csv_stay_data() -> None:
     assert "x\x1by" in out.getvalue()  # CSV is written as received
 
 
+def test_find_csv_on_a_terminal_is_escaped() -> None:
+    # --csv straight to a terminal: it is shown, so the peer's escapes are not obeyed.
+    from netdicom.render.find_output import make_writer
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Terminal()
+    writer = make_writer("csv", COLUMNS, out)
+    writer.add(_match(PatientName="A", PatientID="x\x1by"))
+    writer.finish()
+    assert not _raw(out.getvalue()) and "x\\x1by" in out.getvalue()
+
+
+def test_serve_logs_why_a_tiny_max_pdu_was_rejected(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import dataclasses
+
+    from netdicom.core.pdu import AssociateRJ
+    from netdicom.services.serve import ServeApp, ServeConfig
+    from tests.hardening.raw import echo_rq
+
+    app = ServeApp(ServeConfig(directory=tmp_path, port=0))
+    rq = echo_rq()
+    rq = dataclasses.replace(
+        rq, user_information=dataclasses.replace(rq.user_information, max_length=1)
+    )
+    with caplog.at_level("WARNING", logger="netdicom"):
+        app._log_rejection(rq, "127.0.0.1:1", AssociateRJ(1, 1, 1))
+    assert "A-ASSOCIATE-RQ unusable: its maximum PDU length 1 leaves no room" in caplog.text
+    assert "the peer's application" not in caplog.text
+
+
 def test_store_summary_escapes_the_reason_and_the_path() -> None:
     from netdicom.render.store_summary import print_summary
     from netdicom.services.store_scu import FileOutcome, Result, StoreReport

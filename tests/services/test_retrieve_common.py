@@ -180,11 +180,11 @@ def test_counts_checked_against_what_arrived() -> None:
     assert check_counts("get", [_final(status.SUCCESS, None, None, None)], 2) == []
     (lie,) = check_counts("get", [_final(status.SUCCESS, 100, 0, 0)], 0)
     assert lie.fails and lie.text == (
-        "the peer reports 100 completed sub-operations, but 0 instances arrived here"
+        "the peer reports 100 completed sub-operations, but 0 instances were stored here"
     )
     two = [_final(status.SUCCESS, 2, 0, 0), _final(status.SUCCESS, 3, 0, 0)]
     (lie,) = check_counts("move", two, 4)
-    assert "reports 5 completed" in lie.text and "4 instances arrived" in lie.text
+    assert "reports 5 completed" in lie.text and "4 instances were stored here" in lie.text
     # A move to another AE: nothing to compare with.
     assert check_counts("move", [_final(status.SUCCESS, 500, 0, 0)], None) == []
 

@@ -56,14 +56,19 @@ class JsonWriter:
 
 
 class CsvWriter:
+    """CSV is data: values as the peer sent them, quoted by the csv module. Only when it goes
+    straight to a terminal are they escaped (`printable`), as on every line we show there."""
+
     def __init__(self, out: TextIO, columns: Sequence[tuple[int, str]]) -> None:
         self._columns = columns
         self._writer = csv.writer(out, lineterminator="\n")
         self._writer.writerow([name for _, name in columns])
         self._out = out
+        self._shown = out.isatty()
 
     def add(self, ds: Any) -> None:
-        self._writer.writerow([cell(ds, tag) for tag, _ in self._columns])
+        row = [cell(ds, tag) for tag, _ in self._columns]
+        self._writer.writerow([printable(value) for value in row] if self._shown else row)
         self._out.flush()
 
     def finish(self) -> None:

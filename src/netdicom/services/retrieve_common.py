@@ -403,11 +403,11 @@ def check_counts(
         # A warning sub-operation stored its instance too (with a warning status).
         claimed = sum((o.final.completed or 0) + (o.final.warning or 0) for o in outcomes)
         if claimed > arrived:
-            noun = "instance" if arrived == 1 else "instances"
+            noun = "instance was" if arrived == 1 else "instances were"
             problems.append(
                 CountProblem(
                     f"the peer reports {claimed} completed sub-operations, but {arrived} "
-                    f"{noun} arrived here",
+                    f"{noun} stored here",
                     fails=True,
                 )
             )

@@ -57,7 +57,6 @@ from netdicom.services.find_scp import (
     decode_identifier,
     encode_identifier,
 )
-from netdicom.services.get_scu import read_dataset
 from netdicom.services.peer import Peer
 from netdicom.services.planning import batches, choose
 from netdicom.services.retrieve_common import (
@@ -127,7 +126,11 @@ class RetrieveSCP:
     ) -> None:
         assert isinstance(message, CGetRQ | CMoveRQ)
         timeout = assoc.config.timeouts.dimse
-        data = await read_dataset(assoc, timeout) if message.has_dataset else None
+        data = (
+            await assoc.receive_dataset(timeout, what="retrieve identifier")
+            if message.has_dataset
+            else None
+        )
         found = model_of(context.abstract_syntax)
         kind = "get" if isinstance(message, CGetRQ) else "move"
         if (

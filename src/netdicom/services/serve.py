@@ -265,6 +265,7 @@ class ServeApp:
 
     def _log_rejection(self, rq: AssociateRQ, peer: str, rj: AssociateRJ) -> None:
         from netdicom.core.acse.acceptor import title_problem
+        from netdicom.core.acse.validation import peer_max_pdu_problem
         from netdicom.core.rejections import describe_rejection
 
         calling_problem = title_problem(rq.calling_ae_title)
@@ -277,6 +278,9 @@ class ServeApp:
             if called_problem
             else f"called AE title is not ours ({self.config.ae_title}, --strict-aet)",
         }.get((rj.source, rj.reason), describe_rejection(rj.result, rj.source, rj.reason))
+        pdu_problem = peer_max_pdu_problem(rq.user_information.max_length)
+        if (rj.source, rj.reason) == (1, 1) and pdu_problem is not None:
+            why = f"A-ASSOCIATE-RQ unusable: {pdu_problem}"
         called = rq.called_ae_title.strip()
         if (rj.source, rj.reason) == (1, 7) and called.upper() == self.config.ae_title.upper():
             why += f"; it differs only in case: AE titles are case-sensitive ({called!r})"

@@ -913,6 +913,7 @@ class Association:
                 # close() waits until the buffer is flushed, which a peer that does not read
                 # would postpone forever: give it a moment, then drop the connection.
                 asyncio.get_running_loop().call_later(_CLOSE_GRACE, transport.abort)
+        self._rx.release()
         if self._end is None:
             self._finish(ConnectionClosed(f"connection to {self.peer} closed"))
         if not self._established.done():

@@ -125,6 +125,15 @@ class PduReceiver:
         self._ready.clear()
         self._start = self._end = 0
 
+    def release(self) -> None:
+        """The connection is closed: let go of the arenas now (views handed out keep theirs
+        alive), not when the association is collected, which a reference cycle can postpone
+        to the next full collection: waves of peers that never associated held hundreds of
+        MB that way. Later reads (none are expected) are dropped into a small arena."""
+        self.drop()
+        self._spare.clear()
+        self._arena = bytearray(_MIN_ROOM)
+
     # --- the association's side ---------------------------------------------------------------
 
     def next_pdu(self) -> PDU | None:
