@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
+from netdicom.core.dimse.fragments import MIN_PEER_MAX_PDU, PDV_OVERHEAD
 from netdicom.core.errors import LocalProtocolError
 
 # PS3.8 Annex D.1: Maximum Length is a 32-bit unsigned field; 0 means "no limit".
 MAX_PDU_FIELD = 0xFFFF_FFFF
-# A P-DATA-TF whose variable part is 6 bytes or less cannot carry a single fragment byte
-# (4-byte PDV length + context ID + control header, PS3.8 §9.3.5.1).
-_PDV_OVERHEAD = 6
 
 
 def clean_ae_title(title: str, what: str) -> str:
@@ -53,11 +51,6 @@ def check_version_name(name: str | None) -> None:
         raise LocalProtocolError(f"implementation version name {name!r} must be printable ASCII")
 
 
-# The smallest Maximum Length of a peer's that we can send to: a fragment of 2 bytes (we
-# never split a message into odd-length fragments: dcmtk aborts on those).
-MIN_PEER_MAX_PDU = _PDV_OVERHEAD + 2
-
-
 def peer_max_pdu_problem(max_pdu: int) -> str | None:
     """Why a peer's Maximum Length (PS3.8 D.1) cannot be honoured, or None. Below 8 bytes a
     P-DATA-TF cannot carry an even fragment: sending at all would break its own limit."""
@@ -73,10 +66,10 @@ def check_max_pdu(max_pdu: int) -> None:
     """0 (no limit) or a length that fits the 32-bit field and leaves room for a fragment."""
     if max_pdu == 0:
         return
-    if not _PDV_OVERHEAD < max_pdu <= MAX_PDU_FIELD:
+    if not PDV_OVERHEAD < max_pdu <= MAX_PDU_FIELD:
         raise LocalProtocolError(
             f"maximum PDU length {max_pdu} must be 0 (no limit) or "
-            f"{_PDV_OVERHEAD + 1}..{MAX_PDU_FIELD}"
+            f"{PDV_OVERHEAD + 1}..{MAX_PDU_FIELD}"
         )
 
 

@@ -38,9 +38,9 @@ PDV_OVERHEAD: Final = 6
 # per-PDU overhead is negligible, small enough to bound the copy made when a PDU is encoded.
 UNLIMITED_FRAGMENT: Final = 1 << 20
 
-# A peer max below 8 leaves no room for an even (non-empty) fragment. Such a value is useless
-# rather than dangerous, so we treat it as 8 (2-byte fragments) instead of failing the
-# association; real peers advertise 4096 or more (dcmtk's minimum).
+# A peer max below 8 leaves no room for an even (non-empty) fragment: sending at all would
+# break the peer's own limit, so negotiation refuses it (acse.validation.peer_max_pdu_problem);
+# real peers advertise 4096 or more (dcmtk's minimum).
 MIN_PEER_MAX_PDU: Final = PDV_OVERHEAD + 2
 
 # Command sets are a few hundred bytes; a peer sending more is broken or hostile, and command
@@ -54,7 +54,7 @@ def max_fragment_length(peer_max_pdu: int) -> int:
     """Largest PDV fragment to send in one P-DATA-TF to a peer advertising `peer_max_pdu`.
 
     The result is peer max − 6 rounded down to even (dcmtk aborts on odd fragments mid-message);
-    0 (unlimited) gives UNLIMITED_FRAGMENT; values below 8 are treated as 8.
+    0 (unlimited) gives UNLIMITED_FRAGMENT; values below 8 (refused by negotiation) as 8.
     """
     if not 0 <= peer_max_pdu <= _MAX_UINT32:
         raise LocalProtocolError(f"max PDU length {peer_max_pdu} is not a 32-bit unsigned value")
