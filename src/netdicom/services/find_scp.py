@@ -443,12 +443,6 @@ async def _identifier(assoc: Association, message: CFindRQ) -> bytes | None:
     return await assoc.receive_dataset(assoc.config.timeouts.dimse, what="C-FIND identifier")
 
 
-def _protocol_error(text: str) -> NetDicomError:
-    from netdicom.core.errors import RemoteProtocolError
-
-    return RemoteProtocolError(text)
-
-
 async def _cancel_requested(assoc: Association, message_id: int) -> bool:
     """Take a queued C-CANCEL-RQ for `message_id` without waiting (PS3.7 9.3.2.3).
 

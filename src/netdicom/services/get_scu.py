@@ -199,7 +199,7 @@ async def take_response(
         raise RemoteProtocolError(
             f"{name} to message {message.message_id_being_responded_to}, expected {message_id}"
         )
-    data = await read_dataset(assoc, timeout) if message.has_dataset else None
+    data = await assoc.receive_dataset(timeout) if message.has_dataset else None
     progress = progress_of(message)
     if message.status == status.PENDING:
         if on_progress is not None:
@@ -210,10 +210,6 @@ async def take_response(
     outcome.error_comment = message.error_comment
     outcome.failed_uids = failed_list(data, transfer_syntax)
     return True
-
-
-async def read_dataset(assoc: Association, timeout: float | None) -> bytes:
-    return await assoc.receive_dataset(timeout)
 
 
 async def get(

@@ -156,12 +156,8 @@ async def receive_response(
     assert not isinstance(message, UnsupportedCommand)  # responded_to raised for it
     dataset: bytes | None = None
     if message.has_dataset:
-        dataset = await _collect_dataset(assoc, timeout)
+        dataset = await assoc.receive_dataset(timeout)
     return message, dataset
-
-
-async def _collect_dataset(assoc: Association, timeout: float | None) -> bytes:
-    return await assoc.receive_dataset(timeout)
 
 
 __all__ = [
