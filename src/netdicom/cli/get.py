@@ -4,6 +4,7 @@ the same association and are stored the way serve stores them."""
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -180,6 +181,50 @@ def install_interrupt(cancel: Any, abort: Any) -> None:
         loop.add_signal_handler(signal.SIGINT, on_interrupt)
 
 
+async def send_requests(
+    assoc: Any,
+    requests: Sequence[Any],
+    send: Callable[[Any, Any], Awaitable[Any]],
+    outcomes: list[Any],
+    *,
+    progress: Any,
+    quiet: bool,
+    last: Callable[[Any], bool] = lambda outcome: False,
+) -> bool:
+    """The requests of a get or move, in turn on `assoc`, then its release. `send(request,
+    cancel)` sends one and returns its outcome (None: send no more); `last(outcome)` says to
+    stop after it. Ctrl-C cancels (C-CANCEL-RQ), a second one aborts. A failure aborts the
+    association and is raised; the outcomes so far are in `outcomes`. True when interrupted."""
+    import asyncio
+
+    cancel = asyncio.Event()
+    interrupted = False
+
+    def abort() -> None:
+        nonlocal interrupted
+        interrupted = True
+        assoc.abort()
+
+    install_interrupt(cancel, abort)
+    try:
+        with progress:
+            for request in requests:
+                outcome = await send(request, cancel)
+                if outcome is None:
+                    break
+                outcomes.append(outcome)
+                if cancel.is_set():
+                    interrupted = True
+                    break
+                if last(outcome):
+                    break
+    except BaseException:
+        assoc.abort()
+        raise
+    await release_or_warn(assoc, quiet=quiet)
+    return interrupted
+
+
 def exit_code(
     outcomes: Any, received: Any, interrupted: bool, service: str, problems: Any = ()
 ) -> int:
@@ -313,7 +358,6 @@ async def _get(
     *,
     no_progress: bool = False,
 ) -> int:
-    import asyncio
 
     from netdicom.archive.layout import Layout
     from netdicom.archive.writer import Archive
@@ -343,7 +387,6 @@ async def _get(
     out.mkdir(parents=True, exist_ok=True)
     with tidy_incoming(out):
         storage = StorageSCP(Archive(out), Layout.parse(layout))
-        cancel = asyncio.Event()
         interrupted = False
         outcomes: list[RetrieveOutcome] = []
         # Every instance that arrived, also those of a request the association died in.
@@ -362,37 +405,26 @@ async def _get(
 
                 print_negotiation(assoc)
 
-            def abort() -> None:
-                nonlocal interrupted
-                interrupted = True
-                assoc.abort()
+            async def send(request: Any, cancel: Any) -> RetrieveOutcome | None:
+                left = None if max_instances is None else max_instances - len(received)
+                if left is not None and left <= 0:
+                    return None
+                return await get(
+                    assoc,
+                    model,
+                    build_identifier(request, model),
+                    storage,
+                    on_progress=progress.update,
+                    on_received=on_received,
+                    max_instances=left,
+                    cancel=cancel,
+                    timeout=timeout,
+                )
 
-            install_interrupt(cancel, abort)
-            try:
-                with progress:
-                    for request in resolution.requests:
-                        left = None if max_instances is None else max_instances - len(received)
-                        if left is not None and left <= 0:
-                            break
-                        outcome = await get(
-                            assoc,
-                            model,
-                            build_identifier(request, model),
-                            storage,
-                            on_progress=progress.update,
-                            on_received=on_received,
-                            max_instances=left,
-                            cancel=cancel,
-                            timeout=timeout,
-                        )
-                        outcomes.append(outcome)
-                        if cancel.is_set():
-                            interrupted = True
-                            break
-            except BaseException:
-                assoc.abort()
-                raise
-            await release_or_warn(assoc, quiet=quiet or json_output)
+            interrupted = await send_requests(
+                assoc, resolution.requests, send, outcomes, progress=progress,
+                quiet=quiet or json_output,
+            )  # fmt: skip
         except Exception as exc:
             # What was stored stays stored: say so (stdout too with --json) before the error.
             error = exc

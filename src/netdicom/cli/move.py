@@ -27,7 +27,6 @@ from netdicom.cli.common import (
     UsernameOption,
     VerboseOption,
     client_options,
-    release_or_warn,
     resolve_peer,
     run,
     stderr,
@@ -45,9 +44,9 @@ from netdicom.cli.get import (
     ModelOption,
     error_text,
     exit_code,
-    install_interrupt,
     parse_request,
     plan,
+    send_requests,
     show_plan,
 )
 
@@ -207,7 +206,6 @@ async def _move(
     *,
     no_progress: bool = False,
 ) -> int:
-    import asyncio
     import contextlib
     import dataclasses
 
@@ -236,7 +234,6 @@ async def _move(
     receiver: MoveReceiver | None = None
     contexts = [ProposedContext(sop_class_for("move", model), _SYNTAXES)]
     outcomes: list[RetrieveOutcome] = []
-    cancel = asyncio.Event()
     interrupted = False
     error: Exception | None = None
     with tidy_incoming(out) if listen is not None else contextlib.nullcontext():
@@ -264,41 +261,29 @@ async def _move(
 
                     print_negotiation(assoc)
 
-                def abort() -> None:
-                    nonlocal interrupted
-                    interrupted = True
-                    assoc.abort()
-
-                install_interrupt(cancel, abort)
                 ours = options.calling_ae
 
                 def expect(message_id: int) -> None:
                     if receiver is not None:
                         receiver.expected = (ours, message_id)
 
-                try:
-                    with progress:
-                        for request in resolution.requests:
-                            outcome = await move(
-                                assoc,
-                                model,
-                                build_identifier(request, model),
-                                destination,
-                                on_progress=progress.update,
-                                on_request=expect,
-                                cancel=cancel,
-                                timeout=timeout,
-                            )
-                            outcomes.append(outcome)
-                            if cancel.is_set():
-                                interrupted = True
-                                break
-                            if outcome.status == status.MOVE_DESTINATION_UNKNOWN:
-                                break
-                except BaseException:
-                    assoc.abort()
-                    raise
-                await release_or_warn(assoc, quiet=quiet or json_output)
+                async def send(request: Any, cancel: Any) -> RetrieveOutcome:
+                    return await move(
+                        assoc,
+                        model,
+                        build_identifier(request, model),
+                        destination,
+                        on_progress=progress.update,
+                        on_request=expect,
+                        cancel=cancel,
+                        timeout=timeout,
+                    )
+
+                interrupted = await send_requests(
+                    assoc, resolution.requests, send, outcomes, progress=progress,
+                    quiet=quiet or json_output,
+                    last=lambda outcome: outcome.status == status.MOVE_DESTINATION_UNKNOWN,
+                )  # fmt: skip
             finally:
                 if receiver is not None and receiver.started:
                     await receiver.finish(grace)

@@ -5,7 +5,8 @@ implementation version name, its AE title: any of them may hold a newline (break
 one-line messages and forging lines of their own) or an escape sequence (colours, the window
 title, cursor moves: the terminal obeys what it is sent). Every such text goes through
 `printable` on its way to a terminal or a log line. JSON output needs nothing (json.dumps
-escapes control characters); CSV is data and is written as received.
+escapes control characters); CSV is data, written as received unless it goes straight to a
+terminal.
 """
 
 from __future__ import annotations
