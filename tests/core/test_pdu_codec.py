@@ -222,6 +222,23 @@ def test_ac_may_echo_empty_ae_titles() -> None:
     assert decode_pdu(2, data[6:]) == ac
 
 
+@pytest.mark.parametrize(
+    ("field", "expected"),
+    [
+        (b"  PADDED\x00\x00", "PADDED"),  # leading spaces and trailing NULs are padding
+        (b"\x00FUZZ", "\x00FUZZ"),  # a leading NUL is kept for the acceptor to refuse
+    ],
+)
+def test_decoded_ae_title_padding(field: bytes, expected: str) -> None:
+    data = encode_pdu(
+        AssociateAC("X", "Y", (PresentationContextAC(1, ContextResult.ACCEPTANCE),), _INFO)
+    )
+    data = data[:10] + field.ljust(16, b" ") + data[26:]
+    ac = decode_pdu(2, data[6:])
+    assert isinstance(ac, AssociateAC)
+    assert ac.called_ae_title == expected
+
+
 # --- malformed input ------------------------------------------------------------------------------
 
 

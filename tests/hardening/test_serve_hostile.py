@@ -207,6 +207,9 @@ def test_huge_declared_length_is_refused_before_the_body(serve_proc: tuple[int, 
         (_with_calling(b"\nFORGED LINE"), (1, 1, 3)),
         (_with_calling(b"\x1b[31mRED"), (1, 1, 3)),
         (_with_called(b"A\\B"), (1, 1, 7)),
+        # A leading NUL is a control character too, not padding to strip ("\0FUZZ" is not
+        # "FUZZ"); trailing NULs are padding (the test above and the next one).
+        (_with_calling(b"\x00FUZZ"), (1, 1, 3)),
     ],
     ids=[
         "unknown-application-context",
@@ -217,6 +220,7 @@ def test_huge_declared_length_is_refused_before_the_body(serve_proc: tuple[int, 
         "newline-calling",
         "escape-calling",
         "backslash-called",
+        "leading-nul-calling",
     ],
 )
 def test_associate_rq_rejections(serve: int, data: bytes, expected: tuple[int, int, int]) -> None:

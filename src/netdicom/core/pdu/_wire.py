@@ -113,7 +113,10 @@ def lenient_text(buf: memoryview, start: int, end: int) -> str:
 
 
 def ae_title(buf: memoryview, start: int, field: str, *, strict: bool) -> str:
-    """A 16-byte AE title; leading/trailing spaces are not significant (PS3.8 Table 9-11)."""
+    """A 16-byte AE title; leading/trailing spaces are not significant (PS3.8 Table 9-11).
+    Trailing NULs are dropped too (some implementations pad with them); a leading NUL is kept,
+    so the acceptor refuses the title for its control character instead of reading "\\0FUZZ"
+    as "FUZZ"."""
     raw = bytes(buf[start : start + 16])
     if strict:
         try:
@@ -123,7 +126,7 @@ def ae_title(buf: memoryview, start: int, field: str, *, strict: bool) -> str:
     else:
         # The A-ASSOCIATE-AC copies are reserved and not tested (PS3.8 Table 9-17).
         text = raw.decode("ascii", errors="replace")
-    return text.strip(" \x00")
+    return text.rstrip(" \x00").lstrip(" ")
 
 
 # --- encoding ---------------------------------------------------------------------------------
