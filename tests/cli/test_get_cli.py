@@ -118,6 +118,18 @@ def test_hostile_scp_cannot_write_outside_out(tmp_path: Path) -> None:
     assert len(list(out.rglob("*.dcm"))) == 1
 
 
+def test_peer_without_role_is_warned_about_once(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    sends = [("1.2.826.0.1.5", "P1"), ("1.2.826.0.1.6", "P2")]
+    with hostile_scp_thread(sends, grant_role=False) as port:
+        result = run_cli("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3", "--out", str(out))
+    assert result.returncode == 1, result.stderr  # the hostile peer ends with 0xB000
+    # Two instances of one SOP class: one line, not one per instance or one per layer.
+    assert result.stderr.count("SCP role") == 1, result.stderr
+    assert f"the peer sent {CT} without granting the SCP role; accepted" in result.stderr
+    assert len(list(out.rglob("*.dcm"))) == 2
+
+
 # --- scripted Q/R SCPs: what a misbehaving peer sends, built with our own codec ---------------
 
 

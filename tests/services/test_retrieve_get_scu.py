@@ -123,7 +123,9 @@ async def hostile_scp(
 
 
 @contextlib.contextmanager
-def hostile_scp_thread(sends: Sequence[tuple[str, str]]) -> Iterator[int]:
+def hostile_scp_thread(
+    sends: Sequence[tuple[str, str]], *, grant_role: bool = True
+) -> Iterator[int]:
     """The hostile SCP on a thread of its own (for CLI tests run as subprocesses)."""
     started = threading.Event()
     port: list[int] = []
@@ -131,7 +133,7 @@ def hostile_scp_thread(sends: Sequence[tuple[str, str]]) -> Iterator[int]:
     stop = asyncio.Event()
 
     async def main() -> None:
-        async with hostile_scp(sends) as server:
+        async with hostile_scp(sends, grant_role=grant_role) as server:
             port.append(server.port)
             started.set()
             await stop.wait()

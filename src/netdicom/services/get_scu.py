@@ -319,7 +319,8 @@ async def _store(
     if not context.we_are_scp and context.abstract_syntax not in outcome.role_warnings:
         # PS3.4 C.4.3.1: without the SCP role the peer should not send; accepted anyway.
         outcome.role_warnings.add(context.abstract_syntax)
-        log.warning(
+        # Logged for --debug only: the CLI says it once per SOP class after the transfer.
+        log.info(
             "%s sends %s without having granted us the SCP role (role selection answered "
             "'default'): accepted",
             assoc.peer,
