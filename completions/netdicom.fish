@@ -100,7 +100,7 @@ complete -c netdicom -n '__fish_seen_subcommand_from serve' -l dir -r -d 'Folder
 complete -c netdicom -n '__fish_seen_subcommand_from serve' -l host -r -d 'Address to listen on; 0.0.0.0 listens on every interface.'
 complete -c netdicom -n '__fish_seen_subcommand_from serve' -l port -r -d 'TCP port.'
 complete -c netdicom -n '__fish_seen_subcommand_from serve' -l aet -r -d 'Our AE title.'
-complete -c netdicom -n '__fish_seen_subcommand_from serve' -l max-associations -r -d 'Refuse (A-ASSOCIATE-RJ transient, local limit) beyond N at once.'
+complete -c netdicom -n '__fish_seen_subcommand_from serve' -l max-associations -r -d 'Refuse (A-ASSOCIATE-RJ transient, local limit) beyond N at once; 0: no limit.'
 complete -c netdicom -n '__fish_seen_subcommand_from serve' -l idle-timeout -r -d 'Abort an association silent this many seconds.'
 complete -c netdicom -n '__fish_seen_subcommand_from serve' -l acse-timeout -r -d 'Seconds a connection may take to send its A-ASSOCIATE-RQ (ARTIM), and to close.'
 complete -c netdicom -n '__fish_seen_subcommand_from serve' -l max-pdu -r -d 'Largest P-DATA-TF we accept, in bytes (0: no limit).'

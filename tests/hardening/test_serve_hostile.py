@@ -434,6 +434,27 @@ def test_max_associations_rejects_beyond_the_limit(tmp_path: Path) -> None:
             second.close()
 
 
+@pytest.mark.parametrize("option", [[], ["--max-associations", "0"]], ids=["default", "none"])
+def test_associations_are_limited_by_default(tmp_path: Path, option: list[str]) -> None:
+    # Each association may hold a few MiB: 32 at once unless told otherwise (0: no limit).
+    port = free_port()
+    with running(serve_argv(tmp_path, port, *option, "-q"), port):
+        peers = [RawPeer(port) for _ in range(32)]
+        try:
+            for peer in peers:
+                assert isinstance(peer.associate(timeout=PROMPT), AssociateAC)
+            answer, _ = _first_answer(port, _rq_bytes())
+            if option:
+                assert isinstance(answer, AssociateAC), answer
+            else:
+                assert isinstance(answer, AssociateRJ), answer
+                assert (answer.result, answer.source, answer.reason) == (2, 3, 2)
+            assert peers[0].echo(1, timeout=PROMPT) == 0
+        finally:
+            for peer in peers:
+                peer.close()
+
+
 def test_flood_of_idle_connections(serve: int) -> None:
     count = 200
     started = time.monotonic()

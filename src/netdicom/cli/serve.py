@@ -39,6 +39,10 @@ STORAGE_PANEL = "Storage"
 RETRIEVE_PANEL = "Query/Retrieve"
 # netdicom.archive.layout.DEFAULT_LAYOUT, spelt out so that loading the CLI (and so `netdicom
 # echo`) does not import the archive package; a test keeps the two equal.
+# Each association may hold a few MiB a peer chose (an identifier up to 4 MiB, receive
+# buffers): without a default a crowd of peers could take hundreds of MB (60 took 400 MB).
+# 32 is far above what one site's modalities open at once; --max-associations 0 lifts it.
+DEFAULT_MAX_ASSOCIATIONS = 32
 DEFAULT_LAYOUT = "{PatientID}/{StudyInstanceUID}/{SeriesInstanceUID}/{SOPInstanceUID}.dcm"
 
 
@@ -82,13 +86,13 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="TCP port.", min=0, max=65535)] = 11112,
     aet: Annotated[str, typer.Option("--aet", help="Our AE title.")] = "NETDICOM",
     max_associations: Annotated[
-        int | None,
+        int,
         typer.Option(
             "--max-associations",
-            help="Refuse (A-ASSOCIATE-RJ transient, local limit) beyond N at once.",
-            min=1,
+            help=("Refuse (A-ASSOCIATE-RJ transient, local limit) beyond N at once; 0: no limit."),
+            min=0,
         ),
-    ] = None,
+    ] = DEFAULT_MAX_ASSOCIATIONS,
     idle_timeout: Annotated[
         float,
         typer.Option(
@@ -287,7 +291,7 @@ def serve(
         ae_title=aet,
         host=host,
         port=port,
-        max_associations=max_associations,
+        max_associations=max_associations or None,
         layout=layout,
         on_duplicate=DuplicatePolicy(on_duplicate.value),
         accept_unknown_sop_classes=not no_unknown,
