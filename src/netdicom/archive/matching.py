@@ -410,10 +410,6 @@ def _pad_time(t: str, fill: str) -> str:
     return f"{whole[:6]}.{(frac + fill * 6)[:6]}"
 
 
-def _comparable(vr: str, value: str) -> str:
-    return _bounds(vr, value)[0]
-
-
 def _in_range(vr: str, value: str, low: str | None, high: str | None) -> bool:
     v = value.strip(" \x00")
     if not v:

@@ -66,11 +66,3 @@ LOSSLESS_COMPRESSED = frozenset(
         "1.2.840.10008.1.2.5",  # RLE Lossless
     }
 )
-
-
-def is_lossless(transfer_syntax: str) -> bool:
-    """A syntax whose decoding gives back the original pixels (or that is uncompressed).
-
-    Referenced-pixel syntaxes (JPIP) carry no pixels at all and count as not lossless.
-    """
-    return not is_compressed(transfer_syntax) or transfer_syntax in LOSSLESS_COMPRESSED

@@ -354,10 +354,6 @@ class RetrieveOutcome:
     received: list[Received] = field(default_factory=list, repr=False)
     role_warnings: set[str] = field(default_factory=set)  # SOP classes sent without the role
 
-    @property
-    def status_category(self) -> StatusCategory:
-        return category(self.status)
-
 
 # --- what the final responses claim, checked --------------------------------------------------
 

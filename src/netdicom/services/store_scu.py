@@ -36,7 +36,6 @@ from netdicom.services.session import (
     negotiated_window,
     next_command,
     open_association,
-    receive_response,
 )
 from netdicom.transport.association import Association
 
@@ -220,25 +219,6 @@ def _outcome(sent: _Sent, response: DimseMessage | UnsupportedCommand) -> FileOu
         converted=sent.converted,
         bytes=0 if result is Result.FAILED else sent.size,
     )
-
-
-async def store_one(
-    assoc: Association,
-    info: DicomFile,
-    timeout: float | None,
-    observer: StoreObserver | None = None,
-) -> FileOutcome:
-    """C-STORE one file on an established association and wait for its response.
-
-    File-level problems (no usable context, cannot convert, a failure status) come back as a
-    FAILED outcome; association-level ones (abort, timeout, connection lost) raise.
-    """
-    sent = await _send(assoc, info, observer or _NullObserver())
-    if isinstance(sent, FileOutcome):
-        return sent
-    response, _ = await receive_response(assoc, sent.message_id, timeout)
-    assoc.message_ids.release(sent.message_id)
-    return _outcome(sent, response)
 
 
 class _Window:
@@ -477,10 +457,3 @@ async def store(
             run.record(_failed(info, reason))
     report.elapsed = time.perf_counter() - started
     return report
-
-
-def summarize(outcomes: Sequence[FileOutcome]) -> dict[str, int]:
-    counts = {result.value: 0 for result in Result}
-    for outcome in outcomes:
-        counts[outcome.result.value] += 1
-    return counts
