@@ -186,3 +186,25 @@ def test_aborting_peer_reports_the_rest_as_not_stored(tmp_path: Path) -> None:
     assert all("not sent" in str(f["reason"]) for f in files[3:])
     assert summary["failed"] == 4
     assert len(list(out.iterdir())) == 2
+
+
+@needs_dcmtk
+def test_a_truncated_file_is_not_sent_and_the_rest_are(tmp_path: Path) -> None:
+    # A file cut short (a copy interrupted) still has a good header. Sent as it was, dcmtk's
+    # storescp aborted the association and every later file failed; a lenient peer would store
+    # a damaged instance. It is now listed as failed before anything is sent.
+    paths = make_files(tmp_path / "in", 4, rows=64, columns=64)
+    damaged = paths[1]
+    damaged.write_bytes(damaged.read_bytes()[:-3000])
+    out = tmp_path / "out"
+    out.mkdir()
+    port = free_port()
+    with running(_dcmtk_storescp(out, port), port, env=DCMTK_ENV):
+        result = _store(f"STORESCP@127.0.0.1:{port}", "-r", str(tmp_path / "in"))
+    assert result.returncode == 1, result.stderr
+    files, summary = _results(result.stdout)
+    assert summary["stored"] == 3 and summary["failed"] == 1
+    failed = [f for f in files if f["result"] == "failed"]
+    assert [Path(str(f["file"])).name for f in failed] == [damaged.name]
+    assert "truncated" in str(failed[0]["reason"])
+    assert len(list(out.iterdir())) == 3

@@ -16,19 +16,15 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final
 
+from netdicom.core.dataset_walk import ITEM, ITEM_DELIMITER, SEQUENCE_DELIMITER, SHORT_VRS
+
 UNDEFINED: Final = 0xFFFFFFFF
 
-# (FFFE,E000) item, (FFFE,E00D) item delimiter, (FFFE,E0DD) sequence delimiter (PS3.5 §7.5).
-ITEM: Final = 0xFFFEE000
-ITEM_DELIMITER: Final = 0xFFFEE00D
-SEQUENCE_DELIMITER: Final = 0xFFFEE0DD
 PIXEL_DATA: Final = 0x7FE00010
 
-# Explicit VRs whose header has 2 reserved bytes and a 32-bit length (PS3.5 Table 7.1-1). A VR
-# we do not know is read the same way: every VR added since 2007 uses the long form.
-_SHORT_VRS: Final = frozenset(
-    b"AE AS AT CS DA DS DT FL FD IS LO LT PN SH SL SS ST TM UI UL US".split()
-)
+# Explicit VRs not in SHORT_VRS have 2 reserved bytes and a 32-bit length (PS3.5 Table
+# 7.1-1). A VR we do not know is read that way: every VR added since 2007 uses the long form.
+_SHORT_VRS: Final = SHORT_VRS
 
 # Long-form VRs of plain values (PS3.5 Table 7.1-1): the fast path takes these and the short
 # ones; SQ, and VRs it does not know, take the slow path.

@@ -18,23 +18,14 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from netdicom.core import uids
+from netdicom.core.dataset_walk import LONG_VRS, SHORT_VRS, Incomplete, check_complete
 from netdicom.core.errors import NetDicomError
 from netdicom.core.records import frozen
 from netdicom.core.sop_classes import is_compressed
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"  # Media Storage Directory Storage (PS3.10 §8)
 
-# Explicit VRs with a 2-byte reserved field and a 4-byte length (PS3.5 §7.1.2, Table 7.1-1).
-_LONG_VRS = frozenset(
-    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-)
-_SHORT_VRS = frozenset(
-    {
-        b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT",
-        b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
-    }
-)  # fmt: skip
-_ALL_VRS = _LONG_VRS | _SHORT_VRS
+_ALL_VRS = LONG_VRS | SHORT_VRS
 _UNDEFINED = 0xFFFFFFFF
 _SOP_CLASS_TAG = 0x00080016
 _SOP_INSTANCE_TAG = 0x00080018
@@ -118,12 +109,12 @@ def parse_meta(head: bytes) -> _Meta | None:
         if group != 0x0002:
             break
         vr = head[pos + 4 : pos + 6]
-        if vr in _LONG_VRS:
+        if vr in LONG_VRS:
             if pos + 12 > len(head):
                 return None
             (length,) = struct.unpack_from("<I", head, pos + 8)
             start = pos + 12
-        elif vr in _SHORT_VRS:
+        elif vr in SHORT_VRS:
             (length,) = struct.unpack_from("<H", head, pos + 6)
             start = pos + 8
         else:
@@ -183,12 +174,12 @@ def _first_uids(data: bytes, encoding: Encoding) -> dict[int, str] | None:
             break
         if explicit:
             vr = data[pos + 4 : pos + 6]
-            if vr in _LONG_VRS:
+            if vr in LONG_VRS:
                 if pos + 12 > end:
                     return None
                 (length,) = struct.unpack_from(long_fmt, data, pos + 8)
                 start = pos + 12
-            elif vr in _SHORT_VRS:
+            elif vr in SHORT_VRS:
                 (length,) = struct.unpack_from(short_fmt, data, pos + 6)
                 start = pos + 8
             else:
@@ -258,7 +249,21 @@ def probe_file(path: Path) -> DicomFile:
             data = _inflate_start(fp, meta.end)
         elif len(data) < 1024 and meta.end + len(data) < size:
             data += fp.read(_HEAD_SIZE)
-    return _check(path, meta, declared, data, size)
+        info = _check(path, meta, declared, data, size)
+        if declared is not Encoding.DEFLATED:
+            # A deflated data set is checked whole only by inflating it: left to the peer.
+            try:
+                check_complete(
+                    fp,
+                    meta.end,
+                    data,
+                    size,
+                    explicit=declared is not Encoding.IMPLICIT_LE,
+                    big_endian=declared is Encoding.EXPLICIT_BE,
+                )
+            except Incomplete as exc:
+                raise NotSendable(str(exc), skip=False) from None
+    return info
 
 
 def _inflate_start(fp: BinaryIO, offset: int) -> bytes:
