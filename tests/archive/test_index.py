@@ -288,3 +288,36 @@ def test_same_instance_at_a_new_path_keeps_counters_right(tmp_path: Path) -> Non
         (index, tmp_path), Level.STUDY, Key(STUDY_UID, "UI", "6"), wanted=(0x00201208,)
     )
     assert study[0x00201208] == ("1",)
+
+
+def test_an_instance_stored_again_updates_its_patient_study_and_series(tmp_path: Path) -> None:
+    # --on-duplicate overwrite with a corrected instance: C-FIND answered the first version's
+    # patient name and study description for ever (a restart did not help either).
+    index, _ = open_index(tmp_path)
+    first = make_dataset(sop_instance_uid="7.7", study_uid="7", patient_name="WRONG^NAME")
+    first.StudyDescription = "typo"
+    first.SeriesDescription = "old"
+    path = write_instance(tmp_path / "a.dcm", first)
+    index_file(index, path)
+    corrected = make_dataset(sop_instance_uid="7.7", study_uid="7", patient_name="RIGHT^NAME")
+    corrected.StudyDescription = "corrected"
+    corrected.SeriesDescription = "new"
+    write_instance(path, corrected)
+    index_file(index, path)
+    assert index.counts() == {"patient": 1, "study": 1, "series": 1, "instance": 1}
+    (study,) = _find(
+        (index, tmp_path),
+        Level.STUDY,
+        Key(STUDY_UID, "UI", "7"),
+        wanted=(0x00100010, 0x00081030, 0x00201208),
+    )
+    assert str(study[0x00100010][0]) == "RIGHT^NAME"  # type: ignore[index]
+    assert study[0x00081030] == ("corrected",)
+    assert study[0x00201208] == ("1",)
+    (series,) = _find(
+        (index, tmp_path), Level.SERIES, Key(STUDY_UID, "UI", "7"), wanted=(0x0008103E,)
+    )
+    assert series[0x0008103E] == ("new",)
+    # Matching uses the new values too.
+    assert _find((index, tmp_path), Level.STUDY, Key(0x00100010, "PN", "RIGHT*"))
+    assert not _find((index, tmp_path), Level.STUDY, Key(0x00100010, "PN", "WRONG*"))

@@ -186,6 +186,20 @@ def _insert_sql(level: Level, extra: tuple[str, ...]) -> tuple[str, tuple[str, .
     return f"INSERT INTO {table} ({', '.join(all_names)}) VALUES ({marks})", tuple(names)
 
 
+# The columns that find a patient, study or series row: never changed by an update.
+_ENTITY_KEYS: Final = frozenset({"patient_id", "issuer", "study_uid", "series_uid"})
+
+
+@functools.cache
+def _update_sql(level: Level) -> tuple[str, tuple[str, ...]]:
+    """The UPDATE of a patient, study or series row's attributes, and the names it takes."""
+    table, _ = _TABLES[level]
+    names = [c.name for c in COLUMNS if c.level is level and c.name not in _ENTITY_KEYS]
+    names += [f"{n}_alpha" for n in names if n in _PN_COLUMNS]
+    assignments = ", ".join(f"{name} = ?" for name in names)
+    return f"UPDATE {table} SET {assignments} WHERE pk = ?", tuple(names)
+
+
 class IndexUnusable(Exception):
     """The index file cannot be used (damaged, or of another schema version)."""
 
@@ -504,6 +518,17 @@ class Index:
         replaced = db.execute(
             "DELETE FROM instance WHERE sop_uid = ? OR path = ?", (row["sop_uid"], summary.path)
         ).rowcount
+        if replaced:
+            # A corrected instance (--on-duplicate overwrite, or a file changed on disk) means
+            # its patient name or study description too: the rows above it take its values.
+            # (Otherwise the first instance of a study sets them, as most archives do.)
+            for level, pk in (
+                (Level.PATIENT, patient_pk),
+                (Level.STUDY, study_pk),
+                (Level.SERIES, series_pk),
+            ):
+                sql, names = _update_sql(level)
+                db.execute(sql, [*(row[name] for name in names), pk])
         file_columns = {
             "series_pk": series_pk,
             "transfer_syntax": summary.transfer_syntax,
