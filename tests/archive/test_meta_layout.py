@@ -73,7 +73,9 @@ def test_default_layout() -> None:
         (b"../../etc/passwd", "_._.._etc_passwd"),
         (b"/etc", "_etc"),
         (b"A\\B", "A_B"),
-        ("Müller".encode("latin-1"), "M_ller"),
+        ("Müller".encode("latin-1"), "Müller"),  # no character set: Latin-1 fallback
+        ("Mü/ller\n".encode(), "Mü_ller_"),
+        ("x\u200by".encode(), "x_y"),  # a format character is not a letter
         (b"X" * 200, "X" * 64),
     ],
 )
@@ -81,6 +83,49 @@ def test_values_are_sanitised(patient_id: bytes, component: str) -> None:
     path = render({PATIENT_ID: patient_id, STUDY: "1.2", SERIES: "1.3", SOP_INSTANCE: "1.4"})
     assert path.parts[0] == component
     assert len(path.parts) == 4
+
+
+NAME = 0x00100010
+CHARSET = 0x00080005
+
+
+@pytest.mark.parametrize(
+    ("charset", "raw"),
+    [
+        (b"ISO_IR 100", "Müller^Jürgen".encode("latin-1")),
+        (b"ISO_IR 192", "Müller^Jürgen".encode()),
+        (b"ISO_IR 192", "Mu\u0308ller^Ju\u0308rgen".encode()),  # decomposed: NFC first
+        (None, "Müller^Jürgen".encode()),  # undeclared UTF-8 (the documented fallback)
+    ],
+)
+def test_names_are_decoded_per_character_set(charset: bytes | None, raw: bytes) -> None:
+    # One patient, one folder, whatever encoding the sender used (it was "M_ller^J_rgen" for
+    # Latin-1 and "M__ller^J__rgen" for UTF-8).
+    values: dict[int, bytes | str] = {NAME: raw, SOP_INSTANCE: "1.4"}
+    if charset is not None:
+        values[CHARSET] = charset
+    assert render(values, "{PatientName}/{SOPInstanceUID}").parts[0] == "Müller^Jürgen"
+
+
+def test_ideographic_names_keep_their_letters() -> None:
+    # Two patients named in kanji shared the folder "______^______".
+    template = "{PatientName}/{SOPInstanceUID}"
+    first = render(
+        {NAME: "山田^太郎".encode(), CHARSET: b"ISO_IR 192", SOP_INSTANCE: "1.4"}, template
+    )
+    second = render(
+        {NAME: "田中^花子".encode(), CHARSET: b"ISO_IR 192", SOP_INSTANCE: "1.4"}, template
+    )
+    assert (first.parts[0], second.parts[0]) == ("山田^太郎", "田中^花子")
+    # ISO 2022 with code extensions (PS3.5 Annex H): Yamada^Taro in JIS X 0208.
+    jis = b"\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B"
+    value = render({NAME: jis, CHARSET: b"\\ISO 2022 IR 87", SOP_INSTANCE: "1.4"}, template)
+    assert value.parts[0] == "山田^太郎"
+
+
+def test_layout_asks_for_the_character_set() -> None:
+    assert CHARSET in Layout.parse("{PatientName}/{SOPInstanceUID}").tags
+    assert CHARSET not in Layout.parse("{StudyInstanceUID}/{SOPInstanceUID}").tags
 
 
 @pytest.mark.parametrize("uid", ["../x", "/etc/x", "..", "1.2/../3", "1.2.a", "1." * 40])
@@ -98,7 +143,7 @@ def test_missing_uid_gets_the_placeholder() -> None:
 
 def test_other_templates() -> None:
     layout = Layout.parse("{Modality}/{StudyDate}-{PatientName}/{SOPInstanceUID}")
-    assert layout.tags == {0x00080060, 0x00080020, 0x00100010, SOP_INSTANCE}
+    assert layout.tags == {0x00080060, 0x00080020, 0x00100010, 0x00080005, SOP_INSTANCE}
     path = layout.render(
         {0x00080060: b"CT", 0x00080020: b"20240102", 0x00100010: b"DOE^JOHN", SOP_INSTANCE: "9"}
     )

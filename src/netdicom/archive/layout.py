@@ -1,9 +1,14 @@
 """Where an instance goes in the archive: the `--layout` template, made safe.
 
 Every path component built from a value the peer sent is sanitised: UIDs must be UIDs (PS3.5
-§9.1: digits and dots), anything else keeps only `A-Z a-z 0-9 . _ - ^` with the rest replaced
-by `_`, never starts with a dot, is at most 64 characters, and an empty value becomes a
-placeholder. The final path is checked to be inside the archive folder.
+§9.1: digits and dots), anything else keeps only `A-Z a-z 0-9 . _ - ^` and letters and digits
+beyond ASCII, with the rest replaced by `_`, never starts with a dot, is at most 64 characters,
+and an empty value becomes a placeholder. The final path is checked to be inside the archive
+folder.
+
+Text is decoded per the data set's Specific Character Set first (archive.charset), and
+normalised (NFC): "Müller^Jürgen" is one folder whether it came in ISO_IR 100 or UTF-8, and
+two patients named in kanji do not share a folder of underscores.
 """
 
 from __future__ import annotations
@@ -11,10 +16,12 @@ from __future__ import annotations
 import os
 import re
 import string
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Final
 
+from netdicom.archive.charset import TEXT_VRS, decode_text, parse_charset
 from netdicom.core.records import frozen
 
 DEFAULT_LAYOUT: Final = "{PatientID}/{StudyInstanceUID}/{SeriesInstanceUID}/{SOPInstanceUID}.dcm"
@@ -23,6 +30,7 @@ MAX_COMPONENT: Final = 64
 
 SOP_CLASS_UID: Final = 0x00080016
 SOP_INSTANCE_UID: Final = 0x00080018
+SPECIFIC_CHARACTER_SET: Final = 0x00080005
 
 # Attributes a layout may use: values that are short text (PS3.5 Table 6.2-1).
 _TEXT_VRS: Final = frozenset(
@@ -44,7 +52,11 @@ class UnsafePath(ValueError):
 class _Field:
     keyword: str
     tag: int
-    is_uid: bool
+    vr: str
+
+    @property
+    def is_uid(self) -> bool:
+        return self.vr == "UI"
 
 
 @frozen
@@ -82,8 +94,10 @@ class Layout:
                 vr = dictionary_VR(tag)
                 if vr not in _TEXT_VRS or tag >> 16 == 0x0002:
                     raise LayoutError(f"{{{name}}} ({vr}) cannot be used in a path")
-                parts.append(_Field(name, tag, vr == "UI"))
+                parts.append(_Field(name, tag, vr))
                 tags.add(tag)
+                if vr in TEXT_VRS:
+                    tags.add(SPECIFIC_CHARACTER_SET)  # to decode it
             literal_only = "".join(p for p in parts if isinstance(p, str))
             if not parts or (
                 all(isinstance(p, str) for p in parts) and literal_only in (".", "..")
@@ -105,7 +119,13 @@ class Layout:
                     pieces.append(part)
                     continue
                 raw = values.get(part.tag, b"")
-                text = raw if isinstance(raw, str) else raw.decode("latin-1")
+                if isinstance(raw, str):
+                    text = raw
+                elif part.vr in TEXT_VRS:
+                    charset = values.get(SPECIFIC_CHARACTER_SET)
+                    text = decode_text(raw, part.vr, parse_charset(charset))
+                else:
+                    text = raw.decode("latin-1")
                 text = text.strip(" \x00")
                 pieces.append(_uid_component(part.keyword, text) if part.is_uid else _clean(text))
             name = "".join(pieces)
@@ -124,7 +144,15 @@ def _uid_component(keyword: str, value: str) -> str:
 
 
 def _clean(value: str) -> str:
-    cleaned = _UNSAFE.sub("_", value)[:MAX_COMPONENT]
+    if value.isascii():
+        cleaned = _UNSAFE.sub("_", value)
+    else:
+        value = unicodedata.normalize("NFC", value)
+        cleaned = "".join(
+            char if char.isalnum() and not char.isascii() else _UNSAFE.sub("_", char)
+            for char in value
+        )
+    cleaned = cleaned[:MAX_COMPONENT]
     if cleaned.startswith("."):
         cleaned = "_" + cleaned[1:]
     return cleaned or PLACEHOLDER
