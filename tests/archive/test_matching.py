@@ -15,6 +15,7 @@ from netdicom.archive.matching import (
     match_record,
     match_value,
     normalise_person_name,
+    parse_number,
     parse_range,
     wildcard_glob,
 )
@@ -184,3 +185,52 @@ def test_levels_per_model() -> None:
     assert level_of(0x00101010, Model.PATIENT_ROOT) is Level.STUDY  # Patient's Age
     assert level_of(0x00080060, Model.STUDY_ROOT) is Level.SERIES
     assert level_of(0x00280010, Model.STUDY_ROOT) is Level.IMAGE  # Rows
+
+
+@pytest.mark.parametrize(
+    ("vr", "query", "equal", "other"),
+    [
+        # Each query is written unlike the stored text: equal as numbers only.
+        ("US", "016", "16", "17"),
+        ("US", "8\\16", "16", "12"),  # any of several values
+        ("SS", "-05", "-5", "5"),
+        ("UL", "+4294967295", "4294967295", "0"),
+        ("SV", "-09223372036854775808", "-9223372036854775808", "1"),
+        ("FD", "1.5", "1.50", "1.25"),
+        ("FD", "1e1", "10.0", "1.0"),
+        ("FL", "0.300000011920928960", "0.30000001192092896", "0.3"),
+    ],
+)
+def test_binary_numbers_single_value_matching(vr: str, query: str, equal: str, other: str) -> None:
+    # PS3.4 C.2.2.2.1: a US/SS/UL/SL/UV/SV/FL/FD key matches by value; the SCP hands it over
+    # as the decimal text of the binary value, and stored values are decimal text too.
+    assert match_value(vr, query, (equal,))
+    assert match_value(vr, query, (other, equal))
+    assert not match_value(vr, query, (other,))
+    assert not match_value(vr, query, ("not a number",))
+    assert not match_value(vr, query, ())
+
+
+@pytest.mark.parametrize(
+    ("vr", "text", "expected"),
+    [
+        ("US", "65535", 65535),
+        ("SS", "-32768", -32768),
+        ("UV", "18446744073709551615", 2**64 - 1),
+        ("FD", "-2e-3", -0.002),
+        ("FL", ".5", 0.5),
+    ],
+)
+def test_parse_number(vr: str, text: str, expected: float) -> None:
+    assert parse_number(vr, text) == expected
+
+
+@pytest.mark.parametrize(
+    ("vr", "text"),
+    [("US", "65536"), ("US", "-1"), ("US", "1.5"), ("US", "abc"), ("US", "1_000"),
+     ("SS", "32768"), ("UL", "4294967296"), ("SL", "-2147483649"), ("FL", "1e39"),
+     ("FD", "nan"), ("FD", "inf"), ("FD", "")],
+)  # fmt: skip
+def test_parse_number_refuses_what_the_vr_cannot_hold(vr: str, text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_number(vr, text)

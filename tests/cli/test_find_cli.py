@@ -195,3 +195,52 @@ def test_wildcards_and_ranges_pass_without_pydicom_warnings(server: int) -> None
         "P1,CT,20240301,101500",
     ]
     assert "Warning" not in result.stderr and "Invalid value" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["find", "get"])
+@pytest.mark.parametrize(
+    ("key", "words"),
+    [
+        ("Rows=16x", "an integer from 0 to 65535"),
+        ("Rows=70000", "an integer from 0 to 65535"),
+        ("DiffusionBValue=high", "a decimal number"),
+    ],
+)
+def test_a_number_key_that_is_no_number_is_a_usage_error(
+    command: str, key: str, words: str
+) -> None:
+    # A US/FD element holds binary numbers, not text: refused before connecting, exit 2.
+    result = cli(command, "127.0.0.1:1", "--level", "image", key)
+    assert result.returncode == 2, result.stderr
+    flat = " ".join(result.stderr.split())  # the usage panel wraps lines
+    assert key.partition("=")[0] in flat and words in flat
+    assert "Traceback" not in result.stderr
+
+
+def test_number_keys_match_and_return_values(server: int) -> None:
+    # Every served instance has Rows = Columns = 8 (tests.dicomfiles.make_dataset).
+    query = ["--level", "image", "--csv", "--no-defaults", "StudyInstanceUID=1.0"]
+    result = cli("find", f"127.0.0.1:{server}", *query, "Rows=8", "Columns=")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["StudyInstanceUID,Rows,Columns", "1.0,8,8"]
+    result = cli("find", f"127.0.0.1:{server}", *query, "Rows=9")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["StudyInstanceUID,Rows"]
+
+
+def test_plain_table_aligns_wide_characters() -> None:
+    from netdicom.render.find_output import make_writer
+
+    out = io.StringIO()
+    writer = make_writer("table", [(0x00100010, "PatientName"), (0x00100020, "PatientID")], out)
+    for name, patient_id in [("山田^太郎", "P1"), ("DOE^JOHN", "P2")]:
+        ds = Dataset()
+        ds.PatientName, ds.PatientID = name, patient_id
+        writer.add(ds)
+    writer.finish()
+    # Each ideograph takes two columns of a terminal: the IDs line up on screen.
+    assert out.getvalue().splitlines() == [
+        "PatientName  PatientID",
+        "山田^太郎    P1",
+        "DOE^JOHN     P2",
+    ]

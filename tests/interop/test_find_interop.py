@@ -247,3 +247,19 @@ def test_same_answers_from_serve_and_pynetdicom_qrscp(
     ours_set = {tuple(sorted(row.items())) for row in ours}
     assert len(ours_set) == len(ours)
     assert ours_set == {tuple(sorted(row.items())) for row in theirs}
+
+
+@needs_dcmtk
+def test_dcmtk_findscu_number_keys_to_serve(serve_port: int, tmp_path: Path) -> None:
+    # Rows and Columns are US (binary numbers): returned with the instances' values, and
+    # matched by value (PS3.4 C.2.2.2.1). Every served instance has Rows = Columns = 8.
+    series = ["StudyInstanceUID=1.2.826.0.1.1", "SeriesInstanceUID=1.2.826.0.1.1.1"]
+    returned = findscu(serve_port, tmp_path / "r", "IMAGE", *series, "SOPInstanceUID",
+                       "Rows", "Columns")  # fmt: skip
+    assert len(returned) == 3
+    assert {(int(ds.Rows), int(ds.Columns)) for ds in returned} == {(8, 8)}
+    matched = findscu(serve_port, tmp_path / "m", "IMAGE", *series, "SOPInstanceUID", "Rows=8")
+    assert sorted(str(ds.SOPInstanceUID) for ds in matched) == [
+        f"1.2.826.0.1.1.1.{n}" for n in (1, 2, 3)
+    ]
+    assert findscu(serve_port, tmp_path / "n", "IMAGE", *series, "SOPInstanceUID", "Rows=9") == []

@@ -16,6 +16,9 @@ Rules, and the leniencies this module documents:
   A multi-valued attribute matches when any of its values does.
   As leniency, IS and DS compare as numbers when both sides parse ("01" matches "1").
   TM and DT single values match at the precision given: `10` matches any time in 10:xx.
+- Binary numbers (US SS UL SL UV SV FL FD): single value matching by numeric equality; the
+  identifier's binary values arrive here as decimal text (`parse_number`). A key with several
+  values matches when any of them equals any stored value, as a UID list does (leniency).
 - List of UID (C.2.2.2.2): UI values separated by `\\`.
 - Wild card (C.2.2.2.4): `*` any run (also empty), `?` one character, for AE CS LO LT PN SH ST
   UC UR UT.
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import enum
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -49,6 +53,17 @@ from netdicom.core.records import frozen
 # Wildcards apply to these VRs (PS3.4 C.2.2.2.4, current edition).
 WILDCARD_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"})
 RANGE_VRS = frozenset({"DA", "TM", "DT"})
+# VRs whose values are binary numbers (PS3.5 6.2): the inclusive range of each integer VR.
+INTEGER_VRS: Final = {
+    "US": (0, 0xFFFF),
+    "SS": (-0x8000, 0x7FFF),
+    "UL": (0, 0xFFFF_FFFF),
+    "SL": (-0x8000_0000, 0x7FFF_FFFF),
+    "UV": (0, 0xFFFF_FFFF_FFFF_FFFF),
+    "SV": (-0x8000_0000_0000_0000, 0x7FFF_FFFF_FFFF_FFFF),
+}
+FLOAT_VRS: Final = {"FL": 3.4028234663852886e38, "FD": sys.float_info.max}  # largest finite
+NUMBER_VRS: Final = frozenset(INTEGER_VRS) | frozenset(FLOAT_VRS)
 
 Values = tuple[str, ...]
 Record = Mapping[int, Union[Values, "Items"]]
@@ -258,6 +273,8 @@ def match_value(vr: str, query: str, values: Values) -> bool:
         return any(_in_range(vr, v, low, high) for v in values)
     if vr == "PN":
         return any(match_person_name(query, v) for v in values)
+    if vr in NUMBER_VRS:
+        return _match_numbers(vr, query, values)
     if vr in WILDCARD_VRS and ("*" in query or "?" in query):
         pattern = wildcard_regex(query.strip(" "), ignore_case=False)
         return any(pattern.fullmatch(v.strip(" ")) is not None for v in values)
@@ -290,6 +307,44 @@ def _single(vr: str, query: str, value: str) -> bool:
         low, high = _bounds(vr, q)
         return _in_range(vr, v, low, high)
     return q == v
+
+
+# --- binary numbers -------------------------------------------------------------------------
+
+_INTEGER = re.compile(r"[+-]?\d+")
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def parse_number(vr: str, text: str) -> int | float:
+    """One value of a binary number VR written as text (`16`, `-2.5e-3`); ValueError when it is
+    not a number of that VR (a float for an integer VR, NaN, infinity) or out of its range."""
+    t = text.strip(" \x00")
+    if vr in INTEGER_VRS:
+        low, high = INTEGER_VRS[vr]
+        if not _INTEGER.fullmatch(t) or not low <= int(t) <= high:
+            raise ValueError(t)
+        return int(t)
+    if not _DECIMAL.fullmatch(t) or abs(float(t)) > FLOAT_VRS[vr]:
+        raise ValueError(t)
+    return float(t)
+
+
+def _number_or_none(vr: str, text: str) -> int | float | None:
+    try:
+        return parse_number(vr, text)
+    except ValueError:
+        return None
+
+
+def _match_numbers(vr: str, query: str, values: Values) -> bool:
+    """Single value matching of binary numbers (C.2.2.2.1): equal as numbers, so that `16`
+    matches a stored `16` and `1.5` a stored `1.50`. A stored value that is not a number of
+    the VR matches nothing; a query that is not one falls back to comparing text."""
+    wanted = [_number_or_none(vr, q) for q in query.split("\\")]
+    if any(w is None for w in wanted):
+        return any(_single(vr, query, v) for v in values)
+    stored = (_number_or_none(vr, v) for v in values)
+    return any(s is not None and s in wanted for s in stored)
 
 
 # --- person names ---------------------------------------------------------------------------

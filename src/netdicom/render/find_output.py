@@ -8,6 +8,7 @@ import csv
 import json
 import os
 import sys
+import unicodedata
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol, TextIO
 
@@ -106,10 +107,21 @@ class TableWriter:
                 table.add_row(*(Text(value) for value in row))
             Console(file=self._out).print(table)
             return
-        widths = [max(len(h), *(len(r[i]) for r in self._rows)) for i, h in enumerate(headers)]
-        for row in [headers, *self._rows]:
-            line = "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True))
+        rows = [headers, *self._rows]
+        widths = [max(display_width(r[i]) for r in rows) for i in range(len(headers))]
+        for row in rows:
+            line = "  ".join(_pad(v, w) for v, w in zip(row, widths, strict=True))
             self._out.write(line.rstrip() + "\n")
+
+
+def display_width(text: str) -> int:
+    """Terminal columns `text` takes: wide and fullwidth characters (CJK ideographs, kana,
+    hangul; Unicode East Asian Width W and F) take two, every other character one."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - display_width(text))
 
 
 def make_writer(

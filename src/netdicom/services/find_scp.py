@@ -8,7 +8,12 @@ Patient Root and Study Root information models, levels PATIENT, STUDY, SERIES, I
 - Hierarchy (PS3.4 C.4.1.3.1). Documented leniency: keys of the levels above the query level
   may be missing (no restriction), may be non-unique keys (matched like any key), and unique
   keys there may be lists or wildcards. Keys of levels BELOW the query level are not matched:
-  they come back empty, with status FF01, as do private tags and attributes with binary VRs.
+  they come back empty, with status FF01, as do private tags and attributes whose values are
+  bytes or tags (OB OD OF OL OV OW UN AT).
+- Binary numbers (US SS UL SL UV SV FL FD) are keys like any other: single value matching by
+  numeric equality (PS3.4 C.2.2.2.1) and, as return keys, the stored value encoded in the VR of
+  the request (empty when the stored value does not fit it). A value whose length is not a
+  multiple of its VR's size cannot be read: C001 with an Error Comment naming the key.
 - Every other requested attribute of the query level or above is answered: from the index's
   columns, the computed attributes (Number of ... Related ..., Modalities/SOP Classes in
   Study), or read from a stored file of the entity (a representative instance).
@@ -28,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import struct
 import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO, Final, cast
@@ -37,6 +43,7 @@ from netdicom.archive.index import Index, Match, Query, computed_for
 from netdicom.archive.matching import (
     COMPUTED_BY_TAG,
     FIND_SOP_CLASSES,
+    NUMBER_VRS,
     QUERY_RETRIEVE_LEVEL,
     RETRIEVE_AE_TITLE,
     SPECIFIC_CHARACTER_SET,
@@ -46,6 +53,7 @@ from netdicom.archive.matching import (
     Model,
     Values,
     level_of,
+    parse_number,
 )
 from netdicom.core import uids
 from netdicom.core.acse import AcceptedContext
@@ -59,7 +67,20 @@ log = logging.getLogger("netdicom.find")
 
 IDENTIFIER_UNDECODABLE: Final = 0xC001
 QUERY_FAILED: Final = 0xC002
-_BINARY_VRS: Final = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN", "AT", "FL", "FD"})
+# Values that are bytes or tags, not matched and returned empty (FF01). AT is here because a
+# tag is neither text nor a number we match; binary numbers (US ... FD) are answered.
+_BINARY_VRS: Final = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN", "AT"})
+# struct formats of the binary number VRs (PS3.5 6.2), for reading an identifier's values.
+_NUMBER_FORMATS: Final = {
+    "US": "H",
+    "SS": "h",
+    "UL": "I",
+    "SL": "i",
+    "UV": "Q",
+    "SV": "q",
+    "FL": "f",
+    "FD": "d",
+}
 _BATCH: Final = 256
 
 # Q/R extended negotiation application information (PS3.4 C.5.1.1): byte 0 relational
@@ -240,6 +261,8 @@ def _key(ds: Any, tag: int, vr: str, charset: Sequence[str], depth: int = 0) -> 
             if int(t) & 0xFFFF and not (int(t) >> 16) % 2 and int(t) != SPECIFIC_CHARACTER_SET
         ]
         return Key(tag, "SQ", items=tuple(sub))
+    if vr in NUMBER_VRS:
+        return Key(tag, vr, _number_text(ds.get_item(tag), tag, vr))
     raw = ds.get_item(tag).value
     if raw is None:
         return Key(tag, vr, "")
@@ -248,6 +271,35 @@ def _key(ds: Any, tag: int, vr: str, charset: Sequence[str], depth: int = 0) -> 
     else:
         text = "\\".join(str(v) for v in raw) if isinstance(raw, list) else str(raw)
     return Key(tag, vr, text.strip(" \x00"))
+
+
+def _number_text(element: Any, tag: int, vr: str) -> str:
+    """A binary number key as the decimal text matching works on (`16`, `1\\2`, `0.5`); ''
+    when zero length. BadIdentifier when its length does not fit the VR."""
+    value = element.value
+    if value is None or value == b"":
+        return ""
+    if isinstance(value, bytes):
+        numbers = _unpack_numbers(value, vr, getattr(element, "is_little_endian", True), tag)
+    elif isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        numbers = list(value)
+    else:
+        numbers = [value]
+    return "\\".join(str(n) for n in numbers)
+
+
+def _unpack_numbers(data: bytes, vr: str, little: bool, tag: int) -> list[int | float]:
+    code = _NUMBER_FORMATS[vr]
+    size = struct.calcsize(code)
+    if len(data) % size:
+        # Cxxx "unable to process" (PS3.4 C.4.1.1.4): not a value we could match or return;
+        # the Error Comment (an LO, 64 characters) names the key.
+        raise BadIdentifier(
+            IDENTIFIER_UNDECODABLE,
+            f"({tag >> 16:04X},{tag & 0xFFFF:04X}) {vr}: {len(data)} bytes, not {size}*n",
+        )
+    order = "<" if little else ">"
+    return list(struct.unpack(f"{order}{len(data) // size}{code}", data))
 
 
 # --- the handler ---------------------------------------------------------------------------
@@ -429,12 +481,27 @@ def _add(ds: Any, tag: int, vr: str, stored: Values | Items, key: Key, texts: li
         return
     values = stored if isinstance(stored, tuple) else ()
     texts.extend(v for v in values if vr in TEXT_VRS)
-    if not values:
+    if vr in NUMBER_VRS:
+        ds.add_new(tag, vr, _numbers_or_none(vr, values))
+    elif not values:
         ds.add_new(tag, vr, None)
     elif len(values) == 1:
         ds.add_new(tag, vr, values[0])
     else:
         ds.add_new(tag, vr, list(values))
+
+
+def _numbers_or_none(vr: str, values: Values) -> int | float | list[int | float] | None:
+    """Stored values (decimal text) as the numbers of a binary number return key; None (zero
+    length, as for an attribute without a value, PS3.4 C.4.1.1.3.2) when one of them is not a
+    number of that VR: a US element cannot carry -5 or 1.5."""
+    try:
+        numbers = [parse_number(vr, v) for v in values]
+    except ValueError:
+        return None
+    if not numbers:
+        return None
+    return numbers[0] if len(numbers) == 1 else numbers
 
 
 async def _identifier(assoc: Association, message: CFindRQ) -> bytes | None:

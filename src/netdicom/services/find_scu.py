@@ -13,7 +13,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from netdicom.archive.matching import COMPUTED_BY_TAG, Level, Model, level_of
+from netdicom.archive.matching import (
+    COMPUTED_BY_TAG,
+    INTEGER_VRS,
+    NUMBER_VRS,
+    Level,
+    Model,
+    level_of,
+    parse_number,
+)
 from netdicom.archive.rebuild import apply_fallback_charset
 from netdicom.core import uids
 from netdicom.core.acse import ProposedContext
@@ -100,9 +108,32 @@ def _check_date_time(keyword: str, vr: str, value: str) -> None:
     )
 
 
+def _numbers(keyword: str, vr: str, value: str) -> list[int | float] | None:
+    """A key of a binary number VR (US, SS, UL, SL, UV, SV, FL, FD) as the numbers the element
+    holds: such an element carries no text, so wildcards and ranges cannot apply (PS3.4
+    C.2.2.2.4, C.2.2.2.5) and only single values (C.2.2.2.1) can be asked for. '' and a lone
+    `*` are universal (None, zero length); several values are separated by `\\`."""
+    if value in ("", "*"):
+        return None
+    try:
+        return [parse_number(vr, part) for part in value.split("\\")]
+    except ValueError:
+        # "an FD", "an SS", but "a US": the article goes with the letter's spoken name.
+        article = "an" if vr[0] in "FS" else "a"
+        raise BadKey(f"{keyword}={value!r}: {article} {vr} key is {_number_form(vr)}") from None
+
+
+def _number_form(vr: str) -> str:
+    several = ", several separated by \\ (PS3.4 C.2.2.2.1)"
+    if vr in INTEGER_VRS:
+        low, high = INTEGER_VRS[vr]
+        return f"an integer from {low} to {high}{several}"
+    return f"a decimal number such as 1.5 or -2e-3{several}"
+
+
 def parse_key(text: str) -> KeyArg:
     """`PatientName=DOE*`, `0010,0010=DOE*`, `(0010,0010)=`, `00100010=`."""
-    from pydicom.datadict import keyword_for_tag, tag_for_keyword
+    from pydicom.datadict import tag_for_keyword
 
     name, sep, value = text.partition("=")
     name = name.strip()
@@ -111,7 +142,7 @@ def parse_key(text: str) -> KeyArg:
     found = _TAG.fullmatch(name)
     if found:
         tag = int(found.group(1) + found.group(2), 16)
-        keyword = keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+        keyword = _keyword(tag)
     else:
         number = tag_for_keyword(name)
         if number is None:
@@ -119,8 +150,17 @@ def parse_key(text: str) -> KeyArg:
                 f"{name!r} is not a DICOM keyword or a tag (e.g. PatientName or 0010,0010)"
             )
         tag, keyword = int(number), name
-    _check_date_time(keyword, _dictionary_vr(tag), value)
+    vr = _dictionary_vr(tag)
+    _check_date_time(keyword, vr, value)
+    if vr in NUMBER_VRS:
+        _numbers(keyword, vr, value)
     return KeyArg(tag, keyword, value)
+
+
+def _keyword(tag: int) -> str:
+    from pydicom.datadict import keyword_for_tag
+
+    return keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
 
 def _dictionary_vr(tag: int) -> str:
@@ -158,7 +198,8 @@ def build_identifier(level: Level, wanted: Mapping[int, str]) -> Any:
 
     Values are not checked against their VR's syntax by pydicom (which would warn on
     `Modality=C*`: wildcards and ranges are matching syntax, not stored values); `parse_key`
-    checks dates and times, the rest is for the peer to match."""
+    checks dates, times and numbers, the rest is for the peer to match. A binary number VR's
+    value is converted to its numbers (BadKey when it is not one)."""
     from pydicom import config
     from pydicom.dataelem import DataElement
     from pydicom.dataset import Dataset
@@ -175,6 +216,9 @@ def build_identifier(level: Level, wanted: Mapping[int, str]) -> Any:
             if value:
                 raise BadKey(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) is a sequence: use KEY=")
             element_value = []
+        elif vr in NUMBER_VRS:
+            numbers = _numbers(_keyword(tag), vr, value)
+            element_value = numbers[0] if numbers and len(numbers) == 1 else numbers
         elif vr == "UI" or ("\\" in value and vr != "PN"):
             element_value = value.split("\\") if "\\" in value else value or None
         else:
