@@ -279,3 +279,29 @@ def test_netdicom_move_from_pynetdicom_qrscp(
                      "--out", str(tmp_path), "--grace", "2")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert decoded(list(tmp_path.rglob("*.dcm"))) == decoded(originals[STUDY_MR])
+
+
+def test_netdicom_get_compressed_from_pynetdicom_qrscp(
+    qrscp: tuple[int, int], tmp_path: Path
+) -> None:
+    # Was: one compressed context per SOP class offering every syntax; pynetdicom took one,
+    # and instances in the others failed (A702). Now each syntax has a context of its own.
+    from tests.services.test_retrieve_scp import (
+        JPEG_BASELINE,
+        JPEG_LOSSLESS_SV1,
+        write_compressed,
+    )
+
+    study = "1.2.826.0.1.61.3"
+    files = [
+        write_compressed(tmp_path / "in" / "baseline.dcm", JPEG_BASELINE, study_uid=study),
+        write_compressed(tmp_path / "in" / "lossless.dcm", JPEG_LOSSLESS_SV1, study_uid=study),
+    ]
+    port, _ = qrscp
+    loader = run_cli("store", f"QRSCP@127.0.0.1:{port}", *map(str, files))
+    assert loader.returncode == 0, loader.stderr
+    out = tmp_path / "out"
+    result = run_cli("get", f"QRSCP@127.0.0.1:{port}", f"StudyInstanceUID={study}",
+                     "--out", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert by_uid(list(out.rglob("*.dcm"))) == by_uid(files)

@@ -164,9 +164,12 @@ def test_traversal_uids_write_nothing_outside_out(tmp_path: Path) -> None:
 
     async def body() -> None:
         async with hostile_scp(sends) as server:
-            contexts, roles, _ = get_contexts(Model.STUDY_ROOT, [CT])
+            proposal = get_contexts(Model.STUDY_ROOT, [CT])
             assoc = await open_association(
-                Peer("127.0.0.1", server.port), ClientOptions(transport=FAST), contexts, roles=roles
+                Peer("127.0.0.1", server.port),
+                ClientOptions(transport=FAST),
+                proposal.contexts,
+                roles=proposal.roles,
             )
             storage = StorageSCP(Archive(out), Layout.parse(DEFAULT_LAYOUT))
             result = await get(assoc, Model.STUDY_ROOT, _identifier(), storage, timeout=5)
@@ -188,9 +191,12 @@ def test_peer_without_role_answer_is_served_with_a_warning(tmp_path: Path) -> No
 
     async def body() -> None:
         async with hostile_scp([("1.2.826.0.1.5", "P1")], grant_role=False) as server:
-            contexts, roles, _ = get_contexts(Model.STUDY_ROOT, [CT])
+            proposal = get_contexts(Model.STUDY_ROOT, [CT])
             assoc = await open_association(
-                Peer("127.0.0.1", server.port), ClientOptions(transport=FAST), contexts, roles=roles
+                Peer("127.0.0.1", server.port),
+                ClientOptions(transport=FAST),
+                proposal.contexts,
+                roles=proposal.roles,
             )
             negotiated = assoc.negotiated
             assert negotiated is not None

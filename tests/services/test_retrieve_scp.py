@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -19,17 +20,23 @@ from netdicom.core.datasets import probe_file
 from netdicom.core.dimse import status
 from netdicom.core.errors import NetDicomError
 from netdicom.core.pdu import AssociateRJ
-from netdicom.services.get_scu import get, get_contexts
+from netdicom.services.get_scu import (
+    COMPRESSED_SYNTAXES,
+    CURATED_SOP_CLASSES,
+    get,
+    get_contexts,
+)
 from netdicom.services.move_scu import MoveReceiver, move
 from netdicom.services.peer import Peer
 from netdicom.services.retrieve_common import Progress, RetrieveRequest, build_identifier
+from netdicom.services.retrieve_scp import NO_ACCEPTED_CONTEXT
 from netdicom.services.serve import ServeApp, ServeConfig
 from netdicom.services.session import ClientOptions, open_association
 from netdicom.services.store_scp import StorageSCP
 from netdicom.transport.association import Association
 from netdicom.transport.config import Timeouts, TransportConfig
 from netdicom.transport.server import Server
-from tests.dicomfiles import CT, make_files
+from tests.dicomfiles import CT, MR, make_dataset, make_files
 from tests.peers import free_port
 
 STUDY = "1.2.826.0.1.9.1"
@@ -82,12 +89,12 @@ def _dataset_bytes(path: Path) -> bytes:
 
 
 async def _get_assoc(app: ServeApp, *, roles: bool = True) -> Association:
-    contexts, role_items, _ = get_contexts(Model.STUDY_ROOT, [CT])
+    proposal = get_contexts(Model.STUDY_ROOT, [CT])
     return await open_association(
         Peer("127.0.0.1", app.server.port),
         ClientOptions(transport=FAST),
-        contexts,
-        roles=role_items if roles else None,
+        proposal.contexts,
+        roles=proposal.roles if roles else None,
     )
 
 
@@ -153,8 +160,10 @@ def test_get_without_scp_role_fails_each_instance(tmp_path: Path, source: list[P
             storage = StorageSCP(Archive(tmp_path / "out"))
             result = await get(assoc, Model.STUDY_ROOT, _study(), storage, timeout=5)
             await assoc.release()
-        # PS3.4 C.4.3.1: without the SCP role no C-STORE may be sent: each sub-op fails.
-        assert result.status == status.OUT_OF_RESOURCES_SUBOPERATIONS
+        # PS3.4 C.4.3.1: without the SCP role no C-STORE may be sent: each sub-op fails, for
+        # want of a context, which is no lack of resources (C.4.3.3.1): C003, not A702.
+        assert result.status == NO_ACCEPTED_CONTEXT
+        assert result.error_comment == "3 not sent: SCP role for SOP class not accepted"
         assert result.final.failed == 3
         assert sorted(result.failed_uids) == sorted(probe_file(p).sop_instance_uid for p in source)
 
@@ -395,3 +404,154 @@ def test_destination_aborting_mid_move_fails_the_rest_and_serve_goes_on(tmp_path
             await dest.server.close()
 
     run(body)
+
+
+# --- compressed instances (walk-through finding 4) -----------------------------------------
+
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"
+
+
+def write_compressed(path: Path, transfer_syntax: str, **kwargs: object) -> Path:
+    """An instance with encapsulated pixel data (a fake JPEG stream: serve and get send and
+    store compressed data as it is, so no codec ever reads it)."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.encaps import encapsulate
+
+    ds = make_dataset(**kwargs)  # type: ignore[arg-type]
+    ds.PixelData = encapsulate([b"\xff\xd8not really a JPEG\xff\xd9"])
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = transfer_syntax
+    ds.file_meta = meta
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True, implicit_vr=False, little_endian=True)
+    return path
+
+
+@pytest.fixture
+def mixed(tmp_path: Path) -> list[Path]:
+    """One study: an uncompressed CT, a JPEG Baseline CT and a JPEG Lossless SV1 CT."""
+    serve = tmp_path / "serve"
+    return [
+        *make_files(serve, 1, study_uid=STUDY),
+        write_compressed(serve / "baseline.dcm", JPEG_BASELINE, study_uid=STUDY),
+        write_compressed(serve / "lossless.dcm", JPEG_LOSSLESS_SV1, study_uid=STUDY),
+    ]
+
+
+def test_get_contexts_give_each_compressed_syntax_a_context_of_its_own() -> None:
+    # An acceptor takes one syntax per context: one context offering them all let through
+    # the one it picked, and an instance in any other could not be sent.
+    proposal = get_contexts(Model.STUDY_ROOT, [CT])
+    storage = [c for c in proposal.contexts if c.abstract_syntax == CT]
+    assert storage[0].transfer_syntaxes == (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)
+    assert [c.transfer_syntaxes for c in storage[1:]] == [(ts,) for ts in COMPRESSED_SYNTAXES]
+    assert not proposal.left_out and not proposal.dropped
+
+
+def test_get_contexts_fill_128_with_the_common_syntaxes_first() -> None:
+    proposal = get_contexts(Model.STUDY_ROOT, CURATED_SOP_CLASSES)
+    assert len(proposal.contexts) == 128
+    pairs = {(c.abstract_syntax, c.transfer_syntaxes) for c in proposal.contexts}
+    # Every curated SOP class keeps its uncompressed context; every image class JPEG Baseline.
+    assert all(
+        (s, (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)) in pairs for s in CURATED_SOP_CLASSES
+    )
+    assert (MR, (JPEG_BASELINE,)) in pairs and (CT, (JPEG_LOSSLESS_SV1,)) in pairs
+    # No JPEG context is spent on a SOP class without pixel data (basic text SR).
+    assert ("1.2.840.10008.5.1.4.1.1.88.11", (JPEG_BASELINE,)) not in pairs
+    assert proposal.left_out and all(ts not in (JPEG_BASELINE,) for _, ts in proposal.left_out)
+
+
+def test_get_contexts_take_the_syntaxes_asked_for() -> None:
+    proposal = get_contexts(Model.STUDY_ROOT, [CT, MR], [JPEG_LOSSLESS_SV1, uids.EXPLICIT_VR_LE])
+    assert [c.transfer_syntaxes for c in proposal.contexts[3:]] == [(JPEG_LOSSLESS_SV1,)] * 2
+
+
+def test_get_receives_instances_in_several_compressed_syntaxes(
+    tmp_path: Path, mixed: list[Path]
+) -> None:
+    async def body() -> None:
+        async with world(tmp_path) as (app, _):
+            assoc = await _get_assoc(app)
+            out = tmp_path / "out"
+            storage = StorageSCP(Archive(out), Layout.parse(DEFAULT_LAYOUT))
+            result = await get(assoc, Model.STUDY_ROOT, _study(), storage, timeout=5)
+            await assoc.release()
+        assert result.status == status.SUCCESS, result
+        assert (result.final.completed, result.final.failed) == (3, 0)
+        retrieved = {probe_file(p).sop_instance_uid: _dataset_bytes(p) for p in out.rglob("*.dcm")}
+        assert retrieved == {probe_file(p).sop_instance_uid: _dataset_bytes(p) for p in mixed}
+        syntaxes = {probe_file(p).transfer_syntax for p in out.rglob("*.dcm")}
+        assert {JPEG_BASELINE, JPEG_LOSSLESS_SV1} <= syntaxes
+
+    run(body)
+
+
+async def _uncompressed_get_assoc(app: ServeApp) -> Association:
+    """A C-GET association as dcmtk's getscu proposes by default: uncompressed only."""
+    return await open_association(
+        Peer("127.0.0.1", app.server.port),
+        ClientOptions(transport=FAST),
+        [
+            ProposedContext(uids.STUDY_ROOT_GET, (uids.EXPLICIT_VR_LE,)),
+            ProposedContext(CT, (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)),
+        ],
+        roles={CT: (False, True)},
+    )
+
+
+def test_get_of_syntaxes_not_accepted_fails_them_with_c003_and_says_why(
+    tmp_path: Path, mixed: list[Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    baseline = probe_file(mixed[1]).sop_instance_uid
+
+    async def body() -> None:
+        async with world(tmp_path) as (app, _):
+            assoc = await _uncompressed_get_assoc(app)
+            ds = _study()
+            ds.QueryRetrieveLevel = "IMAGE"
+            ds.SeriesInstanceUID = probe_series(mixed[1])
+            ds.SOPInstanceUID = baseline
+            storage = StorageSCP(Archive(tmp_path / "out"))
+            with caplog.at_level(logging.INFO, logger="netdicom"):
+                result = await get(assoc, Model.STUDY_ROOT, ds, storage, timeout=5)
+            await assoc.release()
+        # PS3.4 C.4.3.3.1: no context for the instance: a failed sub-operation, and all
+        # failed: Failure, not "Refused: out of resources" (A702).
+        assert result.status == NO_ACCEPTED_CONTEXT
+        assert result.error_comment == f"1 not sent: transfer syntax {JPEG_BASELINE} not accepted"
+        assert result.failed_uids == [baseline]
+        line = next(r.getMessage() for r in caplog.records if "not sent" in r.getMessage())
+        assert baseline in line and "JPEG Baseline" in line and JPEG_BASELINE in line
+        assert "accepted for that SOP class: Explicit VR Little Endian" in line
+        assert any(r.getMessage().endswith(": 1 instance") for r in caplog.records)
+
+    run(body)
+
+
+def test_get_of_a_mixed_study_warns_b000_with_the_reason(tmp_path: Path, mixed: list[Path]) -> None:
+    async def body() -> None:
+        async with world(tmp_path) as (app, _):
+            assoc = await _uncompressed_get_assoc(app)
+            storage = StorageSCP(Archive(tmp_path / "out"))
+            result = await get(assoc, Model.STUDY_ROOT, _study(), storage, timeout=5)
+            await assoc.release()
+        assert result.status == status.SUBOPERATIONS_WARNING
+        assert (result.final.completed, result.final.failed) == (1, 2)
+        assert result.error_comment == (
+            # "(+1 more)" does not fit in the 64 characters of an LO: left out.
+            f"2 not sent: transfer syntax {JPEG_BASELINE} not accepted"
+        )
+
+    run(body)
+
+
+def probe_series(path: Path) -> str:
+    from pydicom import dcmread
+
+    return str(dcmread(path, stop_before_pixels=True).SeriesInstanceUID)

@@ -38,6 +38,10 @@ VerboseOption = Annotated[
     bool, typer.Option("-v", "--verbose", help="Show the negotiation (proposed vs accepted).")
 ]
 QuietOption = Annotated[bool, typer.Option("-q", "--quiet", help="Print nothing; exit code only.")]
+# serve has no result to print: -q keeps its log to warnings and errors.
+ServeQuietOption = Annotated[
+    bool, typer.Option("-q", "--quiet", help="Log warnings and errors only.")
+]
 NoProgressOption = Annotated[
     bool,
     typer.Option(

@@ -130,8 +130,10 @@ async def _echo(
             raise
     except NetDicomError as exc:
         if json_output:
-            # Scripts reading --json get an object whatever happened, as with store and get.
+            # Scripts reading --json get an object whatever happened, as with store and get,
+            # with every documented key (README, Machine output): null where unknown.
             print(json.dumps({**summary, "echoes": 0, "succeeded": 0, "status": None,
+                              "status_name": None, "round_trip_ms": None,
                               "error": classify(exc)[1]}))  # fmt: skip
         raise
     failed = [r for r in replies if r.status != status.SUCCESS]

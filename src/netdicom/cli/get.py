@@ -141,10 +141,11 @@ async def plan(
     if not quiet:
         noun = level.name.lower()
         plural = {"study": "studies", "series": "series"}.get(noun, noun + "s")
-        what = f"{resolution.entities} {noun if resolution.entities == 1 else plural}"
+        what = _count(resolution.entities, noun, plural)
         if resolution.instances is not None and level.name != "IMAGE":
-            what += f" ({resolution.instances} instances)"
-        stderr(f"C-FIND: {what} match")
+            what += f" ({_count(resolution.instances, 'instance', 'instances')})"
+        verb = "matches" if resolution.entities == 1 else "match"
+        stderr(f"C-FIND: {what} {verb}")
         for skipped in resolution.skipped:
             stderr(f"netdicom: warning: a match with {skipped} skipped (not a usable unique key)")
     return resolution
@@ -271,6 +272,17 @@ def get(
             rich_help_panel=RETRIEVE_PANEL,
         ),
     ] = None,
+    ts: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ts",
+            help="Receive instances in this transfer syntax (UID or keyword, e.g. "
+            "JPEGBaseline8Bit): a context of its own per SOP class; repeatable. Replaces the "
+            "default list of compressed syntaxes; explicit and implicit VR little endian are "
+            "always proposed.",
+            rich_help_panel=RETRIEVE_PANEL,
+        ),
+    ] = None,
     layout: LayoutOption = DEFAULT_LAYOUT,
     max_instances: Annotated[
         int | None,
@@ -299,6 +311,12 @@ def get(
 
     peer_text, the_model, the_level, keys, requests = parse_request(list(args or []), level, model)
     from netdicom.archive.layout import Layout, LayoutError
+    from netdicom.cli.serve import transfer_syntax_param
+
+    try:
+        syntaxes = [transfer_syntax_param(value) for value in ts or ()]
+    except typer.BadParameter as exc:
+        raise typer.BadParameter(exc.message, param_hint="--ts") from None
 
     try:
         Layout.parse(layout)
@@ -325,6 +343,7 @@ def get(
             out,
             layout,
             list(sop_class or []),
+            syntaxes,
             max_instances,
             dry_run,
             json_output,
@@ -349,6 +368,7 @@ async def _get(
     out: Path,
     layout: str,
     extra_sop_classes: list[str],
+    transfer_syntaxes: list[str],
     max_instances: int | None,
     dry_run: bool,
     json_output: bool,
@@ -381,9 +401,12 @@ async def _get(
             stderr("nothing to retrieve")
         return 0
     sop_classes = sop_classes_or_curated(sorted(resolution.sop_classes), extra_sop_classes)
-    contexts, roles, dropped = get_contexts(model, sop_classes)
-    if dropped and not quiet:
-        stderr(f"netdicom: warning: {len(dropped)} SOP classes left out (128 contexts at most)")
+    proposal = get_contexts(model, sop_classes, transfer_syntaxes or None)
+    if proposal.dropped and not quiet:
+        stderr(
+            f"netdicom: warning: {_count(len(proposal.dropped), 'SOP class', 'SOP classes')} "
+            "left out (128 contexts at most)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     with tidy_incoming(out):
         storage = StorageSCP(Archive(out), Layout.parse(layout))
@@ -399,7 +422,7 @@ async def _get(
 
         error: Exception | None = None
         try:
-            assoc = await open_association(target, options, contexts, roles=roles)
+            assoc = await open_association(target, options, proposal.contexts, roles=proposal.roles)
             if verbose and not quiet:
                 from netdicom.render.negotiation import print_negotiation
 
@@ -437,6 +460,26 @@ async def _get(
                     f"netdicom: warning: the peer sent {sop_class} without granting the SCP "
                     "role; accepted"
                 )
+            if any(o.final.failed for o in outcomes) and proposal.left_out:
+                stderr(_left_out_hint(proposal.left_out))
         if error is not None:
             raise error
     return exit_code(outcomes, received, interrupted, "get", problems)
+
+
+def _count(number: int, singular: str, plural: str) -> str:
+    return f"{number} {singular if number == 1 else plural}"
+
+
+def _left_out_hint(left_out: Sequence[tuple[str, str]]) -> str:
+    """Why an instance may have failed: the 128 contexts (PS3.8 §9.3.2.2) had no room for
+    its transfer syntax with its SOP class, so the peer could not send it as it is."""
+    from pydicom.uid import UID
+
+    sop_class, ts = left_out[0]
+    return (
+        f"hint: {_count(len(left_out), 'context', 'contexts')} did not fit in the 128 (e.g. "
+        f"{UID(ts).name} for {UID(sop_class).name}): a peer cannot send an instance in a "
+        "transfer syntax not proposed for its SOP class. --ts TS proposes only the syntaxes "
+        "you name; -v shows what was proposed"
+    )

@@ -304,9 +304,11 @@ async def _move(
                     f"{destination} with {where} to its list of destination AEs"
                 )
             if receiver is not None and receiver.unattributed:
+                number = receiver.unattributed
+                noun = "instance" if number == 1 else "instances"
                 stderr(
-                    f"netdicom: warning: {receiver.unattributed} instances arrived for another "
-                    "move request (Move Originator Message ID); stored anyway"
+                    f"netdicom: warning: {number} {noun} arrived for another move request "
+                    "(Move Originator Message ID); stored anyway"
                 )
         if error is not None:
             raise error

@@ -12,7 +12,7 @@ from netdicom.cli.common import (
     SECURITY_PANEL,
     DebugOption,
     MaxPduOption,
-    QuietOption,
+    ServeQuietOption,
     TlsCaOption,
     TlsCertOption,
     TlsKeyOption,
@@ -52,7 +52,7 @@ class OnDuplicate(StrEnum):
     rename = "rename"
 
 
-def _transfer_syntax(value: str) -> str:
+def transfer_syntax_param(value: str) -> str:
     """A transfer syntax given as a UID or a pydicom keyword (ExplicitVRLittleEndian)."""
     import pydicom.uid
 
@@ -225,7 +225,7 @@ def serve(
             help="Log one JSON object per event (association, stored, query, retrieve) to stderr.",
         ),
     ] = False,
-    quiet: QuietOption = False,
+    quiet: ServeQuietOption = False,
     debug: DebugOption = False,
 ) -> None:
     """Serve a folder: storage and query/retrieve (C-ECHO, C-STORE, C-FIND, C-GET, C-MOVE)."""
@@ -265,7 +265,7 @@ def serve(
         Layout.parse(layout)
     except LayoutError as exc:
         raise typer.BadParameter(str(exc), param_hint="--layout") from None
-    preferred = tuple(_transfer_syntax(value) for value in prefer_ts or ())
+    preferred = tuple(transfer_syntax_param(value) for value in prefer_ts or ())
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -380,10 +380,10 @@ async def _serve(config: object) -> None:
     running = len(app.server.tasks)
     grace = config.shutdown_grace
     log.info(
-        "stopping: no new associations; %d running get up to %g s to finish "
-        "(signal again to abort them now)",
-        running,
+        "stopping: no new associations; %s up to %g s to finish (signal again to abort %s now)",
+        "1 association in flight gets" if running == 1 else f"{running} associations in flight get",
         grace,
+        "it" if running == 1 else "them",
     )
     # A second signal cuts the grace short: whatever is unfinished is aborted, and the store
     # SCP removes its partial files as each association ends.

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
-from netdicom.core.dimse import status_name
+from netdicom.core.dimse import StatusCategory, category, status_name
 from netdicom.render.printable import printable
 from netdicom.services.retrieve_common import (
     CountProblem,
@@ -124,8 +124,8 @@ def print_summary(
         _stderr(line)
     elif out_dir is not None and received:
         _stderr(stored)  # the association failed before any final response
-    for uid in failed_uids(outcomes, received):
-        _stderr(f"  failed: {uid}")
+    for line in failed_lines(service, outcomes, received):
+        _stderr(f"  failed: {line}")
     for problem in problems:
         _stderr(f"netdicom: {'error' if problem.fails else 'warning'}: {problem.text}")
 
@@ -134,14 +134,33 @@ def stored_count(received: Sequence[Received]) -> int:
     return sum(1 for r in received if r.ok)
 
 
-def failed_uids(outcomes: Sequence[RetrieveOutcome], received: Sequence[Received]) -> list[str]:
-    uids = [uid for o in outcomes for uid in o.failed_uids]
-    uids += [
-        f"{r.sop_instance_uid[:64]} (refused here: 0x{r.status:04X} {r.error_comment or ''})"
-        for r in received
-        if not r.ok
-    ]
-    return list(dict.fromkeys(uids))
+def failed_lines(
+    service: str, outcomes: Sequence[RetrieveOutcome], received: Sequence[Received]
+) -> list[str]:
+    """One line per failed SOP Instance UID, with why when we know: our own status for those
+    we refused, else the peer's reason for its request (its Error Comment, or the name of a
+    Failure status, which PS3.4 C.4.3.3.1 gives when every sub-operation failed)."""
+    lines: dict[str, str] = {}
+    for outcome in outcomes:
+        reason = _peer_reason(outcome, service)
+        for uid in outcome.failed_uids:
+            lines.setdefault(uid, f"{uid} ({reason})" if reason else uid)
+    for r in received:
+        if not r.ok:
+            comment = f": {r.error_comment}" if r.error_comment else ""
+            lines[r.sop_instance_uid] = (
+                f"{r.sop_instance_uid[:64]} (refused here: "
+                f"{status_name(r.status, 'store')} (0x{r.status:04X}){comment})"
+            )
+    return list(lines.values())
+
+
+def _peer_reason(outcome: RetrieveOutcome, service: str) -> str | None:
+    if outcome.error_comment:
+        return f"the peer: {outcome.error_comment}"
+    if category(outcome.status) is StatusCategory.FAILURE:
+        return f"the peer: {status_name(outcome.status, service)} (0x{outcome.status:04X})"
+    return None
 
 
 def report(

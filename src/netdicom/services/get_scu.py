@@ -1,9 +1,10 @@
 """Query/Retrieve C-GET SCU (PS3.4 C.4.3): the peer sends the instances back as C-STORE
 sub-operations on the same association, and we store them the way serve does.
 
-- Contexts: one Q/R GET context, and per Storage SOP class an uncompressed context and (when
-  the 128-context budget allows) a compressed one; one SCP/SCU Role Selection item per SOP
-  class proposing the SCP role for us (PS3.4 C.4.3.1, PS3.7 D.3.3.4).
+- Contexts: one Q/R GET context, and per Storage SOP class an uncompressed context and, as
+  far as the 128-context budget allows, one context per compressed transfer syntax (the peer
+  can only send an instance as it is in a syntax accepted for its SOP class); one SCP/SCU Role
+  Selection item per SOP class proposing the SCP role for us (PS3.4 C.4.3.1, PS3.7 D.3.3.4).
 - A peer that did not grant the SCP role but sends C-STOREs anyway is served, with a warning
   (DESIGN.md §3: some peers answer "default" and send regardless).
 - Every received instance goes through StorageSCP: UIDs checked, paths sanitised, written
@@ -38,6 +39,7 @@ from netdicom.core.dimse import (
     status,
 )
 from netdicom.core.errors import RemoteProtocolError, TimeoutExpired
+from netdicom.core.records import frozen
 from netdicom.services.find_scp import decode_identifier, encode_identifier
 from netdicom.services.retrieve_common import (
     FAILED_SOP_INSTANCE_UID_LIST,
@@ -56,17 +58,22 @@ log = logging.getLogger("netdicom.get")
 
 MAX_CONTEXTS: Final = 128
 _NATIVE: Final = (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)
-# Offered together in one context per SOP class: the peer picks the one it stores.
+# The syntaxes, beyond the two native ones, we propose to receive in, each in a context of
+# its own: an acceptor accepts one transfer syntax per context (PS3.8 §9.3.3.2), so one
+# context offering them all let through only the one the peer picked, and an instance in any
+# other could not be sent. Most common in archives first: when 128 contexts do not go round
+# (PS3.8 §9.3.2.2), the rarer ones are left out. The SCP sends compressed instances as they
+# are, and we store what arrives as it is (StorageSCP), so no codec is needed here.
 COMPRESSED_SYNTAXES: Final = (
-    "1.2.840.10008.1.2.4.70",  # JPEG Lossless SV1
-    "1.2.840.10008.1.2.4.57",  # JPEG Lossless
-    "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
-    "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
-    "1.2.840.10008.1.2.5",  # RLE Lossless
     "1.2.840.10008.1.2.4.50",  # JPEG Baseline
-    "1.2.840.10008.1.2.4.51",  # JPEG Extended
-    "1.2.840.10008.1.2.4.81",  # JPEG-LS Near-Lossless
+    "1.2.840.10008.1.2.4.70",  # JPEG Lossless SV1
+    "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
     "1.2.840.10008.1.2.4.91",  # JPEG 2000
+    "1.2.840.10008.1.2.5",  # RLE Lossless
+    "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
+    "1.2.840.10008.1.2.4.51",  # JPEG Extended
+    "1.2.840.10008.1.2.4.57",  # JPEG Lossless
+    "1.2.840.10008.1.2.4.81",  # JPEG-LS Near-Lossless
     uids.DEFLATED_EXPLICIT_VR_LE,
 )
 # Asked for when the C-FIND did not say which SOP classes the instances have.
@@ -106,23 +113,60 @@ CURATED_SOP_CLASSES: Final = (
 )
 
 
-def get_contexts(
-    model: Model, sop_classes: Iterable[str]
-) -> tuple[list[ProposedContext], dict[str, tuple[bool, bool]], list[str]]:
-    """Contexts, role items and the SOP classes left out for want of context IDs.
+# Curated SOP classes without pixel data: a compressed context for them would be wasted
+# (only deflate applies to them), so the 128 go to the image classes.
+_WITHOUT_PIXEL_DATA: Final = frozenset(
+    {
+        "1.2.840.10008.5.1.4.1.1.481.3",  # RT structure set
+        "1.2.840.10008.5.1.4.1.1.481.5",  # RT plan
+        "1.2.840.10008.5.1.4.1.1.88.11",  # basic text SR
+        "1.2.840.10008.5.1.4.1.1.88.22",  # enhanced SR
+        "1.2.840.10008.5.1.4.1.1.88.33",  # comprehensive SR
+        "1.2.840.10008.5.1.4.1.1.88.59",  # key object selection
+        "1.2.840.10008.5.1.4.1.1.88.67",  # X-ray radiation dose SR
+        "1.2.840.10008.5.1.4.1.1.11.1",  # grayscale softcopy presentation state
+        "1.2.840.10008.5.1.4.1.1.104.1",  # encapsulated PDF
+    }
+)
 
-    The Q/R GET context comes first; each SOP class gets an uncompressed context, then
-    compressed contexts are added in the same order while the budget of 128 lasts."""
+
+@frozen
+class GetContexts:
+    """What a C-GET association proposes: `contexts`, one role item per storage SOP class in
+    `roles`, the SOP classes `dropped` for want of context IDs, and the (SOP class, transfer
+    syntax) pairs `left_out` for want of context IDs (instances in those cannot arrive)."""
+
+    contexts: tuple[ProposedContext, ...]
+    roles: dict[str, tuple[bool, bool]]
+    dropped: tuple[str, ...]
+    left_out: tuple[tuple[str, str], ...]
+
+
+def get_contexts(
+    model: Model, sop_classes: Iterable[str], transfer_syntaxes: Sequence[str] | None = None
+) -> GetContexts:
+    """The Q/R GET context first; per SOP class one context with explicit and implicit VR
+    little endian (the fallback every peer supports); then one context per other transfer
+    syntax (`transfer_syntaxes`, default COMPRESSED_SYNTAXES) and SOP class, syntax by
+    syntax in that order, while the 128 context IDs last. Compressed and uncompressed
+    syntaxes never share a context (DESIGN.md §3)."""
     wanted = list(dict.fromkeys(sop_classes))
     budget = MAX_CONTEXTS - 1
     kept, dropped = wanted[:budget], wanted[budget:]
     contexts = [ProposedContext(sop_class_for("get", model), _NATIVE)]
     contexts += [ProposedContext(sop_class, _NATIVE) for sop_class in kept]
+    extra = [
+        (sop_class, ts)
+        for ts in dict.fromkeys(transfer_syntaxes or COMPRESSED_SYNTAXES)
+        if ts not in _NATIVE
+        for sop_class in kept
+        if ts == uids.DEFLATED_EXPLICIT_VR_LE or sop_class not in _WITHOUT_PIXEL_DATA
+    ]
     room = budget - len(kept)
-    contexts += [ProposedContext(sop_class, COMPRESSED_SYNTAXES) for sop_class in kept[:room]]
+    contexts += [ProposedContext(sop_class, (ts,)) for sop_class, ts in extra[:room]]
     # We propose to be the Storage SCP only: the C-STOREs come from the peer (PS3.4 C.4.3.1).
     roles = {sop_class: (False, True) for sop_class in kept}
-    return contexts, roles, dropped
+    return GetContexts(tuple(contexts), roles, tuple(dropped), tuple(extra[room:]))
 
 
 def failed_list(data: bytes | None, transfer_syntax: str) -> list[str]:
@@ -346,6 +390,7 @@ def sop_classes_or_curated(found: Iterable[str], extra: Sequence[str] = ()) -> l
 __all__ = [
     "COMPRESSED_SYNTAXES",
     "CURATED_SOP_CLASSES",
+    "GetContexts",
     "Received",
     "RetrieveOutcome",
     "get",

@@ -15,6 +15,10 @@
 - Final status (PS3.4 C.4.2.1.5, C.4.3.1.4): 0000 all succeeded, B000 some failed or warned,
   A702 all failed, FE00 after a C-CANCEL-RQ; Failed SOP Instance UID List (0008,0058) in the
   identifier when something failed, truncated (with an Error Comment) beyond one element.
+  An instance the requestor accepted no context for (its SOP class, or its transfer syntax
+  when we cannot convert it) is a failed sub-operation (PS3.4 C.4.3.3.1), not a lack of our
+  resources: when all failed and some for that reason, the status is C003 (Failed: unable to
+  process) rather than A702, and the Error Comment says what was not accepted.
 - C-MOVE destinations come from a table (`remotes`): an unknown one gets A801 and no
   connection is made. A destination that rejects or aborts fails the rest of the move; a
   requestor that goes away stops the sub-operations.
@@ -25,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 from typing import Any, Final
@@ -79,6 +83,11 @@ _SOP_INSTANCE_UID: Final = 0x00080018
 _SOP_CLASS_UID: Final = 0x00080016
 
 
+# Cxxx is "Failed: unable to process" for C-GET and C-MOVE alike (PS3.4 C.4.2.1.5,
+# C.4.3.1.4); the low bits are ours. C001 is an undecodable identifier (find_scp).
+NO_ACCEPTED_CONTEXT: Final = 0xC003
+
+
 class _Refused(Exception):
     def __init__(self, code: int, comment: str) -> None:
         super().__init__(comment)
@@ -97,6 +106,16 @@ class _Instance:
 class _SubResult:
     status: int | None  # None: not sent (no context, unreadable, cannot convert)
     comment: str | None = None
+    # Not sent because the receiver accepted no context for it: (what, UID), e.g.
+    # ("transfer syntax", "1.2.840.10008.1.2.4.50"); None for every other reason.
+    not_accepted: tuple[str, str] | None = None
+
+
+@dataclass(slots=True)
+class _Tally(Counters):
+    """The counters, and what the receiver did not accept, one entry per instance."""
+
+    not_accepted: list[tuple[str, str]] = field(default_factory=list)
 
 
 class RetrieveSCP:
@@ -164,12 +183,12 @@ class RetrieveSCP:
             )
             return
         instances = await asyncio.to_thread(self._instances, model, keys)
-        counters = Counters(len(instances))
+        counters = _Tally(len(instances))
         log.info(
-            "C-%s from %s: %d instances%s",
+            "C-%s from %s: %s%s",
             kind.upper(),
             assoc.peer,
-            len(instances),
+            _instances_text(len(instances)),
             f" to {destination}" if destination else "",
         )
         if isinstance(message, CGetRQ):
@@ -178,7 +197,17 @@ class RetrieveSCP:
             assert destination is not None
             cancelled = await self._move(assoc, context, message, destination, instances, counters)
         code = final_status(counters, cancelled=cancelled)
-        await self._final(assoc, context, message, code, counters, cancelled=cancelled)
+        if code == status.OUT_OF_RESOURCES_SUBOPERATIONS and counters.not_accepted:
+            code = NO_ACCEPTED_CONTEXT
+        await self._final(
+            assoc,
+            context,
+            message,
+            code,
+            counters,
+            cancelled=cancelled,
+            comment=_not_accepted_comment(counters.not_accepted),
+        )
         emit(
             "retrieve",
             f"C-{kind.upper()} from {assoc.peer}: {counters.completed} sent, "
@@ -258,7 +287,7 @@ class RetrieveSCP:
         context: AcceptedContext,
         message: CGetRQ,
         instances: Sequence[_Instance],
-        counters: Counters,
+        counters: _Tally,
     ) -> bool:
         """The sub-operations on the requestor's association; True when cancelled."""
         timeout = assoc.config.timeouts.dimse
@@ -272,7 +301,7 @@ class RetrieveSCP:
                 counters.fail(instance.sop_instance_uid)
             else:
                 result = await send_sub_operation(assoc, info, timeout, cancel=cancel)
-                _count(counters, instance, result)
+                _count(counters, instance, result, "C-GET", assoc.peer)
             await self._pending(assoc, context, message, counters)
         return cancel.requested
 
@@ -285,7 +314,7 @@ class RetrieveSCP:
         message: CMoveRQ,
         destination: Peer,
         instances: Sequence[_Instance],
-        counters: Counters,
+        counters: _Tally,
     ) -> bool:
         """The sub-operations over associations to `destination`; True when cancelled."""
         cancel = _CancelWatch(message.message_id)
@@ -338,7 +367,7 @@ class RetrieveSCP:
                         _fail_rest(counters, plan[number + 1 :], by_uid)
                         await self._pending(assoc, context, message, counters)
                         return False
-                    _count(counters, by_uid[info.sop_instance_uid], result)
+                    _count(counters, by_uid[info.sop_instance_uid], result, "C-MOVE", destination)
                     await self._pending(assoc, context, message, counters)
             except BaseException:
                 # The requestor went away (or we are being stopped): stop the sub-operations.
@@ -424,10 +453,20 @@ def _text(ds: Any, tag: int) -> str:
     return "\\".join(str(v).strip(" \x00") for v in value)
 
 
-def _count(counters: Counters, instance: _Instance, result: _SubResult) -> None:
+def _count(
+    counters: _Tally, instance: _Instance, result: _SubResult, service: str, receiver: object
+) -> None:
     if result.status is None:
-        log.warning("%s not sent: %s", instance.sop_instance_uid, result.comment)
+        log.warning(
+            "%s: %s not sent to %s: %s",
+            service,
+            instance.sop_instance_uid,
+            receiver,
+            result.comment,
+        )
         counters.fail(instance.sop_instance_uid)
+        if result.not_accepted is not None:
+            counters.not_accepted.append(result.not_accepted)
         return
     kind = category(result.status)
     if kind is StatusCategory.SUCCESS:
@@ -442,6 +481,56 @@ def _count(counters: Counters, instance: _Instance, result: _SubResult) -> None:
             result.comment,
         )
         counters.fail(instance.sop_instance_uid)
+
+
+def _instances_text(number: int) -> str:
+    return f"{number} instance" if number == 1 else f"{number} instances"
+
+
+def _not_accepted_comment(not_accepted: Sequence[tuple[str, str]]) -> str | None:
+    """The Error Comment of the final response when instances were not sent for want of an
+    accepted context: how many, and the first thing not accepted. An Error Comment is an LO
+    (PS3.7 C.4: 64 characters): the longest wording that fits, never a UID cut short."""
+    if not not_accepted:
+        return None
+    kinds = list(dict.fromkeys(not_accepted))
+    what, uid = kinds[0]
+    head = f"{len(not_accepted)} not sent"
+    candidates = [f"{head}: {what} {uid} not accepted", f"{head}: {what} not accepted"]
+    if len(kinds) > 1:
+        candidates.insert(0, f"{candidates[0]} (+{len(kinds) - 1} more)")
+    return next(text for text in candidates if len(text) <= 64)
+
+
+def _uid_name(uid: str) -> str:
+    from pydicom.uid import UID
+
+    name = UID(uid).name
+    return f"{name} ({uid})" if name != uid else uid
+
+
+def _unsendable(
+    accepted: Mapping[int, AcceptedContext], info: DicomFile, reason: str
+) -> _SubResult:
+    """Why `info` could not be sent, with what the receiver accepted for its SOP class: the
+    log is where serve's user finds out (walk-through finding 4)."""
+    of_class = [c for c in accepted.values() if c.abstract_syntax == info.sop_class_uid]
+    mine = [c for c in of_class if c.we_are_scu]
+    missing: tuple[str, str] | None = None
+    if not of_class:
+        missing = ("SOP class", info.sop_class_uid)
+    elif not mine:
+        # C-GET: the requestor did not take the Storage SCP role (PS3.4 C.4.3.1).
+        missing = ("SCP role for SOP class", info.sop_class_uid)
+    elif info.transfer_syntax not in {c.transfer_syntax for c in mine}:
+        missing = ("transfer syntax", info.transfer_syntax)
+    # Else accepted, but the file cannot go as it is (e.g. an odd length): the file's fault.
+    took = ", ".join(sorted({_uid_name(c.transfer_syntax) for c in mine})) or "nothing"
+    detail = (
+        f"{reason} [instance of {_uid_name(info.sop_class_uid)} in "
+        f"{_uid_name(info.transfer_syntax)}; accepted for that SOP class: {took}]"
+    )
+    return _SubResult(None, detail, missing)
 
 
 def _fail_rest(counters: Counters, plan: Sequence[Any], by_uid: Mapping[str, _Instance]) -> None:
@@ -510,7 +599,7 @@ async def send_sub_operation(
     try:
         choice = choose(negotiated.accepted, info)
     except NotSendable as exc:
-        return _SubResult(None, str(exc))
+        return _unsendable(negotiated.accepted, info, str(exc))
     data: bytes | None = None
     if choice.convert:
         try:
