@@ -394,8 +394,9 @@ def _open_index(directory: Path, bar: Callable[[int, int], None] | None = None) 
     index, report = open_index(directory, progress)
     if report.added or report.removed:
         log.info(
-            "index: %d instances (%d added from files, %d removed, %d files skipped)",
+            "index: %d instance%s (%d added from files, %d removed, %d skipped)",
             report.total,
+            "" if report.total == 1 else "s",
             report.added,
             report.removed,
             report.skipped,
