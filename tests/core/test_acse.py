@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 
 import pytest
@@ -790,3 +791,27 @@ def test_both_sides_agree_on_a_c_get_association() -> None:
     assert ours.max_pdu_to_peer == theirs.max_pdu_from_peer == POLICY.max_pdu
     assert ours.max_pdu_from_peer == theirs.max_pdu_to_peer == 0
     assert (theirs.calling_ae, theirs.called_ae) == ("GETSCU", "OUR-SCP")
+
+
+def test_sending_chooser_decides_where_the_requestor_is_scp_only() -> None:
+    # C-GET's storage contexts: the requestor proposes to be SCP only, we send on them, so
+    # the policy's sending chooser picks (the requestor's preference can rule there).
+    policy = dataclasses.replace(
+        POLICY,
+        transfer_syntax_chooser=lambda abstract, offered: offered[-1],
+        sending_chooser=lambda abstract, offered: offered[0],
+        can_act_as_scu=frozenset({CT, MR}),
+    )
+    offered = (JPEG_BASELINE, EXPLICIT, IMPLICIT)
+    rq = rq_for(
+        ProposedContext(CT, offered),
+        ProposedContext(MR, offered),
+        ProposedContext(UNKNOWN_SOP, offered),
+        roles={CT: (False, True), MR: (True, True)},
+    )
+    answer = negotiate_acceptor(rq, policy)
+    assert not isinstance(answer, AssociateRJ)
+    _, negotiated = answer
+    chosen = {c.abstract_syntax: c.transfer_syntax for c in negotiated.accepted.values()}
+    # SCP only: sending; both roles (we may receive too) and no role item: receiving.
+    assert chosen == {CT: JPEG_BASELINE, MR: IMPLICIT, UNKNOWN_SOP: IMPLICIT}

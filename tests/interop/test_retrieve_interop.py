@@ -99,6 +99,30 @@ def test_dcmtk_getscu_from_serve(
 
 
 @needs_dcmtk
+def test_dcmtk_getscu_asking_for_jpeg_gets_it(tmp_path: Path) -> None:
+    # `getscu +xy` offers JPEG Baseline first, beside the uncompressed syntaxes, in one
+    # context per SOP class. serve chose explicit VR LE there (as for a context it receives
+    # on), so the JPEG instance could not be sent (C003). Where it sends, the requestor's
+    # first choice it can send now wins.
+    from tests.services.test_retrieve_scp import JPEG_BASELINE, write_compressed
+
+    study = "1.2.826.0.1.61.9"
+    archive = tmp_path / "archive"
+    original = write_compressed(archive / "jpeg.dcm", JPEG_BASELINE, study_uid=study)
+    out = tmp_path / "out"
+    out.mkdir()
+    port = free_port()
+    with running(serve_argv(archive, port, "--aet", "NETDICOM"), port):
+        result = subprocess.run(
+            ["getscu", "+xy", "-aec", "NETDICOM", "-k", "QueryRetrieveLevel=STUDY",
+             "-k", f"StudyInstanceUID={study}", "-od", str(out), "127.0.0.1", str(port)],
+            capture_output=True, text=True, env=DCMTK_ENV, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert by_uid(list(out.iterdir())) == by_uid([original])
+
+
+@needs_dcmtk
 def test_dcmtk_movescu_to_storescp(
     serve: tuple[int, dict[str, int]], originals: dict[str, list[Path]], tmp_path: Path
 ) -> None:

@@ -44,6 +44,7 @@ from netdicom.services.store_scp import (
     StorageSCP,
     StoredInstance,
     StoreLimits,
+    choose_sending_syntax,
     storage_chooser,
 )
 from netdicom.transport.association import Association
@@ -175,6 +176,7 @@ class ServeApp:
         self.policy = AcceptorPolicy(
             ae_title=config.ae_title,
             transfer_syntax_chooser=self._choose,
+            sending_chooser=self._choose_sending,
             # C-GET: we send C-STOREs to a requestor that proposed the SCP role (PS3.7 D.3.3.4).
             can_act_as_scu=self._can_send_storage,
             max_pdu=config.transport.max_pdu,
@@ -220,6 +222,16 @@ class ServeApp:
         if preference is not None:
             return default_chooser({abstract_syntax: preference})(abstract_syntax, offered)
         return self._storage_chooser(abstract_syntax, offered)
+
+    def _choose_sending(
+        self, abstract_syntax: str, offered: tuple[str, ...]
+    ) -> str | ContextResult:
+        # A storage context the requestor proposed to be SCP of (C-GET): we send on it, so
+        # its first choice we can send wins; dcmtk's `getscu +xy` offers JPEG Baseline first
+        # beside the uncompressed syntaxes, and got explicit VR LE: no JPEG instance went.
+        if abstract_syntax in self.service_syntaxes or not self._can_send_storage(abstract_syntax):
+            return self._choose(abstract_syntax, offered)
+        return choose_sending_syntax(offered)
 
     def decide(
         self, rq: AssociateRQ, server: Server

@@ -584,6 +584,21 @@ def choose_storage_syntax(
     return next(ts for ts in usable if is_compressed(ts))
 
 
+def choose_sending_syntax(offered: tuple[str, ...]) -> str | ContextResult:
+    """The transfer syntax to accept for a storage context we send on (C-GET): the first one
+    offered that we can send, the requestor's preference. An instance is sent as it is, or
+    converted to explicit or implicit VR little endian (never to big endian, retired); so a
+    compressed syntax or one of those two."""
+    from netdicom.core.sop_classes import is_compressed, known_transfer_syntaxes
+
+    known = known_transfer_syntaxes()
+    sendable = (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)
+    for ts in offered:
+        if ts in known and ts not in _NOT_PARSEABLE and (is_compressed(ts) or ts in sendable):
+            return ts
+    return choose_storage_syntax(offered)
+
+
 def is_storage_sop_class(sop_class: str, *, accept_unknown: bool) -> bool:
     """A known Storage SOP class, or (when `accept_unknown`) a UID pydicom does not know at
     all, e.g. a private or newer SOP class; never a known non-storage UID."""
@@ -621,6 +636,7 @@ __all__ = [
     "StorageSCP",
     "StoreLimits",
     "StoredInstance",
+    "choose_sending_syntax",
     "choose_storage_syntax",
     "is_storage_sop_class",
     "storage_chooser",

@@ -76,6 +76,9 @@ class AcceptorPolicy:
     """What we accept as association acceptor.
 
     - `transfer_syntax_chooser`: see `default_chooser`.
+    - `sending_chooser`: when set, chooses instead for a context whose requestor proposed the
+      SCP role only (C-GET's storage contexts, PS3.4 C.4.3.1): we send on it, so the
+      requestor's preference can rule rather than what we would like to receive.
     - `can_act_as_scp`: SOP classes whose requests we answer; None means all of them (the
       default role of an acceptor, PS3.7 D.3.3.4).
     - `can_act_as_scu`: SOP classes for which we may send requests to the requestor, e.g. the
@@ -93,6 +96,7 @@ class AcceptorPolicy:
 
     ae_title: str
     transfer_syntax_chooser: TransferSyntaxChooser
+    sending_chooser: TransferSyntaxChooser | None = None
     max_pdu: int = DEFAULT_MAX_PDU
     can_act_as_scp: SopClassSet | None = None
     can_act_as_scu: SopClassSet = frozenset()
@@ -261,13 +265,17 @@ def _answer_contexts(
         abstract = clean_uid(item.abstract_syntax)
         offered = tuple(clean_uid(ts) for ts in item.transfer_syntaxes)
         outcome: str | ContextResult
+        scu, scp = requestor_roles.get(abstract, (True, False))
+        chooser = policy.transfer_syntax_chooser
+        if scp and not scu and policy.sending_chooser is not None:
+            chooser = policy.sending_chooser
         if cid % 2 == 0 or id_counts[cid] > 1:
             # PS3.8 §9.3.2.2: IDs are odd and unique. Rather than abort a whole association
             # for one bad item we answer it "no reason" (2); a duplicated ID gets that answer
             # on every occurrence, so the requestor cannot pair it with a conflicting result.
             outcome = ContextResult.NO_REASON
         else:
-            outcome = policy.transfer_syntax_chooser(abstract, offered)
+            outcome = chooser(abstract, offered)
             if outcome is ContextResult.ACCEPTANCE or (
                 isinstance(outcome, str) and outcome not in offered
             ):
@@ -276,7 +284,6 @@ def _answer_contexts(
                     f"return one of the offered syntaxes {offered} or a rejection reason"
                 )
         if isinstance(outcome, str):
-            scu, scp = requestor_roles.get(abstract, (True, False))
             if not (scu or scp):
                 # The role answer leaves neither side a role for this SOP class, so the context
                 # could never carry a message: reject it rather than accept a dead context.
