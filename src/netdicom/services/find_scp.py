@@ -281,7 +281,7 @@ def _number_text(element: Any, tag: int, vr: str) -> str:
         return ""
     if isinstance(value, bytes):
         numbers = _unpack_numbers(value, vr, getattr(element, "is_little_endian", True), tag)
-    elif isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+    elif isinstance(value, Sequence) and not isinstance(value, str):  # list, MultiValue
         numbers = list(value)
     else:
         numbers = [value]
