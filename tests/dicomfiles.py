@@ -67,7 +67,8 @@ def make_dataset(
 def write_instance(
     path: Path, ds: Dataset, transfer_syntax: str = str(ExplicitVRLittleEndian)
 ) -> Path:
-    """Write `ds` as a DICOM Part 10 file in `transfer_syntax` (uncompressed syntaxes)."""
+    """Write `ds` as a DICOM Part 10 file in `transfer_syntax` (uncompressed, or compressed with
+    its pixel data already encapsulated)."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID

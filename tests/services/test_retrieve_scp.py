@@ -36,7 +36,7 @@ from netdicom.services.store_scp import StorageSCP
 from netdicom.transport.association import Association
 from netdicom.transport.config import Timeouts, TransportConfig
 from netdicom.transport.server import Server
-from tests.dicomfiles import CT, MR, make_dataset, make_files
+from tests.dicomfiles import CT, MR, make_dataset, make_files, write_instance
 from tests.peers import free_port
 
 STUDY = "1.2.826.0.1.9.1"
@@ -415,21 +415,13 @@ JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"
 def write_compressed(path: Path, transfer_syntax: str, **kwargs: object) -> Path:
     """An instance with encapsulated pixel data (a fake JPEG stream: serve and get send and
     store compressed data as it is, so no codec ever reads it)."""
-    from pydicom.dataset import FileMetaDataset
     from pydicom.encaps import encapsulate
 
     ds = make_dataset(**kwargs)  # type: ignore[arg-type]
     ds.PixelData = encapsulate([b"\xff\xd8not really a JPEG\xff\xd9"])
     ds["PixelData"].VR = "OB"
     ds["PixelData"].is_undefined_length = True
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = transfer_syntax
-    ds.file_meta = meta
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True, implicit_vr=False, little_endian=True)
-    return path
+    return write_instance(path, ds, transfer_syntax)
 
 
 @pytest.fixture

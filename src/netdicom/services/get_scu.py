@@ -76,8 +76,10 @@ COMPRESSED_SYNTAXES: Final = (
     "1.2.840.10008.1.2.4.81",  # JPEG-LS Near-Lossless
     uids.DEFLATED_EXPLICIT_VR_LE,
 )
-# Asked for when the C-FIND did not say which SOP classes the instances have.
-CURATED_SOP_CLASSES: Final = (
+# Asked for when the C-FIND did not say which SOP classes the instances have: image classes,
+# then classes without pixel data, for which a compressed context would be wasted (only
+# deflate applies to them), so the 128 go to the image classes.
+_IMAGE_SOP_CLASSES: Final = (
     "1.2.840.10008.5.1.4.1.1.2",  # CT
     "1.2.840.10008.5.1.4.1.1.4",  # MR
     "1.2.840.10008.5.1.4.1.1.1",  # CR
@@ -99,6 +101,10 @@ CURATED_SOP_CLASSES: Final = (
     "1.2.840.10008.5.1.4.1.1.12.2",  # RF
     "1.2.840.10008.5.1.4.1.1.481.1",  # RT image
     "1.2.840.10008.5.1.4.1.1.481.2",  # RT dose
+    "1.2.840.10008.5.1.4.1.1.66.4",  # segmentation
+    "1.2.840.10008.5.1.4.1.1.77.1.6",  # VL whole slide microscopy
+)
+_WITHOUT_PIXEL_DATA: Final = (
     "1.2.840.10008.5.1.4.1.1.481.3",  # RT structure set
     "1.2.840.10008.5.1.4.1.1.481.5",  # RT plan
     "1.2.840.10008.5.1.4.1.1.88.11",  # basic text SR
@@ -107,27 +113,9 @@ CURATED_SOP_CLASSES: Final = (
     "1.2.840.10008.5.1.4.1.1.88.59",  # key object selection
     "1.2.840.10008.5.1.4.1.1.88.67",  # X-ray radiation dose SR
     "1.2.840.10008.5.1.4.1.1.11.1",  # grayscale softcopy presentation state
-    "1.2.840.10008.5.1.4.1.1.66.4",  # segmentation
     "1.2.840.10008.5.1.4.1.1.104.1",  # encapsulated PDF
-    "1.2.840.10008.5.1.4.1.1.77.1.6",  # VL whole slide microscopy
 )
-
-
-# Curated SOP classes without pixel data: a compressed context for them would be wasted
-# (only deflate applies to them), so the 128 go to the image classes.
-_WITHOUT_PIXEL_DATA: Final = frozenset(
-    {
-        "1.2.840.10008.5.1.4.1.1.481.3",  # RT structure set
-        "1.2.840.10008.5.1.4.1.1.481.5",  # RT plan
-        "1.2.840.10008.5.1.4.1.1.88.11",  # basic text SR
-        "1.2.840.10008.5.1.4.1.1.88.22",  # enhanced SR
-        "1.2.840.10008.5.1.4.1.1.88.33",  # comprehensive SR
-        "1.2.840.10008.5.1.4.1.1.88.59",  # key object selection
-        "1.2.840.10008.5.1.4.1.1.88.67",  # X-ray radiation dose SR
-        "1.2.840.10008.5.1.4.1.1.11.1",  # grayscale softcopy presentation state
-        "1.2.840.10008.5.1.4.1.1.104.1",  # encapsulated PDF
-    }
-)
+CURATED_SOP_CLASSES: Final = _IMAGE_SOP_CLASSES + _WITHOUT_PIXEL_DATA
 
 
 @frozen
