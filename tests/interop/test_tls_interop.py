@@ -5,6 +5,7 @@ B.9), the profile netdicom speaks."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -231,6 +232,55 @@ def test_move_to_a_destination_configured_for_tls(tmp_path: Path, pki: Pki) -> N
         )  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
     assert len(list(dest_dir.iterdir())) == 2
+
+
+def test_plain_serve_verifies_a_tls_destination_with_tls_ca_alone(tmp_path: Path, pki: Pki) -> None:
+    """serve listening in plain can be given the CA of its TLS move destinations: --tls-ca
+    alone used to switch TLS on for the listener too, which then demanded a certificate."""
+    root = tmp_path / "archive"
+    files = make_files(tmp_path / "in", 2)
+    dest_dir = tmp_path / "dest"
+    dest_dir.mkdir()
+    port, dest_port = free_port(), free_port()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[peers.dest]\nhost = "localhost"\nport = {dest_port}\naet = "DEST"\ntls = true\n'
+    )
+    env = {**DCMTK_ENV, "NETDICOM_CONFIG": str(config)}
+    store_argv = [
+        "storescp", "+tls", str(pki.server_key), str(pki.server_cert), "+cf", str(pki.ca),
+        "-ic", "-aet", "DEST", "-od", str(dest_dir), str(dest_port),
+    ]  # fmt: skip
+    argv = serve_argv(root, port, "--tls-ca", str(pki.ca))
+    with running(store_argv, dest_port, env=DCMTK_ENV), running(argv, port, env=env):
+        # The listener is plain: a plain client stores.
+        result = run_cli("store", f"127.0.0.1:{port}", *map(str, files), "-q")
+        assert result.returncode == 0, result.stderr
+        from pydicom import dcmread
+
+        study = str(dcmread(files[0]).StudyInstanceUID)
+        result = run_cli(
+            "move", f"NETDICOM@127.0.0.1:{port}", f"StudyInstanceUID={study}", "--dest", "DEST"
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert len(list(dest_dir.iterdir())) == 2
+
+
+def test_tls_ca_alone_without_tls_destinations_still_asks_for_a_certificate(
+    tmp_path: Path,
+) -> None:
+    # Without TLS destinations, --tls-ca alone can only mean a TLS listener: refused until
+    # it has its certificate, never listening in plain by surprise.
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not used")
+    result = subprocess.run(
+        [*NETDICOM, "serve", "--dir", str(tmp_path / "a"), "--port", str(free_port()),
+         "--tls-ca", str(ca)],
+        capture_output=True, text=True, timeout=30,
+        env={**os.environ, "NETDICOM_CONFIG": str(tmp_path / "none.toml")},
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert "--tls-cert" in result.stderr
 
 
 def test_move_listen_with_tls_options(tmp_path: Path, pki: Pki) -> None:

@@ -272,11 +272,19 @@ def serve(
         from netdicom.cli.common import fail
 
         raise fail(exc, debug=debug) from None
-    ssl_context, outbound = _tls_contexts(tls, tls_cert, tls_key, tls_ca, tls_verify_peer)
+    remotes, tls_remotes = _remotes(remote or [])
+    # --tls-ca alone, with move destinations to dial with TLS: the CA that verifies them, and
+    # a plain listener. Without such destinations it can only mean TLS for the listener, which
+    # then needs its certificate: asked for below rather than silently listening in plain.
+    ca_for_remotes_only = bool(tls_ca and tls_remotes) and not (
+        tls or tls_cert or tls_key or tls_verify_peer
+    )
+    ssl_context, outbound = (None, None)
+    if not ca_for_remotes_only:
+        ssl_context, outbound = _tls_contexts(tls, tls_cert, tls_key, tls_ca, tls_verify_peer)
     allowed = _allow_list([*_configured_allow(), *(allow or [])])
     if users_file is not None:
         _check_users_file(users_file)
-    remotes, tls_remotes = _remotes(remote or [])
     if tls_remotes and outbound is None:
         # A destination configured with tls = true, and serve itself without --tls: dial it
         # with a client context of the system's trust store (or --tls-ca).
