@@ -244,6 +244,9 @@ def test_move_to_unreachable_destination_fails_all(tmp_path: Path, source: list[
         assert result.status == status.OUT_OF_RESOURCES_SUBOPERATIONS
         assert result.final.failed == 3
         assert sorted(result.failed_uids) == sorted(probe_file(p).sop_instance_uid for p in source)
+        # The requestor is told why (it was a bare A702): an Error Comment, an LO.
+        comment = result.error_comment or ""
+        assert comment.startswith("cannot reach DEAD: ") and len(comment) <= 64, comment
 
     run(body)
 
@@ -268,8 +271,35 @@ def test_move_to_destination_that_rejects(tmp_path: Path, source: list[Path]) ->
             await rejecting.close()
         assert result.status == status.OUT_OF_RESOURCES_SUBOPERATIONS
         assert len(result.failed_uids) == 3
+        assert (result.error_comment or "").startswith("cannot reach NOPE: "), result
 
     run(body)
+
+
+def test_move_to_destination_refusing_every_instance_says_so(
+    tmp_path: Path, source: list[Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    # A destination (pynetdicom's storage SCP) answering each C-STORE with A700: the requestor
+    # gets the reason in the final response, and serve's log names the destination and status.
+    from tests.services.test_store_scu import scp
+
+    async def body(port: int) -> None:
+        app = _app(tmp_path, {"FULL": Peer("127.0.0.1", port, "PYSCP")})
+        await app.server.start()
+        try:
+            assoc = await _move_assoc(app)
+            result = await move(assoc, Model.STUDY_ROOT, _study(), "FULL", timeout=10)
+            await assoc.release()
+        finally:
+            await app.server.close()
+        assert result.status == status.OUT_OF_RESOURCES_SUBOPERATIONS
+        assert len(result.failed_uids) == 3
+        assert result.error_comment == "refused by the receiver: Refused: out of resources (0xA700)"
+
+    with scp(policy=lambda event, n: 0xA700) as (port, _), caplog.at_level(logging.WARNING):
+        run(lambda: body(port))
+    assert "C-MOVE: " in caplog.text and "refused by PYSCP@127.0.0.1:" in caplog.text
+    assert "(0xA700)" in caplog.text
 
 
 def test_move_needing_more_than_128_contexts_opens_several_associations(tmp_path: Path) -> None:

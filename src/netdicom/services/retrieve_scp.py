@@ -51,6 +51,7 @@ from netdicom.core.dimse import (
     StatusCategory,
     category,
     status,
+    status_name,
 )
 from netdicom.core.errors import ConnectionClosed, NetDicomError, TimeoutExpired
 from netdicom.core.records import frozen
@@ -116,6 +117,13 @@ class _Tally(Counters):
     """The counters, and what the receiver did not accept, one entry per instance."""
 
     not_accepted: list[tuple[str, str]] = field(default_factory=list)
+    # The first thing that went wrong with the receiver itself (unreachable, it ended the
+    # association, it refused an instance): the final response's Error Comment says it.
+    problem: str | None = None
+
+    def note(self, problem: str) -> None:
+        if self.problem is None:
+            self.problem = _error_comment(problem)
 
 
 class RetrieveSCP:
@@ -206,7 +214,7 @@ class RetrieveSCP:
             code,
             counters,
             cancelled=cancelled,
-            comment=_not_accepted_comment(counters.not_accepted),
+            comment=_not_accepted_comment(counters.not_accepted) or counters.problem,
         )
         emit(
             "retrieve",
@@ -349,6 +357,7 @@ class RetrieveSCP:
                 sub = await open_association(destination, options, batch.contexts)
             except NetDicomError as exc:
                 log.warning("C-MOVE: cannot open an association to %s: %s", destination, exc)
+                counters.note(f"cannot reach {message.move_destination.strip()}: {exc}")
                 _fail_rest(counters, plan[number:], by_uid)
                 return False
             try:
@@ -360,6 +369,7 @@ class RetrieveSCP:
                         result = await send_sub_operation(sub, info, timeout, originator=originator)
                     except NetDicomError as exc:
                         log.warning("C-MOVE: %s ended the sub-association: %s", destination, exc)
+                        counters.note(f"{message.move_destination.strip()} stopped: {exc}")
                         sub.abort()
                         counters.fail(info.sop_instance_uid)
                         for rest in batch.files[index + 1 :]:
@@ -474,13 +484,25 @@ def _count(
     elif kind is StatusCategory.WARNING:
         counters.warning += 1
     else:
+        name = f"{status_name(result.status, 'store')} (0x{result.status:04X})"
         log.warning(
-            "%s refused by the receiver (0x%04X): %s",
+            "%s: %s refused by %s: %s%s",
+            service,
             instance.sop_instance_uid,
-            result.status,
-            result.comment,
+            receiver,
+            name,
+            f": {result.comment}" if result.comment else "",
         )
         counters.fail(instance.sop_instance_uid)
+        counters.note(f"refused by the receiver: {name}")
+
+
+def _error_comment(text: str) -> str:
+    """`text` as an Error Comment: an LO of the command set (PS3.7 C.4), so at most 64
+    characters of the default repertoire and no backslash (a value separator)."""
+    clean = text.encode("ascii", "replace").decode().replace("\\", "/")
+    clean = "".join(char if char.isprintable() else "?" for char in clean)
+    return clean if len(clean) <= 64 else clean[:61] + "..."
 
 
 def _instances_text(number: int) -> str:
