@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from netdicom.cli.app import app
@@ -98,3 +100,97 @@ def test_warnings_still_exit_zero(tmp_path: Path) -> None:
         result = runner.invoke(app, ["store", f"127.0.0.1:{port}", "-r", str(tmp_path), "-q"])
     assert result.exit_code == ExitCode.OK
     assert result.stdout == ""
+
+
+def test_json_when_nothing_can_be_sent_still_prints_a_summary(tmp_path: Path) -> None:
+    # A CI job saving `store --json` got an empty file exactly when something went wrong.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    text_only = tmp_path / "text"
+    text_only.mkdir()
+    (text_only / "notes.txt").write_text("not DICOM " * 20)
+    cases = {
+        "empty": ([str(empty)], 0, "no DICOM instances to send"),
+        "text": ([str(text_only)], 1, "no DICOM instances to send"),
+        "missing": ([str(tmp_path / "missing.dcm")], 0, "missing.dcm"),
+    }
+    for name, (paths, skipped, error) in cases.items():
+        result = runner.invoke(app, ["store", "127.0.0.1:104", "-r", *paths, "--json"])
+        assert result.exit_code == ExitCode.BAD_INPUT, name  # unchanged
+        lines = _lines(result.stdout)
+        files, summary = lines[:-1], lines[-1]["summary"]
+        assert isinstance(summary, dict), name
+        assert [f["result"] for f in files] == ["skipped"] * skipped, name
+        assert (summary["files"], summary["skipped"], summary["associations"]) == (
+            skipped,
+            skipped,
+            0,
+        )
+        assert error in str(summary["error"]), name
+    files = _lines(
+        runner.invoke(app, ["store", "127.0.0.1:104", str(text_only), "-r", "--json"]).stdout
+    )
+    assert "not a DICOM" in str(files[0]["reason"])
+
+
+def test_an_extra_association_refused_is_a_note_not_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import netdicom.services.store_scu as store_scu
+    from netdicom.core.errors import AssociationRejected
+    from netdicom.transport.association import Association
+
+    make_files(tmp_path, 6)
+    real_open = store_scu.open_association
+    calls = 0
+
+    async def limited(*args: Any, **kwargs: Any) -> Association:
+        nonlocal calls
+        calls += 1
+        if calls > 2:
+            raise AssociationRejected(2, 3, 2)  # serve --max-associations 2
+        return await real_open(*args, **kwargs)
+
+    monkeypatch.setattr(store_scu, "open_association", limited)
+    with scp() as (port, _):
+        result = runner.invoke(
+            app, ["store", f"127.0.0.1:{port}", "-r", str(tmp_path), "-j", "4", "--json"]
+        )
+        calls = 0
+        quiet = runner.invoke(
+            app, ["store", f"127.0.0.1:{port}", "-r", str(tmp_path), "-j", "4", "-q"]
+        )
+    assert result.exit_code == ExitCode.OK, result.stderr
+    summary = _lines(result.stdout)[-1]["summary"]
+    assert summary["error"] is None and summary["stored"] == 6  # type: ignore[index]
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("netdicom: note: the peer refused 2 of 4 associations")
+    assert "local limit exceeded" in line and "the other 2" in line
+    assert quiet.exit_code == ExitCode.OK and quiet.stderr == ""
+
+
+def test_a_file_cut_short_mid_send_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # It used to end the run with LocalProtocolError: exit 2 (a usage error), the rest not sent.
+    import os
+
+    import netdicom.services.store_scu as store_scu
+    from netdicom.core.datasets import DicomFile, FileSource
+
+    paths = make_files(tmp_path, 3, rows=64, columns=64)
+    real_checked = FileSource.checked
+
+    def checked_then_cut(info: DicomFile) -> FileSource:
+        source = real_checked(info)
+        if info.path == paths[0]:
+            os.truncate(info.path, info.dataset_offset + 64)
+        return source
+
+    monkeypatch.setattr(store_scu.FileSource, "checked", checked_then_cut)
+    with scp() as (port, received):
+        result = runner.invoke(app, ["store", f"127.0.0.1:{port}", "-r", str(tmp_path), "--json"])
+    assert result.exit_code == ExitCode.FAILED, result.stderr
+    lines = _lines(result.stdout)
+    assert [f["result"] for f in lines[:-1]] == ["failed", "stored", "stored"]
+    assert "changed while it was being sent" in str(lines[0]["reason"])
+    assert lines[-1]["summary"]["error"] is None  # type: ignore[index]
+    assert len(received.items) == 2

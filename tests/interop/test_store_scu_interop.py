@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,15 @@ from netdicom.core.datasets import probe_file
 from netdicom.core.sop_classes import storage_sop_classes
 from netdicom.services.planning import MAX_CONTEXTS
 from tests.dicomfiles import make_dataset, make_files, write_instance
-from tests.peers import DCMTK_ENV, PYNETDICOM, free_port, have_dcmtk, run_cli, running
+from tests.peers import (
+    DCMTK_ENV,
+    NETDICOM,
+    PYNETDICOM,
+    free_port,
+    have_dcmtk,
+    run_cli,
+    running,
+)
 
 pytestmark = pytest.mark.interop
 needs_dcmtk = pytest.mark.skipif(not have_dcmtk(), reason="dcmtk is not installed")
@@ -208,3 +217,68 @@ def test_a_truncated_file_is_not_sent_and_the_rest_are(tmp_path: Path) -> None:
     assert [Path(str(f["file"])).name for f in failed] == [damaged.name]
     assert "truncated" in str(failed[0]["reason"])
     assert len(list(out.iterdir())) == 3
+
+
+@needs_dcmtk
+def test_files_that_change_while_the_run_goes_on_fail_alone(tmp_path: Path) -> None:
+    # Planned, then changed before their turn: one cut short (it used to end the data set
+    # mid-message: exit 2 and every later file "not sent"), one replaced by another instance
+    # (its first planned-length bytes went out under the planned UID). Each now fails alone.
+    paths = make_files(tmp_path / "in", 5, rows=64, columns=64)
+    (other,) = make_files(tmp_path / "other", 1, rows=64, columns=64)
+    cut, replaced = paths[2], paths[3]
+    out = tmp_path / "out"
+    out.mkdir()
+    marker = tmp_path / "first-received"
+    port = free_port()
+    # Each C-STORE takes storescp a second: the run is still on the first files when the
+    # marker appears, long after planning.
+    scp = _dcmtk_storescp(out, port, "--sleep-during", "1", "-xcr", f"touch {marker}")
+    with running(scp, port, env=DCMTK_ENV):
+        proc = subprocess.Popen(
+            [*NETDICOM, "store", f"127.0.0.1:{port}", "-r", str(tmp_path / "in"), "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        cut.with_suffix(".tmp").write_bytes(cut.read_bytes()[:1000])
+        cut.with_suffix(".tmp").replace(cut)
+        replaced.with_suffix(".tmp").write_bytes(other.read_bytes())
+        replaced.with_suffix(".tmp").replace(replaced)
+        stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1, stderr  # ExitCode.FAILED: part of the work failed
+    files, summary = _results(stdout)
+    assert summary["stored"] == 3 and summary["failed"] == 2 and summary["error"] is None
+    assert summary["associations"] == 1
+    reasons = {
+        Path(str(f["file"])).name: str(f["reason"]) for f in files if f["result"] == "failed"
+    }
+    assert reasons[cut.name].startswith("changed since it was checked: the file is")
+    assert "SOP Instance UID" in reasons[replaced.name] and "is now" in reasons[replaced.name]
+    stored = _stored_by_uid(out)
+    assert len(stored) == 3 and probe_file(other).sop_instance_uid not in stored
+
+
+@needs_dcmtk
+def test_parallel_store_to_a_peer_serving_one_association_at_a_time(tmp_path: Path) -> None:
+    # storescp without --fork answers a second A-ASSOCIATE-RQ only once the first association
+    # ends. The first used to be held open waiting for the second: the run took --timeout.
+    make_files(tmp_path / "in", 10)
+    out = tmp_path / "out"
+    out.mkdir()
+    port = free_port()
+    with running(_dcmtk_storescp(out, port), port, env=DCMTK_ENV):
+        started = time.monotonic()
+        result = _store(
+            f"127.0.0.1:{port}", "-r", str(tmp_path / "in"), "-j", "2", "--timeout", "20"
+        )
+        elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert elapsed < 10, elapsed
+    assert result.stderr == ""
+    _, summary = _results(result.stdout)
+    assert summary["stored"] == 10 and summary["error"] is None
+    assert len(list(out.iterdir())) == 10

@@ -32,6 +32,9 @@ from netdicom.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from netdicom.services.planning import Skipped
     from netdicom.services.session import ClientOptions
     from netdicom.services.store_scu import FileOutcome, StoreReport
     from netdicom.transport.association import Association
@@ -120,8 +123,12 @@ def store(
     try:
         found = scan(paths, recursive)
     except OSError as exc:
+        if json_output:
+            _json_nothing_sent(str(target), (), str(exc))
         raise fail(exc, debug=debug, quiet=quiet) from None
     if not found.files and not any(s.failed for s in found.skipped):
+        if json_output:
+            _json_nothing_sent(str(target), found.skipped, "no DICOM instances to send")
         if not quiet:
             for skipped in found.skipped:
                 stderr(f"netdicom: skipped {skipped.path}: {skipped.reason}")
@@ -149,7 +156,40 @@ def store(
         debug=debug,
         quiet=quiet,
     )
+    if report.refused and not quiet:
+        stderr(_refusal_note(report))
     raise typer.Exit(_exit_code(report, debug=debug, quiet=quiet or json_output))
+
+
+def _json_nothing_sent(peer: str, skipped: Sequence[Skipped], error: str) -> None:
+    """--json when the run ends before anything could be sent (a missing path, no DICOM
+    file): the skipped files and a summary whose `error` says why, as after any other run, so
+    that a CI job saving the output never gets an empty file."""
+    import json
+
+    from netdicom.core.errors import NetDicomError
+    from netdicom.render.store_summary import JsonLines, summary_json
+    from netdicom.services.store_scu import StoreReport, skipped_outcome
+
+    report = StoreReport(error=NetDicomError(error))
+    lines = JsonLines()
+    for item in skipped:
+        outcome = skipped_outcome(item)
+        report.outcomes.append(outcome)
+        lines.finished(outcome)
+    print(json.dumps(summary_json(report, peer)))
+
+
+def _refusal_note(report: StoreReport) -> str:
+    """One line on the extra associations the peer refused while the others carried the
+    files: not an error (nothing was lost), but -j asked for more than the peer serves."""
+    refused = len(report.refused)
+    asked = refused + report.associations
+    return (
+        f"netdicom: note: the peer refused {refused} of {asked} associations "
+        f"({report.refused[0]}): it serves fewer at once than -j asked for; the files went "
+        f"over the other {report.associations}"
+    )
 
 
 def _exit_code(report: StoreReport, *, debug: bool, quiet: bool) -> int:

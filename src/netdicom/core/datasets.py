@@ -10,6 +10,8 @@ pydicom. Re-encoding (`encode_dataset`) is pydicom's writer; pydicom is imported
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import os
 import struct
 import zlib
@@ -73,6 +75,9 @@ class DicomFile:
     transfer_syntax: str
     dataset_offset: int  # where the data set starts: after preamble, DICM and file meta
     dataset_length: int  # bytes from there to the end of the file
+    # (size, mtime, ctime, inode, device) when probed: `recheck` trusts a file whose stamp is
+    # unchanged, and probes again only one that was written, replaced or moved since.
+    stamp: tuple[int, int, int, int, int] | None = None
 
     @property
     def compressed(self) -> bool:
@@ -199,13 +204,13 @@ def _first_uids(data: bytes, encoding: Encoding) -> dict[int, str] | None:
     return found
 
 
-def _uids_with_pydicom(path: Path, offset: int, encoding: Encoding) -> dict[int, str]:
+def _uids_with_pydicom(fp: BinaryIO, offset: int, encoding: Encoding) -> dict[int, str]:
     from pydicom.filebase import DicomBytesIO
     from pydicom.filereader import read_dataset
 
-    with open(path, "rb") as fp:
-        fp.seek(offset)
-        raw = fp.read()
+    # The open file, not its path: a re-check before sending must judge the bytes it sends.
+    fp.seek(offset)
+    raw = fp.read()
     if encoding is Encoding.DEFLATED:
         raw = zlib.decompress(raw, -zlib.MAX_WBITS)
     buffer: Any = DicomBytesIO(raw)
@@ -230,39 +235,56 @@ def probe_file(path: Path) -> DicomFile:
     found, and OSError when the file cannot be read.
     """
     with open(path, "rb") as fp:
-        size = os.fstat(fp.fileno()).st_size
-        head = fp.read(_HEAD_SIZE)
+        status = os.fstat(fp.fileno())
+        info = _probe_open(fp, path, status.st_size)
+        return dataclasses.replace(info, stamp=_stamp(status))
+
+
+def _stamp(status: os.stat_result) -> tuple[int, int, int, int, int]:
+    return (
+        status.st_size,
+        status.st_mtime_ns,
+        status.st_ctime_ns,
+        status.st_ino,
+        status.st_dev,
+    )
+
+
+def _probe_open(fp: BinaryIO, path: Path, size: int) -> DicomFile:
+    """probe_file on a file already open (read from its start; `size` is its length)."""
+    fp.seek(0)
+    head = fp.read(_HEAD_SIZE)
+    meta = parse_meta(head)
+    while meta is None:
+        more = fp.read(len(head))
+        if not more:
+            raise NotSendable("file meta information is truncated", skip=False)
+        head += more
+        if len(head) > _MAX_META:
+            raise NotSendable("file meta information is too long", skip=False)
         meta = parse_meta(head)
-        while meta is None:
-            more = fp.read(len(head))
-            if not more:
-                raise NotSendable("file meta information is truncated", skip=False)
-            head += more
-            if len(head) > _MAX_META:
-                raise NotSendable("file meta information is too long", skip=False)
-            meta = parse_meta(head)
-        if meta.sop_class_uid == DICOMDIR_SOP_CLASS:
-            raise NotSendable("a DICOMDIR (media directory), not an instance", skip=True)
-        declared = encoding_of(meta.transfer_syntax)
-        data = head[meta.end :]
-        if declared is Encoding.DEFLATED:
-            data = _inflate_start(fp, meta.end)
-        elif len(data) < 1024 and meta.end + len(data) < size:
-            data += fp.read(_HEAD_SIZE)
-        info = _check(path, meta, declared, data, size)
-        if declared is not Encoding.DEFLATED:
-            # A deflated data set is checked whole only by inflating it: left to the peer.
-            try:
-                check_complete(
-                    fp,
-                    meta.end,
-                    data,
-                    size,
-                    explicit=declared is not Encoding.IMPLICIT_LE,
-                    big_endian=declared is Encoding.EXPLICIT_BE,
-                )
-            except Incomplete as exc:
-                raise NotSendable(str(exc), skip=False) from None
+    if meta.sop_class_uid == DICOMDIR_SOP_CLASS:
+        raise NotSendable("a DICOMDIR (media directory), not an instance", skip=True)
+    declared = encoding_of(meta.transfer_syntax)
+    data = head[meta.end :]
+    if declared is Encoding.DEFLATED:
+        data = _inflate_start(fp, meta.end)
+    elif len(data) < 1024 and meta.end + len(data) < size:
+        data += fp.read(_HEAD_SIZE)
+    info = _check(fp, path, meta, declared, data, size)
+    if declared is not Encoding.DEFLATED:
+        # A deflated data set is checked whole only by inflating it: left to the peer.
+        try:
+            check_complete(
+                fp,
+                meta.end,
+                data,
+                size,
+                explicit=declared is not Encoding.IMPLICIT_LE,
+                big_endian=declared is Encoding.EXPLICIT_BE,
+            )
+        except Incomplete as exc:
+            raise NotSendable(str(exc), skip=False) from None
     return info
 
 
@@ -277,7 +299,9 @@ def _inflate_start(fp: BinaryIO, offset: int) -> bytes:
         ) from None
 
 
-def _check(path: Path, meta: _Meta, declared: Encoding, data: bytes, size: int) -> DicomFile:
+def _check(
+    fp: BinaryIO, path: Path, meta: _Meta, declared: Encoding, data: bytes, size: int
+) -> DicomFile:
     if not meta.transfer_syntax:
         raise NotSendable("file meta has an empty Transfer Syntax UID", skip=False)
     length = size - meta.end
@@ -294,7 +318,7 @@ def _check(path: Path, meta: _Meta, declared: Encoding, data: bytes, size: int) 
     uids_found = _first_uids(data, expected) if found is not None else None
     if uids_found is None:
         try:
-            uids_found = _uids_with_pydicom(path, meta.end, declared)
+            uids_found = _uids_with_pydicom(fp, meta.end, declared)
         except Exception as exc:
             raise NotSendable(f"cannot read the data set: {exc}", skip=False) from None
     for tag, name, value in (
@@ -318,29 +342,110 @@ def _check(path: Path, meta: _Meta, declared: Encoding, data: bytes, size: int) 
     )
 
 
+class FileChanged(NotSendable):
+    """A file that is no longer what planning found: rewritten, cut short or replaced by
+    another instance between the probe and its turn to be sent."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, skip=False)
+
+
+_PLANNED = (
+    ("sop_class_uid", "SOP Class UID"),
+    ("sop_instance_uid", "SOP Instance UID"),
+    ("transfer_syntax", "Transfer Syntax UID"),
+    ("dataset_offset", "data set offset"),
+    ("dataset_length", "data set length"),
+)
+
+
+def recheck(info: DicomFile, fp: BinaryIO, size: int, status: os.stat_result | None = None) -> None:
+    """Probe the open file `fp` again; raise FileChanged unless it is what `info` says.
+
+    Planning probes every file long before its turn (a large run takes minutes): a file cut
+    short since then would end mid-message and cost the association, and one replaced by
+    another instance would go out under the planned SOP Instance UID and length. The probe is
+    repeated on the descriptor the data set is then read from, so what is checked is what is
+    sent (short of a change in place during the send, which FileSource catches if it shrinks).
+    When `status` (that descriptor's fstat) shows the size, times, inode and device of the
+    probe, the file was not touched since and is not probed again. (Timestamps are as fine as
+    the file system keeps them: a same-size rewrite within the same tick as the probe would
+    pass; nothing short of reading every byte again closes that.)
+    """
+    if status is not None and info.stamp is not None and _stamp(status) == info.stamp:
+        # Not written, replaced or moved since the probe (one fstat; a full probe again
+        # was a third of the sender's CPU on 2 KB instances).
+        return
+    try:
+        now = _probe_open(fp, info.path, size)
+    except NotSendable as exc:
+        raise FileChanged(f"changed since it was checked: {exc}") from None
+    differences = [
+        f"{name} {getattr(info, attr)} is now {getattr(now, attr)}"
+        for attr, name in _PLANNED
+        if getattr(info, attr) != getattr(now, attr)
+    ]
+    if differences:
+        raise FileChanged(f"changed since it was checked: {'; '.join(differences)}")
+
+
 class FileSource:
     """A data set streamed from disk as it is (DatasetSource: `length`, `read(n)`, and
-    `readinto(buffer)`, which reads straight into the buffer the association sends from)."""
+    `readinto(buffer)`, which reads straight into the buffer the association sends from).
 
-    def __init__(self, info: DicomFile) -> None:
+    `FileSource.checked(info)` probes the open file again first (see `recheck`). A file that
+    ends before `length` bytes raises FileChanged: the message cannot be completed."""
+
+    def __init__(self, info: DicomFile, *, check: bool = False) -> None:
         # Unbuffered: each read is one system call into the caller's buffer, no copy.
         self._fp = open(info.path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
-        self._fp.seek(info.dataset_offset)
+        try:
+            if check:
+                status = os.fstat(self._fp.fileno())
+                recheck(info, self._fp, status.st_size, status)
+            self._fp.seek(info.dataset_offset)
+        except BaseException:
+            self._fp.close()
+            raise
         self.length = info.dataset_length
         self.sent = 0
 
+    @classmethod
+    def checked(cls, info: DicomFile) -> FileSource:
+        """Open the file and check it is still what planning found (FileChanged if not)."""
+        return cls(info, check=True)
+
     def read(self, size: int) -> bytes:
         piece = self._fp.read(size) or b""
-        self.sent += len(piece)
+        self._count(len(piece), size)
         return piece
 
     def readinto(self, buffer: memoryview) -> int:
         count = self._fp.readinto(buffer) or 0
-        self.sent += count
+        self._count(count, len(buffer))
         return count
+
+    def _count(self, count: int, asked: int) -> None:
+        if count == 0 and asked and self.sent < self.length:
+            # Cut short while being sent, after the check: part of the message is out.
+            raise FileChanged(
+                f"changed while it was being sent: its data set ended after {self.sent} of "
+                f"{self.length} bytes"
+            )
+        self.sent += count
 
     def close(self) -> None:
         self._fp.close()
+
+
+def read_checked(info: DicomFile) -> bytes:
+    """The whole file, read at once and checked to be what planning found (FileChanged if
+    not): converting it then reads these bytes, never the path again."""
+    with open(info.path, "rb") as fp:
+        status = os.fstat(fp.fileno())
+        data = fp.read()
+    recheck(info, io.BytesIO(data), len(data), status if len(data) == status.st_size else None)
+    return data
 
 
 # -- re-encoding -----------------------------------------------------------------------------
@@ -376,9 +481,13 @@ def _swap_to_little(ds: Any) -> None:
             )
 
 
-def encode_dataset(info: DicomFile, transfer_syntax: str) -> bytes:
+def encode_dataset(info: DicomFile, transfer_syntax: str, *, check: bool = False) -> bytes:
     """The file's data set re-encoded in implicit or explicit VR little endian, data-set group
-    lengths dropped (PS3.5 §7.2 makes them optional). Raises NotSendable when it cannot."""
+    lengths dropped (PS3.5 §7.2 makes them optional). Raises NotSendable when it cannot.
+
+    `check`: the file is first read whole and checked to be what planning found (FileChanged
+    if not; `read_checked`), and those bytes are decoded: the instance converted is the one
+    the C-STORE-RQ names."""
     if transfer_syntax not in (uids.IMPLICIT_VR_LE, uids.EXPLICIT_VR_LE):
         raise NotSendable(f"cannot encode a data set in {transfer_syntax}", skip=False)
     if info.compressed:
@@ -391,8 +500,9 @@ def encode_dataset(info: DicomFile, transfer_syntax: str) -> bytes:
     from pydicom.filebase import DicomBytesIO
     from pydicom.filewriter import write_dataset
 
+    source: Path | io.BytesIO = io.BytesIO(read_checked(info)) if check else info.path
     try:
-        ds = dcmread(info.path)
+        ds = dcmread(source)
         if encoding_of(info.transfer_syntax) is Encoding.EXPLICIT_BE:
             _swap_to_little(ds)
         _drop_group_lengths(ds)

@@ -2,12 +2,16 @@
 
 Every file ends in exactly one FileOutcome: stored, stored with a warning, failed (with the
 status or the reason) or skipped. When an association ends early, the file in flight and
-every file not yet sent are reported as failed with the reason, never dropped.
+every file not yet sent are reported as failed with the reason, never dropped. Each file is
+checked again just before it is sent (datasets.recheck): one that changed since planning fails
+alone, and one cut short in the middle of its own message costs its association but not the
+run (the rest go over a new one).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -16,7 +20,13 @@ from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
-from netdicom.core.datasets import DicomFile, FileSource, NotSendable, encode_dataset
+from netdicom.core.datasets import (
+    DicomFile,
+    FileChanged,
+    FileSource,
+    NotSendable,
+    encode_dataset,
+)
 from netdicom.core.dimse import (
     CStoreRQ,
     CStoreRSP,
@@ -26,7 +36,7 @@ from netdicom.core.dimse import (
     category,
     status_name,
 )
-from netdicom.core.errors import NetDicomError, RemoteProtocolError
+from netdicom.core.errors import AssociationRejected, NetDicomError, RemoteProtocolError
 from netdicom.core.records import frozen
 from netdicom.services.peer import Peer
 from netdicom.services.planning import Batch, Scan, Skipped, batches, choose
@@ -88,6 +98,9 @@ class StoreReport:
     associations: int = 0
     # The first association-level failure (rejection, abort, timeout...), if any.
     error: NetDicomError | None = None
+    # Extra associations the peer refused for lack of resources while others carried every
+    # file (see _spare): no error, nothing was lost; the CLI mentions them.
+    refused: list[AssociationRejected] = field(default_factory=list)
 
     def count(self, result: Result) -> int:
         return sum(1 for o in self.outcomes if o.result is result)
@@ -160,7 +173,8 @@ async def _send(
     assoc: Association, info: DicomFile, observer: StoreObserver
 ) -> _Sent | FileOutcome:
     """Send the C-STORE-RQ and data set of one file; a FAILED outcome when it cannot be sent
-    (no usable context, cannot convert or read); association-level problems raise."""
+    (no usable context, cannot convert or read, changed since planning); association-level
+    problems raise, and so does FileChanged when the file shrinks in the middle of its send."""
     negotiated = assoc.negotiated
     assert negotiated is not None
     try:
@@ -173,19 +187,22 @@ async def _send(
     if choice.convert:
         try:
             # pydicom decodes and encodes: off the event loop, other associations keep going.
-            data = await asyncio.to_thread(encode_dataset, info, choice.transfer_syntax)
-        except NotSendable as exc:
+            # check=True: the bytes converted are read once and checked to be the planned
+            # instance, so the data set matches the request's Affected SOP Instance UID.
+            data = await asyncio.to_thread(encode_dataset, info, choice.transfer_syntax, check=True)
+        except (NotSendable, OSError) as exc:
             assoc.message_ids.release(message_id)
-            return _failed(info, str(exc))
+            return _failed(info, _why_not(exc))
         await assoc.send_message(choice.context.context_id, request, dataset=data)
         observer.sent_bytes(len(data))
         size = len(data)
     else:
         try:
-            source = FileSource(info)
-        except OSError as exc:
+            # Checked on the descriptor it is then streamed from (datasets.recheck).
+            source = FileSource.checked(info)
+        except (NotSendable, OSError) as exc:
             assoc.message_ids.release(message_id)
-            return _failed(info, f"cannot read: {exc.strerror or exc}")
+            return _failed(info, _why_not(exc))
         try:
             await assoc.send_message(
                 choice.context.context_id, request, dataset=_Counting(source, observer)
@@ -194,6 +211,12 @@ async def _send(
             source.close()
         size = info.dataset_length
     return _Sent(info, message_id, choice.transfer_syntax, choice.convert, size)
+
+
+def _why_not(exc: NotSendable | OSError) -> str:
+    if isinstance(exc, OSError):
+        return f"cannot read: {exc.strerror or exc}"
+    return str(exc)
 
 
 def _outcome(sent: _Sent, response: DimseMessage | UnsupportedCommand) -> FileOutcome:
@@ -288,123 +311,171 @@ class _Run:
 
     async def worker(self, batch: Batch, share: _Shares, index: int) -> None:
         async with self.limit:
-            if not share.left(index):
-                return
-            share.opening(index)
-            try:
-                assoc = await open_association(
-                    self.peer, self.options, batch.contexts, window=self.window
-                )
-            except NetDicomError as exc:
-                self.fault(exc)
-                share.give_up(index)
-                return
-            self.report.associations += 1
-            self.observer.opened(assoc)
-            share.started(index)
-            info: DicomFile | None = None
-            window = _Window(assoc, negotiated_window(assoc), self.timeout)
-            try:
-                while True:
-                    while len(window) >= window.size:
-                        self.record(await window.take())
-                    info = share.next(index)
-                    if info is None:
-                        if not share.pending():
-                            break
-                        # Another association of the batch is still opening: if it fails,
-                        # its files come to us.
-                        await share.changed()
-                        continue
-                    sent = await _send(assoc, info, self.observer)
-                    info = None
-                    if isinstance(sent, FileOutcome):
-                        self.record(sent)
-                    else:
-                        window.add(sent)
-                while len(window):
+            # More than once only after a file cut short mid-send cost an association.
+            while share.left():
+                assoc = await self._open(batch, share)
+                if assoc is None or not await self._session(assoc, share, index):
+                    return
+
+    async def _open(self, batch: Batch, share: _Shares) -> Association | None:
+        """A new association for the batch; None when it failed (recorded) or when the other
+        associations took every file while this one was being negotiated: it is then given
+        up quietly (a peer that serves one association at a time, dcmtk's storescp without
+        --fork, answers it only once the others are released)."""
+        opening = asyncio.ensure_future(
+            open_association(self.peer, self.options, batch.contexts, window=self.window)
+        )
+        emptied = asyncio.ensure_future(share.emptied())
+        try:
+            await asyncio.wait((opening, emptied), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            emptied.cancel()
+            if not opening.done():
+                opening.cancel()
+        if not opening.cancelled() and not opening.done():
+            # Cancelled just now: wait for it to end (never raises its exception here).
+            await asyncio.wait((opening,))
+        if opening.cancelled():
+            return None
+        exc = opening.exception()
+        if exc is None:
+            assoc = opening.result()
+            if share.left():
+                return assoc
+            with contextlib.suppress(NetDicomError):
+                await assoc.release()  # opened as the last file went out: nothing to do
+            return None
+        if isinstance(exc, AssociationRejected) and _spare(exc):
+            self.report.refused.append(exc)
+        elif isinstance(exc, NetDicomError):
+            self.fault(exc)
+        else:
+            raise exc
+        return None
+
+    async def _session(self, assoc: Association, share: _Shares, index: int) -> bool:
+        """Send files over `assoc` until none is left, then release it. True when it was
+        aborted because a file was cut short in the middle of its own send: the rest of the
+        files are then for a new association."""
+        self.report.associations += 1
+        self.observer.opened(assoc)
+        info: DicomFile | None = None
+        window = _Window(assoc, negotiated_window(assoc), self.timeout)
+        try:
+            while True:
+                while len(window) >= window.size:
                     self.record(await window.take())
-            except (NetDicomError, OSError) as exc:
-                # The association is unusable after a failure mid-message: say so, give up on
-                # it. The file in flight and those sent but not answered are not stored.
-                error = exc if isinstance(exc, NetDicomError) else NetDicomError(str(exc))
-                self.fault(error)
-                for lost in window.infos() + ([] if info is None else [info]):
-                    self.record(_failed(lost, f"not stored: {error}"))
-                share.give_up(index)
-                assoc.abort()
-                return
-            except BaseException:
-                share.give_up(index)
-                assoc.abort()
+                # Nothing left: release at once, not held open for associations still being
+                # negotiated (they are given up, see _open).
+                info = share.next(index)
+                if info is None:
+                    break
+                sent = await _send(assoc, info, self.observer)
+                info = None
+                if isinstance(sent, FileOutcome):
+                    self.record(sent)
+                else:
+                    window.add(sent)
+            while len(window):
+                self.record(await window.take())
+        except FileChanged as exc:
+            if info is None:
                 raise
-            try:
-                await assoc.release()
-            except NetDicomError as exc:
-                # Everything was answered already; a failed release loses nothing.
-                self.fault(exc)
+            await self._cut_short(assoc, window, info, exc)
+            return True
+        except (NetDicomError, OSError) as exc:
+            # The association is unusable after a failure mid-message: say so, give up on
+            # it. The file in flight and those sent but not answered are not stored.
+            error = exc if isinstance(exc, NetDicomError) else NetDicomError(str(exc))
+            self._lost(assoc, window, info, error)
+            return False
+        except BaseException:
+            assoc.abort()
+            raise
+        try:
+            await assoc.release()
+        except NetDicomError as exc:
+            # Everything was answered already; a failed release loses nothing.
+            self.fault(exc)
+        return False
+
+    async def _cut_short(
+        self, assoc: Association, window: _Window, info: DicomFile, exc: FileChanged
+    ) -> None:
+        """A file ended in the middle of its own data set: the message cannot be completed
+        (a P-DATA-TF stream has no way to withdraw one, PS3.8 §9.3.5), so the association is
+        aborted. That is our doing, not the peer's: the file fails with the reason, and no
+        association error is recorded. The C-STOREs sent before it are complete messages the
+        peer still answers: their responses are awaited first, so that no stored file is
+        reported lost (or sent twice)."""
+        self.record(_failed(info, f"{exc}; its association was aborted"))
+        try:
+            while len(window):
+                self.record(await window.take())
+        except (NetDicomError, OSError) as error:
+            problem = error if isinstance(error, NetDicomError) else NetDicomError(str(error))
+            self._lost(assoc, window, None, problem)
+            return
+        assoc.abort()
+
+    def _lost(
+        self, assoc: Association, window: _Window, info: DicomFile | None, error: NetDicomError
+    ) -> None:
+        self.fault(error)
+        for lost in window.infos() + ([] if info is None else [info]):
+            self.record(_failed(lost, f"not stored: {error}"))
+        assoc.abort()
+
+
+def _spare(exc: AssociationRejected) -> bool:
+    """A refusal for lack of resources: rejected-transient by the presentation provider,
+    temporary congestion or local limit exceeded (PS3.8 Table 9-21 (2,3,1), (2,3,2)). Such a
+    peer serves fewer associations at once than -j asked for; the others carry the files."""
+    return exc.result == 2 and exc.source == 3
 
 
 class _Shares:
-    """The files of one batch, dealt out in turn to its parallel associations, so that each
-    one that opens has its share (a fast association cannot empty the list while the others
-    are still being negotiated). An association that ran out takes from the largest share
-    of one that is running or gone (failed to open, or aborted): uneven sizes even out, and a
-    lost association's files still go out on the others."""
+    """The files of one batch, dealt out in turn to its parallel associations: each takes its
+    own share from the front, so they run side by side from the start. One that ran out takes
+    from the back of the largest share left, whatever its association is doing (running,
+    being negotiated, waiting for a slot, gone): uneven sizes even out, a lost association's
+    files still go out on the others, and no association is held open waiting for another
+    (a peer that serves one association at a time would answer that one only after it)."""
 
-    __slots__ = ("_change", "_open", "_opening", "_queues")
+    __slots__ = ("_emptied", "_queues")
 
     def __init__(self, files: Sequence[DicomFile], parts: int) -> None:
         self._queues = [deque(files[i::parts]) for i in range(parts)]
-        self._open = [False] * parts  # running or gone: its share may be taken by others
-        self._opening = [False] * parts  # negotiating (it holds one of the -j slots)
-        self._change = asyncio.Event()
+        self._emptied = asyncio.Event()
+        if not self.left():
+            self._emptied.set()
 
-    def opening(self, index: int) -> None:
-        self._opening[index] = True
+    def left(self) -> bool:
+        return any(self._queues)
 
-    def left(self, index: int) -> bool:
-        return bool(self._queues[index]) or any(
-            q for q, taken in zip(self._queues, self._open, strict=True) if taken
-        )
-
-    def started(self, index: int) -> None:
-        self._open[index] = True
-        self._changed()
-
-    def give_up(self, index: int) -> None:
-        self._open[index] = True
-        self._changed()
-
-    def pending(self) -> bool:
-        """Files are held by an association being negotiated (one still waiting for a slot
-        is not waited for: it sends its own share once it gets one)."""
-        return any(
-            q and opening and not taken
-            for q, opening, taken in zip(self._queues, self._opening, self._open, strict=True)
-        )
-
-    async def changed(self) -> None:
-        await self._change.wait()
-
-    def _changed(self) -> None:
-        self._change.set()
-        self._change = asyncio.Event()
+    async def emptied(self) -> None:
+        """Wait until every file has been taken."""
+        await self._emptied.wait()
 
     def next(self, index: int) -> DicomFile | None:
         own = self._queues[index]
         if own:
-            return own.popleft()
-        candidates = [q for q, taken in zip(self._queues, self._open, strict=True) if taken and q]
-        if not candidates:
-            return None
-        return max(candidates, key=len).pop()
+            info = own.popleft()
+        else:
+            others = [q for q in self._queues if q]
+            if not others:
+                return None
+            info = max(others, key=len).pop()
+        if not self.left():
+            self._emptied.set()
+        return info
 
     def remaining(self) -> list[DicomFile]:
         left: list[DicomFile] = []
         for queue in self._queues:
             left.extend(queue)
             queue.clear()
+        self._emptied.set()
         return left
 
 
@@ -451,9 +522,14 @@ async def store(
     finally:
         for task in tasks:
             task.cancel()
+    remaining = [info for share in shares for info in share.remaining()]
+    if remaining and report.error is None and report.refused:
+        # No association took these files: the refusal is why they were not sent (an error
+        # then, no longer a note).
+        report.error = report.refused[0]
+        report.refused.clear()
     reason = f"not sent: {report.error}" if report.error else "not sent"
-    for share in shares:
-        for info in share.remaining():
-            run.record(_failed(info, reason))
+    for info in remaining:
+        run.record(_failed(info, reason))
     report.elapsed = time.perf_counter() - started
     return report
