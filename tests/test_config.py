@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import typer
 from netdicom.cli.common import resolve_peer
 from netdicom.config import ConfigError, config_path, load_config
 from netdicom.services.peer import BadPeer, Peer
+from tests.peers import NETDICOM
 
 GOOD = """
 default = "pacs"
@@ -103,3 +106,42 @@ def test_broken_config_exits_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(typer.Exit) as caught:
         resolve_peer(None)
     assert caught.value.exit_code == 3
+
+
+def test_a_config_that_is_not_utf8_says_where(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_bytes(b'# H\xf4pital Saint-Andr\xe9\n[peers.a]\nhost = "h"\nport = 1\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == (
+        f"{path}: not UTF-8 (byte 0xF4 at line 1, column 4): TOML files must be UTF-8; "
+        "save it as UTF-8"
+    )
+
+
+def test_a_config_that_is_not_utf8_exits_3_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.peers import run_cli
+
+    path = tmp_path / "c.toml"
+    path.write_bytes(b'[peers.a]\nhost = "h"\nport = 1\naet = "ST\xc9PHANE"\n')
+    monkeypatch.setenv("NETDICOM_CONFIG", str(path))
+    result = run_cli("echo", "a")
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr
+    assert "not UTF-8 (byte 0xC9 at line 4, column 10)" in result.stderr
+
+
+def test_serve_with_a_broken_configuration_exits_3(tmp_path: Path) -> None:
+    # serve reads the configuration for its move destinations: a broken file is bad input
+    # (exit 3, naming it), as for the other commands, not a usage error of --remote.
+    config = tmp_path / "config.toml"
+    config.write_bytes("# H\xf4pital\n[peers.x]\nhost = 1\n".encode("latin-1"))
+    result = subprocess.run(
+        [*NETDICOM, "serve", "--dir", str(tmp_path / "a"), "--port", "0"],
+        capture_output=True, text=True, timeout=30,
+        env={**os.environ, "NETDICOM_CONFIG": str(config)},
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert str(config) in result.stderr and "Traceback" not in result.stderr

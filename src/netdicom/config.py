@@ -78,15 +78,30 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
 
     where = path or config_path(env)
     try:
-        with open(where, "rb") as f:
-            data = tomllib.load(f)
+        raw = where.read_bytes()
     except FileNotFoundError:
         return Config(path=where)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {where}: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(_text(raw, where))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
     return _parse(data, where)
+
+
+def _text(raw: bytes, where: Path) -> str:
+    # TOML files are UTF-8 (TOML v1.0.0, "Spec"); a file saved in Latin-1 or a Windows code
+    # page is the usual mistake, so say where the first bad byte is and what to do.
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(
+            f"{where}: not UTF-8 (byte 0x{raw[exc.start]:02X} at line {line}, column "
+            f"{column}): TOML files must be UTF-8; save it as UTF-8"
+        ) from None
 
 
 def _parse(data: Mapping[str, object], where: Path) -> Config:

@@ -213,7 +213,8 @@ def reconcile(
     index: Index, directory: Path, progress: Progress | None = None, *, batch: int = 500
 ) -> ReconcileReport:
     """Make the index hold exactly the files in place: index new or changed files, drop rows
-    whose file is gone. On an empty index this is a full rebuild."""
+    whose file is gone or no longer reads as a DICOM instance. On an empty index this is a full
+    rebuild. Files are only read, never changed or removed."""
     known = index.files()
     on_disk = walk(directory)
     gone = [path for path in known if path not in on_disk]
@@ -224,23 +225,54 @@ def reconcile(
     if progress is not None:
         progress(0, len(todo))
     for start in range(0, len(todo), batch):
-        summaries = []
-        for relative in todo[start : start + batch]:
-            try:
-                summaries.append(read_summary(directory, relative))
-            except (NotDicom, OSError) as exc:
-                log.debug("not indexed: %s (%s)", relative, exc)
-                skipped += 1
+        chunk = todo[start : start + batch]
+        summaries, unreadable = _read_summaries(directory, chunk, known)
+        skipped += len(unreadable)
         summaries, duplicates = _without_duplicates(index, summaries, on_disk)
         skipped += duplicates
+        # A changed file the index knows that is not indexed again (unreadable now, or now a
+        # second file of another indexed instance): its row describes what the file no longer
+        # holds, and a C-FIND would offer an instance a C-GET cannot send.
+        kept = {s.path for s in summaries}
+        stale = [p for p in chunk if p in known and p not in kept]
+        if stale:
+            removed += index.remove(stale)
         if summaries:
             index.add_many(summaries)
             added += len(summaries)
-        done += len(todo[start : start + batch])
+        done += len(chunk)
         if progress is not None:
             progress(done, len(todo))
     total = index.counts()["instance"]
     return ReconcileReport(added, removed, skipped, total)
+
+
+def _read_summaries(
+    directory: Path, paths: Iterable[str], known: Mapping[str, tuple[int, int]]
+) -> tuple[list[InstanceSummary], list[str]]:
+    """The summaries of the files that read as DICOM instances, and the paths of the others."""
+    summaries: list[InstanceSummary] = []
+    unreadable: list[str] = []
+    for relative in paths:
+        try:
+            summary = read_summary(directory, relative)
+            if not summary.values.get(0x00080018, ""):
+                raise NotDicom("no SOP Instance UID")
+        except (NotDicom, OSError) as exc:
+            unreadable.append(relative)
+            if relative in known:
+                # Indexed before, so a user may ask for it: say why it is no longer offered.
+                log.warning(
+                    "index: dropped %s, which no longer reads as a DICOM instance (%s); "
+                    "the file is left in place",
+                    relative,
+                    exc,
+                )
+            else:
+                log.debug("not indexed: %s (%s)", relative, exc)
+            continue
+        summaries.append(summary)
+    return summaries, unreadable
 
 
 def _without_duplicates(

@@ -94,7 +94,49 @@ def __getattr__(name: str) -> typer.Typer:
     raise AttributeError(name)
 
 
+# dcmtk habits (storescu, findscu, getscu, movescu, storescp): when one of these options is in
+# a command line that fails as a usage error (2) or bad input (3, "+sd" taken for a file), one
+# hint line per option says what netdicom has instead. Hints only: dcmtk's options are not
+# emulated (they would be a second syntax to document, test and keep in step).
+_WALK = "give folders as PATHs with -r (DICOM files are found by content)"
+_SYNTAXES = "store proposes each file's own transfer syntax; get has --ts, serve --prefer-ts"
+DCMTK_HINTS: Final = {
+    "-aec": "use AET@HOST:PORT or --aec AET",
+    "-aet": "use --aet AET",
+    "-aem": "use --dest AET (move)",
+    "-od": "use --out DIR (get, move) or --dir DIR (serve)",
+    "+sd": _WALK,
+    "+r": _WALK,
+    "-k": "give each key as a KEY=VALUE argument, e.g. netdicom find PEER PatientName='DOE*'",
+    "-S": "use --model study (the default)",
+    "-P": "use --model patient",
+    "+P": "use --listen PORT (move)",
+    "-d": "use --debug",
+    "+xs": _SYNTAXES,
+    "+xe": _SYNTAXES,
+    "+xi": _SYNTAXES,
+    "-xi": _SYNTAXES,
+}
+
+
+def dcmtk_hints(argv: list[str]) -> list[str]:
+    """One hint line per netdicom equivalent of the dcmtk options in `argv` (options with the
+    same equivalent, as +sd and +r, share a line), in the order given."""
+    by_hint: dict[str, list[str]] = {}
+    for arg in dict.fromkeys(a for a in argv if a in DCMTK_HINTS):
+        by_hint.setdefault(DCMTK_HINTS[arg], []).append(arg)
+    return [f"hint: {' '.join(args)} (dcmtk): {hint}" for hint, args in by_hint.items()]
+
+
 def main() -> None:
     import sys
 
-    build_app(_invoked(sys.argv[1:]))()
+    argv = sys.argv[1:]
+    try:
+        build_app(_invoked(argv))()
+    except SystemExit as exc:
+        # Usage errors are printed by Typer (click) before it exits: the hint goes after them.
+        if exc.code in (2, 3):
+            for line in dcmtk_hints(argv):
+                sys.stderr.write(line + "\n")
+        raise

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Coroutine
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -18,9 +20,31 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 AetOption = Annotated[str, typer.Option("--aet", help="Our (calling) AE title.", show_default=True)]
+# Whether the running command's --aec was set by the user, not left at its default: a
+# configured peer's aet yields to it (resolve_peer). Set by the option's callback, which runs
+# on every parse (given or not) before the command's body calls resolve_peer; a context
+# variable, as Typer hands the parse context to callbacks only.
+_AEC_GIVEN: ContextVar[bool] = ContextVar("netdicom_aec_given", default=False)
+
+
+def _note_aec(ctx: typer.Context, param: typer.CallbackParam, value: str) -> str:
+    source = ctx.get_parameter_source(param.name or "aec")
+    # Compared by name: the enum lives in click or, from Typer 0.2x, in Typer's copy of it.
+    token = _AEC_GIVEN.set(source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"))
+    # Back to what it was once the command is done: nothing leaks into a later command run in
+    # the same process (tests) or into resolve_peer called outside a command.
+    ctx.call_on_close(lambda: _AEC_GIVEN.reset(token))
+    return value
+
+
 AecOption = Annotated[
     str,
-    typer.Option("--aec", help="The peer's (called) AE title; AET@HOST:PORT overrides it."),
+    typer.Option(
+        "--aec",
+        callback=_note_aec,
+        help="The peer's (called) AE title. AET@ in PEER overrides it; it overrides the aet of "
+        "a peer named in the configuration file.",
+    ),
 ]
 TimeoutOption = Annotated[
     float,
@@ -364,8 +388,19 @@ def resolve_peer(text: str | None) -> Peer:
     named = config.peers.get(name)
     if named is None:
         known = ", ".join(sorted(config.peers)) or "none"
+        if text is None and os.environ.get("NETDICOM_PEER"):
+            # The name came from the environment, not the command line: say so, or the user
+            # looks for it in the wrong place.
+            raise BadPeer(
+                f"$NETDICOM_PEER is {name!r}, which names no peer in {where} (configured: "
+                f"{known}): set it to one of those, unset it, or give PEER"
+            )
         raise BadPeer(
             f"{name!r} is not HOST:PORT, AET@HOST:PORT or a peer named in {where} "
             f"(configured: {known})"
         )
-    return Peer(host=named.host, port=named.port, ae_title=named.aet)
+    # The called AE title, most explicit first: AET@ in PEER (handled above), --aec, the
+    # configured aet, the default. Peer.ae_title beats --aec downstream, so a configured aet
+    # is only put there when --aec was not given.
+    called = None if _AEC_GIVEN.get() else named.aet
+    return Peer(host=named.host, port=named.port, ae_title=called)

@@ -339,7 +339,7 @@ def _remotes(values: list[str]) -> tuple[dict[str, Peer], frozenset[str]]:
     try:
         config = load_config()
     except ConfigError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--remote") from None
+        _bad_input(str(exc))  # the configuration file, not --remote: exit 3 naming it
     for named in config.peers.values():
         if named.aet:
             remotes[named.aet] = Peer(named.host, named.port, named.aet)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 from netdicom.core import uids
 from netdicom.core.acse import AcceptedContext, ProposedContext
@@ -42,12 +43,71 @@ class Scan:
         return sum(f.dataset_length for f in self.files)
 
 
-def _walk(directory: Path) -> Iterator[Path]:
-    # Sorted, so that runs are reproducible and instances go out in series order.
-    for root, dirs, names in os.walk(directory):
-        dirs.sort()
-        for name in sorted(names):
-            yield Path(root, name)
+_Kind = Literal["dir", "file", "walked"]
+
+
+def _walk(directory: Path, visited: set[tuple[int, int]], skipped: list[Skipped]) -> list[Path]:
+    """The files under `directory`, depth first and sorted (runs are reproducible and instances
+    go out in series order). Links to directories are followed, as `storescu +sd +r` does;
+    `visited` holds the device and inode of every directory walked, so a loop, or a folder
+    reached twice, is walked once. What cannot be listed or reached goes to `skipped`: never
+    dropped in silence, since it may hold instances the user expects to be sent."""
+    files: list[Path] = []
+    stack = [directory]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            # A path longer than PATH_MAX (ENAMETOOLONG), a folder we may not read, ...
+            skipped.append(_unreachable(folder, "cannot list the folder", exc))
+            continue
+        folders: list[Path] = []
+        for entry in entries:
+            path = Path(entry.path)
+            kind = _kind(entry, visited)
+            if isinstance(kind, Skipped):
+                skipped.append(kind)
+            elif kind == "dir":
+                folders.append(path)
+            elif kind == "file":
+                files.append(path)
+        # Reversed onto the stack: the first folder in sorted order is walked next.
+        stack.extend(reversed(folders))
+    return files
+
+
+def _kind(entry: os.DirEntry[str], visited: set[tuple[int, int]]) -> _Kind | Skipped:
+    """A folder to walk, a file to probe, a folder already walked, or why it is set aside."""
+    path = Path(entry.path)
+    try:
+        if entry.is_dir():  # follows a link
+            return "dir" if _first_visit(path, visited) else "walked"
+        if entry.is_file():
+            return "file"
+        if entry.is_symlink():
+            return Skipped(path, f"a broken symbolic link (to {os.readlink(path)})", failed=True)
+    except OSError as exc:
+        # A link loop (ELOOP), a name past PATH_MAX, a folder we may not search, ...
+        return _unreachable(path, "cannot read", exc)
+    # A FIFO, socket or device: never a DICOM file (and opening a FIFO would block).
+    return Skipped(path, "not a regular file", failed=False)
+
+
+def _first_visit(directory: Path, visited: set[tuple[int, int]]) -> bool:
+    info = os.stat(directory)
+    key = (info.st_dev, info.st_ino)
+    if key in visited:
+        return False
+    visited.add(key)
+    return True
+
+
+def _unreachable(path: Path, what: str, exc: OSError) -> Skipped:
+    # Failed, not skipped: unlike a non-DICOM file, what is behind it may be instances, so a
+    # run that could not reach them must not exit 0 as if every file was stored.
+    return Skipped(path, f"{what}: {exc.strerror or exc}", failed=True)
 
 
 def collect(paths: Iterable[Path], recursive: bool) -> tuple[list[Path], list[Skipped]]:
@@ -57,12 +117,13 @@ def collect(paths: Iterable[Path], recursive: bool) -> tuple[list[Path], list[Sk
     # The same file named twice (or reached through two paths, a link): sent once. Its
     # device and inode say so with one stat, where resolve() walks every path component.
     seen: set[tuple[int, int] | Path] = set()
+    visited: set[tuple[int, int]] = set()
     for path in paths:
         if path.is_dir():
             if not recursive:
                 skipped.append(Skipped(path, "a directory (use -r to walk it)", failed=False))
                 continue
-            found = list(_walk(path))
+            found = _walk(path, visited, skipped) if _first_visit(path, visited) else []
         elif path.exists():
             found = [path]
         else:

@@ -1,0 +1,99 @@
+"""Which called AE title a client command uses (AET@ in PEER, then --aec, then the configured
+peer's aet, then ANY-SCP), checked at a real `netdicom serve`; and where a peer name came from
+when it names no configured peer."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from netdicom.cli.app import build_app
+from netdicom.cli.common import resolve_peer
+from netdicom.services.peer import BadPeer, Peer
+from tests.peers import NETDICOM, running, serve_argv
+
+
+def _port() -> int:
+    # Ports this work may use (12450-12499), the first free one of a slice of them.
+    for port in range(12460, 12480):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    pytest.skip("no free port in 12460-12479")
+
+
+def _config(tmp_path: Path, port: int) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[peers.pacs]\nhost = "127.0.0.1"\nport = {port}\naet = "CONFIGAE"\n\n'
+        f'[peers.bare]\nhost = "127.0.0.1"\nport = {port}\n'
+    )
+    return path
+
+
+def _echo(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NETDICOM_CONFIG": str(config)}
+    env.pop("NETDICOM_PEER", None)
+    return subprocess.run(
+        [*NETDICOM, "echo", *args], capture_output=True, text=True, env=env, timeout=30
+    )
+
+
+def test_called_ae_title_precedence_at_a_real_peer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = _port()
+    config = _config(tmp_path, port)
+    runs = [
+        ("pacs", "--aec", "OPTIONAE"),  # --aec beats the configured aet (was: CONFIGAE)
+        ("pacs",),  # the configured aet beats the default
+        (f"PEERAE@127.0.0.1:{port}", "--aec", "OPTIONAE"),  # AET@ beats --aec
+        ("bare", "--aec", "OPTIONAE"),  # no configured aet: --aec
+        ("bare",),  # nothing given: the default
+    ]
+    with running(serve_argv(tmp_path / "archive", port, "--log-json"), port) as serve:
+        for args in runs:
+            result = _echo(config, *args)
+            assert result.returncode == 0, result.stderr
+        # Once more in this process: what --aec set for that command is not left behind.
+        monkeypatch.setenv("NETDICOM_CONFIG", str(config))
+        monkeypatch.delenv("NETDICOM_PEER", raising=False)
+        inline = CliRunner().invoke(build_app("echo"), ["echo", "pacs", "--aec", "OPTIONAE"])
+        assert inline.exit_code == 0, inline.output
+        assert resolve_peer("pacs") == Peer("127.0.0.1", port, "CONFIGAE")
+    assert serve.stdout is not None
+    logged = [json.loads(line) for line in serve.stdout.read().decode().splitlines()]
+    # (A first connection with no A-ASSOCIATE-RQ is running()'s check that serve listens.)
+    called = [e["called_ae"] for e in logged if e.get("event") == "association" and e["called_ae"]]
+    assert called == ["OPTIONAE", "CONFIGAE", "PEERAE", "OPTIONAE", "ANY-SCP", "OPTIONAE"]
+
+
+def test_an_unknown_name_from_netdicom_peer_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NETDICOM_CONFIG", str(_config(tmp_path, 104)))
+    monkeypatch.setenv("NETDICOM_PEER", "nosuch")
+    with pytest.raises(BadPeer) as caught:
+        resolve_peer(None)
+    assert str(caught.value) == (
+        f"$NETDICOM_PEER is 'nosuch', which names no peer in {tmp_path / 'config.toml'} "
+        "(configured: bare, pacs): set it to one of those, unset it, or give PEER"
+    )
+    # A name given as PEER is the command line's: worded as before.
+    with pytest.raises(BadPeer, match=r"^'other' is not HOST:PORT"):
+        resolve_peer("other")
+
+
+def test_aec_help_states_the_precedence() -> None:
+    result = CliRunner().invoke(build_app("store"), ["store", "--help"])
+    text = " ".join(result.output.split())
+    assert "AET@ in PEER overrides it; it overrides the aet of a peer named in the" in text
