@@ -313,6 +313,34 @@ def test_peer_reset_mid_data_set_ends_the_send_quietly(
     assert not [r for r in caplog.records if r.name == "asyncio"], caplog.text[:500]
 
 
+def test_cancelled_while_waiting_for_the_answer_aborts_and_closes() -> None:
+    # The peer accepts the connection and never answers the A-ASSOCIATE-RQ. The requestor
+    # gives up (its task is cancelled): the peer gets an A-ABORT and the connection closes,
+    # instead of a socket left open until the process exits.
+    seen: list[PDU | None] = []
+
+    async def script(peer: Stream) -> None:
+        rq = await peer.read_pdu()
+        assert isinstance(rq, AssociateRQ)
+        seen.append(await peer.read_pdu(5))
+        seen.append(await peer.read_pdu(5))
+
+    async def main() -> None:
+        async with scripted(script) as port:
+            opening = asyncio.create_task(_client(port))
+            await asyncio.sleep(0.3)
+            opening.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await opening
+            for _ in range(100):
+                if len(seen) == 2:
+                    break
+                await asyncio.sleep(0.02)
+
+    run(main())
+    assert isinstance(seen[0], AbortPDU) and seen[1] is None
+
+
 # --- acceptor side ---------------------------------------------------------------------------
 
 

@@ -58,6 +58,12 @@ async def associate(
         raise
     try:
         await assoc.wait_established(config.timeouts.acse)
+    except asyncio.CancelledError:
+        # Given up while waiting for the answer (e.g. `store -j` when the other associations
+        # took every file): A-ABORT, as a requestor may in Sta5 (PS3.8 Table 9-10, AA-1), so
+        # the socket is not left open for the peer to answer into.
+        assoc.abort()
+        raise
     except NoAcceptedContext:
         # The association is being released (see Association._indicate); let it finish.
         with contextlib.suppress(TimeoutError):
