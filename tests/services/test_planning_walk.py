@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydicom import dcmread
 
 from netdicom.services.planning import collect, scan
 from tests.dicomfiles import make_files
-from tests.peers import DCMTK_ENV, have_dcmtk, run_cli, running
+from tests.peers import DCMTK_ENV, free_port, have_dcmtk, run_cli, running
 
 
 def _study_behind_a_link(root: Path) -> tuple[Path, list[Path]]:
@@ -99,34 +100,26 @@ def test_a_fifo_is_skipped_not_opened(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every folder")
-def test_a_folder_that_cannot_be_listed_is_listed_as_failed(tmp_path: Path) -> None:
+def test_a_folder_that_cannot_be_listed_is_listed_as_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # chmod 0 stops everyone but root (CI runs as root): the refusal is simulated instead.
     make_files(tmp_path / "locked", 2)
-    (tmp_path / "locked").chmod(0)
-    try:
-        result = scan([tmp_path], recursive=True)
-    finally:
-        (tmp_path / "locked").chmod(0o755)
+    real_scandir = os.scandir
+
+    def scandir(path: Any) -> Any:
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    result = scan([tmp_path], recursive=True)
     (failed,) = result.skipped
     assert failed.failed
     assert failed.reason == "cannot list the folder: Permission denied"
 
 
 # --- against dcmtk: storescu +sd +r sends what is behind links too, and so do we ----------------
-
-
-def _port() -> int:
-    # Ports this work may use (12450-12499), the first free one.
-    import socket
-
-    for port in range(12480, 12500):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    pytest.skip("no free port in 12480-12499")
 
 
 def _received(out: Path) -> set[str]:
@@ -140,7 +133,7 @@ def test_store_r_sends_what_storescu_sends_behind_links(tmp_path: Path) -> None:
     by_us, by_dcmtk = tmp_path / "by-us", tmp_path / "by-dcmtk"
     by_us.mkdir()
     by_dcmtk.mkdir()
-    port = _port()
+    port = free_port()
     with running(["storescp", "-od", str(by_us), str(port)], port, env=DCMTK_ENV):
         result = run_cli("store", f"127.0.0.1:{port}", "-r", str(top), "--no-progress")
     assert result.returncode == 0, result.stderr
