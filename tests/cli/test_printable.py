@@ -220,3 +220,23 @@ def test_client_warnings_and_debug_log_are_escaped_and_worded() -> None:
         )
         assert result.returncode == 0, result.stderr
         assert f"{prefix}identifier: x\\x1b[2Jy\\nz" in result.stderr.splitlines(), result.stderr
+
+
+def test_find_rich_table_never_cuts_a_uid(monkeypatch: pytest.MonkeyPatch) -> None:
+    # On a terminal Rich shortened wide columns with "…": a Study Instance UID, the value one
+    # copies into get or move, came out as "1.2.826.0.1.36…". UID columns keep their width and
+    # the others fold; nothing is cut.
+    from netdicom.render.find_output import TableWriter
+
+    monkeypatch.setenv("COLUMNS", "100")
+    uid = "1.2.826.0.1.3680043.8.498.12345678901234567890123456789012"
+    description = "a description long enough to need folding here"  # 46 < 64 (LO)
+    columns = ((0x00100010, "PatientName"), (0x0020000D, "StudyInstanceUID"),
+               (0x00081030, "StudyDescription"))  # fmt: skip
+    out = io.StringIO()
+    writer = TableWriter(out, columns, rich=True)
+    writer.add(_match(PatientName="DOE^JOHN", StudyInstanceUID=uid, StudyDescription=description))
+    writer.finish()
+    text = out.getvalue()
+    assert uid in text and "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= 100

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import sys
 import unicodedata
 from collections.abc import Sequence
@@ -102,7 +103,17 @@ class TableWriter:
             from rich.table import Table
             from rich.text import Text
 
-            table = Table(*headers, header_style="bold")
+            table = Table(header_style="bold")
+            for index, header in enumerate(headers):
+                values = [row[index] for row in self._rows]
+                # Nothing is cut with "…": a UID is what one copies into get or move, so its
+                # column keeps its width while others fold; when even that cannot fit, it folds.
+                uid = all(_UID.fullmatch(v) for v in values if v) and any(values)
+                table.add_column(
+                    header,
+                    overflow="fold",
+                    min_width=max(map(len, values)) if uid else None,
+                )
             for row in self._rows:
                 table.add_row(*(Text(value) for value in row))
             Console(file=self._out).print(table)
@@ -112,6 +123,9 @@ class TableWriter:
         for row in rows:
             line = "  ".join(_pad(v, w) for v, w in zip(row, widths, strict=True))
             self._out.write(line.rstrip() + "\n")
+
+
+_UID = re.compile(r"[0-9]+(\.[0-9]+)+")
 
 
 def display_width(text: str) -> int:
