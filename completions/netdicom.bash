@@ -8,6 +8,15 @@ _netdicom() {
         return 0
     fi
     sub="${COMP_WORDS[1]}"
+    case "$sub ${COMP_WORDS[COMP_CWORD-1]}" in
+        "find --level") COMPREPLY=( $(compgen -W "patient study series image" -- "$cur") ); return 0 ;;
+        "find --model") COMPREPLY=( $(compgen -W "patient study" -- "$cur") ); return 0 ;;
+        "get --level") COMPREPLY=( $(compgen -W "patient study series image" -- "$cur") ); return 0 ;;
+        "get --model") COMPREPLY=( $(compgen -W "patient study" -- "$cur") ); return 0 ;;
+        "move --level") COMPREPLY=( $(compgen -W "patient study series image" -- "$cur") ); return 0 ;;
+        "move --model") COMPREPLY=( $(compgen -W "patient study" -- "$cur") ); return 0 ;;
+        "serve --on-duplicate") COMPREPLY=( $(compgen -W "keep overwrite rename" -- "$cur") ); return 0 ;;
+    esac
     case "$sub" in
         echo) opts="--aet --aec --repeat --timeout --max-pdu --tls --tls-cert --tls-key --tls-ca --tls-no-hostname-check --username --password --json -v --verbose -q --quiet --debug -h --help" ;;
         find) opts="--level --model --json --csv --out --max-results --no-defaults --aet --aec --timeout --max-pdu --tls --tls-cert --tls-key --tls-ca --tls-no-hostname-check --username --password -v --verbose -q --quiet --debug -h --help" ;;

@@ -44,3 +44,30 @@ def test_bash_completion_is_valid_and_lists_subcommands() -> None:
     probe = f'source {script}; COMP_WORDS=(netdicom e); COMP_CWORD=1; _netdicom; echo "${{COMPREPLY[@]}}"'
     out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["echo"]
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        ("netdicom find --level s", ["series", "study"]),
+        ("netdicom get --model ", ["patient", "study"]),
+        ("netdicom serve --on-duplicate ", ["keep", "overwrite", "rename"]),
+        ("netdicom store --js", ["--json"]),
+    ],
+)
+def test_bash_completion_offers_the_choices_of_an_option(words: str, expected: list[str]) -> None:
+    # `--level <TAB>` offered file names in bash (zsh and fish offered the choices).
+    script = ROOT / "completions" / "netdicom.bash"
+    parts = words.split(" ")
+    array = " ".join(f"'{p}'" for p in parts)
+    probe = (
+        f"source {script}; COMP_WORDS=({array}); COMP_CWORD={len(parts) - 1}; _netdicom; "
+        'printf "%s\\n" "${COMPREPLY[@]}"'
+    )
+    out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True)
+    assert sorted(out.stdout.split()) == expected
+
+
+def test_man_synopsis_has_no_doubled_ellipsis() -> None:
+    for page in (ROOT / "man").glob("*.1"):
+        assert "......" not in page.read_text(), page.name
