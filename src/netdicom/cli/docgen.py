@@ -26,7 +26,7 @@ _EXIT_WORDS = {
     ExitCode.OK: "success",
     ExitCode.FAILED: "the operation failed: a failure status, or part of the work failed",
     ExitCode.USAGE: "usage error",
-    ExitCode.BAD_INPUT: "bad or missing input",
+    ExitCode.BAD_INPUT: "bad or missing input (files, configuration, certificates, a port serve or move --listen cannot listen on)",
     ExitCode.CONNECT: "connection failed (refused, unreachable, TLS)",
     ExitCode.REJECTED: "association rejected, or accepted with no usable presentation context",
     ExitCode.ABORTED: "association aborted, or the peer broke the protocol",
