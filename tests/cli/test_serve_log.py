@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 import time
 from datetime import datetime
 from pathlib import Path
@@ -81,3 +82,28 @@ def test_text_formatter_formats_each_second_once_and_as_logging_does() -> None:
     # Five records in four distinct seconds (base and base + 0.9 share one; base + 0.3 comes
     # back to it after others): the time was converted four times, not five.
     assert len(converted) == 4
+
+
+ARTIM_OUTCOME = "closed: no A-ASSOCIATE-RQ within the ARTIM timeout"
+
+
+def test_connection_closed_by_artim_says_so(tmp_path: Path) -> None:
+    # It was logged with the outcome "open", as if the connection were still there.
+    for json_log in (False, True):
+        port = free_port()
+        extra = ("--acse-timeout", "0.5", *(("--log-json",) if json_log else ()))
+        with running(serve_argv(tmp_path / "archive", port, *extra), port) as proc:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                assert sock.recv(1) == b""  # closed by serve at ARTIM, nothing sent
+            time.sleep(0.2)
+            proc.terminate()
+            out, _ = proc.communicate(timeout=20)
+        text = out.decode()
+        if json_log:
+            events = [json.loads(line) for line in text.splitlines() if line.strip()]
+            outcomes = [e["outcome"] for e in events if e["event"] == "association"]
+            assert ARTIM_OUTCOME in outcomes, outcomes
+            assert "open" not in outcomes
+        else:
+            assert f"(no A-ASSOCIATE-RQ): {ARTIM_OUTCOME}" in text, text
+            assert ": open" not in text

@@ -16,20 +16,26 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydicom import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
 
 from netdicom.core import uids
 from netdicom.core.acse import ProposedContext
+from netdicom.core.dimse import CFindRQ, CStoreRQ, CStoreRSP, decode_command, encode_command
 from netdicom.core.pdu import (
     AbortPDU,
     AssociateAC,
     AssociateRJ,
     ContextResult,
+    PDataTF,
     PresentationContextAC,
     ReleaseRP,
     ReleaseRQ,
     UserInformation,
     encode_pdu,
 )
+from tests.dicomfiles import CT, make_dataset
 from tests.hardening.raw import (
     Closed,
     RawPeer,
@@ -486,3 +492,112 @@ def test_serve_survived(serve: int) -> None:
         # No connection of ours is left open on the serve side (only the listener).
         established = [line for line in result.stdout.splitlines() if "ESTAB" in line]
         assert len(established) <= 2, result.stdout
+
+
+# --- slow and stalled senders mid-message (--dimse-timeout) -------------------------------------
+
+DIMSE = 1.0  # --dimse-timeout given to the serve below
+
+
+@pytest.fixture(scope="module")
+def dimse_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    port = free_port()
+    argv = serve_argv(tmp_path_factory.mktemp("dimse"), port, "--dimse-timeout", str(DIMSE))
+    with running(argv, port) as proc:
+        yield port
+        proc.terminate()
+        out, _ = proc.communicate(timeout=15)
+    text = out.decode(errors="replace")
+    assert "Traceback" not in text and "internal error" not in text, text
+
+
+def _store_rq(dataset: Dataset) -> bytes:
+    return pdata(1, encode_command(CStoreRQ(1, CT, dataset.SOPInstanceUID)))
+
+
+def _implicit_le(dataset: Dataset) -> bytes:
+    buffer = DicomBytesIO()
+    buffer.is_implicit_VR = buffer.is_little_endian = True
+    write_dataset(buffer, dataset)
+    return buffer.getvalue()
+
+
+def _associated(port: int, abstract_syntax: str) -> RawPeer:
+    peer = RawPeer(port)
+    contexts = (ProposedContext(abstract_syntax, (uids.IMPLICIT_VR_LE,)),)
+    assert isinstance(peer.associate(echo_rq(contexts=contexts), timeout=PROMPT), AssociateAC)
+    return peer
+
+
+def _drip(peer: RawPeer, data: bytes, piece: int, every: float, seconds: float) -> float:
+    """Send `data` in fragments of `piece` bytes, one every `every` s, until serve aborts
+    (the seconds it took) or `seconds` pass (TimeoutError)."""
+    started = time.monotonic()
+    for at in range(0, len(data) - piece, piece):
+        if time.monotonic() - started > seconds:
+            raise TimeoutError(f"still receiving after {seconds} s")
+        try:
+            peer.send(pdata(1, data[at : at + piece], command=False, last=False))
+            answer = peer.read_pdu(every)
+        except TimeoutError:
+            continue
+        except (Closed, OSError):
+            return time.monotonic() - started
+        assert abort_of(answer) == (2, 0), answer
+        return time.monotonic() - started
+    raise AssertionError("the whole data set went out")
+
+
+@pytest.mark.parametrize(
+    ("abstract_syntax", "first"),
+    [(CT, "store"), (uids.STUDY_ROOT_FIND, "find")],
+)
+def test_slow_drip_mid_message_is_aborted(
+    dimse_serve: int, abstract_syntax: str, first: str
+) -> None:
+    # A fragment every 0.3 s used to restart the DIMSE timer each time: such a peer held its
+    # association (and one of --max-associations) as long as it liked. Now it must send 64 KiB
+    # (DIMSE_MIN_PROGRESS) per DIMSE timeout, and is aborted at the timeout.
+    dataset = make_dataset(rows=512, columns=512)
+    data = _implicit_le(dataset)
+    command = (
+        _store_rq(dataset)
+        if first == "store"
+        else pdata(1, encode_command(CFindRQ(1, uids.STUDY_ROOT_FIND)))
+    )
+    with _associated(dimse_serve, abstract_syntax) as peer:
+        peer.send(command)
+        seconds = _drip(peer, data, 64, 0.3, DIMSE + 4 * SLACK)
+    assert DIMSE - 0.5 < seconds < DIMSE + SLACK
+    assert echo_works(dimse_serve) < PROMPT
+
+
+def test_stall_mid_data_set_is_aborted_at_the_dimse_timeout(dimse_serve: int) -> None:
+    dataset = make_dataset(rows=512, columns=512)
+    with _associated(dimse_serve, CT) as peer:
+        peer.send(_store_rq(dataset))
+        peer.send(pdata(1, _implicit_le(dataset)[:200_000], command=False, last=False))
+        started = time.monotonic()
+        assert abort_of(peer.read_pdu(DIMSE + SLACK)) == (2, 0)
+        assert DIMSE - 0.5 < time.monotonic() - started < DIMSE + SLACK
+
+
+def test_slow_but_steady_sender_is_not_aborted(dimse_serve: int) -> None:
+    # 64 KiB (DIMSE_MIN_PROGRESS) every 0.6 s, within the 1 s DIMSE timeout: the minimum rate
+    # is kept, so the store completes however long it takes in all.
+    dataset = make_dataset(rows=512, columns=512)
+    data = _implicit_le(dataset)
+    piece = 64 << 10
+    with _associated(dimse_serve, CT) as peer:
+        peer.send(_store_rq(dataset))
+        for at in range(0, len(data), piece):
+            chunk = data[at : at + piece]
+            peer.send(pdata(1, chunk, command=False, last=at + piece >= len(data)))
+            if at + piece < len(data):
+                with pytest.raises(TimeoutError):
+                    peer.read_pdu(0.6)  # nothing (no abort) meanwhile
+        pdu = peer.read_pdu(PROMPT * 5)
+        assert isinstance(pdu, PDataTF), pdu
+        response = decode_command(bytes(pdu.pdvs[0].data))
+        assert isinstance(response, CStoreRSP) and response.status == 0, response
+        assert isinstance(peer.release(PROMPT), ReleaseRP)

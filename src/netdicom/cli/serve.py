@@ -107,6 +107,15 @@ def serve(
             min=0.1,
         ),
     ] = 30.0,
+    dimse_timeout: Annotated[
+        float,
+        typer.Option(
+            "--dimse-timeout",
+            help="Abort a peer that sends less than 64 KiB of a message (or its end) in this "
+            "many seconds; also how long a C-MOVE destination may take to answer.",
+            min=0.1,
+        ),
+    ] = 60.0,
     max_pdu: MaxPduOption = 262144,
     layout: Annotated[
         str,
@@ -308,7 +317,9 @@ def serve(
         remotes=remotes,
         tls_remotes=tls_remotes,
         transport=TransportConfig(
-            timeouts=Timeouts(idle=idle_timeout, artim=acse_timeout, acse=acse_timeout),
+            timeouts=Timeouts(
+                idle=idle_timeout, artim=acse_timeout, acse=acse_timeout, dimse=dimse_timeout
+            ),
             max_pdu=max_pdu,
             ssl_context=ssl_context,
             trace=_debug_trace() if debug else None,

@@ -26,7 +26,7 @@ from netdicom.core.dimse import (
     DimseMessage,
     UnsupportedCommand,
 )
-from netdicom.core.errors import NetDicomError, RemoteProtocolError
+from netdicom.core.errors import NetDicomError, RemoteProtocolError, TimeoutExpired
 from netdicom.transport.association import Association, ReleaseRequested
 
 log = logging.getLogger("netdicom.scp")
@@ -145,11 +145,14 @@ class Dispatcher:
 
 def _ended(assoc: Association, exc: NetDicomError) -> None:
     """Serving stopped on `exc`. A peer that broke the protocol (an endless identifier, a
-    command inside a data set) is aborted at once with the reason, PS3.8 Table 9-26: left
-    open, it would go on sending into a connection nobody reads until the idle timeout."""
+    command inside a data set) is aborted at once with the reason, PS3.8 Table 9-26, and so is
+    one that let a DIMSE timeout expire (stalled, or too slow, mid-message): left open, it
+    would go on sending into a connection nobody reads."""
     log.info("association with %s ended while serving: %s", assoc.peer, exc)
     if isinstance(exc, RemoteProtocolError):
         assoc.abort(source=2, reason=exc.abort_reason)
+    elif isinstance(exc, TimeoutExpired):
+        assoc.abort(source=2)
 
 
 class _Outstanding:

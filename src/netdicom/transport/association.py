@@ -93,6 +93,14 @@ _QUEUE_HIGH_BYTES = 4 << 20
 # is under 1 MiB), and what each fragment counts for at the least (its objects' overhead).
 MAX_HELD_DATASET = 4 << 20
 _FRAGMENT_COST = 64
+# While a message arrives, the DIMSE timer restarts only once this many of its bytes came since
+# it last restarted (or when the message ends), not on every fragment: restarted per fragment,
+# it let a peer hold an association (one of serve's --max-associations) for as long as it
+# liked with a 64-byte fragment every timeout - 1 s (slowloris, walkthrough 3). A peer must
+# now keep up 64 KiB per DIMSE timeout, ~1 KiB/s with the 60 s default: any real link is far
+# faster, and a fragment of our default max PDU (256 KiB) restarts it alone. Arithmetic on
+# what receive() already pops; no timer per fragment.
+DIMSE_MIN_PROGRESS = 64 << 10
 _QUEUE_HIGH_EVENTS = 1024
 # A data set up to this size goes out in the same write as its command (two PDUs, one send):
 # small stores are latency-bound.
@@ -247,6 +255,10 @@ class Association:
         self._events: deque[ReceivedEvent] = deque()
         self._queued_bytes = 0  # data-set bytes the queued events refer to
         self._waiter: asyncio.Future[None] | None = None
+        # The DIMSE timer within a message (see DIMSE_MIN_PROGRESS): when it last restarted,
+        # None when the next wait restarts it; the message's bytes popped since.
+        self._dimse_since: float | None = None
+        self._dimse_progress = 0
         self._end: NetDicomError | None = None
         self._loop = asyncio.get_running_loop()
         self._established: asyncio.Future[Negotiated] = self._loop.create_future()
@@ -597,7 +609,14 @@ class Association:
             if self._events:
                 event = self._events.popleft()
                 if isinstance(event, DatasetFragment):
-                    self._queued_bytes -= len(event.data)
+                    size = len(event.data)
+                    self._queued_bytes -= size
+                    progress = self._dimse_progress + size
+                    self._dimse_progress = progress
+                    if event.is_last or progress >= DIMSE_MIN_PROGRESS:
+                        self._dimse_since = None
+                else:
+                    self._dimse_since = None  # a new message (or the release)
                 if (
                     self._paused & _PAUSED_QUEUE
                     and len(self._events) < _QUEUE_HIGH_EVENTS // 2
@@ -609,10 +628,25 @@ class Association:
                 raise self._end
             waiter: asyncio.Future[None] = loop.create_future()
             self._waiter = waiter
-            timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
+            timer = None
+            if timeout is not None:
+                now = loop.time()
+                since = self._dimse_since
+                if since is None:
+                    self._dimse_since = since = now
+                    self._dimse_progress = 0
+                timer = loop.call_later(since + timeout - now, _expire, waiter)
             try:
                 await waiter
             except TimeoutError:
+                assert timeout is not None
+                self._dimse_since = None  # a caller that waits on gets a whole timeout
+                progress = self._dimse_progress
+                if progress:
+                    raise TimeoutExpired(
+                        f"{self.peer} sent {progress} bytes of the message in {timeout:g} s, "
+                        f"fewer than the {DIMSE_MIN_PROGRESS} required (DIMSE timeout: too slow)"
+                    ) from None
                 raise TimeoutExpired(
                     f"no DIMSE message from {self.peer} within {timeout:g} s (DIMSE timeout)"
                 ) from None
@@ -896,6 +930,7 @@ class Association:
     def _artim_expired(self) -> None:
         self._artim = None
         if self._machine.state is State.STA2:
+            self.outcome = "closed: no A-ASSOCIATE-RQ within the ARTIM timeout"
             self._finish(TimeoutExpired(f"{self.peer} sent no A-ASSOCIATE-RQ (ARTIM expired)"))
         self._handle(Event.EVT18)
         self._close_transport()

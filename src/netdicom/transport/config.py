@@ -20,7 +20,8 @@ class Timeouts:
     connect: float | None = 10.0
     # ACSE: waiting for A-ASSOCIATE-AC/RJ and A-RELEASE-RP. An unanswered release ends in A-ABORT.
     acse: float | None = 30.0
-    # DIMSE: waiting for one message; every pending response restarts it.
+    # DIMSE: waiting for one message; every pending response restarts it. Within a message it
+    # restarts only per DIMSE_MIN_PROGRESS bytes (transport.association): a minimum rate.
     dimse: float | None = 60.0
     # ARTIM (PS3.8 §9.1.5): waiting for the A-ASSOCIATE-RQ after accept, and for the close after
     # a release/abort/reject we sent.
