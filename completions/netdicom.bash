@@ -22,7 +22,7 @@ _netdicom() {
         find) opts="--level --model --json --csv --out --max-results --no-defaults --aet --aec --timeout --max-pdu --tls --tls-cert --tls-key --tls-ca --tls-no-hostname-check --username --password -v --verbose -q --quiet --debug -h --help" ;;
         get) opts="--out --level --model --sop-class --ts --layout --max --dry-run --json --aet --aec --timeout --max-pdu --tls --tls-cert --tls-key --tls-ca --tls-no-hostname-check --username --password -v --verbose --no-progress -q --quiet --debug -h --help" ;;
         move) opts="--dest --listen --listen-host --out --grace --layout --level --model --dry-run --json --aet --aec --timeout --max-pdu --tls --tls-cert --tls-key --tls-ca --tls-no-hostname-check --username --password -v --verbose --no-progress -q --quiet --debug -h --help" ;;
-        serve) opts="--dir --host --port --aet --max-associations --idle-timeout --acse-timeout --max-pdu --layout --on-duplicate --no-unknown --prefer-ts --no-fsync --remote --tls --tls-cert --tls-key --tls-ca --tls-verify-peer --allow --strict-aet --users-file --add-user --shutdown-grace --log-json -q --quiet --debug -h --help" ;;
+        serve) opts="--dir --host --port --aet --max-associations --idle-timeout --acse-timeout --dimse-timeout --max-pdu --layout --on-duplicate --no-unknown --prefer-ts --no-fsync --remote --tls --tls-cert --tls-key --tls-ca --tls-verify-peer --allow --strict-aet --users-file --add-user --shutdown-grace --log-json -q --quiet --debug -h --help" ;;
         store) opts="-r --recursive -j --associations --window --aet --aec --timeout --max-pdu --tls --tls-cert --tls-key --tls-ca --tls-no-hostname-check --username --password --json -v --verbose --no-progress -q --quiet --debug -h --help" ;;
         *) opts="" ;;
     esac

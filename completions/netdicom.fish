@@ -104,6 +104,7 @@ complete -c netdicom -n '__fish_seen_subcommand_from serve' -l aet -r -d 'Our AE
 complete -c netdicom -n '__fish_seen_subcommand_from serve' -l max-associations -r -d 'Refuse (A-ASSOCIATE-RJ transient, local limit) beyond N at once; 0: no limit.'
 complete -c netdicom -n '__fish_seen_subcommand_from serve' -l idle-timeout -r -d 'Abort an association silent this many seconds.'
 complete -c netdicom -n '__fish_seen_subcommand_from serve' -l acse-timeout -r -d 'Seconds a connection may take to send its A-ASSOCIATE-RQ (ARTIM), and to close.'
+complete -c netdicom -n '__fish_seen_subcommand_from serve' -l dimse-timeout -r -d 'Abort a peer that sends less than 64 KiB of a message (or its end) in this many seconds; also how long a C-MOVE destination may take to answer.'
 complete -c netdicom -n '__fish_seen_subcommand_from serve' -l max-pdu -r -d 'Largest P-DATA-TF we accept, in bytes (0: no limit).'
 complete -c netdicom -n '__fish_seen_subcommand_from serve' -l layout -r -d 'Where each instance goes under DIR: {Keyword} fields of the data set.'
 complete -c netdicom -n '__fish_seen_subcommand_from serve' -l on-duplicate -r -f -a 'keep overwrite rename' -d 'An instance whose file exists: keep the first, overwrite it, or store beside it as NAME_1.dcm. All answer success.'

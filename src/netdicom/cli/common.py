@@ -327,11 +327,66 @@ def _discard_stdout() -> None:
         os.close(devnull)
 
 
+class _Interrupts:
+    """Ctrl-C (SIGINT) while a command runs. One handler for the whole run, installed with
+    signal.signal rather than the event loop's add_signal_handler: asyncio's own (Runner, or a
+    loop's handler removed when it closes) puts Python's default back once the loop is done,
+    and a Ctrl-C there (the summary being written, threads joined at exit) raised
+    KeyboardInterrupt anywhere, tracebacks included, or hit the closed loop's wakeup fd.
+
+    The first Ctrl-C goes to the command: its own handler (get and move send C-CANCEL, then
+    A-ABORT on the next) or, by default, the cancellation of its task (which ends in exit 130
+    once the command has said what it did). A third one raises KeyboardInterrupt at once: the
+    way out of a command that does not stop. Once the work is done they are only counted."""
+
+    __slots__ = ("count", "handler", "loop", "task")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.handler: Callable[[], None] | None = None
+        self.loop: Any = None
+        self.task: Any = None
+
+    def signalled(self, signum: int, frame: object) -> None:
+        self.count += 1
+        loop, task = self.loop, self.task
+        if loop is None or task is None or task.done() or loop.is_closed():
+            return  # before or after the work: nothing to stop
+        if self.count >= 3:
+            raise KeyboardInterrupt
+        # Delivered by the loop, between its callbacks (and it wakes the loop's select).
+        loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        if self.task is None or self.task.done():
+            return
+        if self.handler is not None:
+            self.handler()
+        elif not self.task.cancelling():
+            self.task.cancel()
+
+
+_interrupts = _Interrupts()
+
+
+def on_interrupt(handler: Callable[[], None] | None) -> None:
+    """Let `handler` (called on the event loop) answer each Ctrl-C of the running command
+    instead of cancelling its task; None: back to cancelling it."""
+    _interrupts.handler = handler
+
+
+def interrupted() -> bool:
+    """Whether Ctrl-C was pressed during the running command."""
+    return _interrupts.count > 0
+
+
 def run(coro: Coroutine[Any, Any, T], *, debug: bool, quiet: bool = False) -> T:
     """Run `coro` to completion, turning any failure into the documented exit code."""
     import asyncio
     import gc
     import logging
+    import signal
+    import threading
 
     if not gc.isenabled():
         # netdicom.launch switched the collector off for the imports: back on for the real
@@ -349,14 +404,38 @@ def run(coro: Coroutine[Any, Any, T], *, debug: bool, quiet: bool = False) -> T:
         # Outside serve and --debug no handler is set up: our modules' warnings reach stderr
         # through logging's last resort, escaped and worded as our other lines.
         logging.lastResort.setFormatter(CommandFormatter(debug=False))
+
+    global _interrupts
+    state = _interrupts = _Interrupts()
+
+    async def main() -> T:
+        state.loop = asyncio.get_running_loop()
+        state.task = asyncio.current_task()
+        return await coro
+
+    # Not the main thread (tests): Ctrl-C keeps its meaning there.
+    owned = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, state.signalled) if owned else None
     try:
-        return asyncio.run(coro)
+        return asyncio.run(main())
     except KeyboardInterrupt as exc:
         raise fail(exc, debug=False, quiet=quiet) from None
+    except asyncio.CancelledError:
+        if not state.count:
+            raise
+        # Our task, cancelled by Ctrl-C, has said what it did: now the exit code.
+        raise fail(KeyboardInterrupt(), debug=False, quiet=quiet) from None
     except typer.Exit:
         raise
     except Exception as exc:
         raise fail(exc, debug=debug, quiet=quiet) from None
+    finally:
+        state.loop = state.task = None
+        if owned:
+            # Interrupted, the command is on its way out with 130: a further Ctrl-C must
+            # not cut its last lines short nor raise in the interpreter's shutdown.
+            restored = previous if previous is not None else signal.default_int_handler
+            signal.signal(signal.SIGINT, signal.SIG_IGN if state.count else restored)
 
 
 def resolve_peer(text: str | None) -> Peer:

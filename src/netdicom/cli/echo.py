@@ -29,7 +29,12 @@ from netdicom.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from netdicom.services.echo import EchoReply
+    from netdicom.services.peer import Peer
     from netdicom.services.session import ClientOptions
+
+# What the JSON's "error" says after Ctrl-C (exit 130).
+INTERRUPTED_TEXT = "interrupted (Ctrl-C)"
 
 EXAMPLES = """\
 Examples:
@@ -101,6 +106,7 @@ async def _echo(
     quiet: bool,
     json_output: bool = False,
 ) -> int:
+    import asyncio
     import json
 
     from netdicom.cli.exit_codes import classify
@@ -117,6 +123,7 @@ async def _echo(
         "called_ae": called,
         "calling_ae": options.calling_ae,
     }
+    replies: list[EchoReply] = []
     try:
         assoc = await open_association(target, options, ECHO_CONTEXTS)
         if verbose and not quiet:
@@ -124,7 +131,7 @@ async def _echo(
 
             print_negotiation(assoc)
         try:
-            replies = await echo(assoc, repeat, timeout)
+            await echo(assoc, repeat, timeout, replies)
         except BaseException:
             assoc.abort()
             raise
@@ -136,8 +143,13 @@ async def _echo(
                               "status_name": None, "round_trip_ms": None,
                               "error": classify(exc)[1]}))  # fmt: skip
         raise
+    except asyncio.CancelledError:
+        # Ctrl-C (common.run; the association is aborted): the echoes done so far, as ping
+        # does, then exit 130.
+        _show(summary, replies, called, target, quiet=quiet, json_output=json_output,
+              error=INTERRUPTED_TEXT)  # fmt: skip
+        raise
     failed = [r for r in replies if r.status != status.SUCCESS]
-    times = sorted(r.seconds * 1000 for r in replies)
     # Whether the peer releases properly is part of what an echo checks (dcmtk's echoscu
     # fails on it too): a failed release is the command's error, unless a C-ECHO failed
     # already (the more telling answer, shown first). Released before the output, so that
@@ -147,35 +159,9 @@ async def _echo(
         await assoc.release()
     except NetDicomError as exc:
         release_error = exc
-    if json_output:
-        last = replies[-1].status if not failed else failed[0].status
-        summary |= {
-            "echoes": len(replies),
-            "succeeded": len(replies) - len(failed),
-            "status": last,
-            "status_name": status.status_name(last, "echo"),
-            "round_trip_ms": {
-                "min": round(times[0], 3),
-                "median": round(_median(times), 3),
-                "max": round(times[-1], 3),
-            },
-            "error": None if release_error is None else classify(release_error)[1],
-        }
-        print(json.dumps(summary))
-    elif not quiet:
-        if repeat == 1:
-            reply = replies[0]
-            print(
-                f"C-ECHO {called}@{target.host}:{target.port}: "
-                f"{status.status_name(reply.status, 'echo')} (0x{reply.status:04X}) "
-                f"in {reply.seconds * 1000:.2f} ms"
-            )
-        else:
-            print(
-                f"C-ECHO {called}@{target.host}:{target.port}: {len(replies) - len(failed)}/"
-                f"{len(replies)} succeeded; round trip min {times[0]:.3f} ms, "
-                f"median {_median(times):.3f} ms, max {times[-1]:.3f} ms"
-            )
+    _show(summary, replies, called, target, quiet=quiet, json_output=json_output,
+          error=None if release_error is None else classify(release_error)[1],
+          one=repeat == 1)  # fmt: skip
     if not quiet:
         for reply in failed[:1]:
             stderr(
@@ -188,6 +174,59 @@ async def _echo(
         if not quiet:
             stderr(f"netdicom: error: then: {classify(release_error)[1]}")
     return 1 if failed else 0
+
+
+def _show(
+    summary: dict[str, object],
+    replies: list[EchoReply],
+    called: str,
+    target: Peer,
+    *,
+    quiet: bool,
+    json_output: bool,
+    error: str | None,
+    one: bool = False,
+) -> None:
+    """The result on stdout: one JSON object, or one line (the reply, or the round-trip
+    statistics). Without a reply (Ctrl-C before the first), JSON only: null where unknown."""
+    import json
+
+    from netdicom.core.dimse import status
+
+    failed = [r for r in replies if r.status != status.SUCCESS]
+    times = sorted(r.seconds * 1000 for r in replies)
+    if json_output:
+        last = None if not replies else replies[-1].status if not failed else failed[0].status
+        summary |= {
+            "echoes": len(replies),
+            "succeeded": len(replies) - len(failed),
+            "status": last,
+            "status_name": None if last is None else status.status_name(last, "echo"),
+            "round_trip_ms": {
+                "min": round(times[0], 3),
+                "median": round(_median(times), 3),
+                "max": round(times[-1], 3),
+            }
+            if times
+            else None,
+            "error": error,
+        }
+        print(json.dumps(summary))
+    elif quiet or not replies:
+        return
+    elif one:
+        reply = replies[0]
+        print(
+            f"C-ECHO {called}@{target.host}:{target.port}: "
+            f"{status.status_name(reply.status, 'echo')} (0x{reply.status:04X}) "
+            f"in {reply.seconds * 1000:.2f} ms"
+        )
+    else:
+        print(
+            f"C-ECHO {called}@{target.host}:{target.port}: {len(replies) - len(failed)}/"
+            f"{len(replies)} succeeded; round trip min {times[0]:.3f} ms, "
+            f"median {_median(times):.3f} ms, max {times[-1]:.3f} ms"
+        )
 
 
 def _median(sorted_values: list[float]) -> float:

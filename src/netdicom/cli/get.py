@@ -28,7 +28,7 @@ from netdicom.cli.common import (
     UsernameOption,
     VerboseOption,
     client_options,
-    release_or_warn,
+    on_interrupt,
     resolve_peer,
     run,
     stderr,
@@ -162,24 +162,21 @@ def show_plan(resolution: Any, model: Any, service: str) -> None:
         print(f"C-{service.upper()} " + " ".join(parts))
 
 
+INTERRUPTED_TEXT = "interrupted (Ctrl-C)"
+
+
 def install_interrupt(cancel: Any, abort: Any) -> None:
     """Ctrl-C sets `cancel` (C-CANCEL-RQ is sent); a second one calls `abort`."""
-    import asyncio
-    import contextlib
-    import signal
 
-    loop = asyncio.get_running_loop()
-
-    def on_interrupt() -> None:
+    def on_ctrl_c() -> None:
         if cancel.is_set():
+            stderr("netdicom: interrupted again: aborting the association (A-ABORT)")
             abort()
         else:
             stderr("netdicom: interrupted: sending C-CANCEL (Ctrl-C again to abort)")
             cancel.set()
 
-    # Not the main thread (tests): Ctrl-C keeps its default meaning.
-    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+    on_interrupt(on_ctrl_c)
 
 
 async def send_requests(
@@ -194,19 +191,24 @@ async def send_requests(
 ) -> bool:
     """The requests of a get or move, in turn on `assoc`, then its release. `send(request,
     cancel)` sends one and returns its outcome (None: send no more); `last(outcome)` says to
-    stop after it. Ctrl-C cancels (C-CANCEL-RQ), a second one aborts. A failure aborts the
-    association and is raised; the outcomes so far are in `outcomes`. True when interrupted."""
+    stop after it. Ctrl-C cancels (C-CANCEL-RQ), a second one aborts: what that abort makes
+    the request in progress raise is its consequence, not an error. Any other failure aborts
+    the association and is raised; the outcomes so far are in `outcomes`. True when
+    interrupted."""
     import asyncio
 
+    from netdicom.core.errors import NetDicomError
+
     cancel = asyncio.Event()
-    interrupted = False
+    aborted = False
 
     def abort() -> None:
-        nonlocal interrupted
-        interrupted = True
+        nonlocal aborted
+        aborted = True
         assoc.abort()
 
     install_interrupt(cancel, abort)
+    interrupted = False
     try:
         with progress:
             for request in requests:
@@ -219,11 +221,25 @@ async def send_requests(
                     break
                 if last(outcome):
                     break
+        try:
+            await assoc.release()
+        except NetDicomError as exc:
+            # A peer that aborts or ignores the release once all is answered has cost us
+            # nothing: a warning, not the command's failure (unless it was our own A-ABORT).
+            if not quiet and not aborted:
+                stderr(f"netdicom: warning: all done, then: {error_text(exc)}")
+    except Exception:
+        assoc.abort()
+        if aborted:
+            return True
+        raise
     except BaseException:
         assoc.abort()
         raise
-    await release_or_warn(assoc, quiet=quiet)
-    return interrupted
+    finally:
+        # The work is done: a Ctrl-C now stops what is left (the summary) as anywhere else.
+        on_interrupt(None)
+    return interrupted or aborted
 
 
 def exit_code(
@@ -410,6 +426,11 @@ async def _get(
     out.mkdir(parents=True, exist_ok=True)
     with tidy_incoming(out):
         storage = StorageSCP(Archive(out), Layout.parse(layout))
+        # Every instance put in place, also one whose C-STORE-RSP our A-ABORT (a second
+        # Ctrl-C) kept from being sent: it is on disk, so it counts as stored. Appended from
+        # the thread that placed it (list.append is atomic).
+        placed: list[tuple[str, str]] = []
+        storage.on_placed.append(lambda s: placed.append((s.sop_class_uid, s.sop_instance_uid)))
         interrupted = False
         outcomes: list[RetrieveOutcome] = []
         # Every instance that arrived, also those of a request the association died in.
@@ -451,7 +472,8 @@ async def _get(
         except Exception as exc:
             # What was stored stays stored: say so (stdout too with --json) before the error.
             error = exc
-        text = None if error is None else error_text(error)
+        _count_placed(received, placed)
+        text = INTERRUPTED_TEXT if interrupted else None if error is None else error_text(error)
         problems = report("get", outcomes, received, out_dir=str(out), json_output=json_output,
                           quiet=quiet, error=text)  # fmt: skip
         if not json_output and not quiet:
@@ -465,6 +487,18 @@ async def _get(
         if error is not None:
             raise error
     return exit_code(outcomes, received, interrupted, "get", problems)
+
+
+def _count_placed(received: list[Any], placed: Sequence[tuple[str, str]]) -> None:
+    """Add to `received` the instances in place that it lacks (their response was not sent)."""
+    from netdicom.core.dimse import status
+    from netdicom.services.retrieve_common import Received
+
+    answered = {r.sop_instance_uid for r in received}
+    for sop_class, sop_instance in placed:
+        if sop_instance not in answered:
+            answered.add(sop_instance)
+            received.append(Received(sop_class, sop_instance, status.SUCCESS, None))
 
 
 def _count(number: int, singular: str, plural: str) -> str:

@@ -33,6 +33,7 @@ from netdicom.cli.common import (
 )
 from netdicom.cli.get import (
     DEFAULT_LAYOUT,
+    INTERRUPTED_TEXT,
     RETRIEVE_PANEL,
     ArgsArgument,
     DryRunOption,
@@ -291,7 +292,7 @@ async def _move(
             # What arrived stays stored: say so (stdout too with --json) before the error.
             error = exc
         received: list[Received] = list(receiver.received) if receiver is not None else []
-        text = None if error is None else error_text(error)
+        text = INTERRUPTED_TEXT if interrupted else None if error is None else error_text(error)
         # Only our own receiver shows what arrived; another AE's we cannot check.
         out_dir = str(out) if receiver is not None else None
         problems = report("move", outcomes, received, out_dir=out_dir, json_output=json_output,

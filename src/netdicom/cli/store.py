@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from netdicom.services.store_scu import FileOutcome, StoreReport
     from netdicom.transport.association import Association
 
+# What the summary's "error" says after Ctrl-C (exit 130).
+INTERRUPTED_TEXT = "interrupted (Ctrl-C)"
+
 EXAMPLES = """\
 Examples:
 
@@ -240,8 +243,10 @@ async def _store(
     no_progress: bool = False,
     window: int,
 ) -> StoreReport:
+    import asyncio
     import os
     import sys
+    import time
 
     from netdicom.render.progress import StoreProgress
     from netdicom.render.store_summary import JsonLines, print_summary, summary_json
@@ -257,28 +262,84 @@ async def _store(
         and "NO_COLOR" not in os.environ
     )
     progress = StoreProgress(len(found.files), found.total_bytes, enabled=show_bar)
-    observers: list[Any] = [progress]
+    seen = _Seen()
+    observers: list[Any] = [progress, seen]
     if json_output:
         observers.append(JsonLines())
     if verbose and not quiet:
         observers.append(_Negotiation())
+    started = time.perf_counter()
+    cancelled = False
     with progress:
-        report = await store(
-            target,
-            options,
-            found,
-            associations=associations,
-            timeout=timeout,
-            observer=_Fanout(*observers),
-            window=window,
-        )
+        try:
+            report = await store(
+                target,
+                options,
+                found,
+                associations=associations,
+                timeout=timeout,
+                observer=_Fanout(*observers),
+                window=window,
+            )
+        except asyncio.CancelledError:
+            # Ctrl-C (common.run): the associations are aborted by now. The summary of what
+            # was done still comes, then exit 130.
+            cancelled = True
+            report = seen.report(found.files, INTERRUPTED_TEXT)
+            # The files not sent get their line too, as after any other early end.
+            for outcome in report.outcomes[len(seen.outcomes) :]:
+                for observer in (o for o in observers if o is not seen):
+                    observer.finished(outcome)
+            report.elapsed = time.perf_counter() - started
     if json_output:
         import json
 
         print(json.dumps(summary_json(report, str(target))))
     elif not quiet:
         print_summary(report, str(target))
+    if cancelled:
+        raise asyncio.CancelledError
     return report
+
+
+class _Seen:
+    """Every file's outcome as it is known: what a Ctrl-C leaves of the report."""
+
+    def __init__(self) -> None:
+        self.outcomes: list[FileOutcome] = []
+        self.associations = 0
+
+    def opened(self, assoc: Association) -> None:
+        self.associations += 1
+
+    def sent_bytes(self, count: int) -> None:
+        pass
+
+    def finished(self, outcome: FileOutcome) -> None:
+        self.outcomes.append(outcome)
+
+    def report(self, files: Sequence[Any], error: str) -> StoreReport:
+        """The outcomes so far, and the files still without one as failed, not sent."""
+        from netdicom.core.errors import NetDicomError
+        from netdicom.services.store_scu import FileOutcome, Result, StoreReport
+
+        report = StoreReport(error=NetDicomError(error))
+        report.outcomes.extend(self.outcomes)
+        report.associations = self.associations
+        done = {o.path for o in self.outcomes}
+        reason = f"not sent: {error}"
+        for info in files:
+            if info.path not in done:
+                report.outcomes.append(
+                    FileOutcome(
+                        info.path,
+                        Result.FAILED,
+                        info.sop_class_uid,
+                        info.sop_instance_uid,
+                        reason=reason,
+                    )
+                )
+        return report
 
 
 class _Negotiation:

@@ -33,15 +33,25 @@ class EchoReply:
     seconds: float
 
 
-async def echo(assoc: Association, count: int, timeout: float | None) -> list[EchoReply]:
+async def echo(
+    assoc: Association,
+    count: int,
+    timeout: float | None,
+    replies: list[EchoReply] | None = None,
+) -> list[EchoReply]:
     """Send `count` C-ECHO-RQs one after another on one association.
 
     `timeout` is the DIMSE timeout: how long to wait for each response. A round trip is timed
     from the request's write to its response's arrival; with `count` > 1 each next request is
     written as soon as a response arrives, from the association's callback (see `_Chain`), so
-    what is measured is the peer and the network, not a switch between tasks."""
+    what is measured is the peer and the network, not a switch between tasks.
+
+    `replies`: the list to append the replies to as they come (what is left of them when
+    the caller is cancelled); by default a new one."""
     ctx = require_context(assoc, uids.VERIFICATION)
-    replies: list[EchoReply] = []
+    if replies is None:
+        replies = []
+    count += len(replies)
     chain = _Chain(assoc, ctx.context_id, count, replies)
     if count > 1 and assoc.answer_inline is None:
         assoc.answer_inline = chain.answer

@@ -1,0 +1,253 @@
+"""Ctrl-C (SIGINT) during a client command: it says what it did, then exits 130, without a
+traceback. Each signal is sent once the peer has seen what it waits for (no fixed sleeps)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from netdicom.core.dimse import CEchoRQ, CEchoRSP, status
+from netdicom.core.dimse.messages_qr import CCancelRQ, CGetRSP, CMoveRSP
+from netdicom.core.pdu import AbortPDU
+from tests.cli.test_exit_codes import scripted_peer
+from tests.cli.test_get_cli import ScriptedQR, retrieve_rsp
+from tests.dicomfiles import make_files
+from tests.peers import NETDICOM, free_port, running, serve_argv
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+INTERRUPTED = "interrupted (Ctrl-C)"
+
+
+def _start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*NETDICOM, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A shell without job control starts background jobs with SIGINT ignored: give the
+        # client the disposition a terminal gives it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+def _wait(event: threading.Event, proc: subprocess.Popen[str]) -> None:
+    if not event.wait(30):
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"the peer never got there; exit {proc.returncode}:\n{err}")
+
+
+class _Marks:
+    def __init__(self) -> None:
+        self.ready = threading.Event()  # time for the first Ctrl-C
+        self.cancelled = threading.Event()  # the C-CANCEL-RQ arrived
+        self.aborted = threading.Event()  # the A-ABORT arrived
+
+
+def _cancel_then_wait(qr: ScriptedQR, marks: _Marks) -> None:
+    """Take the C-CANCEL-RQ, never answer it, see the A-ABORT."""
+    _, cancel = qr.request()
+    assert isinstance(cancel, CCancelRQ), cancel
+    marks.cancelled.set()
+    with contextlib.suppress(OSError, ConnectionError):
+        if isinstance(qr.read(), AbortPDU):
+            marks.aborted.set()
+
+
+def _get_peer(marks: _Marks) -> Callable[[socket.socket], None]:
+    def behaviour(conn: socket.socket) -> None:
+        qr = ScriptedQR(conn)
+        context_id, request = qr.request()
+        qr.send(context_id, retrieve_rsp(CGetRSP, request, status.PENDING, 5, 0, 0, 0))
+        for number in range(3):
+            qr.store(f"1.2.826.0.1.77.{number}")  # each answered: stored on the client
+        marks.ready.set()
+        _cancel_then_wait(qr, marks)
+
+    return behaviour
+
+
+def _move_peer(marks: _Marks) -> Callable[[socket.socket], None]:
+    def behaviour(conn: socket.socket) -> None:
+        qr = ScriptedQR(conn)
+        context_id, request = qr.request()
+        qr.send(context_id, retrieve_rsp(CMoveRSP, request, status.PENDING, 5, 0, 0, 0))
+        marks.ready.set()
+        _cancel_then_wait(qr, marks)
+
+    return behaviour
+
+
+def _interrupt_twice(proc: subprocess.Popen[str], marks: _Marks) -> tuple[str, str]:
+    _wait(marks.ready, proc)
+    proc.send_signal(signal.SIGINT)
+    _wait(marks.cancelled, proc)  # the second Ctrl-C while the C-CANCEL is outstanding
+    proc.send_signal(signal.SIGINT)
+    return proc.communicate(timeout=30)
+
+
+@pytest.mark.parametrize("json_output", [False, True])
+def test_get_second_ctrl_c_aborts_and_exits_130(tmp_path: Path, json_output: bool) -> None:
+    marks = _Marks()
+    out = tmp_path / "out"
+    with scripted_peer(_get_peer(marks)) as port:
+        proc = _start("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3", "--out", str(out),
+                      "--timeout", "20", *(["--json"] if json_output else []))  # fmt: skip
+        stdout, err = _interrupt_twice(proc, marks)
+        assert marks.aborted.wait(5), err
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Exception" not in err
+    assert "aborting the association (A-ABORT)" in err
+    assert len(list(out.rglob("*.dcm"))) == 3
+    if json_output:
+        summary = json.loads(stdout)
+        assert summary["stored"] == 3 and summary["error"] == INTERRUPTED
+    else:
+        assert "3 stored in" in err
+        assert "association aborted locally" not in err
+
+
+def test_move_listen_second_ctrl_c_aborts_and_exits_130(tmp_path: Path) -> None:
+    marks = _Marks()
+    out = tmp_path / "out"
+    with scripted_peer(_move_peer(marks)) as port:
+        proc = _start("move", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3", "--listen",
+                      str(free_port()), "--listen-host", "127.0.0.1", "--out", str(out),
+                      "--grace", "0", "--timeout", "20", "--json")  # fmt: skip
+        stdout, err = _interrupt_twice(proc, marks)
+        assert marks.aborted.wait(5), err
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    summary = json.loads(stdout)
+    assert summary["stored"] == 0 and summary["error"] == INTERRUPTED
+
+
+def test_get_one_ctrl_c_json_says_interrupted(tmp_path: Path) -> None:
+    # A cancel by Ctrl-C is not one by --max: the JSON tells them apart, not only the exit code.
+    marks = _Marks()
+
+    def behaviour(conn: socket.socket) -> None:
+        qr = ScriptedQR(conn)
+        context_id, request = qr.request()
+        qr.send(context_id, retrieve_rsp(CGetRSP, request, status.PENDING, 5, 0, 0, 0))
+        qr.store("1.2.826.0.1.77.9")
+        marks.ready.set()
+        _, cancel = qr.request()
+        assert isinstance(cancel, CCancelRQ), cancel
+        qr.send(context_id, retrieve_rsp(CGetRSP, request, status.CANCEL, 4, 1, 0, 0))
+        qr.release()
+
+    with scripted_peer(behaviour) as port:
+        proc = _start("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3", "--out",
+                      str(tmp_path), "--timeout", "20", "--json")  # fmt: skip
+        _wait(marks.ready, proc)
+        proc.send_signal(signal.SIGINT)
+        stdout, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    summary = json.loads(stdout)
+    assert summary["stored"] == 1 and summary["error"] == INTERRUPTED
+    assert summary["requests"][0]["cancelled"] is True
+
+
+@pytest.mark.parametrize("json_output", [False, True])
+def test_store_ctrl_c_prints_the_summary(tmp_path: Path, json_output: bool) -> None:
+    files = tmp_path / "files"
+    make_files(files, 1500, study_uid="1.2.826.0.1.78")
+    port = free_port()
+    served = tmp_path / "served"
+    with running(serve_argv(served, port, "--no-fsync"), port):
+        proc = _start("store", f"127.0.0.1:{port}", "-r", str(files), "--window", "1",
+                      *(["--json"] if json_output else []))  # fmt: skip
+        # The first instances are in place on the peer: the sending is under way.
+        deadline = time.monotonic() + 30
+        while not any(served.rglob("*.dcm")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        stdout, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    if json_output:
+        lines = stdout.splitlines()
+        summary = json.loads(lines[-1])["summary"]
+        assert summary["files"] == 1500 and summary["error"] == INTERRUPTED
+        assert 0 < summary["stored"] < 1500
+        assert summary["stored"] + summary["failed"] == 1500
+        assert len(lines) == 1501  # every file has its line
+    else:
+        assert "Stored " in stdout and " of 1500 instances on " in stdout, stdout[:500]
+        assert "not sent: interrupted (Ctrl-C)" in stdout
+
+
+def _echo_peer(answered: threading.Event) -> Callable[[socket.socket], None]:
+    def behaviour(conn: socket.socket) -> None:
+        qr = ScriptedQR(conn)
+        for _ in range(3):
+            context_id, request = qr.request()
+            assert isinstance(request, CEchoRQ), request
+            qr.send(context_id, CEchoRSP(request.message_id, status.SUCCESS))
+        # The 4th C-ECHO-RQ (sent once the 3rd reply was read), never answered.
+        _, request = qr.request()
+        assert isinstance(request, CEchoRQ), request
+        answered.set()
+        with contextlib.suppress(OSError, ConnectionError):
+            qr.read()  # the A-ABORT
+
+    return behaviour
+
+
+@pytest.mark.parametrize("json_output", [False, True])
+def test_echo_repeat_ctrl_c_prints_the_statistics(json_output: bool) -> None:
+    answered = threading.Event()
+    with scripted_peer(_echo_peer(answered)) as port:
+        proc = _start("echo", f"127.0.0.1:{port}", "--repeat", "100", "--timeout", "20",
+                      *(["--json"] if json_output else []))  # fmt: skip
+        _wait(answered, proc)
+        proc.send_signal(signal.SIGINT)
+        stdout, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    if json_output:
+        summary = json.loads(stdout)
+        assert summary["echoes"] == summary["succeeded"] == 3
+        assert summary["error"] == INTERRUPTED and summary["round_trip_ms"]["max"] > 0
+    else:
+        assert "3/3 succeeded; round trip min" in stdout
+
+
+def test_ctrl_c_after_an_interrupted_command_is_ignored() -> None:
+    # Once interrupted, the command is on its way out with 130: another Ctrl-C must not raise
+    # KeyboardInterrupt in what is left (its output, the interpreter's shutdown).
+    import asyncio
+    import os
+
+    import typer
+
+    from netdicom.cli.common import run
+
+    async def interrupted() -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        await asyncio.sleep(10)
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        with pytest.raises(typer.Exit) as exited:
+            run(interrupted(), debug=False, quiet=True)
+        assert exited.value.exit_code == 130
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        except KeyboardInterrupt:
+            pytest.fail("a Ctrl-C after the interrupted command raised KeyboardInterrupt")
+    finally:
+        signal.signal(signal.SIGINT, before)
