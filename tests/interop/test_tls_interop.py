@@ -198,9 +198,10 @@ def test_move_over_tls_to_a_plain_destination(tmp_path: Path, pki: Pki) -> None:
     assert len(list(dest_dir.iterdir())) == 2
 
 
-def test_move_to_a_destination_configured_for_tls(tmp_path: Path, pki: Pki) -> None:
-    """A C-MOVE destination with `tls = true` in the configuration file is dialled with TLS
-    (dcmtk storescp +tls), verified against --tls-ca."""
+def _move_to_a_tls_destination(
+    tmp_path: Path, pki: Pki, serve_args: list[str], client: list[str]
+) -> None:
+    """serve moves two instances to dcmtk's storescp +tls, configured with `tls = true`."""
     root = tmp_path / "archive"
     files = make_files(tmp_path / "in", 2)
     dest_dir = tmp_path / "dest"
@@ -215,11 +216,7 @@ def test_move_to_a_destination_configured_for_tls(tmp_path: Path, pki: Pki) -> N
         "storescp", "+tls", str(pki.server_key), str(pki.server_cert), "+cf", str(pki.ca),
         "-ic", "-aet", "DEST", "-od", str(dest_dir), str(dest_port),
     ]  # fmt: skip
-    argv = serve_argv(root, port, *_serve_tls(pki))
-    client = [
-        "--tls-ca", str(pki.ca), "--tls-cert", str(pki.client_cert),
-        "--tls-key", str(pki.client_key),
-    ]  # fmt: skip
+    argv = serve_argv(root, port, *serve_args)
     with running(store_argv, dest_port, env=DCMTK_ENV), running(argv, port, env=env):
         result = run_cli("store", f"127.0.0.1:{port}", *map(str, files), *client, "-q")
         assert result.returncode == 0, result.stderr
@@ -234,36 +231,21 @@ def test_move_to_a_destination_configured_for_tls(tmp_path: Path, pki: Pki) -> N
     assert len(list(dest_dir.iterdir())) == 2
 
 
+def test_move_to_a_destination_configured_for_tls(tmp_path: Path, pki: Pki) -> None:
+    """A C-MOVE destination with `tls = true` in the configuration file is dialled with TLS
+    (dcmtk storescp +tls), verified against --tls-ca."""
+    client = [
+        "--tls-ca", str(pki.ca), "--tls-cert", str(pki.client_cert),
+        "--tls-key", str(pki.client_key),
+    ]  # fmt: skip
+    _move_to_a_tls_destination(tmp_path, pki, _serve_tls(pki), client)
+
+
 def test_plain_serve_verifies_a_tls_destination_with_tls_ca_alone(tmp_path: Path, pki: Pki) -> None:
     """serve listening in plain can be given the CA of its TLS move destinations: --tls-ca
-    alone used to switch TLS on for the listener too, which then demanded a certificate."""
-    root = tmp_path / "archive"
-    files = make_files(tmp_path / "in", 2)
-    dest_dir = tmp_path / "dest"
-    dest_dir.mkdir()
-    port, dest_port = free_port(), free_port()
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[peers.dest]\nhost = "localhost"\nport = {dest_port}\naet = "DEST"\ntls = true\n'
-    )
-    env = {**DCMTK_ENV, "NETDICOM_CONFIG": str(config)}
-    store_argv = [
-        "storescp", "+tls", str(pki.server_key), str(pki.server_cert), "+cf", str(pki.ca),
-        "-ic", "-aet", "DEST", "-od", str(dest_dir), str(dest_port),
-    ]  # fmt: skip
-    argv = serve_argv(root, port, "--tls-ca", str(pki.ca))
-    with running(store_argv, dest_port, env=DCMTK_ENV), running(argv, port, env=env):
-        # The listener is plain: a plain client stores.
-        result = run_cli("store", f"127.0.0.1:{port}", *map(str, files), "-q")
-        assert result.returncode == 0, result.stderr
-        from pydicom import dcmread
-
-        study = str(dcmread(files[0]).StudyInstanceUID)
-        result = run_cli(
-            "move", f"NETDICOM@127.0.0.1:{port}", f"StudyInstanceUID={study}", "--dest", "DEST"
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-    assert len(list(dest_dir.iterdir())) == 2
+    alone used to switch TLS on for the listener too, which then demanded a certificate. The
+    listener stays plain: plain clients store and move."""
+    _move_to_a_tls_destination(tmp_path, pki, ["--tls-ca", str(pki.ca)], [])
 
 
 def test_tls_ca_alone_without_tls_destinations_still_asks_for_a_certificate(
