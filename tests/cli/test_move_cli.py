@@ -141,3 +141,11 @@ def test_listen_failure_leaves_no_incoming_folder(tmp_path: Path) -> None:
                          "--listen-host", "127.0.0.1", "--out", str(out))  # fmt: skip
     assert result.returncode == 3, result.stderr
     assert list(out.iterdir()) == []
+
+
+def test_listen_port_0_is_a_usage_error() -> None:
+    # The peer sends to the port it has configured for our AE title: an ephemeral port would
+    # receive nothing (it said "0 instances were stored here", exit 1).
+    result = run_cli("move", "127.0.0.1:1", "StudyInstanceUID=1.2.3", "--listen", "0")
+    assert result.returncode == 2, result.stderr
+    assert "--listen" in result.stderr

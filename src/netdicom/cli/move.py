@@ -77,7 +77,7 @@ def move(
         typer.Option(
             "--listen",
             help="Receive the instances here: listen on PORT before sending the C-MOVE.",
-            min=0,
+            min=1,  # the peer sends to the port it has configured for us, never to 0
             max=65535,
             rich_help_panel=RETRIEVE_PANEL,
         ),
