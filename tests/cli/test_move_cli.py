@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -149,3 +150,19 @@ def test_listen_port_0_is_a_usage_error() -> None:
     result = run_cli("move", "127.0.0.1:1", "StudyInstanceUID=1.2.3", "--listen", "0")
     assert result.returncode == 2, result.stderr
     assert "--listen" in result.stderr
+
+
+def _move_silent(conn: socket.socket) -> None:
+    # A C-MOVE SCP that sends nothing while it tries an unreachable destination.
+    qr = ScriptedQR(conn)
+    qr.request()
+    time.sleep(4)
+
+
+def test_a_silent_move_says_the_peer_may_be_waiting_for_the_destination() -> None:
+    # The client's timeout could expire first and blame only the PACS ("no DIMSE message").
+    with scripted_peer(_move_silent) as port:
+        result = run_cli("move", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
+                         "--dest", "ELSEWHERE", "--timeout", "1")  # fmt: skip
+    assert result.returncode == 7, result.stderr
+    assert "the peer may still be trying to reach ELSEWHERE" in result.stderr

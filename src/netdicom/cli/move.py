@@ -212,6 +212,7 @@ async def _move(
 
     from netdicom.core.acse import ProposedContext
     from netdicom.core.dimse import status
+    from netdicom.core.errors import TimeoutExpired
     from netdicom.render.retrieve_output import RetrieveProgress, bar_enabled, report
     from netdicom.services.move_scu import MoveReceiver, move
     from netdicom.services.retrieve_common import (
@@ -303,6 +304,13 @@ async def _move(
                 stderr(
                     f"hint: the peer does not know the move destination {destination!r}: add "
                     f"{destination} with {where} to its list of destination AEs"
+                )
+            if isinstance(error, TimeoutExpired) and not received:
+                # A C-MOVE SCP may send nothing while it tries the destination (serve waits up
+                # to its --dimse-timeout, 60 s, for each answer): the silence may be that.
+                stderr(
+                    f"hint: the peer may still be trying to reach {destination}: check that it "
+                    "can, or give it longer with --timeout"
                 )
             if receiver is not None and receiver.unattributed:
                 number = receiver.unattributed
