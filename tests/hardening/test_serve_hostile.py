@@ -297,6 +297,28 @@ def test_quiet_association_is_aborted_after_idle(serve: int, prefix: bytes) -> N
     assert echo_works(serve) < PROMPT
 
 
+def test_a_pdu_trickled_byte_by_byte_between_messages_is_aborted_at_idle(serve: int) -> None:
+    # Every byte used to count as activity: a peer sending one byte of a PDU every half
+    # second held its association past --idle-timeout for as long as it liked. Only whole
+    # PDUs count now (within a message, the DIMSE rule of 64 KiB applies instead).
+    command = echo_command(1)
+    with RawPeer(serve) as peer:
+        assert isinstance(peer.associate(timeout=PROMPT), AssociateAC)
+        started = time.monotonic()
+        answer = None
+        for byte in command[:-1]:
+            peer.send(bytes([byte]))
+            try:
+                answer = peer.read_pdu(0.5)
+                break
+            except TimeoutError:
+                continue
+        assert answer is not None, "still open after the whole PDU but one byte"
+        assert abort_of(answer) == (2, 0)
+        assert IDLE - 0.5 < time.monotonic() - started < IDLE + SLACK
+    assert echo_works(serve) < PROMPT
+
+
 # --- A-ABORT and close in each state a socket can reach ----------------------------------------
 
 

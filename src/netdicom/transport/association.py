@@ -716,7 +716,6 @@ class Association:
         if early is not None:
             data, ended = early
             if data:
-                self._last_activity = self._loop.time()
                 self._rx.feed(data)
             if self._faults is not None:
                 self._fault_task_start()
@@ -729,7 +728,8 @@ class Association:
                 self._close_transport()
 
     def _received(self, count: int) -> None:
-        self._last_activity = self._loop.time()
+        # Not activity yet: only a whole PDU is (see _process), or a peer trickling the bytes
+        # of one between messages would hold the association past --idle-timeout.
         self._rx.buffer_updated(count)
         if self._deaf or self._closed.is_set():
             return
@@ -749,6 +749,7 @@ class Association:
     def _process(self) -> None:
         rx = self._rx
         trace = self._trace
+        active = False
         while not self._closed.is_set():
             try:
                 pdu = rx.next_pdu()
@@ -757,6 +758,9 @@ class Association:
                 return
             if pdu is None:
                 return
+            if not active:  # one clock read per batch of whole PDUs: the idle timer's activity
+                active = True
+                self._last_activity = self._loop.time()
             if trace is not None:
                 trace("recv", pdu)
             if pdu.pdu_type is PDUType.P_DATA_TF and self._machine.state is State.STA6:
@@ -787,6 +791,7 @@ class Association:
                     break
                 if pdu is None:
                     break
+                self._last_activity = self._loop.time()
                 if self._trace is not None:
                     self._trace("recv", pdu)
                 verdict = await faults.on_receive(self, pdu)
