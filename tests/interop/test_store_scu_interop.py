@@ -147,7 +147,9 @@ def test_pynetdicom_accepting_only_explicit_with_implicit_files(tmp_path: Path) 
 
 
 def test_to_pynetdicom_storescp_in_parallel(tmp_path: Path) -> None:
-    paths = make_files(tmp_path / "in", 8)
+    # Enough files that both associations are open before either could take them all (one
+    # still negotiating when everything was sent is given up).
+    paths = make_files(tmp_path / "in", 24)
     out = tmp_path / "out"
     out.mkdir()
     port = free_port()
@@ -155,7 +157,7 @@ def test_to_pynetdicom_storescp_in_parallel(tmp_path: Path) -> None:
         result = _store(f"127.0.0.1:{port}", "-r", str(tmp_path / "in"), "-j", "2")
     assert result.returncode == 0, result.stderr
     _, summary = _results(result.stdout)
-    assert summary["stored"] == 8 and summary["associations"] == 2
+    assert summary["stored"] == 24 and summary["associations"] == 2
     stored = _stored_by_uid(out)
     for path in paths:
         _assert_equal_elements(path, stored[str(dcmread(path).SOPInstanceUID)])

@@ -231,13 +231,16 @@ def test_timeout_reports_the_file_in_flight(tmp_path: Path) -> None:
 
 
 def test_parallel_associations(tmp_path: Path) -> None:
-    make_files(tmp_path, 12)
+    make_files(tmp_path, 36)
     with scp() as (port, received):
         report, recorder = _run(port, [tmp_path], associations=3)
-    assert report.count(Result.STORED) == 12
-    assert report.associations == 3 == len(recorder.opened)
-    assert len(received.items) == 12
-    assert len(received.associations) == 3
+    assert report.count(Result.STORED) == 36
+    assert len(received.items) == 36
+    # The files went over several associations at once. An association still being negotiated
+    # when the others have taken every file is given up (a peer serving one association at a
+    # time answers it only after them), so on a fast run the third may not be needed.
+    assert 2 <= report.associations <= 3
+    assert report.associations == len(recorder.opened) == len(received.associations)
 
 
 def test_unaccepted_sop_class_fails_per_file(tmp_path: Path) -> None:
