@@ -29,6 +29,7 @@ from netdicom.cli.common import (
     VerboseOption,
     client_options,
     on_interrupt,
+    release_or_warn,
     resolve_peer,
     run,
     stderr,
@@ -197,8 +198,6 @@ async def send_requests(
     interrupted."""
     import asyncio
 
-    from netdicom.core.errors import NetDicomError
-
     cancel = asyncio.Event()
     aborted = False
 
@@ -221,13 +220,8 @@ async def send_requests(
                     break
                 if last(outcome):
                     break
-        try:
-            await assoc.release()
-        except NetDicomError as exc:
-            # A peer that aborts or ignores the release once all is answered has cost us
-            # nothing: a warning, not the command's failure (unless it was our own A-ABORT).
-            if not quiet and not aborted:
-                stderr(f"netdicom: warning: all done, then: {error_text(exc)}")
+        # After our own A-ABORT (a second Ctrl-C) the release cannot succeed: nothing to say.
+        await release_or_warn(assoc, quiet=quiet or aborted)
     except Exception:
         assoc.abort()
         if aborted:
