@@ -10,7 +10,6 @@ pydicom. Re-encoding (`encode_dataset`) is pydicom's writer; pydicom is imported
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import os
 import struct
@@ -236,8 +235,7 @@ def probe_file(path: Path) -> DicomFile:
     """
     with open(path, "rb") as fp:
         status = os.fstat(fp.fileno())
-        info = _probe_open(fp, path, status.st_size)
-        return dataclasses.replace(info, stamp=_stamp(status))
+        return _probe_open(fp, path, status.st_size, _stamp(status))
 
 
 def _stamp(status: os.stat_result) -> tuple[int, int, int, int, int]:
@@ -250,7 +248,9 @@ def _stamp(status: os.stat_result) -> tuple[int, int, int, int, int]:
     )
 
 
-def _probe_open(fp: BinaryIO, path: Path, size: int) -> DicomFile:
+def _probe_open(
+    fp: BinaryIO, path: Path, size: int, stamp: tuple[int, int, int, int, int] | None = None
+) -> DicomFile:
     """probe_file on a file already open (read from its start; `size` is its length)."""
     fp.seek(0)
     head = fp.read(_HEAD_SIZE)
@@ -271,7 +271,7 @@ def _probe_open(fp: BinaryIO, path: Path, size: int) -> DicomFile:
         data = _inflate_start(fp, meta.end)
     elif len(data) < 1024 and meta.end + len(data) < size:
         data += fp.read(_HEAD_SIZE)
-    info = _check(fp, path, meta, declared, data, size)
+    info = _check(fp, path, meta, declared, data, size, stamp)
     if declared is not Encoding.DEFLATED:
         # A deflated data set is checked whole only by inflating it: left to the peer.
         try:
@@ -300,7 +300,13 @@ def _inflate_start(fp: BinaryIO, offset: int) -> bytes:
 
 
 def _check(
-    fp: BinaryIO, path: Path, meta: _Meta, declared: Encoding, data: bytes, size: int
+    fp: BinaryIO,
+    path: Path,
+    meta: _Meta,
+    declared: Encoding,
+    data: bytes,
+    size: int,
+    stamp: tuple[int, int, int, int, int] | None,
 ) -> DicomFile:
     if not meta.transfer_syntax:
         raise NotSendable("file meta has an empty Transfer Syntax UID", skip=False)
@@ -339,6 +345,7 @@ def _check(
         transfer_syntax=meta.transfer_syntax,
         dataset_offset=meta.end,
         dataset_length=length,
+        stamp=stamp,
     )
 
 
