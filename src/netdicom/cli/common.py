@@ -369,6 +369,10 @@ class _Interrupts:
 _interrupts = _Interrupts()
 
 
+# What --json's "error" says after Ctrl-C (exit 130), for every client command.
+INTERRUPTED_TEXT = "interrupted (Ctrl-C)"
+
+
 def on_interrupt(handler: Callable[[], None] | None) -> None:
     """Let `handler` (called on the event loop) answer each Ctrl-C of the running command
     instead of cancelling its task; None: back to cancelling it."""

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from netdicom.cli.common import (
+    INTERRUPTED_TEXT,
     AecOption,
     AetOption,
     ClientSecurity,
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from netdicom.services.session import ClientOptions
 
 # What the JSON's "error" says after Ctrl-C (exit 130).
-INTERRUPTED_TEXT = "interrupted (Ctrl-C)"
 
 EXAMPLES = """\
 Examples:

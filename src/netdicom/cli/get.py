@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from netdicom.cli.common import (
+    INTERRUPTED_TEXT,
     AecOption,
     AetOption,
     ClientSecurity,
@@ -161,9 +162,6 @@ def show_plan(resolution: Any, model: Any, service: str) -> None:
         for tag, value in request.keys().items():
             parts.append(f"{keyword_for_tag(tag)}={value}")
         print(f"C-{service.upper()} " + " ".join(parts))
-
-
-INTERRUPTED_TEXT = "interrupted (Ctrl-C)"
 
 
 def install_interrupt(cancel: Any, abort: Any) -> None:

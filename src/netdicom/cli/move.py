@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from netdicom.cli.common import (
+    INTERRUPTED_TEXT,
     AecOption,
     AetOption,
     ClientSecurity,
@@ -33,7 +34,6 @@ from netdicom.cli.common import (
 )
 from netdicom.cli.get import (
     DEFAULT_LAYOUT,
-    INTERRUPTED_TEXT,
     RETRIEVE_PANEL,
     ArgsArgument,
     DryRunOption,

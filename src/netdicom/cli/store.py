@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from netdicom.cli.common import (
+    INTERRUPTED_TEXT,
     AecOption,
     AetOption,
     ClientSecurity,
@@ -39,8 +40,6 @@ if TYPE_CHECKING:
     from netdicom.services.store_scu import FileOutcome, StoreReport
     from netdicom.transport.association import Association
 
-# What the summary's "error" says after Ctrl-C (exit 130).
-INTERRUPTED_TEXT = "interrupted (Ctrl-C)"
 
 EXAMPLES = """\
 Examples:
@@ -321,24 +320,14 @@ class _Seen:
     def report(self, files: Sequence[Any], error: str) -> StoreReport:
         """The outcomes so far, and the files still without one as failed, not sent."""
         from netdicom.core.errors import NetDicomError
-        from netdicom.services.store_scu import FileOutcome, Result, StoreReport
+        from netdicom.services.store_scu import StoreReport, failed_outcome
 
         report = StoreReport(error=NetDicomError(error))
         report.outcomes.extend(self.outcomes)
         report.associations = self.associations
         done = {o.path for o in self.outcomes}
         reason = f"not sent: {error}"
-        for info in files:
-            if info.path not in done:
-                report.outcomes.append(
-                    FileOutcome(
-                        info.path,
-                        Result.FAILED,
-                        info.sop_class_uid,
-                        info.sop_instance_uid,
-                        reason=reason,
-                    )
-                )
+        report.outcomes += [failed_outcome(i, reason) for i in files if i.path not in done]
         return report
 
 

@@ -146,7 +146,8 @@ class _Counting:
         return count
 
 
-def _failed(info: DicomFile, reason: str, status: int | None = None) -> FileOutcome:
+def failed_outcome(info: DicomFile, reason: str, status: int | None = None) -> FileOutcome:
+    """A file that was not stored, and why."""
     return FileOutcome(
         info.path,
         Result.FAILED,
@@ -181,7 +182,7 @@ async def _send(
         choice = choose(negotiated.accepted, info)
     except NotSendable as exc:
         why = [r.describe() for r in negotiated.rejected if r.abstract_syntax == info.sop_class_uid]
-        return _failed(info, f"{exc} ({'; '.join(why)})" if why else str(exc))
+        return failed_outcome(info, f"{exc} ({'; '.join(why)})" if why else str(exc))
     message_id = assoc.message_ids.next()
     request = CStoreRQ(message_id, info.sop_class_uid, info.sop_instance_uid)
     if choice.convert:
@@ -192,7 +193,7 @@ async def _send(
             data = await asyncio.to_thread(encode_dataset, info, choice.transfer_syntax, check=True)
         except (NotSendable, OSError) as exc:
             assoc.message_ids.release(message_id)
-            return _failed(info, _why_not(exc))
+            return failed_outcome(info, _why_not(exc))
         await assoc.send_message(choice.context.context_id, request, dataset=data)
         observer.sent_bytes(len(data))
         size = len(data)
@@ -202,7 +203,7 @@ async def _send(
             source = FileSource.checked(info)
         except (NotSendable, OSError) as exc:
             assoc.message_ids.release(message_id)
-            return _failed(info, _why_not(exc))
+            return failed_outcome(info, _why_not(exc))
         try:
             await assoc.send_message(
                 choice.context.context_id, request, dataset=_Counting(source, observer)
@@ -408,7 +409,7 @@ class _Run:
         association error is recorded. The C-STOREs sent before it are complete messages the
         peer still answers: their responses are awaited first, so that no stored file is
         reported lost (or sent twice)."""
-        self.record(_failed(info, f"{exc}; its association was aborted"))
+        self.record(failed_outcome(info, f"{exc}; its association was aborted"))
         try:
             while len(window):
                 self.record(await window.take())
@@ -423,7 +424,7 @@ class _Run:
     ) -> None:
         self.fault(error)
         for lost in window.infos() + ([] if info is None else [info]):
-            self.record(_failed(lost, f"not stored: {error}"))
+            self.record(failed_outcome(lost, f"not stored: {error}"))
         assoc.abort()
 
 
@@ -530,6 +531,6 @@ async def store(
         report.refused.clear()
     reason = f"not sent: {report.error}" if report.error else "not sent"
     for info in remaining:
-        run.record(_failed(info, reason))
+        run.record(failed_outcome(info, reason))
     report.elapsed = time.perf_counter() - started
     return report
