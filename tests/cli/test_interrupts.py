@@ -189,6 +189,39 @@ def test_store_ctrl_c_prints_the_summary(tmp_path: Path, json_output: bool) -> N
         assert "not sent: interrupted (Ctrl-C)" in stdout
 
 
+def _unanswered_store_peer(marks: _Marks) -> Callable[[socket.socket], None]:
+    def behaviour(conn: socket.socket) -> None:
+        qr = ScriptedQR(conn)  # grants no window: one C-STORE at a time
+        qr.request()  # the first C-STORE-RQ and all its data set, never answered
+        marks.ready.set()
+        with contextlib.suppress(OSError, ConnectionError):
+            if isinstance(qr.read(), AbortPDU):
+                marks.aborted.set()
+
+    return behaviour
+
+
+def test_store_ctrl_c_tells_sent_but_unanswered_from_not_sent(tmp_path: Path) -> None:
+    # The file the peer took in whole may be stored there: "not sent" would be false.
+    make_files(tmp_path, 3, study_uid="1.2.826.0.1.79")
+    marks = _Marks()
+    with scripted_peer(_unanswered_store_peer(marks)) as port:
+        proc = _start("store", f"127.0.0.1:{port}", "-r", str(tmp_path), "--json")
+        _wait(marks.ready, proc)
+        proc.send_signal(signal.SIGINT)
+        stdout, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert marks.aborted.is_set()
+    *files, summary = (json.loads(line) for line in stdout.splitlines())
+    reasons = sorted(f["reason"] for f in files)
+    assert reasons == [
+        "interrupted after it was sent, before the peer answered: it may have been stored",
+        f"not sent: {INTERRUPTED}",
+        f"not sent: {INTERRUPTED}",
+    ], reasons
+    assert summary["summary"]["failed"] == 3
+
+
 def _echo_peer(answered: threading.Event) -> Callable[[socket.socket], None]:
     def behaviour(conn: socket.socket) -> None:
         qr = ScriptedQR(conn)

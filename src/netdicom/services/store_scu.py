@@ -390,6 +390,10 @@ class _Run:
             error = exc if isinstance(exc, NetDicomError) else NetDicomError(str(exc))
             self._lost(assoc, window, info, error)
             return False
+        except asyncio.CancelledError:
+            assoc.abort()
+            self._interrupted(window, info)
+            raise
         except BaseException:
             assoc.abort()
             raise
@@ -419,6 +423,16 @@ class _Run:
             return
         assoc.abort()
 
+    def _interrupted(self, window: _Window, info: DicomFile | None) -> None:
+        """Cancelled (Ctrl-C): the files this association had under way get their outcome
+        here, where it is known which they are; the caller reports the rest as not sent. One
+        sent whole may be stored already: the peer may have taken it in before the A-ABORT
+        came, so saying "not sent" would be false, and "not stored" could be too."""
+        for sent in window.infos():
+            self.record(failed_outcome(sent, f"{_UNANSWERED}: it may have been stored"))
+        if info is not None:
+            self.record(failed_outcome(info, f"not stored: {_CUT_OFF}"))
+
     def _lost(
         self, assoc: Association, window: _Window, info: DicomFile | None, error: NetDicomError
     ) -> None:
@@ -426,6 +440,10 @@ class _Run:
         for lost in window.infos() + ([] if info is None else [info]):
             self.record(failed_outcome(lost, f"not stored: {error}"))
         assoc.abort()
+
+
+_UNANSWERED = "interrupted after it was sent, before the peer answered"
+_CUT_OFF = "interrupted while it was being sent (the association was aborted)"
 
 
 def _spare(exc: AssociationRejected) -> bool:
