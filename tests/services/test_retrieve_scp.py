@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -193,6 +194,38 @@ async def _move_assoc(app: ServeApp) -> Association:
         ClientOptions(transport=FAST),
         [ProposedContext(uids.STUDY_ROOT_MOVE, (uids.IMPLICIT_VR_LE,))],
     )
+
+
+def test_move_receiver_counts_an_instance_placed_but_not_answered(
+    tmp_path: Path, source: list[Path]
+) -> None:
+    # Closed at the end of its grace while an instance is being put in place: the file is
+    # kept, so it counts as received though its C-STORE-RSP was never sent.
+    placing = threading.Event()
+    release = threading.Event()
+
+    def slow_hook(stored: object) -> None:
+        placing.set()
+        release.wait(5)
+
+    async def body() -> None:
+        async with world(tmp_path) as (app, receiver):
+            receiver.storage.on_placed.append(slow_hook)
+            assoc = await _move_assoc(app)
+            moving = asyncio.ensure_future(
+                move(assoc, Model.STUDY_ROOT, _study(), "DEST", timeout=10)
+            )
+            assert await asyncio.to_thread(placing.wait, 10)
+            threading.Timer(0.3, release.set).start()
+            await receiver.finish(0)
+            kept = sorted(p.name for p in (tmp_path / "moved").rglob("*.dcm"))
+            assert len(kept) == 1
+            assert [f"{r.sop_instance_uid}.dcm" for r in receiver.received] == kept
+            assoc.abort()
+            with contextlib.suppress(NetDicomError, asyncio.CancelledError):
+                await moving
+
+    run(body)
 
 
 def test_move_to_a_known_destination(tmp_path: Path, source: list[Path]) -> None:

@@ -392,6 +392,7 @@ async def _get(
     from netdicom.render.retrieve_output import RetrieveProgress, bar_enabled, report
     from netdicom.services.get_scu import get, get_contexts, sop_classes_or_curated
     from netdicom.services.retrieve_common import (
+        Kept,
         Received,
         RetrieveOutcome,
         build_identifier,
@@ -418,11 +419,7 @@ async def _get(
     out.mkdir(parents=True, exist_ok=True)
     with tidy_incoming(out):
         storage = StorageSCP(Archive(out), Layout.parse(layout))
-        # Every instance put in place, also one whose C-STORE-RSP our A-ABORT (a second
-        # Ctrl-C) kept from being sent: it is on disk, so it counts as stored. Appended from
-        # the thread that placed it (list.append is atomic).
-        placed: list[tuple[str, str]] = []
-        storage.on_placed.append(lambda s: placed.append((s.sop_class_uid, s.sop_instance_uid)))
+        kept = Kept(storage)  # also what a second Ctrl-C kept from being answered
         interrupted = False
         outcomes: list[RetrieveOutcome] = []
         # Every instance that arrived, also those of a request the association died in.
@@ -464,7 +461,7 @@ async def _get(
         except Exception as exc:
             # What was stored stays stored: say so (stdout too with --json) before the error.
             error = exc
-        _count_placed(received, placed)
+        kept.count_in(received)
         text = INTERRUPTED_TEXT if interrupted else None if error is None else error_text(error)
         problems = report("get", outcomes, received, out_dir=str(out), json_output=json_output,
                           quiet=quiet, error=text)  # fmt: skip
@@ -479,18 +476,6 @@ async def _get(
         if error is not None:
             raise error
     return exit_code(outcomes, received, interrupted, "get", problems)
-
-
-def _count_placed(received: list[Any], placed: Sequence[tuple[str, str]]) -> None:
-    """Add to `received` the instances in place that it lacks (their response was not sent)."""
-    from netdicom.core.dimse import status
-    from netdicom.services.retrieve_common import Received
-
-    answered = {r.sop_instance_uid for r in received}
-    for sop_class, sop_instance in placed:
-        if sop_instance not in answered:
-            answered.add(sop_instance)
-            received.append(Received(sop_class, sop_instance, status.SUCCESS, None))
 
 
 def _count(number: int, singular: str, plural: str) -> str:

@@ -47,6 +47,7 @@ from netdicom.services.find_scp import encode_identifier
 from netdicom.services.get_scu import CancellableReceiver, take_response
 from netdicom.services.responses import refuse
 from netdicom.services.retrieve_common import (
+    Kept,
     OnProgress,
     Progress,
     Received,
@@ -155,6 +156,7 @@ class MoveReceiver:
         self.archive = Archive(directory, fsync=fsync)
         self.archive.sweep()
         self.storage = StorageSCP(self.archive, Layout.parse(layout))
+        self._kept = Kept(self.storage)
         self.received: list[Received] = []
         self.unattributed = 0  # arrivals naming another (or no) originating request
         self.associations = 0  # sub-associations served
@@ -234,6 +236,9 @@ class MoveReceiver:
         while self.server.associations and loop.time() < deadline:
             await asyncio.sleep(0.05)
         await self.server.close()
+        # An instance in place whose C-STORE-RSP the close kept from being sent is on disk:
+        # it counts as received.
+        self._kept.count_in(self.received)
 
 
 __all__ = ["MoveReceiver", "move"]

@@ -14,13 +14,16 @@ import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from netdicom.archive.matching import UNIQUE_KEYS, Level, Model
 from netdicom.core import uids
-from netdicom.core.dimse import StatusCategory, category
+from netdicom.core.dimse import StatusCategory, category, status
 from netdicom.core.errors import NetDicomError
 from netdicom.core.records import frozen
+
+if TYPE_CHECKING:
+    from netdicom.services.store_scp import StorageSCP, StoredInstance
 
 Kind = Literal["get", "move"]
 
@@ -341,6 +344,29 @@ class Received:
         return category(self.status) in (StatusCategory.SUCCESS, StatusCategory.WARNING)
 
 
+class Kept:
+    """The instances a StorageSCP put in place, recorded by its `on_placed` hook (called from
+    the thread that placed each one; list.append is atomic). An instance whose C-STORE-RSP an
+    A-ABORT kept from being sent (our second Ctrl-C, a receiver closed at the end of its
+    grace) is on disk all the same: `count_in` adds those to what was answered, so the count
+    reported is the count of files kept."""
+
+    def __init__(self, storage: StorageSCP) -> None:
+        self._uids: list[tuple[str, str]] = []
+        storage.on_placed.append(self._record)
+
+    def _record(self, stored: StoredInstance) -> None:
+        self._uids.append((stored.sop_class_uid, stored.sop_instance_uid))
+
+    def count_in(self, received: list[Received]) -> None:
+        """Add to `received` the instances in place that it lacks, as stored."""
+        answered = {r.sop_instance_uid for r in received}
+        for sop_class, sop_instance in list(self._uids):
+            if sop_instance not in answered:
+                answered.add(sop_instance)
+                received.append(Received(sop_class, sop_instance, status.SUCCESS, None))
+
+
 @dataclass(slots=True)
 class RetrieveOutcome:
     """The end of a C-GET or C-MOVE as the SCU saw it."""
@@ -434,6 +460,7 @@ __all__ = [
     "RETRIEVE_SOP_CLASSES",
     "CountProblem",
     "Counters",
+    "Kept",
     "Kind",
     "OnProgress",
     "Progress",
