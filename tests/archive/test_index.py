@@ -128,6 +128,19 @@ def test_person_name_through_the_index(archive: tuple[Index, Path]) -> None:
     assert _uids(_find(archive, Level.STUDY, Key(PATIENT_NAME, "PN", "YAMADA")), STUDY_UID) == []
 
 
+def test_person_name_question_mark_through_the_index(tmp_path: Path) -> None:
+    # The SQL prefilter (GLOB on the folded alphabetic group) keeps "ß" one character too.
+    write_instance(tmp_path / "a.dcm", make_dataset(patient_name="Größe^Jörg", study_uid="5.1",
+                                                    character_set="ISO_IR 192"))  # fmt: skip
+    index, _ = open_index(tmp_path)
+    try:
+        for query in ("Gr??e*", "GRÖßE^JÖRG", "gr?ße^j?rg"):
+            found = _find((index, tmp_path), Level.STUDY, Key(PATIENT_NAME, "PN", query))
+            assert _uids(found, STUDY_UID) == ["5.1"], query
+    finally:
+        index.close()
+
+
 def test_date_range_and_time(archive: tuple[Index, Path]) -> None:
     found = _find(archive, Level.STUDY, Key(STUDY_DATE, "DA", "20240101-20240131"))
     assert _uids(found, STUDY_UID) == ["1.1", "3.1", "4.1"]

@@ -86,6 +86,14 @@ def test_person_name_case_insensitive_and_trailing_carets() -> None:
     assert normalise_person_name("Doe^John^^=^=") == "DOE^JOHN"
 
 
+def test_person_name_wildcard_question_mark_is_one_character_whatever_the_case() -> None:
+    # C.2.2.2.4: "?" matches one character; str.upper() makes "ß" two ("SS").
+    assert match_value("PN", "Gr??e^Ärzt", ("Größe^Ärzt",))
+    assert match_value("PN", "gr??e*", ("Größe^Ärzt",))
+    assert match_value("PN", "größe^ärzt", ("GRÖßE^ÄRZT",))
+    assert not match_value("PN", "GR*SSE^*", ("Größe^Ärzt",))
+
+
 def test_person_name_component_groups() -> None:
     stored = "Yamada^Tarou=山田^太郎=やまだ^たろう"
     assert match_person_name("YAMADA*", stored)
@@ -155,6 +163,21 @@ def test_combined_date_time_across_midnight() -> None:
     assert not match_date_time("20240101-20240102", "2200-0600", ("20240101",), ("120000",))
     # Independent matching would have refused 23:00 (not within 22:00-06:00 as a TM range).
     assert not match_value("TM", "2200-0600", ("230000",))
+
+
+def test_combined_date_time_only_for_ranges_of_the_same_form() -> None:
+    # C.2.2.2.5.1: a range with a single value is matched key by key: 10:15 on any day of
+    # January, not 1 January 10:15 to 31 January 10:15.
+    january = "20240101-20240131"
+    assert match_date_time(january, "1015", ("20240115",), ("101500",))
+    assert not match_date_time(january, "1015", ("20240120",), ("083000",))
+    # Open ranges of different forms: each key on its own (11:30 is not up to 10:00).
+    assert match_date_time("20240101-", "-1000", ("20240120",), ("083000",))
+    assert not match_date_time("20240101-", "-1000", ("20240120",), ("113000",))
+    # The same open form: one date-time from 1 January 10:00 on, where the time key alone
+    # would have refused 08:30.
+    assert match_date_time("20240101-", "1000-", ("20240102",), ("083000",))
+    assert not match_value("TM", "1000-", ("083000",))
 
 
 def test_sequence_matching() -> None:

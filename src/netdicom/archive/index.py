@@ -57,7 +57,7 @@ from netdicom.core.records import frozen
 
 log = logging.getLogger("netdicom.index")
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3  # 3: person names folded one character for one (fold_case)
 INDEX_DIR: Final = ".netdicom"
 INDEX_FILE: Final = "index.sqlite"
 

@@ -27,7 +27,8 @@ Rules, and the leniencies this module documents:
   2024-12-31 for DT; `-10` for TM means up to 10:59:59.999999). DT offsets are ignored (no
   timezone adjustment is negotiated). DA in the ACR-NEMA form `YYYY.MM.DD` is accepted.
 - Combined date-time (C.2.2.2.5.1, only when extended negotiation agreed to it): a DA key and
-  its TM key are matched together as one date-time range; see `match_date_time`.
+  its TM key that are ranges of the same form are matched together as one date-time range;
+  see `match_date_time`.
 - Sequence (C.2.2.2.6): the key's single item holds keys; a stored sequence matches when one of
   its items matches every one of them; an empty item (or no item) is universal.
 - PN (C.2.2.2.1, C.2.2.2.4): each value is split in component groups (alphabetic, ideographic,
@@ -352,10 +353,25 @@ def _match_numbers(vr: str, query: str, values: Values) -> bool:
 
 def normalise_person_name(value: str) -> str:
     """Upper-case, trailing `^` and spaces of each group removed, trailing empty groups gone."""
-    groups = [g.rstrip(" ").rstrip("^").rstrip(" ") for g in value.upper().split("=")]
+    groups = [g.rstrip(" ").rstrip("^").rstrip(" ") for g in fold_case(value).split("=")]
     while groups and not groups[-1]:
         groups.pop()
     return "=".join(groups)
+
+
+def fold_case(text: str) -> str:
+    """Upper case, one character for one: `?` matches one character (C.2.2.2.4), and
+    str.upper() turns some into two ("ß" into "SS": `Gr??e` would no longer match "Größe").
+    Such characters are left as they are."""
+    if text.isascii():
+        return text.upper()
+    return "".join(_fold_char(c) for c in text)
+
+
+@lru_cache(maxsize=4096)
+def _fold_char(char: str) -> str:
+    upper = char.upper()
+    return upper if len(upper) == 1 else char
 
 
 def match_person_name(query: str, value: str) -> bool:
@@ -480,13 +496,16 @@ def match_date_time(date_query: str, time_query: str, date: Values, time: Values
     """Combined date-time range matching (PS3.4 C.2.2.2.5.1): `StudyDate=20240101-20240102`
     with `StudyTime=2200-0600` means from 2024-01-01 22:00 to 2024-01-02 06:00.
 
-    Used only when the SCU asked for it in extended negotiation and we agreed."""
+    Used only when the SCU asked for it in extended negotiation and we agreed, and only for
+    two keys that "specify the same form of Range Matching" (C.2.2.2.5.1): both `a-b`, both
+    `a-` or both `-b`. Any other pair (a range with a single value, a universal key) is
+    matched key by key: `StudyDate=20240101-20240131` with `StudyTime=1015` means 10:15 on
+    any day of January, not the interval from 1 January 10:15 to 31 January 10:15."""
     dq = date_query.strip(" \x00")
     tq = time_query.strip(" \x00")
-    if dq in ("", "*"):
-        return match_value("TM", tq, time)
-    if tq in ("", "*"):
-        return match_value("DA", dq, date)
+    form = _range_form(dq)
+    if form is None or form != _range_form(tq):
+        return match_value("DA", dq, date) and match_value("TM", tq, time)
     d_low, sep_d, d_high = dq.partition("-")
     t_low, sep_t, t_high = tq.partition("-")
     if not sep_d:
@@ -502,6 +521,15 @@ def match_date_time(date_query: str, time_query: str, date: Values, time: Values
     v_low = _combine(stored_date, stored_time, high=False) or ""
     v_high = _combine(stored_date, stored_time, high=True) or ""
     return (low is None or v_high >= low) and (high is None or v_low <= high)
+
+
+def _range_form(query: str) -> str | None:
+    """Which form of range matching a DA or TM key is (C.2.2.2.5): "a-b", "a-" or "-b";
+    None for a single value or a universal key."""
+    if query in ("", "*") or "-" not in query:
+        return None
+    low, _, high = query.partition("-")
+    return "a-b" if low and high else "a-" if low else "-b"
 
 
 def _combine(date: str, time: str, *, high: bool) -> str | None:
