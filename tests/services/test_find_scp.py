@@ -122,8 +122,8 @@ def test_response_holds_requested_keys_and_ff01_for_unsupported(tmp_path: Path) 
         assert final.status == final2.status == status.SUCCESS
         ((code, ds),) = plain
         assert code == status.PENDING
+        # No Specific Character Set for ASCII values: never zero-length (PS3.4 C.2.2.2).
         assert {el.keyword for el in ds} == {
-            "SpecificCharacterSet",
             "StudyDate",
             "QueryRetrieveLevel",
             "RetrieveAETitle",
@@ -134,6 +134,36 @@ def test_response_holds_requested_keys_and_ff01_for_unsupported(tmp_path: Path) 
         ((code2, ds2),) = warned
         assert code2 == status.PENDING_WARNING
         assert ds2.Modality == "" and ds2[0x00091010].value in (None, "", b"")
+
+    run(go)
+
+
+def test_sequence_key_returns_only_the_matching_items(tmp_path: Path) -> None:
+    # PS3.4 C.2.2.2.6: "a sequence of matching Items containing only the requested Attributes".
+    ds = make_dataset(study_uid="1.1")
+    codes = []
+    for value, meaning in (("CTCHEST", "CT Chest"), ("CTABD", "CT Abdomen")):
+        item = Dataset()
+        item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, "L", meaning
+        codes.append(item)
+    ds.ProcedureCodeSequence = codes
+    write_instance(tmp_path / "a.dcm", ds)
+    key = Dataset()
+    key.CodeValue, key.CodeMeaning = "CTABD", ""
+
+    async def go() -> None:
+        async with serving(tmp_path) as app:
+            assoc = await connect(app)
+            matched, _ = await raw_find(assoc, study_query(ProcedureCodeSequence=[key]))
+            universal, _ = await raw_find(assoc, study_query(ProcedureCodeSequence=[]))
+            await assoc.release()
+        ((_, found),) = matched
+        assert [(i.CodeValue, i.CodeMeaning) for i in found.ProcedureCodeSequence] == [
+            ("CTABD", "CT Abdomen")
+        ]
+        assert "CodingSchemeDesignator" not in found.ProcedureCodeSequence[0]
+        ((_, every),) = universal  # a key without item keys: the whole sequence
+        assert [i.CodeValue for i in every.ProcedureCodeSequence] == ["CTCHEST", "CTABD"]
 
     run(go)
 
@@ -282,3 +312,12 @@ def test_implicit_vr_context(tmp_path: Path) -> None:
         assert found[0][1].StudyDate == "20240102"
 
     run(go)
+
+
+def test_request_names_a_character_set_only_for_non_ascii_values() -> None:
+    # Never a zero-length Specific Character Set (PS3.4 C.2.2.2), in either direction.
+    ascii_only = build_identifier(Level.STUDY, {0x00100010: "DOE*"})
+    assert 0x00080005 not in ascii_only
+    assert build_identifier(Level.STUDY, {0x00100010: "Müller*"}).SpecificCharacterSet == (
+        "ISO_IR 192"
+    )

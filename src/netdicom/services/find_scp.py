@@ -53,6 +53,7 @@ from netdicom.archive.matching import (
     Model,
     Values,
     level_of,
+    match_record,
     parse_number,
 )
 from netdicom.core import uids
@@ -427,11 +428,11 @@ class FindSCP:
         if RETRIEVE_AE_TITLE not in ds:
             ds.RetrieveAETitle = self.ae_title
         charset = response_charset(parsed.charset, texts)
-        ds.add_new(
-            SPECIFIC_CHARACTER_SET,
-            "CS",
-            list(charset) if len(charset) > 1 else (charset[0] if charset else None),
-        )
+        # Absent for the default repertoire: never zero-length (PS3.4 C.2.2.2).
+        if charset:
+            ds.add_new(
+                SPECIFIC_CHARACTER_SET, "CS", list(charset) if len(charset) > 1 else charset[0]
+            )
         return ds
 
     async def _final(
@@ -458,6 +459,10 @@ def _add(ds: Any, tag: int, vr: str, stored: Values | Items, key: Key, texts: li
     if vr == "SQ":
         items = stored if isinstance(stored, list) else []
         wanted = {k.tag: k for k in key.items} if key.items else None
+        if not key.is_universal and key.items:
+            # Only the items that matched (PS3.4 C.2.2.2.6: "a sequence of matching Items
+            # containing only the requested Attributes is returned").
+            items = [record for record in items if match_record(key.items, record)]
         out = []
         for record in items:
             item = Dataset()

@@ -194,7 +194,7 @@ def wanted_keys(
 
 def build_identifier(level: Level, wanted: Mapping[int, str]) -> Any:
     """The C-FIND identifier: Query/Retrieve Level, the wanted keys, and Specific Character
-    Set (ISO_IR 192 when a value is not ASCII, else asked for as a return key).
+    Set when a value is not ASCII (ISO_IR 192).
 
     Values are not checked against their VR's syntax by pydicom (which would warn on
     `Modality=C*`: wildcards and ranges are matching syntax, not stored values); `parse_key`
@@ -205,8 +205,10 @@ def build_identifier(level: Level, wanted: Mapping[int, str]) -> Any:
     from pydicom.dataset import Dataset
 
     ds = Dataset()
-    non_ascii = any(not v.isascii() for v in wanted.values())
-    ds.SpecificCharacterSet = "ISO_IR 192" if non_ascii else None
+    if any(not v.isascii() for v in wanted.values()):
+        ds.SpecificCharacterSet = "ISO_IR 192"
+    # Otherwise absent (the default repertoire): it is not a return key, and must never be
+    # zero-length (PS3.4 C.2.2.2). The SCP names the set of its responses when they need one.
     ds.QueryRetrieveLevel = level.name
     for tag, value in wanted.items():
         computed = COMPUTED_BY_TAG.get(tag)
