@@ -102,13 +102,15 @@ def test_dcmtk_getscu_from_serve(
 def test_dcmtk_getscu_asking_for_jpeg_gets_it(tmp_path: Path) -> None:
     # `getscu +xy` offers JPEG Baseline first, beside the uncompressed syntaxes, in one
     # context per SOP class. serve chose explicit VR LE there (as for a context it receives
-    # on), so the JPEG instance could not be sent (C003). Where it sends, the requestor's
-    # first choice it can send now wins.
+    # on), so the JPEG instance could not be sent (C003); then it took JPEG for every class,
+    # and the uncompressed MR could not be sent. Now each context gets the syntax that
+    # carries what the archive holds of its class: JPEG for the CT, explicit VR LE for the MR.
     from tests.services.test_retrieve_scp import JPEG_BASELINE, write_compressed
 
     study = "1.2.826.0.1.61.9"
     archive = tmp_path / "archive"
-    original = write_compressed(archive / "jpeg.dcm", JPEG_BASELINE, study_uid=study)
+    jpeg = write_compressed(archive / "jpeg.dcm", JPEG_BASELINE, study_uid=study)
+    plain = make_files(archive / "mr", 1, study_uid=study, sop_class=MR, modality="MR")
     out = tmp_path / "out"
     out.mkdir()
     port = free_port()
@@ -119,7 +121,7 @@ def test_dcmtk_getscu_asking_for_jpeg_gets_it(tmp_path: Path) -> None:
             capture_output=True, text=True, env=DCMTK_ENV, timeout=60,
         )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    assert by_uid(list(out.iterdir())) == by_uid([original])
+    assert by_uid(list(out.iterdir())) == by_uid([jpeg, *plain])
 
 
 @needs_dcmtk

@@ -10,7 +10,11 @@ from netdicom.core import uids
 from netdicom.core.acse import ProposedContext, build_associate_rq, negotiate_acceptor
 from netdicom.core.pdu import AssociateAC, ContextResult
 from netdicom.services.serve import ServeApp, ServeConfig
-from netdicom.services.store_scp import choose_storage_syntax, is_storage_sop_class
+from netdicom.services.store_scp import (
+    choose_sending_syntax,
+    choose_storage_syntax,
+    is_storage_sop_class,
+)
 from tests.dicomfiles import CT
 
 EXPLICIT = uids.EXPLICIT_VR_LE
@@ -54,6 +58,31 @@ def test_choice_of_transfer_syntax(
     offered: tuple[str, ...], prefer: tuple[str, ...], chosen: str | ContextResult
 ) -> None:
     assert choose_storage_syntax(offered, prefer) == chosen
+
+
+JPEG = "1.2.840.10008.1.2.4.50"
+GETSCU_XY = (JPEG, uids.EXPLICIT_VR_LE, uids.EXPLICIT_VR_BE, uids.IMPLICIT_VR_LE)
+
+
+@pytest.mark.parametrize(
+    ("held", "expected"),
+    [
+        # Nothing of the class held: uncompressed, though JPEG was offered first.
+        ({}, uids.EXPLICIT_VR_LE),
+        ({uids.IMPLICIT_VR_LE: 5}, uids.EXPLICIT_VR_LE),  # converted from implicit
+        ({JPEG: 3}, JPEG),  # only JPEG held: JPEG carries them
+        ({JPEG: 3, uids.EXPLICIT_VR_LE: 1, uids.EXPLICIT_VR_BE: 1}, JPEG),
+        ({JPEG: 1, uids.DEFLATED_EXPLICIT_VR_LE: 2}, uids.EXPLICIT_VR_LE),  # deflated converts
+        ({JPEG: 2, uids.EXPLICIT_VR_LE: 2}, uids.EXPLICIT_VR_LE),  # a tie: uncompressed
+    ],
+)
+def test_sending_syntax_carries_most_of_what_is_held(held: dict[str, int], expected: str) -> None:
+    assert choose_sending_syntax(GETSCU_XY, held) == expected
+
+
+def test_sending_syntax_follows_the_requestor_between_equals() -> None:
+    implicit_first = (uids.IMPLICIT_VR_LE, uids.EXPLICIT_VR_LE)
+    assert choose_sending_syntax(implicit_first, {uids.EXPLICIT_VR_LE: 4}) == uids.IMPLICIT_VR_LE
 
 
 def test_storage_sop_classes() -> None:

@@ -57,7 +57,8 @@ from netdicom.core.records import frozen
 
 log = logging.getLogger("netdicom.index")
 
-SCHEMA_VERSION: Final = 3  # 3: person names folded one character for one (fold_case)
+# 3: person names folded one character for one (fold_case); instances by SOP class
+SCHEMA_VERSION: Final = 3
 INDEX_DIR: Final = ".netdicom"
 INDEX_FILE: Final = "index.sqlite"
 
@@ -167,6 +168,7 @@ CREATE INDEX study_accession ON study (accession);
 CREATE INDEX series_study ON series (study_pk);
 CREATE INDEX instance_series ON instance (series_pk);
 CREATE UNIQUE INDEX instance_path ON instance (path);
+CREATE INDEX instance_sop_class ON instance (sop_class, transfer_syntax);
 PRAGMA user_version = {SCHEMA_VERSION};
 """
 
@@ -605,6 +607,18 @@ class Index:
                 ):
                     result[uid] = path
         return result
+
+    def transfer_syntaxes(self, sop_class: str) -> dict[str, int]:
+        """How many instances of `sop_class` are held in each transfer syntax (rows still
+        queued for the next flush are left out: this guides a choice, it is not a count
+        anyone is told)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT transfer_syntax, COUNT(*) FROM instance WHERE sop_class = ? "
+                "GROUP BY transfer_syntax",
+                (sop_class,),
+            ).fetchall()
+        return {ts: count for ts, count in rows}
 
     def counts(self) -> dict[str, int]:
         """Rows per table (patients, studies, series, instances)."""

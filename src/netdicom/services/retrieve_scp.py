@@ -110,6 +110,8 @@ class _SubResult:
     # Not sent because the receiver accepted no context for it: (what, UID), e.g.
     # ("transfer syntax", "1.2.840.10008.1.2.4.50"); None for every other reason.
     not_accepted: tuple[str, str] | None = None
+    # Not sent for a reason of ours (cannot read or convert the file): that reason, short.
+    reason: str | None = None
 
 
 @dataclass(slots=True)
@@ -117,6 +119,8 @@ class _Tally(Counters):
     """The counters, and what the receiver did not accept, one entry per instance."""
 
     not_accepted: list[tuple[str, str]] = field(default_factory=list)
+    # Why each instance we could not send at all was not sent (unreadable, cannot convert).
+    unsendable: list[str] = field(default_factory=list)
     # The first thing that went wrong with the receiver itself (unreachable, it ended the
     # association, it refused an instance): the final response's Error Comment says it.
     problem: str | None = None
@@ -124,6 +128,20 @@ class _Tally(Counters):
     def note(self, problem: str) -> None:
         if self.problem is None:
             self.problem = _error_comment(problem)
+
+    def cannot_send(self, sop_instance_uid: str, reason: str) -> None:
+        self.fail(sop_instance_uid)
+        self.unsendable.append(reason)
+
+    def comment(self) -> str | None:
+        """The final response's Error Comment: what the requestor can act on first."""
+        if self.not_accepted:
+            return _not_accepted_comment(self.not_accepted)
+        if self.problem is not None:
+            return self.problem
+        if self.unsendable:
+            return _error_comment(f"{len(self.unsendable)} not sent: {self.unsendable[0]}")
+        return None
 
 
 class RetrieveSCP:
@@ -205,7 +223,11 @@ class RetrieveSCP:
             assert destination is not None
             cancelled = await self._move(assoc, context, message, destination, instances, counters)
         code = final_status(counters, cancelled=cancelled)
-        if code == status.OUT_OF_RESOURCES_SUBOPERATIONS and counters.not_accepted:
+        if code == status.OUT_OF_RESOURCES_SUBOPERATIONS and (
+            counters.not_accepted or counters.unsendable
+        ):
+            # Nothing went for reasons that are not a lack of resources: say "unable to
+            # process", and the Error Comment says why (A702 sent users looking for a full disk).
             code = NO_ACCEPTED_CONTEXT
         await self._final(
             assoc,
@@ -214,7 +236,7 @@ class RetrieveSCP:
             code,
             counters,
             cancelled=cancelled,
-            comment=_not_accepted_comment(counters.not_accepted) or counters.problem,
+            comment=counters.comment(),
         )
         emit(
             "retrieve",
@@ -306,7 +328,7 @@ class RetrieveSCP:
             info = await asyncio.to_thread(self._probe, instance)
             if isinstance(info, str):
                 log.warning("C-GET: %s not sent: %s", instance.sop_instance_uid, info)
-                counters.fail(instance.sop_instance_uid)
+                counters.cannot_send(instance.sop_instance_uid, info)
             else:
                 result = await send_sub_operation(assoc, info, timeout, cancel=cancel)
                 _count(counters, instance, result, "C-GET", assoc.peer)
@@ -332,7 +354,7 @@ class RetrieveSCP:
             info = await asyncio.to_thread(self._probe, instance)
             if isinstance(info, str):
                 log.warning("C-MOVE: %s not sent: %s", instance.sop_instance_uid, info)
-                counters.fail(instance.sop_instance_uid)
+                counters.cannot_send(instance.sop_instance_uid, info)
                 continue
             files.append(info)
             by_uid[info.sop_instance_uid] = instance
@@ -474,9 +496,11 @@ def _count(
             receiver,
             result.comment,
         )
-        counters.fail(instance.sop_instance_uid)
         if result.not_accepted is not None:
+            counters.fail(instance.sop_instance_uid)
             counters.not_accepted.append(result.not_accepted)
+        else:
+            counters.cannot_send(instance.sop_instance_uid, result.reason or "cannot send")
         return
     kind = category(result.status)
     if kind is StatusCategory.SUCCESS:
@@ -520,8 +544,10 @@ def _not_accepted_comment(not_accepted: Sequence[tuple[str, str]]) -> str | None
     head = f"{len(not_accepted)} not sent"
     candidates = [f"{head}: {what} {uid} not accepted", f"{head}: {what} not accepted"]
     if len(kinds) > 1:
-        candidates.insert(0, f"{candidates[0]} (+{len(kinds) - 1} more)")
-    return next(text for text in candidates if len(text) <= 64)
+        # Never a comment that puts every instance on the first kind (walk-through 4).
+        more = f" (+{len(kinds) - 1} more)"
+        candidates = [text + more for text in candidates]
+    return next((text for text in candidates if len(text) <= 64), _error_comment(candidates[-1]))
 
 
 def _uid_name(uid: str) -> str:
@@ -552,7 +578,7 @@ def _unsendable(
         f"{reason} [instance of {_uid_name(info.sop_class_uid)} in "
         f"{_uid_name(info.transfer_syntax)}; accepted for that SOP class: {took}]"
     )
-    return _SubResult(None, detail, missing)
+    return _SubResult(None, detail, missing, reason=reason)
 
 
 def _fail_rest(counters: Counters, plan: Sequence[Any], by_uid: Mapping[str, _Instance]) -> None:
@@ -627,7 +653,7 @@ async def send_sub_operation(
         try:
             data = await asyncio.to_thread(encode_dataset, info, choice.transfer_syntax)
         except NotSendable as exc:
-            return _SubResult(None, str(exc))
+            return _SubResult(None, str(exc), reason=str(exc))
     message_id = assoc.message_ids.next()
     request = CStoreRQ(
         message_id,
@@ -643,7 +669,8 @@ async def send_sub_operation(
             try:
                 source = FileSource(info)
             except OSError as exc:
-                return _SubResult(None, f"cannot read: {exc.strerror or exc}")
+                why = f"cannot read: {exc.strerror or exc}"
+                return _SubResult(None, why, reason=why)
             try:
                 await assoc.send_message(choice.context.context_id, request, source)
             finally:

@@ -227,11 +227,12 @@ class ServeApp:
         self, abstract_syntax: str, offered: tuple[str, ...]
     ) -> str | ContextResult:
         # A storage context the requestor proposed to be SCP of (C-GET): we send on it, so
-        # its first choice we can send wins; dcmtk's `getscu +xy` offers JPEG Baseline first
-        # beside the uncompressed syntaxes, and got explicit VR LE: no JPEG instance went.
+        # the syntax that carries most of what the archive holds of the class wins
+        # (choose_sending_syntax). One query per such context, on the index's own covering
+        # SQLite index: a few milliseconds at association time.
         if abstract_syntax in self.service_syntaxes or not self._can_send_storage(abstract_syntax):
             return self._choose(abstract_syntax, offered)
-        return choose_sending_syntax(offered)
+        return choose_sending_syntax(offered, self.index.transfer_syntaxes(abstract_syntax))
 
     def decide(
         self, rq: AssociateRQ, server: Server

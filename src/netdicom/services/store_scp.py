@@ -584,19 +584,36 @@ def choose_storage_syntax(
     return next(ts for ts in usable if is_compressed(ts))
 
 
-def choose_sending_syntax(offered: tuple[str, ...]) -> str | ContextResult:
-    """The transfer syntax to accept for a storage context we send on (C-GET): the first one
-    offered that we can send, the requestor's preference. An instance is sent as it is, or
-    converted to explicit or implicit VR little endian (never to big endian, retired); so a
-    compressed syntax or one of those two."""
+def choose_sending_syntax(
+    offered: tuple[str, ...], held: Mapping[str, int] | None = None
+) -> str | ContextResult:
+    """The transfer syntax to accept for a storage context we send on (C-GET). An instance is
+    sent as it is, or converted from an uncompressed syntax to explicit or implicit VR little
+    endian (never to big endian, retired): so each syntax we can send carries only some of
+    the instances. `held`: how many instances of the context's SOP class the archive holds in
+    each transfer syntax. The syntax that carries the most of them wins; on a tie the
+    uncompressed one, then the requestor's order. Taking the requestor's first choice
+    blindly failed every uncompressed instance and every SR when `getscu +xy` put JPEG
+    Baseline first; taking explicit VR LE always failed its JPEG instances."""
     from netdicom.core.sop_classes import is_compressed, known_transfer_syntaxes
 
     known = known_transfer_syntaxes()
     sendable = (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)
-    for ts in offered:
-        if ts in known and ts not in _NOT_PARSEABLE and (is_compressed(ts) or ts in sendable):
-            return ts
-    return choose_storage_syntax(offered)
+    candidates = [
+        ts
+        for ts in offered
+        if ts in known and ts not in _NOT_PARSEABLE and (is_compressed(ts) or ts in sendable)
+    ]
+    if not candidates:
+        return choose_storage_syntax(offered)
+    counts = held or {}
+    convertible = sum(n for ts, n in counts.items() if not is_compressed(ts))
+
+    def rank(ts: str) -> tuple[int, bool, int]:
+        carried = counts.get(ts, 0) if is_compressed(ts) else convertible
+        return carried, not is_compressed(ts), -offered.index(ts)
+
+    return max(candidates, key=rank)
 
 
 def is_storage_sop_class(sop_class: str, *, accept_unknown: bool) -> bool:
