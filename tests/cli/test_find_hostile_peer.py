@@ -86,3 +86,83 @@ def test_pydicom_warnings_do_not_reach_stderr() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["StudyDate,StudyInstanceUID", "20240102,1.2.X"]
     assert "Warning" not in result.stderr and "pydicom" not in result.stderr, result.stderr
+
+
+def _match(request: CFindRQ) -> bytes:
+    from pydicom.dataset import Dataset
+
+    from netdicom.core import uids
+    from netdicom.services.find_scp import encode_identifier
+
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "STUDY"
+    ds.PatientID = "PAT1"
+    return encode_identifier(ds, uids.IMPLICIT_VR_LE)
+
+
+def _pending_forever(*, identifier: bool, code: int = 0xFF00) -> ScriptedServer:
+    """Pending responses every 0.2 s for 20 s, whatever the client sends (a C-CANCEL)."""
+
+    def script(peer: RawPeer) -> None:
+        import time
+
+        accept_echo(peer)
+        context_id, request = _read_find_rq(peer)
+        for _ in range(100):
+            pending = CFindRSP(request.message_id, code, request.affected_sop_class_uid,
+                               has_dataset=identifier)  # fmt: skip
+            peer.send(pdata(context_id, encode_command(pending)))
+            if identifier:
+                peer.send(pdata(context_id, _match(request), command=False))
+            time.sleep(0.2)
+
+    return ScriptedServer(script)
+
+
+def _find(port: int, *extra: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    import time
+
+    started = time.monotonic()
+    result = subprocess.run(
+        [*NETDICOM, "find", f"127.0.0.1:{port}", "PatientID=PAT1", "--timeout", "3", *extra],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return result, time.monotonic() - started
+
+
+def test_a_pending_response_without_a_match_is_a_protocol_error() -> None:
+    # Each one restarted the timeout: the command ran as long as the peer liked, silent.
+    with _pending_forever(identifier=False) as server:
+        result, elapsed = _find(server.port)
+    assert result.returncode == 6, result.stderr
+    assert "pending C-FIND-RSP without an identifier" in result.stderr
+    assert elapsed < 10
+
+
+def test_max_results_gives_a_peer_that_ignores_the_cancel_a_few_seconds() -> None:
+    with _pending_forever(identifier=True) as server:
+        result, elapsed = _find(server.port, "--max-results", "1", "--csv", "--no-defaults",
+                                "PatientID=")  # fmt: skip
+    assert result.returncode == 7, result.stderr  # the peer never ended the query
+    assert "no final C-FIND-RSP within 5 s of C-CANCEL-RQ" in result.stderr
+    assert result.stdout.splitlines() == ["PatientID", "PAT1"]
+    assert elapsed < 15
+
+
+def test_ff01_matches_come_with_a_warning() -> None:
+    def script(peer: RawPeer) -> None:
+        accept_echo(peer)
+        context_id, request = _read_find_rq(peer)
+        pending = CFindRSP(request.message_id, 0xFF01, request.affected_sop_class_uid,
+                           has_dataset=True)  # fmt: skip
+        peer.send(pdata(context_id, encode_command(pending)))
+        peer.send(pdata(context_id, _match(request), command=False))
+        final = CFindRSP(request.message_id, 0x0000, request.affected_sop_class_uid)
+        peer.send(pdata(context_id, encode_command(final)))
+        if isinstance(peer.read_pdu(), ReleaseRQ):
+            peer.send_pdu(ReleaseRP())
+
+    with ScriptedServer(script) as server:
+        result, _ = _find(server.port, "Modality=CT")
+    assert result.returncode == 0, result.stderr
+    assert "did not support one or more keys (status FF01)" in result.stderr

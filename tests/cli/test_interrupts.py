@@ -222,6 +222,55 @@ def test_store_ctrl_c_tells_sent_but_unanswered_from_not_sent(tmp_path: Path) ->
     assert summary["summary"]["failed"] == 3
 
 
+def _find_peer(marks: _Marks) -> Callable[[socket.socket], None]:
+    def behaviour(conn: socket.socket) -> None:
+        from pydicom.dataset import Dataset
+
+        from netdicom.core import uids
+        from netdicom.core.dimse import CFindRSP
+        from netdicom.services.find_scp import encode_identifier
+
+        qr = ScriptedQR(conn)
+        context_id, request = qr.request()
+        match = Dataset()
+        match.QueryRetrieveLevel = "STUDY"
+        match.PatientID = "PAT1"
+        data = encode_identifier(match, uids.IMPLICIT_VR_LE)
+        for _ in range(2):
+            pending = CFindRSP(request.message_id, status.PENDING,
+                               request.affected_sop_class_uid, has_dataset=True)  # fmt: skip
+            qr.send(context_id, pending, data)
+        marks.ready.set()
+        _, cancel = qr.request()
+        assert isinstance(cancel, CCancelRQ), cancel
+        marks.cancelled.set()
+        qr.send(context_id, CFindRSP(request.message_id, status.CANCEL,
+                                     request.affected_sop_class_uid))  # fmt: skip
+        with contextlib.suppress(OSError, ConnectionError):
+            qr.read()  # the A-RELEASE-RQ
+
+    return behaviour
+
+
+def test_find_ctrl_c_sends_c_cancel_then_exits_130() -> None:
+    # Was: straight to A-ABORT, so the peer logged an aborted association, not a cancel.
+    marks = _Marks()
+    with scripted_peer(_find_peer(marks)) as port:
+        proc = _start("find", f"127.0.0.1:{port}", "PatientID=PAT1", "--csv", "--no-defaults",
+                      "PatientID=", "--timeout", "20")  # fmt: skip
+        _wait(marks.ready, proc)
+        proc.send_signal(signal.SIGINT)
+        stdout, err = proc.communicate(timeout=30)
+    assert marks.cancelled.is_set()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    # Matches read before the C-CANCEL went are shown; those after it are dropped.
+    header, *rows = stdout.splitlines()
+    assert header == "PatientID" and set(rows) <= {"PAT1"}
+    count = len(rows)
+    assert f"{count} match{'es' if count != 1 else ''} (cancelled: interrupted)" in err, err
+
+
 def _echo_peer(answered: threading.Event) -> Callable[[socket.socket], None]:
     def behaviour(conn: socket.socket) -> None:
         qr = ScriptedQR(conn)

@@ -379,6 +379,20 @@ def on_interrupt(handler: Callable[[], None] | None) -> None:
     _interrupts.handler = handler
 
 
+def install_interrupt(cancel: Any, abort: Any) -> None:
+    """Ctrl-C sets `cancel` (C-CANCEL-RQ is sent); a second one calls `abort`."""
+
+    def on_ctrl_c() -> None:
+        if cancel.is_set():
+            stderr("netdicom: interrupted again: aborting the association (A-ABORT)")
+            abort()
+        else:
+            stderr("netdicom: interrupted: sending C-CANCEL (Ctrl-C again to abort)")
+            cancel.set()
+
+    on_interrupt(on_ctrl_c)
+
+
 def interrupted() -> bool:
     """Whether Ctrl-C was pressed during the running command."""
     return _interrupts.count > 0

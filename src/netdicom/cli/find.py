@@ -25,6 +25,8 @@ from netdicom.cli.common import (
     UsernameOption,
     VerboseOption,
     client_options,
+    install_interrupt,
+    on_interrupt,
     release_or_warn,
     resolve_peer,
     run,
@@ -175,8 +177,11 @@ async def _find(
     verbose: bool,
     quiet: bool,
 ) -> int:
+    import asyncio
+
     from pydicom.datadict import keyword_for_tag
 
+    from netdicom.cli.exit_codes import ExitCode
     from netdicom.core.dimse import status
     from netdicom.core.errors import DimseFailure
     from netdicom.render.find_output import make_writer
@@ -193,32 +198,60 @@ async def _find(
         print_negotiation(assoc)
     writer = make_writer(mode, columns)
     count = 0
+    unsupported = False
 
     def on_match(ds: Any, code: int) -> None:
-        nonlocal count
+        nonlocal count, unsupported
         count += 1
+        unsupported = unsupported or code == status.PENDING_WARNING
         if not quiet:
             writer.add(ds)
         if out is not None:
             write_response(ds, out / f"rsp{count:05d}.dcm", model.find_sop_class)
 
+    # Ctrl-C sends C-CANCEL (the peer ends the query with FE00, as for --max-results); a
+    # second one aborts, as in get and move.
+    cancel = asyncio.Event()
+    install_interrupt(cancel, assoc.abort)
     try:
         result = await find(
-            assoc, model, identifier, on_match, max_results=max_results, timeout=timeout
+            assoc,
+            model,
+            identifier,
+            on_match,
+            max_results=max_results,
+            cancel=cancel,
+            timeout=timeout,
         )
     except BaseException:
         assoc.abort()
+        if cancel.is_set():
+            stderr(f"{count} match{'es' if count != 1 else ''} before the abort")
+            return int(ExitCode.INTERRUPTED)
         raise
     finally:
+        on_interrupt(None)
         if not quiet:
             writer.finish()
     await release_or_warn(assoc, quiet=quiet)
+    if unsupported and not quiet:
+        # FF01 (PS3.4 C.4.1.1.4): a key was not matched, so matches may include what it
+        # would have excluded (e.g. a series key such as Modality at study level).
+        stderr(
+            "netdicom: warning: the peer did not support one or more keys (status FF01): "
+            "they were not used for matching; check --level and the keys of that level"
+        )
     name = status.status_name(result.status, "find")
+    interrupted = cancel.is_set()
     if result.status == status.SUCCESS or (result.status == status.CANCEL and result.cancelled):
         if not quiet:
             what = f"{result.matches} match{'es' if result.matches != 1 else ''}"
-            extra = f" (cancelled after --max-results {max_results})" if result.cancelled else ""
+            extra = ""
+            if interrupted:
+                extra = " (cancelled: interrupted)"
+            elif result.cancelled:
+                extra = f" (cancelled after --max-results {max_results})"
             stderr(f"{what}{extra}")
-        return 0
+        return int(ExitCode.INTERRUPTED) if interrupted else 0
     comment = f": {result.error_comment}" if result.error_comment else ""
     raise DimseFailure(result.status, f"C-FIND failed: {name} (0x{result.status:04X}){comment}")

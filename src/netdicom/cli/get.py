@@ -29,6 +29,7 @@ from netdicom.cli.common import (
     UsernameOption,
     VerboseOption,
     client_options,
+    install_interrupt,
     on_interrupt,
     release_or_warn,
     resolve_peer,
@@ -162,20 +163,6 @@ def show_plan(resolution: Any, model: Any, service: str) -> None:
         for tag, value in request.keys().items():
             parts.append(f"{keyword_for_tag(tag)}={value}")
         print(f"C-{service.upper()} " + " ".join(parts))
-
-
-def install_interrupt(cancel: Any, abort: Any) -> None:
-    """Ctrl-C sets `cancel` (C-CANCEL-RQ is sent); a second one calls `abort`."""
-
-    def on_ctrl_c() -> None:
-        if cancel.is_set():
-            stderr("netdicom: interrupted again: aborting the association (A-ABORT)")
-            abort()
-        else:
-            stderr("netdicom: interrupted: sending C-CANCEL (Ctrl-C again to abort)")
-            cancel.set()
-
-    on_interrupt(on_ctrl_c)
 
 
 async def send_requests(

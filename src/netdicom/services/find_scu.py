@@ -1,13 +1,14 @@
 """Query/Retrieve C-FIND SCU (PS3.4 C.4.1): build an identifier, send it, collect the matches.
 
 Each pending response's identifier is decoded with its own Specific Character Set (with the
-archive's documented fallback when it declares none). `max_results` sends one C-CANCEL-RQ
-after that many matches, then reads until the final response (PS3.7 9.3.2.3); matches that
-arrive after the cancel are dropped.
+archive's documented fallback when it declares none). `max_results` (or a `cancel` event:
+Ctrl-C) sends one C-CANCEL-RQ, then reads until the final response (PS3.7 9.3.2.3), for at
+most a few seconds; matches that arrive after the cancel are dropped.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -26,7 +27,7 @@ from netdicom.archive.rebuild import apply_fallback_charset
 from netdicom.core import uids
 from netdicom.core.acse import ProposedContext
 from netdicom.core.dimse import CCancelRQ, CFindRQ, CFindRSP, status
-from netdicom.core.errors import NetDicomError, RemoteProtocolError
+from netdicom.core.errors import NetDicomError, RemoteProtocolError, TimeoutExpired
 from netdicom.core.records import frozen
 from netdicom.services.find_scp import check_identifier, decode_identifier, encode_identifier
 from netdicom.services.session import command_name, receive_response, require_context
@@ -247,33 +248,76 @@ async def find(
     on_match: OnMatch,
     *,
     max_results: int | None = None,
+    cancel: asyncio.Event | None = None,
     timeout: float | None = None,
+    cancel_grace: float = 5.0,
 ) -> FindResult:
-    """Send one C-FIND-RQ; call `on_match(dataset, status)` per pending response."""
+    """Send one C-FIND-RQ; call `on_match(dataset, status)` per pending response.
+
+    `max_results` reached or `cancel` set (Ctrl-C) sends one C-CANCEL-RQ (PS3.7 9.3.2.3);
+    the final response must then come within `cancel_grace` seconds, whatever the peer keeps
+    sending meanwhile (else TimeoutExpired), so a peer that ignores the cancel cannot hold
+    the command."""
     ctx = require_context(assoc, model.find_sop_class)
     message_id = assoc.message_ids.next()
     data = encode_identifier(identifier, ctx.transfer_syntax)
     await assoc.send_message(ctx.context_id, CFindRQ(message_id, model.find_sop_class), data)
+    loop = asyncio.get_running_loop()
     matches = 0
     cancelled = False
+    deadline: float | None = None
+    pending: asyncio.Future[Any] | None = None
+
+    async def send_cancel() -> None:
+        nonlocal cancelled, deadline
+        cancelled = True
+        deadline = loop.time() + cancel_grace
+        await assoc.send_message(ctx.context_id, CCancelRQ(message_id))
+
     try:
         while True:
-            response, dataset = await receive_response(assoc, message_id, timeout)
+            if pending is None:
+                pending = asyncio.ensure_future(receive_response(assoc, message_id, timeout))
+            watched: set[asyncio.Future[Any]] = {pending}
+            if cancel is not None and not cancelled:
+                watched.add(asyncio.ensure_future(cancel.wait()))
+            left = None if deadline is None else max(0.0, deadline - loop.time())
+            try:
+                await asyncio.wait(watched, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in watched - {pending}:
+                    waiter.cancel()
+            if not pending.done():
+                if deadline is not None and loop.time() >= deadline:
+                    raise TimeoutExpired(
+                        f"no final C-FIND-RSP within {cancel_grace:g} s of C-CANCEL-RQ; aborted"
+                    )
+                await send_cancel()  # Ctrl-C; the response being read stays awaited
+                continue
+            response, dataset = pending.result()
+            pending = None
             if not isinstance(response, CFindRSP):
                 raise RemoteProtocolError(f"expected a C-FIND-RSP, got {command_name(response)}")
             if response.status in (status.PENDING, status.PENDING_WARNING):
-                if cancelled or dataset is None:
-                    continue
+                if cancelled:
+                    continue  # a match after our cancel: dropped
+                if dataset is None:
+                    # PS3.7 9.1.2.1.5: a pending response carries its match. One without
+                    # would restart the timeout for ever, showing nothing (findscu fails too).
+                    raise RemoteProtocolError(
+                        "the peer sent a pending C-FIND-RSP without an identifier (a match)"
+                    )
                 ds = _read_match(dataset, ctx.transfer_syntax)
                 apply_fallback_charset(ds)
                 on_match(ds, response.status)
                 matches += 1
                 if max_results is not None and matches >= max_results:
-                    await assoc.send_message(ctx.context_id, CCancelRQ(message_id))
-                    cancelled = True
+                    await send_cancel()
                 continue
             return FindResult(response.status, matches, cancelled, response.error_comment)
     finally:
+        if pending is not None:
+            pending.cancel()
         assoc.message_ids.release(message_id)
 
 
