@@ -214,6 +214,19 @@ def test_encode_from_big_endian_swaps_words(tmp_path: Path) -> None:
     assert result.Rows == 8
 
 
+def test_encode_from_big_endian_copies_un_values_as_they_are(tmp_path: Path) -> None:
+    # PS3.5 6.2.2: a UN value is not byte-swapped (it is little endian implicit VR whatever
+    # the transfer syntax); it stopped the conversion, where dcmtk converts such a file.
+    ds = make_dataset()
+    ds.add_new(0x00290010, "LO", "ACME")
+    ds.add_new(0x00291010, "UN", b"\x01\x00\x02\x00")
+    path = _write_big_endian(tmp_path / "b.dcm", ds)
+    for target in (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE):
+        result = _decode(encode_dataset(probe_file(path), target), target == uids.IMPLICIT_VR_LE)
+        assert result[0x00291010].value == b"\x01\x00\x02\x00"
+        assert result.Rows == 8
+
+
 def test_encode_drops_group_lengths(tmp_path: Path) -> None:
     ds = make_dataset()
     path = write_instance(tmp_path / "a.dcm", ds, str(ImplicitVRLittleEndian))

@@ -464,7 +464,8 @@ def _swap_to_little(ds: Any) -> None:
     """Byte-swap the values pydicom keeps raw (OW/OF/OL/OD/OV) of a big-endian data set.
 
     pydicom decodes numbers and text, but leaves these as bytes in their original order.
-    UN cannot be swapped without knowing its real VR, so it stops the conversion."""
+    UN values are copied as they are: PS3.5 6.2.2 says they are never byte-swapped (their
+    bytes are little endian, implicit VR, whatever the transfer syntax)."""
     for element in ds:
         vr = element.VR
         if vr == "SQ":
@@ -481,11 +482,6 @@ def _swap_to_little(ds: Any) -> None:
             for i in range(width):
                 swapped[i::width] = raw[width - 1 - i :: width]
             element.value = bytes(swapped)
-        elif vr == "UN" and element.value:
-            raise NotSendable(
-                f"{element.tag} has VR UN: its byte order cannot be converted from big endian",
-                skip=False,
-            )
 
 
 def encode_dataset(info: DicomFile, transfer_syntax: str, *, check: bool = False) -> bytes:
