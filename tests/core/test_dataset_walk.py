@@ -74,6 +74,32 @@ def test_a_complete_nested_data_set_passes() -> None:
         _check(NESTED, head=head)
 
 
+def _implicit(group: int, element: int, value: bytes) -> bytes:
+    return struct.pack("<HHI", group, element, len(value)) + value
+
+
+# A UN of undefined length holds a sequence whose items stay in implicit VR (PS3.5 6.2.2):
+# read as explicit VR, the 20300-byte length below spells "LO" and a huge short element.
+UN_SEQUENCE = (
+    _element(0x0009, 0x0010, b"LO", b"ACME")
+    + _element(
+        0x0009,
+        0x1010,
+        b"UN",
+        _item(_implicit(0x0009, 0x1002, bytes(20300)), undefined=True) + _delimiter(0xE0DD),
+        undefined=True,
+    )
+    + _element(0x7FE0, 0x0010, b"OW", bytes(64))
+)
+
+
+def test_a_un_sequence_is_walked_in_implicit_vr() -> None:
+    # Was "the file is truncated: element (0009,1002) declares 268435456 bytes".
+    _check(UN_SEQUENCE)
+    with pytest.raises(Incomplete, match="truncated"):
+        _check(UN_SEQUENCE[:-70])
+
+
 @pytest.mark.parametrize("cut", [1, 2, 3000, 4096, 4100, len(NESTED) - 20])
 def test_a_data_set_cut_anywhere_is_incomplete(cut: int) -> None:
     with pytest.raises(Incomplete, match=r"truncated|runs past|delimiter"):

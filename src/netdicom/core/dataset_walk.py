@@ -37,6 +37,10 @@ SEQUENCE_DELIMITER: Final = 0xFFFEE0DD
 # limit, and the receiver has its own cap).
 _MAX_DEPTH: Final = 64
 _READ: Final = 8192
+# What an element of undefined length holds (see _Walk._header).
+_NONE: Final = 0
+_ITEMS: Final = 1  # items in the data set's own encoding
+_IMPLICIT_ITEMS: Final = 2  # items in implicit VR little endian: a UN sequence (PS3.5 6.2.2)
 
 
 class Incomplete(NetDicomError):
@@ -90,9 +94,10 @@ class _Walk:
         self._short = struct.Struct(order + "H")
         self._long = struct.Struct(order + "I")
 
-    def _header(self, pos: int, limit: int) -> tuple[int, int, int, bool]:
-        """(tag, value length, value offset, whether an undefined length holds items) of the
-        element at `pos`. A value of defined length is skipped whatever it holds."""
+    def _header(self, pos: int, limit: int) -> tuple[int, int, int, int]:
+        """(tag, value length, value offset, what an undefined length holds: _NONE, _ITEMS or
+        _IMPLICIT_ITEMS) of the element at `pos`. A value of defined length is skipped
+        whatever it holds."""
         if pos + 8 > limit:
             raise self._short_by(pos, 8, limit, "an element header")
         raw = self._cursor.bytes_at(pos, 12)
@@ -101,17 +106,21 @@ class _Walk:
         if group == 0xFFFE or not self._explicit:
             # Items and delimiters have no VR in any transfer syntax (PS3.5 §7.5).
             (length,) = self._long.unpack_from(raw, 4)
-            return tag, length, pos + 8, length == _UNDEFINED
+            return tag, length, pos + 8, _ITEMS if length == _UNDEFINED else _NONE
         vr = raw[4:6]
         if vr in SHORT_VRS:
             (length,) = self._short.unpack_from(raw, 6)
-            return tag, length, pos + 8, False
+            return tag, length, pos + 8, _NONE
         if vr in LONG_VRS:
             if pos + 12 > limit:
                 raise self._short_by(pos, 12, limit, "an element header")
             (length,) = self._long.unpack_from(raw, 8)
-            # Undefined length: a sequence, or encapsulated pixel data (OB/OW, PS3.5 §A.4).
-            return tag, length, pos + 12, length == _UNDEFINED
+            # Undefined length: a sequence, or encapsulated pixel data (OB/OW, PS3.5 §A.4);
+            # for UN, a sequence whose items "remain in Implicit VR form" (PS3.5 6.2.2),
+            # little endian whatever the data set's byte order.
+            if length != _UNDEFINED:
+                return tag, length, pos + 12, _NONE
+            return tag, length, pos + 12, _IMPLICIT_ITEMS if vr == b"UN" else _ITEMS
         raise _Unknown
 
     def _short_by(self, pos: int, need: int, limit: int, what: str) -> Incomplete:
@@ -131,7 +140,10 @@ class _Walk:
             tag, length, value, nested = self._header(pos, limit)
             if until is not None and tag == until:
                 return value
-            if nested:
+            if nested == _IMPLICIT_ITEMS:
+                implicit = _Walk(self._cursor, explicit=False, big_endian=False)
+                pos = implicit.items(value, limit, depth=depth + 1)
+            elif nested:
                 pos = self.items(value, limit, depth=depth + 1)
             else:
                 end = value + length
