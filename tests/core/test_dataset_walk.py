@@ -173,3 +173,39 @@ def test_compressed_file_cut_short_is_refused(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:-50])
     with pytest.raises(NotSendable, match="truncated"):
         probe_file(path)
+
+
+def test_pixel_data_encoding_must_agree_with_the_transfer_syntax(tmp_path: Path) -> None:
+    # PS3.5 A.4: encapsulated Pixel Data in the encapsulated syntaxes, native elsewhere. A meta
+    # naming the wrong one passed; serve archived it and a later C-GET failed at dcmtk.
+    native_as_jpeg = _relabel(write_instance(tmp_path / "a.dcm", make_dataset()), JPEGBaseline8Bit)
+    with pytest.raises(NotSendable, match="Pixel Data is native") as info:
+        probe_file(native_as_jpeg)
+    assert not info.value.skip
+    ds = make_dataset(rows=8, columns=8)
+    ds.PixelData = encapsulate([b"\xff\xd8" + bytes(200) + b"\xff\xd9"])
+    ds["PixelData"].VR = "OB"
+    jpeg = write_instance(tmp_path / "b.dcm", ds, str(JPEGBaseline8Bit))
+    jpeg_as_explicit = _relabel(jpeg, ExplicitVRLittleEndian)
+    with pytest.raises(NotSendable, match="Pixel Data is encapsulated"):
+        probe_file(jpeg_as_explicit)
+    # Each as it should be passes.
+    assert probe_file(write_instance(tmp_path / "c.dcm", make_dataset())).dataset_length > 0
+    assert probe_file(write_instance(tmp_path / "d.dcm", ds, str(JPEGBaseline8Bit))).compressed
+
+
+def _relabel(path: Path, transfer_syntax: str) -> Path:
+    """The file with its meta naming `transfer_syntax`, its data set bytes unchanged (pydicom
+    will not write native Pixel Data under a compressed syntax)."""
+    from pydicom import dcmread
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_file_meta_info
+
+    meta = dcmread(path, stop_before_pixels=True).file_meta
+    body = path.read_bytes()[probe_file(path).dataset_offset :]
+    meta.TransferSyntaxUID = transfer_syntax
+    buffer = DicomBytesIO()
+    buffer.is_little_endian, buffer.is_implicit_VR = True, False
+    write_file_meta_info(buffer, meta)
+    path.write_bytes(bytes(128) + b"DICM" + buffer.getvalue() + body)
+    return path

@@ -82,6 +82,9 @@ class DatasetScanner:
     `capture`: top-level tags whose values (up to `max_capture` bytes) are kept in `values`.
     `vr_lookup`: the dictionary VR of a tag, used in implicit VR to recognise a defined-length
     sequence (so its items count towards the depth cap); None: such values are opaque.
+    `encapsulated`: whether the transfer syntax encapsulates Pixel Data; top-level Pixel Data
+    of the other kind (fragments in a native syntax, a defined length in an encapsulated one,
+    PS3.5 A.4) is a DatasetError: pixels no one could decode under that transfer syntax.
     """
 
     __slots__ = (
@@ -89,6 +92,7 @@ class DatasetScanner:
         "_capture_parts",
         "_capture_tag",
         "_carry",
+        "_encapsulated",
         "_implicit",
         "_little",
         "_max_capture",
@@ -111,8 +115,11 @@ class DatasetScanner:
         max_depth: int = DEFAULT_MAX_DEPTH,
         max_capture: int = DEFAULT_MAX_CAPTURE,
         vr_lookup: VrLookup | None = None,
+        encapsulated: bool | None = None,
     ) -> None:
         self._implicit = implicit_vr
+        # Whether the transfer syntax encapsulates Pixel Data (PS3.5 A.4); None: not checked.
+        self._encapsulated = encapsulated
         self._little = little_endian
         self._capture = capture
         self._max_depth = max_depth
@@ -315,6 +322,18 @@ class DatasetScanner:
                 raise DatasetError(f"item or sequence delimiter {where} outside a sequence")
             if frame is None:
                 self.last_top_level_tag = tag
+                encapsulated = self._encapsulated
+                if (
+                    tag == PIXEL_DATA
+                    and encapsulated is not None
+                    and (length == UNDEFINED) != encapsulated
+                ):
+                    raise DatasetError(
+                        "Pixel Data is native but the transfer syntax encapsulates it (PS3.5 A.4)"
+                        if encapsulated
+                        else "Pixel Data is encapsulated but the transfer syntax is native "
+                        "(PS3.5 A.4)"
+                    )
             if length == UNDEFINED:
                 if vr == b"SQ" or vr is None:
                     self._push(_Kind.SEQUENCE, None, implicit, little)

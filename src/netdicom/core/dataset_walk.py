@@ -47,6 +47,10 @@ class Incomplete(NetDicomError):
     """The data set does not end where the file ends."""
 
 
+class PixelEncodingMismatch(Incomplete):
+    """Pixel Data encapsulated where the transfer syntax is native, or the reverse."""
+
+
 class _Unknown(Exception):
     """Something the walk cannot judge (an unknown VR, deep nesting): no verdict."""
 
@@ -73,18 +77,34 @@ class _Cursor:
 
 
 def check_complete(
-    fp: BinaryIO, start: int, head: bytes, size: int, *, explicit: bool, big_endian: bool
+    fp: BinaryIO,
+    start: int,
+    head: bytes,
+    size: int,
+    *,
+    explicit: bool,
+    big_endian: bool,
+    encapsulated: bool | None = None,
 ) -> None:
     """Raise Incomplete unless the data set from file offset `start` ends at `size` (the file's
     length). `head` holds the file's bytes from `start` on, as far as already read. An element
-    the walk cannot judge ends the check without a verdict: the peer will judge it."""
+    the walk cannot judge ends the check without a verdict: the peer will judge it.
+
+    `encapsulated`: whether the transfer syntax encapsulates Pixel Data (PS3.5 A.4: an
+    undefined length of fragments there, a defined length in the native syntaxes); a Pixel
+    Data that says otherwise raises PixelEncodingMismatch (the meta names the wrong syntax,
+    and a peer would store pixels it cannot decode, or fail the transfer)."""
     walk = _Walk(_Cursor(fp, start, head, size), explicit=explicit, big_endian=big_endian)
+    walk.encapsulated = encapsulated
     with contextlib.suppress(_Unknown):
         walk.elements(start, size, depth=0, until=None)
 
 
+_PIXEL_DATA: Final = 0x7FE00010
+
+
 class _Walk:
-    __slots__ = ("_cursor", "_explicit", "_long", "_short", "_tag")
+    __slots__ = ("_cursor", "_explicit", "_long", "_short", "_tag", "encapsulated")
 
     def __init__(self, cursor: _Cursor, *, explicit: bool, big_endian: bool) -> None:
         self._cursor = cursor
@@ -93,6 +113,7 @@ class _Walk:
         self._tag = struct.Struct(order + "HH")
         self._short = struct.Struct(order + "H")
         self._long = struct.Struct(order + "I")
+        self.encapsulated: bool | None = None
 
     def _header(self, pos: int, limit: int) -> tuple[int, int, int, int]:
         """(tag, value length, value offset, what an undefined length holds: _NONE, _ITEMS or
@@ -140,6 +161,8 @@ class _Walk:
             tag, length, value, nested = self._header(pos, limit)
             if until is not None and tag == until:
                 return value
+            if tag == _PIXEL_DATA and depth == 0 and self.encapsulated is not None:
+                self._check_pixel_encoding(nested != _NONE)
             if nested == _IMPLICIT_ITEMS:
                 implicit = _Walk(self._cursor, explicit=False, big_endian=False)
                 pos = implicit.items(value, limit, depth=depth + 1)
@@ -172,6 +195,18 @@ class _Walk:
                     raise self._value_past(tag, length, value, limit)
                 pos = end
         raise self._short_by(pos, 8, limit, "a sequence delimiter")
+
+    def _check_pixel_encoding(self, undefined_length: bool) -> None:
+        if undefined_length and not self.encapsulated:
+            raise PixelEncodingMismatch(
+                "Pixel Data is encapsulated (compressed fragments), but the file's transfer "
+                "syntax is a native one (PS3.5 A.4): its meta names the wrong transfer syntax"
+            )
+        if self.encapsulated and not undefined_length:
+            raise PixelEncodingMismatch(
+                "Pixel Data is native (not encapsulated), but the file's transfer syntax "
+                "encapsulates it (PS3.5 A.4): its meta names the wrong transfer syntax"
+            )
 
     def _value_past(self, tag: int, length: int, value: int, limit: int) -> Incomplete:
         name = f"({tag >> 16:04X},{tag & 0xFFFF:04X})"

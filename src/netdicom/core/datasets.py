@@ -282,6 +282,7 @@ def _probe_open(
                 size,
                 explicit=declared is not Encoding.IMPLICIT_LE,
                 big_endian=declared is Encoding.EXPLICIT_BE,
+                encapsulated=is_compressed(meta.transfer_syntax),
             )
         except Incomplete as exc:
             raise NotSendable(str(exc), skip=False) from None

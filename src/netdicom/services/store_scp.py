@@ -50,6 +50,7 @@ from netdicom.core.dimse import CStoreRQ, CStoreRSP, DatasetFragment, DimseMessa
 from netdicom.core.errors import TimeoutExpired
 from netdicom.core.pdu.types import ContextResult
 from netdicom.core.records import frozen
+from netdicom.core.sop_classes import is_compressed
 from netdicom.services.dispatcher import Completion
 from netdicom.transport.association import Association, ReleaseRequested
 
@@ -328,6 +329,7 @@ class StorageSCP:
             capture=self._capture,
             max_depth=self.limits.max_depth,
             vr_lookup=_dictionary_vr,
+            encapsulated=is_compressed(ts),
         )
         inflater = _Inflater(scanner, self.limits.max_inflated) if ts in DEFLATED_SYNTAXES else None
         spooled: SpooledFile | None = None
@@ -563,7 +565,7 @@ def choose_storage_syntax(
     one was offered in the context. Private or unknown syntaxes are never chosen: a context
     offering nothing else is rejected with reason 4 (PS3.8 Table 9-18).
     """
-    from netdicom.core.sop_classes import is_compressed, known_transfer_syntaxes
+    from netdicom.core.sop_classes import known_transfer_syntaxes
 
     known = known_transfer_syntaxes()
     usable = [ts for ts in offered if ts in known and ts not in _NOT_PARSEABLE]
@@ -595,7 +597,7 @@ def choose_sending_syntax(
     uncompressed one, then the requestor's order. Taking the requestor's first choice
     blindly failed every uncompressed instance and every SR when `getscu +xy` put JPEG
     Baseline first; taking explicit VR LE always failed its JPEG instances."""
-    from netdicom.core.sop_classes import is_compressed, known_transfer_syntaxes
+    from netdicom.core.sop_classes import known_transfer_syntaxes
 
     known = known_transfer_syntaxes()
     sendable = (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)
