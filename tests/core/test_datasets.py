@@ -359,3 +359,29 @@ def test_an_untouched_file_is_not_probed_again(
     os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 1_000_000_000))  # written since
     FileSource.checked(info).close()
     assert probes == [path]
+
+
+def test_dicom_without_the_part10_header_fails_rather_than_being_skipped(tmp_path: Path) -> None:
+    # A skipped file leaves the exit code 0: these are instances, and a CI job must notice.
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    ds = make_dataset()
+    raw = write_instance(tmp_path / "a.dcm", ds).read_bytes()
+    no_preamble = tmp_path / "no_preamble.dcm"
+    no_preamble.write_bytes(raw[132:])
+    buffer = DicomBytesIO()
+    buffer.is_little_endian, buffer.is_implicit_VR = True, True
+    write_dataset(buffer, make_dataset())
+    bare = tmp_path / "bare.dcm"
+    bare.write_bytes(buffer.getvalue())
+    text = tmp_path / "notes.txt"
+    text.write_text("not DICOM at all, and long enough to pass the preamble length check" * 3)
+    for path, what in ((no_preamble, "without the 128-byte preamble"),
+                       (bare, "without the Part 10 header")):  # fmt: skip
+        with pytest.raises(NotSendable, match=what) as info:
+            probe_file(path)
+        assert not info.value.skip
+    with pytest.raises(NotSendable, match="not a DICOM Part 10 file") as info:
+        probe_file(text)
+    assert info.value.skip

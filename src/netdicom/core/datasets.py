@@ -95,6 +95,22 @@ class _Meta:
     end: int
 
 
+def _headerless(head: bytes) -> str | None:
+    """What a file that holds DICOM without the Part 10 header is (None: not DICOM as far as
+    its first element tells). Such files come from old tools and from raw data set dumps."""
+    if len(head) < 8:
+        return None
+    group, element = struct.unpack_from("<HH", head)
+    vr = head[4:6]
+    explicit = vr in SHORT_VRS or vr in LONG_VRS
+    if group == 0x0002 and element <= 0x0002 and explicit:
+        return "a DICOM file without the 128-byte preamble and 'DICM'"
+    (implicit_length,) = struct.unpack_from("<I", head, 4)
+    if group == 0x0008 and element <= 0x0018 and (explicit or implicit_length <= 1024):
+        return "a DICOM data set without the Part 10 header (preamble, 'DICM', file meta)"
+    return None
+
+
 def parse_meta(head: bytes) -> _Meta | None:
     """The file meta of a Part 10 file starting with `head`, or None when more bytes are
     needed. Raises NotSendable when it is not a Part 10 file or the meta is malformed."""
@@ -103,6 +119,14 @@ def parse_meta(head: bytes) -> _Meta | None:
             raise NotSendable("not a DICOM file (shorter than the 132-byte preamble)", skip=True)
         return None
     if head[128:132] != b"DICM":
+        headerless = _headerless(head)
+        if headerless is not None:
+            # DICOM all the same: failed, not skipped, so that a run that left it exits 1.
+            raise NotSendable(
+                f"{headerless} (PS3.10 7.1): not sent; rewrite it as a Part 10 file first, "
+                "e.g. with dcmtk's dcmconv",
+                skip=False,
+            )
         raise NotSendable("not a DICOM Part 10 file (no 'DICM' after the preamble)", skip=True)
     values: dict[int, bytes] = {}
     pos = 132
