@@ -152,3 +152,31 @@ def test_echo_connection_refused() -> None:
     assert returncode == 4, output
     assert "refused" in output
     assert seconds < STARTUP
+
+
+def test_a_peer_that_asks_to_release_first_gets_its_reply() -> None:
+    # PS3.8 Table 9-10: its A-RELEASE-RQ came before ours; closing without the A-RELEASE-RP
+    # looked to the peer like a dropped connection.
+    replies: list[object] = []
+
+    def script(peer: RawPeer) -> None:
+        from netdicom.core.dimse import CEchoRQ, CEchoRSP, decode_command, encode_command
+        from netdicom.core.pdu import PDataTF, encode_pdu
+        from tests.hardening.raw import pdata
+
+        accept_echo(peer)
+        pdu = peer.read_pdu()
+        assert isinstance(pdu, PDataTF), pdu
+        request = decode_command(bytes(pdu.pdvs[0].data))
+        assert isinstance(request, CEchoRQ), request
+        # The response and the A-RELEASE-RQ in one write: the RQ is there before the client
+        # has finished with the response (else it is a release collision, another path).
+        answer = pdata(pdu.pdvs[0].context_id, encode_command(CEchoRSP(request.message_id, 0)))
+        peer.send(answer + encode_pdu(ReleaseRQ()))
+        replies.append(peer.read_pdu())
+
+    with ScriptedServer(script) as server:
+        code, output, _ = _echo(server.port)
+    assert code == 0, output
+    assert server.errors == []
+    assert len(replies) == 1 and isinstance(replies[0], ReleaseRP), replies

@@ -1108,6 +1108,13 @@ class Association:
 
     async def release(self) -> None:
         """Evt11: release, waiting at most the ACSE timeout for the reply, else abort."""
+        if self._machine.state is State.STA8:
+            # The peer asked first: its A-RELEASE-RQ came while we finished (unread, queued).
+            # Answering it is our release (AR-4, PS3.8 Table 9-10); closing without the RP
+            # looked like a dropped connection (A-P-ABORT) to the peer.
+            self.answer_release()
+            self._close_transport()
+            return
         if self._machine.state is not State.STA6:
             self._close_transport()
             return
