@@ -136,23 +136,24 @@ def test_encapsulated_pixel_data_fragments_are_skipped() -> None:
     assert scanner.values[SOP_INSTANCE] == b"1.2.3.4.5\x00"
 
 
-def test_pixel_data_must_be_encoded_as_the_transfer_syntax_says() -> None:
+@pytest.mark.parametrize("pieces", [[64] * 100, []], ids=["small pieces", "one piece"])
+def test_pixel_data_must_be_encoded_as_the_transfer_syntax_says(pieces: list[int]) -> None:
     # PS3.5 A.4: serve archived fragments received in explicit VR LE (and native pixels in
     # JPEG); a later C-GET of such a file failed at dcmtk and lost the good instances too.
     from pydicom.encaps import encapsulate
 
     native = encode(sample(), implicit=False)
-    assert SOP_INSTANCE in scan(native, [64] * 100, implicit_vr=False, encapsulated=False).values
+    assert SOP_INSTANCE in scan(native, pieces, implicit_vr=False, encapsulated=False).values
     with pytest.raises(DatasetError, match="Pixel Data is native"):
-        scan(native, [64] * 100, implicit_vr=False, encapsulated=True)
+        scan(native, pieces, implicit_vr=False, encapsulated=True)
     ds = sample()
     ds.PixelData = encapsulate([b"\xff\xd8" + bytes(100) + b"\xff\xd9"])
     ds["PixelData"].VR = "OB"
     ds["PixelData"].is_undefined_length = True
     fragments = encode(ds, implicit=False)
-    assert SOP_INSTANCE in scan(fragments, [64] * 100, implicit_vr=False, encapsulated=True).values
+    assert SOP_INSTANCE in scan(fragments, pieces, implicit_vr=False, encapsulated=True).values
     with pytest.raises(DatasetError, match="Pixel Data is encapsulated"):
-        scan(fragments, [64] * 100, implicit_vr=False, encapsulated=False)
+        scan(fragments, pieces, implicit_vr=False, encapsulated=False)
 
 
 def test_undefined_length_un_is_read_as_an_implicit_sequence() -> None:

@@ -85,6 +85,8 @@ class DatasetScanner:
     `encapsulated`: whether the transfer syntax encapsulates Pixel Data; top-level Pixel Data
     of the other kind (fragments in a native syntax, a defined length in an encapsulated one,
     PS3.5 A.4) is a DatasetError: pixels no one could decode under that transfer syntax.
+    `max_elements`: more element headers than this is LimitExceeded (an identifier that
+    pydicom would take seconds and hundreds of MB to decode).
     """
 
     __slots__ = (
@@ -92,11 +94,13 @@ class DatasetScanner:
         "_capture_parts",
         "_capture_tag",
         "_carry",
+        "_elements_left",
         "_encapsulated",
         "_implicit",
         "_little",
         "_max_capture",
         "_max_depth",
+        "_max_elements",
         "_offset",
         "_skip",
         "_stack",
@@ -116,8 +120,11 @@ class DatasetScanner:
         max_capture: int = DEFAULT_MAX_CAPTURE,
         vr_lookup: VrLookup | None = None,
         encapsulated: bool | None = None,
+        max_elements: int | None = None,
     ) -> None:
         self._implicit = implicit_vr
+        # Element headers (items and delimiters included) still allowed; None: no cap.
+        self._elements_left = self._max_elements = max_elements
         # Whether the transfer syntax encapsulates Pixel Data (PS3.5 A.4); None: not checked.
         self._encapsulated = encapsulated
         self._little = little_endian
@@ -174,10 +181,11 @@ class DatasetScanner:
                 pos += used - before
                 self._carry.clear()
                 continue
-            if not self._stack and self._little:
+            if not self._stack and self._little and self._elements_left is None:
                 # Most of a data set is top-level elements with short values: walk them in
                 # one loop; whatever else comes (sequences, items, a value crossing the end
                 # of this piece, anything odd) goes one element at a time through _header.
+                # (Not when elements are counted: identifiers are small, _header counts.)
                 if self._implicit:
                     pos = self._top_level_implicit(view, pos, end)
                 else:
@@ -211,6 +219,8 @@ class DatasetScanner:
         unpack_long = _EXPLICIT_LONG_LENGTH.unpack_from
         start = pos
         last = self.last_top_level_tag
+        # Pixel Data goes through _element when its encoding is to be checked.
+        stop = PIXEL_DATA if self._encapsulated is not None else -1
         while end - pos >= 8:
             group, element, vr, length = unpack_short(view, pos)
             if vr in _SHORT_VRS:
@@ -230,6 +240,8 @@ class DatasetScanner:
             if value_end > end:
                 break  # the value continues in the next piece
             tag = (group << 16) | element
+            if tag == stop:
+                break
             last = tag
             if tag in capture and length <= max_capture:
                 values[tag] = bytes(view[pos + size : value_end])
@@ -247,12 +259,13 @@ class DatasetScanner:
         unpack = _IMPLICIT.unpack_from
         start = pos
         last = self.last_top_level_tag
+        stop = PIXEL_DATA if self._encapsulated is not None else -1
         while end - pos >= 8:
             group, element, length = unpack(view, pos)
             if group == 0xFFFE or length == UNDEFINED:
                 break
             tag = (group << 16) | element
-            if lookup is not None and lookup(tag) == "SQ":
+            if tag == stop or (lookup is not None and lookup(tag) == "SQ"):
                 break
             value_end = pos + 8 + length
             if value_end > end:
@@ -310,6 +323,10 @@ class DatasetScanner:
         little: bool,
     ) -> None:
         where = _Where(tag, self._offset)
+        if self._elements_left is not None:
+            self._elements_left -= 1
+            if self._elements_left < 0:
+                raise LimitExceeded(f"more than {self._max_elements} elements")
         kind = _Kind.ITEM if frame is None else frame.kind
         if kind is _Kind.ITEM:
             if tag == ITEM_DELIMITER:

@@ -187,7 +187,8 @@ class RetrieveSCP:
             return
         model = found[0]
         try:
-            keys = self._parse(data, context.transfer_syntax, model)
+            # Off the event loop, as C-FIND's: pydicom decodes (element count capped).
+            keys = await asyncio.to_thread(self._parse, data, context.transfer_syntax, model)
             destination: Peer | None = None
             if isinstance(message, CMoveRQ):
                 destination = self.remotes.get(message.move_destination.strip())
