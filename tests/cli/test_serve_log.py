@@ -107,3 +107,19 @@ def test_connection_closed_by_artim_says_so(tmp_path: Path) -> None:
         else:
             assert f"(no A-ASSOCIATE-RQ): {ARTIM_OUTCOME}" in text, text
             assert ": open" not in text
+
+
+def test_an_invalid_pdu_is_logged_with_why_it_was_aborted(tmp_path: Path) -> None:
+    # It was logged "(no A-ASSOCIATE-RQ): open", with no reason, though serve had aborted.
+    port = free_port()
+    with running(serve_argv(tmp_path / "archive", port, "--log-json"), port) as proc:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(bytes([0x09, 0, 0, 0, 0, 4, 0, 0, 0, 0]))  # no such PDU type
+            answer = sock.recv(10)
+        time.sleep(0.2)
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    assert answer[:1] == b"\x07"  # A-ABORT
+    events = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+    outcomes = [e["outcome"] for e in events if e["event"] == "association"]
+    assert "aborted: invalid PDU: unknown PDU type 0x09" in outcomes, outcomes

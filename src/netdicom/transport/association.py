@@ -841,6 +841,9 @@ class Association:
         """Evt19: answer per Table 9-10 (A-ABORT with the decoder's reason, or close)."""
         log.debug("invalid PDU from %s: %s", self.peer, exc)
         self._protocol_error = exc
+        if self.outcome == "open":
+            # What the log line says of the association: it never was "open" after this.
+            self.outcome = f"aborted: invalid PDU: {exc}"
         self._handle(Event.EVT19, abort_reason=exc.abort_reason)
         # After an invalid PDU the stream cannot be followed reliably (and answering each
         # later piece of garbage with another A-ABORT helps nobody): what the peer sends from
