@@ -304,7 +304,11 @@ def test_get_json_after_a_mid_transfer_failure_says_what_was_stored(tmp_path: Pa
     assert result.returncode == 6, result.stderr  # aborted: the same code as without --json
     summary = json.loads(result.stdout)
     assert summary["stored"] == 1
-    assert [r["sop_instance_uid"] for r in summary["received"]] == ["1.2.826.0.1.99.2"]
+    # The instance cut off is listed, not stored: its command had named it (walk 4).
+    stored, cut = summary["received"]
+    assert stored["sop_instance_uid"] == "1.2.826.0.1.99.2" and stored["status"] == 0
+    assert cut["sop_instance_uid"] == "1.2.826.0.1.99.3" and cut["status"] is None
+    assert cut["error_comment"].startswith("not stored: cut off during its data set")
     assert "closed the connection" in summary["error"]
     assert [p.name for p in out.rglob("*.dcm")] == ["1.2.826.0.1.99.2.dcm"]
     with scripted_peer(_get_then_close) as port:
@@ -312,6 +316,31 @@ def test_get_json_after_a_mid_transfer_failure_says_what_was_stored(tmp_path: Pa
                        "--out", str(tmp_path / "text"), "--timeout", "5")  # fmt: skip
     assert text.returncode == 6
     assert f"1 stored in {tmp_path / 'text'}" in text.stderr
+    assert "1.2.826.0.1.99.3 (not stored: cut off during its data set" in text.stderr
+
+
+def _get_same_instance_thrice(conn: socket.socket) -> None:
+    qr = ScriptedQR(conn)
+    context_id, request = qr.request()
+    for _ in range(3):
+        qr.store("1.2.826.0.1.99.7")
+    qr.send(context_id, _get_rsp(request, status.SUCCESS, None, 3, 0, 0))
+    qr.release()
+
+
+def test_an_instance_sent_three_times_is_counted_once_with_a_note(tmp_path: Path) -> None:
+    # Walk-through 4: "3 stored", exit 0, though one file was on disk.
+    out = tmp_path / "out"
+    with scripted_peer(_get_same_instance_thrice) as port:
+        result = run_cli("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
+                         "--out", str(out), "--timeout", "5", "--json")  # fmt: skip
+    summary = json.loads(result.stdout)
+    assert summary["stored"] == 1
+    # Each copy names another series: each has a path of its own (not deduplicated here).
+    assert {p.name for p in out.rglob("*.dcm")} == {"1.2.826.0.1.99.7.dcm"}
+    assert any("sent 1.2.826.0.1.99.7 3 times: counted once" in p for p in summary["problems"])
+    # Three sub-operations completed, as the peer says: the counts agree, the note informs.
+    assert result.returncode == 0, result.stderr
 
 
 def test_rejected_get_leaves_no_incoming_folder(tmp_path: Path) -> None:

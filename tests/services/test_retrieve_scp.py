@@ -629,3 +629,42 @@ def probe_series(path: Path) -> str:
     from pydicom import dcmread
 
     return str(dcmread(path, stop_before_pixels=True).SeriesInstanceUID)
+
+
+def test_move_receiver_lists_an_instance_cut_off_mid_data_set(tmp_path: Path) -> None:
+    # Walk-through 4: a sub-association aborted during a data set left that instance in no
+    # report, though its C-STORE-RQ had named it.
+    from netdicom.core.dimse import CStoreRQ, encode_command
+    from netdicom.core.pdu import AbortPDU, AssociateAC
+    from netdicom.services.find_scp import encode_identifier
+    from tests.dicomfiles import CT, make_dataset
+    from tests.hardening.raw import RawPeer, echo_rq, pdata
+
+    def send_half(port: int) -> None:
+        with RawPeer(port) as peer:
+            contexts = [ProposedContext(CT, (uids.EXPLICIT_VR_LE,))]
+            assert isinstance(peer.associate(echo_rq("DEST", contexts=contexts)), AssociateAC)
+            ds = make_dataset(sop_instance_uid="1.2.826.0.1.88.1")
+            data = encode_identifier(ds, uids.EXPLICIT_VR_LE)
+            peer.send(pdata(1, encode_command(CStoreRQ(1, CT, "1.2.826.0.1.88.1"))))
+            peer.send(pdata(1, data[: len(data) // 2], command=False, last=False))
+            peer.send_pdu(AbortPDU(source=0, reason=0))
+            peer.wait_closed(5)
+
+    async def body() -> None:
+        rx = MoveReceiver(tmp_path / "moved", ae_title="DEST", host="127.0.0.1", transport=FAST)
+        await rx.start()
+        try:
+            await asyncio.to_thread(send_half, rx.port)
+            for _ in range(100):
+                if rx.received:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await rx.finish(0)
+        (lost,) = rx.received
+        assert lost.sop_instance_uid == "1.2.826.0.1.88.1" and lost.status is None
+        assert (lost.error_comment or "").startswith("not stored: cut off during its data set")
+        assert not list((tmp_path / "moved").rglob("*.dcm"))
+
+    run(body)

@@ -131,7 +131,24 @@ def print_summary(
 
 
 def stored_count(received: Sequence[Received]) -> int:
-    return sum(1 for r in received if r.ok)
+    """Instances stored here: one per SOP Instance UID, however often the peer sent it."""
+    return len({r.sop_instance_uid for r in received if r.ok})
+
+
+def repeated(received: Sequence[Received]) -> list[CountProblem]:
+    """A note per instance the peer sent more than once (counted once in `stored`)."""
+    from collections import Counter
+
+    times = Counter(r.sop_instance_uid for r in received if r.ok)
+    return [
+        CountProblem(
+            f"the peer sent {uid} {count} times: counted once; a copy was written again only "
+            "where its attributes gave it a path of its own",
+            fails=False,
+        )
+        for uid, count in times.items()
+        if count > 1
+    ]
 
 
 def failed_lines(
@@ -146,7 +163,9 @@ def failed_lines(
         for uid in outcome.failed_uids:
             lines.setdefault(uid, f"{uid} ({reason})" if reason else uid)
     for r in received:
-        if not r.ok:
+        if r.status is None:
+            lines[r.sop_instance_uid] = f"{r.sop_instance_uid[:64]} ({r.error_comment})"
+        elif not r.ok:
             comment = f": {r.error_comment}" if r.error_comment else ""
             lines[r.sop_instance_uid] = (
                 f"{r.sop_instance_uid[:64]} (refused here: "
@@ -177,8 +196,10 @@ def report(
     (`out_dir` None: the instances went to another AE, where we cannot see them), then the
     summary, as JSON on stdout or as text on stderr. `error`: what ended the command early.
     Returns what is wrong with the counts (it decides the exit code too)."""
-    arrived = None if out_dir is None else stored_count(received)
-    problems = check_counts(service, outcomes, arrived)
+    # Sub-operations we answered with success (a repeated instance counts each time, as the
+    # peer counts it), against the peer's counts; `stored` says how many instances that was.
+    arrived = None if out_dir is None else sum(1 for r in received if r.ok)
+    problems = check_counts(service, outcomes, arrived) + repeated(received)
     if json_output:
         checked = out_dir is not None
         print(summary_json(service, outcomes, received, checked=checked, problems=problems,

@@ -38,7 +38,7 @@ from netdicom.core.dimse import (
     UnsupportedCommand,
     status,
 )
-from netdicom.core.errors import RemoteProtocolError, TimeoutExpired
+from netdicom.core.errors import NetDicomError, RemoteProtocolError, TimeoutExpired
 from netdicom.core.records import frozen
 from netdicom.services.find_scp import decode_identifier, encode_identifier
 from netdicom.services.retrieve_common import (
@@ -47,6 +47,7 @@ from netdicom.services.retrieve_common import (
     Progress,
     Received,
     RetrieveOutcome,
+    cut_off,
     progress_of,
     sop_class_for,
 )
@@ -307,7 +308,15 @@ async def get(
             assert isinstance(event, CommandReceived)
             message = event.message
             if isinstance(message, CStoreRQ):
-                received = await _store(assoc, storage, event, outcome)
+                try:
+                    received = await _store(assoc, storage, event, outcome)
+                except NetDicomError as exc:
+                    # The association ended during its data set: listed as not stored.
+                    lost = cut_off(message, exc)
+                    outcome.received.append(lost)
+                    if on_received is not None:
+                        on_received(lost)
+                    raise
                 outcome.received.append(received)
                 if on_received is not None:
                     on_received(received)

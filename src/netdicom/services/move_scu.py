@@ -39,7 +39,7 @@ from netdicom.core.dimse import (
     DimseMessage,
     status,
 )
-from netdicom.core.errors import RemoteProtocolError, TimeoutExpired
+from netdicom.core.errors import NetDicomError, RemoteProtocolError, TimeoutExpired
 from netdicom.core.pdu import AssociateAC, AssociateRJ, AssociateRQ, ContextResult
 from netdicom.services.dispatcher import Dispatcher
 from netdicom.services.echo import handle_echo
@@ -52,6 +52,7 @@ from netdicom.services.retrieve_common import (
     Progress,
     Received,
     RetrieveOutcome,
+    cut_off,
     sop_class_for,
 )
 from netdicom.services.session import require_context
@@ -208,7 +209,12 @@ class MoveReceiver:
         self, assoc: Association, context: AcceptedContext, message: DimseMessage
     ) -> None:
         assert isinstance(message, CStoreRQ)
-        response = await self.storage.answer(assoc, context, message)
+        try:
+            response = await self.storage.answer(assoc, context, message)
+        except NetDicomError as exc:
+            # The sub-association ended during its data set: listed as not stored.
+            self.received.append(cut_off(message, exc))
+            raise
         received = Received(
             message.affected_sop_class_uid,
             message.affected_sop_instance_uid,

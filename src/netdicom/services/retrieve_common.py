@@ -332,16 +332,30 @@ OnProgress = Callable[[Progress], None]
 
 @frozen
 class Received:
-    """One sub-operation C-STORE we answered."""
+    """One sub-operation C-STORE we answered; `status` None: one whose data set was cut off
+    (the association ended midway), never answered and not stored (`error_comment` says
+    why). It is listed all the same: its command named it, so it is not lost in silence."""
 
     sop_class_uid: str
     sop_instance_uid: str
-    status: int
+    status: int | None
     error_comment: str | None
 
     @property
     def ok(self) -> bool:
+        if self.status is None:
+            return False
         return category(self.status) in (StatusCategory.SUCCESS, StatusCategory.WARNING)
+
+
+def cut_off(message: Any, exc: BaseException) -> Received:
+    """The Received of a C-STORE-RQ whose data set never fully came (`exc` ended it)."""
+    return Received(
+        message.affected_sop_class_uid,
+        message.affected_sop_instance_uid,
+        None,
+        f"not stored: cut off during its data set ({exc})",
+    )
 
 
 class Kept:
@@ -359,7 +373,12 @@ class Kept:
         self._uids.append((stored.sop_class_uid, stored.sop_instance_uid))
 
     def count_in(self, received: list[Received]) -> None:
-        """Add to `received` the instances in place that it lacks, as stored."""
+        """Add to `received` the instances in place that it lacks, as stored (one listed as
+        cut off was placed all the same: its data set had come whole)."""
+        placed = {sop_instance for _, sop_instance in self._uids}
+        received[:] = [
+            r for r in received if r.status is not None or r.sop_instance_uid not in placed
+        ]
         answered = {r.sop_instance_uid for r in received}
         for sop_class, sop_instance in list(self._uids):
             if sop_instance not in answered:
@@ -471,6 +490,7 @@ __all__ = [
     "UnsafeRetrieve",
     "build_identifier",
     "check_counts",
+    "cut_off",
     "direct_requests",
     "failed_uid_list",
     "final_status",
