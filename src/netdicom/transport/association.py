@@ -18,7 +18,7 @@ import logging
 import socket
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from netdicom.core.acse import Negotiated, negotiate_requestor
 from netdicom.core.dimse import (
@@ -49,6 +49,8 @@ from netdicom.core.pdu import (
     AssociateRQ,
     PDataTF,
     PDUType,
+    ReleaseRP,
+    ReleaseRQ,
 )
 from netdicom.core.pdu.codec import encode_pdata_header, encode_pdu
 from netdicom.core.records import frozen
@@ -119,6 +121,30 @@ _CLOSED_IN = {
     State.STA6: "without release or abort",
     State.STA7: "without answering the A-RELEASE-RQ",
     State.STA8: "before we answered its A-RELEASE-RQ",
+}
+
+
+# A PDU that came when it may not, and when that was, in the words of PS3.8 (error texts).
+_PDU_WORDS: Final = {
+    AssociateRQ: "an A-ASSOCIATE-RQ",
+    AssociateAC: "an A-ASSOCIATE-AC",
+    AssociateRJ: "an A-ASSOCIATE-RJ",
+    PDataTF: "a P-DATA-TF",
+    ReleaseRQ: "an A-RELEASE-RQ",
+    ReleaseRP: "an A-RELEASE-RP",
+    AbortPDU: "an A-ABORT",
+}
+_STATE_WORDS: Final = {
+    State.STA2: "before any A-ASSOCIATE-RQ",
+    State.STA5: "while we awaited its answer to our A-ASSOCIATE-RQ",
+    State.STA6: "after the association was established",
+    State.STA7: "while we awaited its A-RELEASE-RP",
+    State.STA8: "after its own A-RELEASE-RQ",
+    State.STA9: "during a release collision",
+    State.STA10: "during a release collision",
+    State.STA11: "during a release collision",
+    State.STA12: "during a release collision",
+    State.STA13: "after the association had ended",
 }
 
 
@@ -1046,8 +1072,9 @@ class Association:
             if self._protocol_error is not None:
                 what = f"an invalid PDU ({self._protocol_error})"
             else:
-                name = type(self._event_pdu).__name__ if self._event_pdu else "a PDU"
-                what = f"{name}, not allowed in {self._event_state.name} (PS3.8 Table 9-10)"
+                name = _PDU_WORDS.get(type(self._event_pdu), "a PDU")
+                when = _STATE_WORDS.get(self._event_state, self._event_state.name)
+                what = f"{name} {when}, which PS3.8 Table 9-10 does not allow"
             return AssociationAborted(
                 f"{self.peer} sent {what}; we aborted the association", source=2
             )
