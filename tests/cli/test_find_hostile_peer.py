@@ -166,3 +166,23 @@ def test_ff01_matches_come_with_a_warning() -> None:
         result, _ = _find(server.port, "Modality=CT")
     assert result.returncode == 0, result.stderr
     assert "did not support one or more keys (status FF01)" in result.stderr
+
+
+def test_a_final_warning_status_is_not_a_failure() -> None:
+    def script(peer: RawPeer) -> None:
+        accept_echo(peer)
+        context_id, request = _read_find_rq(peer)
+        pending = CFindRSP(request.message_id, 0xFF00, request.affected_sop_class_uid,
+                           has_dataset=True)  # fmt: skip
+        peer.send(pdata(context_id, encode_command(pending)))
+        peer.send(pdata(context_id, _match(request), command=False))
+        final = CFindRSP(request.message_id, 0x0001, request.affected_sop_class_uid)
+        peer.send(pdata(context_id, encode_command(final)))
+        if isinstance(peer.read_pdu(), ReleaseRQ):
+            peer.send_pdu(ReleaseRP())
+
+    with ScriptedServer(script) as server:
+        result, _ = _find(server.port)
+    assert result.returncode == 0, result.stderr  # was 1, "C-FIND failed: Warning …"
+    assert "netdicom: warning: C-FIND ended with" in result.stderr
+    assert "1 match" in result.stderr and "failed" not in result.stderr

@@ -20,7 +20,7 @@ from tests.services.test_retrieve_scp import JPEG_BASELINE, JPEG_LOSSLESS_SV1, w
 STUDY = "1.2.826.0.1.77.1"
 # Every key the README's Machine output lists for `echo --json`.
 ECHO_KEYS = {"peer", "called_ae", "calling_ae", "echoes", "succeeded", "status", "status_name",
-             "round_trip_ms", "error"}  # fmt: skip
+             "error_comment", "round_trip_ms", "error"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

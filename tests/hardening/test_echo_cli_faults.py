@@ -180,3 +180,40 @@ def test_a_peer_that_asks_to_release_first_gets_its_reply() -> None:
     assert code == 0, output
     assert server.errors == []
     assert len(replies) == 1 and isinstance(replies[0], ReleaseRP), replies
+
+
+def _answer_with(code: int, comment: str | None) -> Callable[[RawPeer], None]:
+    def script(peer: RawPeer) -> None:
+        from netdicom.core.dimse import CEchoRQ, CEchoRSP, decode_command, encode_command
+        from netdicom.core.pdu import PDataTF
+        from tests.hardening.raw import pdata
+
+        accept_echo(peer)
+        pdu = peer.read_pdu()
+        assert isinstance(pdu, PDataTF), pdu
+        request = decode_command(bytes(pdu.pdvs[0].data))
+        assert isinstance(request, CEchoRQ), request
+        answer = CEchoRSP(request.message_id, code, error_comment=comment)
+        peer.send(pdata(pdu.pdvs[0].context_id, encode_command(answer)))
+        if isinstance(peer.read_pdu(), ReleaseRQ):
+            peer.send_pdu(ReleaseRP())
+
+    return script
+
+
+def test_a_failure_shows_the_peers_error_comment() -> None:
+    with ScriptedServer(_answer_with(0xC000, "verification disabled")) as server:
+        code, output, _ = _echo(server.port)
+        json_code, json_output, _ = _echo(server.port, "--json")
+    assert code == json_code == 1, output
+    assert "C-ECHO failed with status 0xC000 (Failure): verification disabled" in output
+    assert '"error_comment": "verification disabled"' in json_output
+
+
+def test_a_warning_is_an_answer() -> None:
+    # PS3.7 C.3: a warning is not a failure (store already counts one as stored): exit 0.
+    with ScriptedServer(_answer_with(0xB000, "odd but done")) as server:
+        code, output, _ = _echo(server.port)
+    assert code == 0, output
+    assert "netdicom: warning: C-ECHO answered with status 0xB000" in output
+    assert "odd but done" in output and "error" not in output

@@ -140,7 +140,7 @@ async def _echo(
             # Scripts reading --json get an object whatever happened, as with store and get,
             # with every documented key (README, Machine output): null where unknown.
             print(json.dumps({**summary, "echoes": 0, "succeeded": 0, "status": None,
-                              "status_name": None, "round_trip_ms": None,
+                              "status_name": None, "error_comment": None, "round_trip_ms": None,
                               "error": classify(exc)[1]}))  # fmt: skip
         raise
     except asyncio.CancelledError:
@@ -149,7 +149,7 @@ async def _echo(
         _show(summary, replies, called, target, quiet=quiet, json_output=json_output,
               error=INTERRUPTED_TEXT)  # fmt: skip
         raise
-    failed = [r for r in replies if r.status != status.SUCCESS]
+    failed = [r for r in replies if not _succeeded(r.status)]
     # Whether the peer releases properly is part of what an echo checks (dcmtk's echoscu
     # fails on it too): a failed release is the command's error, unless a C-ECHO failed
     # already (the more telling answer, shown first). Released before the output, so that
@@ -164,9 +164,18 @@ async def _echo(
           one=repeat == 1)  # fmt: skip
     if not quiet:
         for reply in failed[:1]:
+            comment = f": {reply.error_comment}" if reply.error_comment else ""
             stderr(
                 f"netdicom: error: C-ECHO failed with status 0x{reply.status:04X} "
-                f"({status.status_name(reply.status, 'echo')})"
+                f"({status.status_name(reply.status, 'echo')}){comment}"
+            )
+        warned = [r for r in replies if r.status != status.SUCCESS and _succeeded(r.status)]
+        for reply in warned[:1]:
+            # A warning is an answer (exit 0, as dcmtk's echoscu does), with its words shown.
+            comment = f": {reply.error_comment}" if reply.error_comment else ""
+            stderr(
+                f"netdicom: warning: C-ECHO answered with status 0x{reply.status:04X} "
+                f"({status.status_name(reply.status, 'echo')}){comment}"
             )
     if release_error is not None:
         if not failed:
@@ -193,15 +202,17 @@ def _show(
 
     from netdicom.core.dimse import status
 
-    failed = [r for r in replies if r.status != status.SUCCESS]
+    failed = [r for r in replies if not _succeeded(r.status)]
     times = sorted(r.seconds * 1000 for r in replies)
     if json_output:
-        last = None if not replies else replies[-1].status if not failed else failed[0].status
+        shown = None if not replies else replies[-1] if not failed else failed[0]
+        last = None if shown is None else shown.status
         summary |= {
             "echoes": len(replies),
             "succeeded": len(replies) - len(failed),
             "status": last,
             "status_name": None if last is None else status.status_name(last, "echo"),
+            "error_comment": None if shown is None else shown.error_comment,
             "round_trip_ms": {
                 "min": round(times[0], 3),
                 "median": round(_median(times), 3),
@@ -227,6 +238,13 @@ def _show(
             f"{len(replies)} succeeded; round trip min {times[0]:.3f} ms, "
             f"median {_median(times):.3f} ms, max {times[-1]:.3f} ms"
         )
+
+
+def _succeeded(code: int) -> bool:
+    """Success or Warning (PS3.7 C.1, C.3): the peer answered; only a failure fails."""
+    from netdicom.core.dimse import StatusCategory, category
+
+    return category(code) in (StatusCategory.SUCCESS, StatusCategory.WARNING)
 
 
 def _median(sorted_values: list[float]) -> float:

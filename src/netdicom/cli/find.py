@@ -254,4 +254,10 @@ async def _find(
             stderr(f"{what}{extra}")
         return int(ExitCode.INTERRUPTED) if interrupted else 0
     comment = f": {result.error_comment}" if result.error_comment else ""
+    if status.category(result.status) is status.StatusCategory.WARNING:
+        # The query ended and its matches are all shown: a warning, not a failure (PS3.7 C.3).
+        if not quiet:
+            stderr(f"{result.matches} match{'es' if result.matches != 1 else ''}")
+            stderr(f"netdicom: warning: C-FIND ended with {name} (0x{result.status:04X}){comment}")
+        return 0
     raise DimseFailure(result.status, f"C-FIND failed: {name} (0x{result.status:04X}){comment}")

@@ -31,6 +31,7 @@ ECHO_CONTEXTS = (ProposedContext(uids.VERIFICATION, (uids.EXPLICIT_VR_LE, uids.I
 class EchoReply:
     status: int
     seconds: float
+    error_comment: str | None = None  # the peer's explanation of a failure, if it gave one
 
 
 async def echo(
@@ -116,7 +117,7 @@ class _Chain:
         self._assoc.message_ids.release(self.message_id)
         if not isinstance(response, CEchoRSP):
             raise RemoteProtocolError(f"expected a C-ECHO-RSP, got {command_name(response)}")
-        self._replies.append(EchoReply(response.status, elapsed))
+        self._replies.append(EchoReply(response.status, elapsed, response.error_comment))
 
     def answer(self, event: CommandReceived) -> bool:
         response = event.message
@@ -133,7 +134,9 @@ class _Chain:
             assoc.message_ids.release(next_id)
             return False
         assoc.message_ids.release(self.message_id)
-        self._replies.append(EchoReply(response.status, arrived - self.started))
+        self._replies.append(
+            EchoReply(response.status, arrived - self.started, response.error_comment)
+        )
         self.message_id = next_id
         self.started = time.perf_counter()
         return True
