@@ -343,6 +343,26 @@ def test_an_instance_sent_three_times_is_counted_once_with_a_note(tmp_path: Path
     assert result.returncode == 0, result.stderr
 
 
+def _get_refused_without_counts(conn: socket.socket) -> None:
+    qr = ScriptedQR(conn)
+    context_id, request = qr.request()
+    qr.send(context_id, _get_rsp(request, 0xC123, None, None, None, None))
+    qr.release()
+
+
+def test_a_failure_status_says_error_and_absent_counts_are_not_zeros(tmp_path: Path) -> None:
+    # Walk-through 4: no "netdicom: error:" line (find and echo have one), and "the peer
+    # reports 0 completed, 0 failed" for a peer that reported no counts at all.
+    with scripted_peer(_get_refused_without_counts) as port:
+        result = run_cli("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
+                         "--out", str(tmp_path / "out"), "--timeout", "5")  # fmt: skip
+    assert result.returncode == 1
+    assert "netdicom: error: C-GET failed: " in result.stderr and "0xC123" in result.stderr
+    assert "the peer gave no sub-operation counts" in result.stderr
+    assert "0 completed" not in result.stderr
+    assert "hint:" not in result.stderr or "128" not in result.stderr
+
+
 def test_rejected_get_leaves_no_incoming_folder(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with scripted_peer(_reject) as port:

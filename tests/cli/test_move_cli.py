@@ -166,3 +166,18 @@ def test_a_silent_move_says_the_peer_may_be_waiting_for_the_destination() -> Non
                          "--dest", "ELSEWHERE", "--timeout", "1")  # fmt: skip
     assert result.returncode == 7, result.stderr
     assert "the peer may still be trying to reach ELSEWHERE" in result.stderr
+
+
+def _never_answers_the_association(conn: socket.socket) -> None:
+    conn.recv(65536)  # the A-ASSOCIATE-RQ, never answered
+    time.sleep(4)
+
+
+def test_no_destination_hint_when_no_c_move_was_sent() -> None:
+    # The association itself timed out: "the peer may still be trying to reach DEST" misled.
+    with scripted_peer(_never_answers_the_association) as port:
+        result = run_cli("move", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
+                         "--dest", "ELSEWHERE", "--timeout", "1")  # fmt: skip
+    assert result.returncode == 7, result.stderr
+    assert "ACSE timeout" in result.stderr
+    assert "may still be trying to reach" not in result.stderr

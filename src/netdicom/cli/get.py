@@ -458,7 +458,7 @@ async def _get(
                     f"netdicom: warning: the peer sent {sop_class} without granting the SCP "
                     "role; accepted"
                 )
-            if any(o.final.failed for o in outcomes) and proposal.left_out:
+            if any(o.final.failed and _maybe_context(o) for o in outcomes) and proposal.left_out:
                 stderr(_left_out_hint(proposal.left_out))
         if error is not None:
             raise error
@@ -467,6 +467,14 @@ async def _get(
 
 def _count(number: int, singular: str, plural: str) -> str:
     return f"{number} {singular if number == 1 else plural}"
+
+
+def _maybe_context(outcome: Any) -> bool:
+    """Whether the failures of `outcome` may come from a context we did not propose: the
+    peer said nothing, or said something was not accepted. A reason of another kind (a file
+    it could not read) makes the hint about the 128 contexts a wrong lead."""
+    comment = (outcome.error_comment or "").lower()
+    return not comment or "accept" in comment or "context" in comment or "syntax" in comment
 
 
 def _left_out_hint(left_out: Sequence[tuple[str, str]]) -> str:

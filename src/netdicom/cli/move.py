@@ -236,6 +236,7 @@ async def _move(
     receiver: MoveReceiver | None = None
     contexts = [ProposedContext(sop_class_for("move", model), _SYNTAXES)]
     outcomes: list[RetrieveOutcome] = []
+    requested: list[int] = []  # Message IDs of the C-MOVE-RQs sent
     interrupted = False
     error: Exception | None = None
     with tidy_incoming(out) if listen is not None else contextlib.nullcontext():
@@ -266,6 +267,7 @@ async def _move(
                 ours = options.calling_ae
 
                 def expect(message_id: int) -> None:
+                    requested.append(message_id)
                     if receiver is not None:
                         receiver.expected = (ours, message_id)
 
@@ -305,7 +307,7 @@ async def _move(
                     f"hint: the peer does not know the move destination {destination!r}: add "
                     f"{destination} with {where} to its list of destination AEs"
                 )
-            if isinstance(error, TimeoutExpired) and not received:
+            if isinstance(error, TimeoutExpired) and requested and not received:
                 # A C-MOVE SCP may send nothing while it tries the destination (serve waits up
                 # to its --dimse-timeout, 60 s, for each answer): the silence may be that.
                 stderr(

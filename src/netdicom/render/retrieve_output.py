@@ -115,8 +115,15 @@ def print_summary(
         prefix = f"request {number}: " if len(outcomes) > 1 else ""
         _stderr(f"{prefix}C-{service.upper()} {describe(outcome, service)}")
     stored = f"{stored_count(received)} stored in {out_dir}"
+    counted = any(
+        v is not None
+        for o in outcomes
+        for v in (o.final.completed, o.final.failed, o.final.warning)
+    )
     if outcomes:
         line = f"the peer reports {completed} completed, {failed} failed, {warning} warnings"
+        if not counted:
+            line = "the peer gave no sub-operation counts"
         if out_dir is None:
             line += " (at the move destination: not seen from here)"
         else:
@@ -128,6 +135,10 @@ def print_summary(
         _stderr(f"  failed: {line}")
     for problem in problems:
         _stderr(f"netdicom: {'error' if problem.fails else 'warning'}: {problem.text}")
+    refused = [o for o in outcomes if category(o.status) is StatusCategory.FAILURE]
+    for outcome in refused[:1]:
+        # As find and echo end a failure: one error line that says it (exit 1).
+        _stderr(f"netdicom: error: C-{service.upper()} failed: {describe(outcome, service)}")
 
 
 def stored_count(received: Sequence[Received]) -> int:
