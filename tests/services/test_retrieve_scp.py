@@ -92,8 +92,8 @@ def _dataset_bytes(path: Path) -> bytes:
 async def _get_assoc(app: ServeApp, *, roles: bool = True) -> Association:
     proposal = get_contexts(Model.STUDY_ROOT, [CT])
     return await open_association(
-        Peer("127.0.0.1", app.server.port),
-        ClientOptions(transport=FAST),
+        Peer("127.0.0.1", app.server.port, "ARCHIVE"),
+        ClientOptions(calling_ae="GETTER", transport=FAST),
         proposal.contexts,
         roles=proposal.roles if roles else None,
     )
@@ -118,6 +118,11 @@ def test_get_returns_every_instance_bit_for_bit(tmp_path: Path, source: list[Pat
         retrieved = {probe_file(p).sop_instance_uid: _dataset_bytes(p) for p in out.rglob("*.dcm")}
         original = {probe_file(p).sop_instance_uid: _dataset_bytes(p) for p in source}
         assert retrieved == original
+        # PS3.10 7.1: the Source AE Title is the AE that sent the instance, the peer, not us.
+        from pydicom import dcmread
+
+        sources = {dcmread(p).file_meta.SourceApplicationEntityTitle for p in out.rglob("*.dcm")}
+        assert sources == {"ARCHIVE"}
 
     run(body)
 

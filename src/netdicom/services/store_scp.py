@@ -271,7 +271,7 @@ class StorageSCP:
         try:
             if not message.has_dataset:
                 raise _Failed(status.CANNOT_UNDERSTAND, "C-STORE-RQ without a data set")
-            received = await self._receive(assoc, context, message, negotiated.calling_ae)
+            received = await self._receive(assoc, context, message, _sender(assoc))
         except _Failed as failed:
             failure = failed
 
@@ -289,7 +289,7 @@ class StorageSCP:
                 log.warning(
                     "C-STORE %s from %s failed (0x%04X): %s",
                     message.affected_sop_instance_uid,
-                    negotiated.calling_ae,
+                    _sender(assoc),
                     code,
                     comment,
                 )
@@ -584,6 +584,15 @@ def choose_storage_syntax(
             return ts
     # No uncompressed syntax offered: the first lossy one keeps the instance as the sender has it.
     return next(ts for ts in usable if is_compressed(ts))
+
+
+def _sender(assoc: Association) -> str:
+    """The AE title of the peer that sends the C-STOREs: the calling AE of an association we
+    accepted, the called AE of one we requested (a C-GET: the instances come back on it).
+    It is the file's Source AE Title (PS3.10 7.1) and what the log names."""
+    negotiated = assoc.negotiated
+    assert negotiated is not None
+    return negotiated.called_ae if assoc.requestor else negotiated.calling_ae
 
 
 def choose_sending_syntax(
