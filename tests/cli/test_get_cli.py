@@ -363,6 +363,29 @@ def test_a_failure_status_says_error_and_absent_counts_are_not_zeros(tmp_path: P
     assert "hint:" not in result.stderr or "128" not in result.stderr
 
 
+def _get_unreadable_failed_list(conn: socket.socket) -> None:
+    import dataclasses
+
+    qr = ScriptedQR(conn)
+    context_id, request = qr.request()
+    qr.store("1.2.826.0.1.99.8")
+    final = dataclasses.replace(
+        _get_rsp(request, status.SUBOPERATIONS_WARNING, None, 1, 2, 0), has_dataset=True
+    )
+    # (0008,0058) declares 32767 bytes, 4 follow: no data set.
+    qr.send(context_id, final, bytes.fromhex("08005800ff7f0000") + b"1.2\x00")
+    qr.release()
+
+
+def test_an_unreadable_failed_list_is_said(tmp_path: Path) -> None:
+    # It was logged where no user sees it: two failed instances, named nowhere, no word why.
+    with scripted_peer(_get_unreadable_failed_list) as port:
+        result = run_cli("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
+                         "--out", str(tmp_path / "out"), "--timeout", "5")  # fmt: skip
+    assert result.returncode == 1
+    assert "warning: the peer's Failed SOP Instance UID List could not be read" in result.stderr
+
+
 def test_rejected_get_leaves_no_incoming_folder(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with scripted_peer(_reject) as port:

@@ -40,7 +40,7 @@ from netdicom.core.dimse import (
 )
 from netdicom.core.errors import NetDicomError, RemoteProtocolError, TimeoutExpired
 from netdicom.core.records import frozen
-from netdicom.services.find_scp import decode_identifier, encode_identifier
+from netdicom.services.find_scp import check_identifier, decode_identifier, encode_identifier
 from netdicom.services.retrieve_common import (
     FAILED_SOP_INSTANCE_UID_LIST,
     OnProgress,
@@ -158,17 +158,23 @@ def get_contexts(
     return GetContexts(tuple(contexts), roles, tuple(dropped), tuple(extra[room:]))
 
 
+class UnreadableList(Exception):
+    """The final response's identifier cannot be read."""
+
+
 def failed_list(data: bytes | None, transfer_syntax: str) -> list[str]:
+    """The Failed SOP Instance UID List (0008,0058) of a final response's identifier;
+    UnreadableList when the identifier cannot be read."""
     if not data:
         return []
     try:
+        check_identifier(data, transfer_syntax)
         ds = decode_identifier(data, transfer_syntax)
         if FAILED_SOP_INSTANCE_UID_LIST not in ds:
             return []
         value = ds[FAILED_SOP_INSTANCE_UID_LIST].value
     except Exception as exc:
-        log.warning("cannot read the final response's identifier: %s", exc)
-        return []
+        raise UnreadableList(str(exc)) from exc
     if value is None:
         return []
     if isinstance(value, str):
@@ -241,7 +247,10 @@ async def take_response(
     outcome.status = message.status
     outcome.final = progress
     outcome.error_comment = message.error_comment
-    outcome.failed_uids = failed_list(data, transfer_syntax)
+    try:
+        outcome.failed_uids = failed_list(data, transfer_syntax)
+    except UnreadableList as exc:
+        outcome.unreadable_list = str(exc)
     return True
 
 

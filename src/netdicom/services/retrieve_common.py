@@ -398,6 +398,8 @@ class RetrieveOutcome:
     # C-GET only; out of repr() for the reason StoreReport.outcomes is.
     received: list[Received] = field(default_factory=list, repr=False)
     role_warnings: set[str] = field(default_factory=set)  # SOP classes sent without the role
+    # Why the final response's identifier (Failed SOP Instance UID List) could not be read.
+    unreadable_list: str | None = None
 
 
 # --- what the final responses claim, checked --------------------------------------------------
@@ -440,6 +442,15 @@ def check_counts(
                 fails=failed > 0,
             )
         )
+    for outcome in outcomes:
+        if outcome.unreadable_list is not None:
+            problems.append(
+                CountProblem(
+                    "the peer's Failed SOP Instance UID List could not be read "
+                    f"({outcome.unreadable_list}): the failed instances are not named",
+                    fails=False,
+                )
+            )
     if arrived is not None:
         # A warning sub-operation stored its instance too (with a warning status).
         claimed = sum((o.final.completed or 0) + (o.final.warning or 0) for o in outcomes)
