@@ -53,6 +53,8 @@ def classify(exc: BaseException) -> tuple[ExitCode, str, str | None]:
         return ExitCode.REJECTED, str(exc), rejection_hint(exc.source, exc.reason)
     if isinstance(exc, errors.NoAcceptedContext):
         return ExitCode.REJECTED, str(exc), None
+    if isinstance(exc, errors.CancelIgnored):
+        return ExitCode.TIMEOUT, str(exc), None  # --timeout would not change it
     if isinstance(exc, errors.TimeoutExpired):
         return ExitCode.TIMEOUT, str(exc), "raise the limit with --timeout if the peer is slow"
     if isinstance(exc, errors.AssociationAborted):

@@ -74,6 +74,11 @@ class TimeoutExpired(NetDicomError):
     """A timer (connect, ACSE, DIMSE, idle) ran out; the message says which."""
 
 
+class CancelIgnored(TimeoutExpired):
+    """The peer did not end an operation within the grace we give it after our C-CANCEL-RQ
+    (a fixed few seconds: --timeout has nothing to do with it)."""
+
+
 class DimseFailure(NetDicomError):
     """A DIMSE operation ended with a failure status."""
 

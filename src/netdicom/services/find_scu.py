@@ -27,7 +27,7 @@ from netdicom.archive.rebuild import apply_fallback_charset
 from netdicom.core import uids
 from netdicom.core.acse import ProposedContext
 from netdicom.core.dimse import CCancelRQ, CFindRQ, CFindRSP, status
-from netdicom.core.errors import NetDicomError, RemoteProtocolError, TimeoutExpired
+from netdicom.core.errors import CancelIgnored, NetDicomError, RemoteProtocolError
 from netdicom.core.records import frozen
 from netdicom.services.find_scp import check_identifier, decode_identifier, encode_identifier
 from netdicom.services.session import command_name, receive_response, require_context
@@ -289,8 +289,9 @@ async def find(
                     waiter.cancel()
             if not pending.done():
                 if deadline is not None and loop.time() >= deadline:
-                    raise TimeoutExpired(
-                        f"no final C-FIND-RSP within {cancel_grace:g} s of C-CANCEL-RQ; aborted"
+                    raise CancelIgnored(
+                        f"the peer ignored our C-CANCEL-RQ: no final C-FIND-RSP within "
+                        f"{cancel_grace:g} s of it; aborted"
                     )
                 await send_cancel()  # Ctrl-C; the response being read stays awaited
                 continue

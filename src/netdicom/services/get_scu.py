@@ -38,7 +38,7 @@ from netdicom.core.dimse import (
     UnsupportedCommand,
     status,
 )
-from netdicom.core.errors import NetDicomError, RemoteProtocolError, TimeoutExpired
+from netdicom.core.errors import CancelIgnored, NetDicomError, RemoteProtocolError, TimeoutExpired
 from netdicom.core.records import frozen
 from netdicom.services.find_scp import check_identifier, decode_identifier, encode_identifier
 from netdicom.services.retrieve_common import (
@@ -302,8 +302,9 @@ async def get(
                 event = await receiver.next(wait)
             except TimeoutExpired:
                 if deadline is not None:
-                    raise TimeoutExpired(
-                        f"no final C-GET-RSP within {cancel_grace:g} s of C-CANCEL-RQ; aborted"
+                    raise CancelIgnored(
+                        f"the peer ignored our C-CANCEL-RQ: no final C-GET-RSP within "
+                        f"{cancel_grace:g} s of it; aborted"
                     ) from None
                 raise
             if event is None:

@@ -39,7 +39,7 @@ from netdicom.core.dimse import (
     DimseMessage,
     status,
 )
-from netdicom.core.errors import NetDicomError, RemoteProtocolError, TimeoutExpired
+from netdicom.core.errors import CancelIgnored, NetDicomError, RemoteProtocolError, TimeoutExpired
 from netdicom.core.pdu import AssociateAC, AssociateRJ, AssociateRQ, ContextResult
 from netdicom.services.dispatcher import Dispatcher
 from netdicom.services.echo import handle_echo
@@ -104,8 +104,9 @@ async def move(
                 event = await receiver.next(wait)
             except TimeoutExpired:
                 if deadline is not None:
-                    raise TimeoutExpired(
-                        f"no final C-MOVE-RSP within {cancel_grace:g} s of C-CANCEL-RQ; aborted"
+                    raise CancelIgnored(
+                        f"the peer ignored our C-CANCEL-RQ: no final C-MOVE-RSP within "
+                        f"{cancel_grace:g} s of it; aborted"
                     ) from None
                 raise
             if event is None:
