@@ -186,6 +186,16 @@ def test_a_date_or_time_key_that_cannot_match_is_a_usage_error(command: str, key
     assert key.partition("=")[0] in result.stderr and "C.2.2.2.5" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "key", ["StudyInstanceUID=1.2.840.*", "SeriesInstanceUID=*", "SOPClassUID=1.2.?"]
+)
+def test_a_wildcard_uid_key_is_a_usage_error(key: str) -> None:
+    # PS3.4 C.2.2.2.4: no wildcards for UI. It was sent, and matched nothing, without a word.
+    result = cli("find", "127.0.0.1:1", key)
+    assert result.returncode == 2, result.stderr
+    assert "never a wildcard (PS3.4 C.2.2.2.4)" in result.stderr
+
+
 def test_wildcards_and_ranges_pass_without_pydicom_warnings(server: int) -> None:
     result = cli("find", f"127.0.0.1:{server}", "--csv", "--no-defaults", "PatientID=",
                  "ModalitiesInStudy=C*", "StudyDate=20240101-", "StudyTime=00-23")  # fmt: skip

@@ -153,6 +153,13 @@ def parse_key(text: str) -> KeyArg:
         tag, keyword = int(number), name
     vr = _dictionary_vr(tag)
     _check_date_time(keyword, vr, value)
+    if vr == "UI" and ("*" in value or "?" in value):
+        # Wild cards do not apply to UIDs (PS3.4 C.2.2.2.4): an SCP matches the text as it
+        # is, and `1.2.840.*` found nothing, without a word.
+        raise BadKey(
+            f"{keyword}={value!r}: a UID key is one UID or a list of UIDs separated by "
+            "\\, never a wildcard (PS3.4 C.2.2.2.4); leave it empty (KEY=) to ask for it"
+        )
     if vr in NUMBER_VRS:
         _numbers(keyword, vr, value)
     return KeyArg(tag, keyword, value)
