@@ -334,3 +334,35 @@ def test_an_instance_stored_again_updates_its_patient_study_and_series(tmp_path:
     # Matching uses the new values too.
     assert _find((index, tmp_path), Level.STUDY, Key(0x00100010, "PN", "RIGHT*"))
     assert not _find((index, tmp_path), Level.STUDY, Key(0x00100010, "PN", "WRONG*"))
+
+
+def test_a_full_disk_delays_indexing_and_breaks_nothing(tmp_path: Path) -> None:
+    # Walk-through 4: one failed COMMIT (SQLITE_FULL) left the index in a state where every
+    # later flush failed ("no transaction is active") and every C-FIND with it, until a
+    # restart, even once space was freed. A full database is simulated with max_page_count.
+    from netdicom.archive.rebuild import read_summary
+
+    write_instance(tmp_path / "a.dcm", make_dataset(patient_id="P1", study_uid="8.1"))
+    index, _ = open_index(tmp_path)
+    try:
+        conn = index._conn
+        assert conn is not None
+        (pages,) = conn.execute("PRAGMA page_count").fetchone()
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+        for number in range(2, 40):
+            name = f"{number}.dcm"
+            write_instance(tmp_path / name,
+                           make_dataset(patient_id=f"P{number}", study_uid=f"8.{number}"))  # fmt: skip
+            index.add_later(functools.partial(read_summary, tmp_path, name))
+        index.flush()  # cannot write: no exception, the instances stay queued
+        assert index.pending == 38
+        found = _find((index, tmp_path), Level.STUDY, Key(STUDY_UID, "UI", ""))
+        assert _uids(found, STUDY_UID) == ["8.1"]  # queries go on with what is committed
+        conn.execute("PRAGMA max_page_count = 1000000")  # space freed
+        index.flush()
+        assert index.pending == 0
+        found = _find((index, tmp_path), Level.STUDY, Key(STUDY_UID, "UI", ""))
+        assert len(found) == 39
+        assert index.counts()["instance"] == 39
+    finally:
+        index.close()

@@ -277,8 +277,10 @@ class Index:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._pks: dict[tuple[str, str, str], int] = {}
-        # Rows added with add_deferred() and not yet committed (see there).
+        # Rows added with add_deferred() and not yet committed (see there), and the instances
+        # they stand for: queued again should the commit fail (_undo_pending).
         self._pending = 0
+        self._uncommitted: list[tuple[InstanceSummary, bool]] = []
         # Instances queued with add_later(), added at the next flush() or read (see there).
         self._queued: deque[tuple[Callable[[], InstanceSummary], bool]] = deque()
 
@@ -358,20 +360,32 @@ class Index:
             self._add_queued()
             self._add_one(summary)
 
-    def _add_one(self, summary: InstanceSummary) -> None:
+    def _add_one(self, summary: InstanceSummary, keep_existing: bool = False) -> None:
         db = self._db
-        if self._pending == 0:
-            db.execute("BEGIN IMMEDIATE")
-        self._pending += 1
-        db.execute("SAVEPOINT one")
+        try:
+            if self._pending == 0:
+                db.execute("BEGIN IMMEDIATE")
+            self._pending += 1
+            db.execute("SAVEPOINT one")
+        except sqlite3.OperationalError:
+            self._uncommitted.append((summary, keep_existing))
+            self._undo_pending()
+            raise
         try:
             self._insert(db, summary)
+        except sqlite3.OperationalError:
+            # The database cannot be written (disk full, I/O): SQLite may have ended the
+            # whole transaction itself. Everything in it is queued again.
+            self._uncommitted.append((summary, keep_existing))
+            self._undo_pending()
+            raise
         except BaseException:
             db.execute("ROLLBACK TO one")
             db.execute("RELEASE one")
             self._pks.clear()
             raise
         db.execute("RELEASE one")
+        self._uncommitted.append((summary, keep_existing))
         if self._pending >= self.MAX_PENDING:
             self._commit_pending()
 
@@ -409,11 +423,17 @@ class Index:
             return
         db = self._db
         fresh = self._pending == 0
-        db.execute("BEGIN IMMEDIATE" if fresh else "SAVEPOINT batch")
         try:
+            db.execute("BEGIN IMMEDIATE" if fresh else "SAVEPOINT batch")
             for summary, keep_existing in batch:
                 if not (keep_existing and self._indexed(db, summary)):
                     self._insert(db, summary)
+        except sqlite3.OperationalError:
+            # The database cannot be written (disk full, I/O): the batch and the transaction
+            # it joined are queued again, for the next flush (see _undo_pending).
+            self._uncommitted.extend(batch)
+            self._undo_pending()
+            raise
         except Exception:
             if fresh:
                 db.execute("ROLLBACK")
@@ -424,13 +444,16 @@ class Index:
             for summary, keep_existing in batch:
                 try:
                     if not (keep_existing and self._indexed(db, summary)):
-                        self._add_one(summary)
+                        self._add_one(summary, keep_existing)
+                except sqlite3.OperationalError:
+                    raise  # queued again by _add_one, the rest with it
                 except Exception:
                     log.exception("indexing %s failed; the start-up check will retry", summary.path)
         else:
             if not fresh:
                 db.execute("RELEASE batch")
             self._pending += len(batch)
+            self._uncommitted.extend(batch)
         if self._pending >= self.MAX_PENDING:
             self._commit_pending()
 
@@ -445,15 +468,53 @@ class Index:
         return self._pending + len(self._queued)
 
     def flush(self) -> None:
-        """Add what add_later() queued and commit what add_deferred() added."""
+        """Add what add_later() queued and commit what add_deferred() added. When SQLite
+        cannot write (a full disk), the instances stay queued and the next flush tries again:
+        queries go on with what is committed, and nothing is lost once it can write."""
         with self._lock:
+            try:
+                self._add_queued()
+                self._commit_pending()
+            except sqlite3.OperationalError as exc:
+                log.warning(
+                    "the index cannot be written now (%s): %d instances wait for the next try",
+                    exc,
+                    len(self._queued),
+                )
+
+    def _add_queued_for_reading(self) -> None:
+        """Before a read on the writer's connection: the queue goes in if SQLite can write;
+        if it cannot (a full disk), the read goes on without it (it stays queued)."""
+        try:
             self._add_queued()
-            self._commit_pending()
+        except sqlite3.OperationalError as exc:
+            log.warning("the index cannot be written now (%s): read without the newest", exc)
 
     def _commit_pending(self) -> None:
         if self._pending and self._conn is not None:
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.OperationalError:
+                self._undo_pending()
+                raise
         self._pending = 0
+        self._uncommitted.clear()
+
+    def _undo_pending(self) -> None:
+        """The open transaction failed (SQLITE_FULL, an I/O error: SQLite may have rolled it
+        back already): end it, forget the primary keys of rows that may be gone, and queue
+        its instances again, first, so that the next flush adds them. Left as it was, every
+        later COMMIT failed ("no transaction is active") and every query with it, until a
+        restart (walk-through 4)."""
+        conn = self._conn
+        if conn is not None and conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        self._pks.clear()
+        self._pending = 0
+        again = [(functools.partial(_same, summary), keep) for summary, keep in self._uncommitted]
+        self._queued.extendleft(reversed(again))
+        self._uncommitted.clear()
 
     def add_many(self, summaries: Sequence[InstanceSummary]) -> None:
         """Insert several instances in one transaction (rebuild uses batches)."""
@@ -590,7 +651,7 @@ class Index:
     def files(self) -> dict[str, tuple[int, int]]:
         """Every indexed file: relative path -> (size, mtime_ns)."""
         with self._lock:
-            self._add_queued()
+            self._add_queued_for_reading()
             rows = self._db.execute("SELECT path, size, mtime_ns FROM instance").fetchall()
         return {path: (size, mtime) for path, size, mtime in rows}
 
@@ -598,7 +659,7 @@ class Index:
         """SOP Instance UID -> relative path, for those of `uids` that are indexed."""
         result: dict[str, str] = {}
         with self._lock:
-            self._add_queued()
+            self._add_queued_for_reading()
             for start in range(0, len(uids), 500):
                 chunk = list(uids[start : start + 500])
                 marks = ", ".join("?" for _ in chunk)
@@ -623,7 +684,7 @@ class Index:
     def counts(self) -> dict[str, int]:
         """Rows per table (patients, studies, series, instances)."""
         with self._lock:
-            self._add_queued()
+            self._add_queued_for_reading()
             db = self._db
             return {
                 table: db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
@@ -718,6 +779,10 @@ def _pair_matches(pair: tuple[Key, Key], record: Mapping[int, Values | Items]) -
         date if isinstance(date, tuple) else (),
         time if isinstance(time, tuple) else (),
     )
+
+
+def _same(summary: InstanceSummary) -> InstanceSummary:
+    return summary
 
 
 # --- SQL for a query ---------------------------------------------------------------------------
