@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import itertools
+import logging
 import os
 import re
 import threading
@@ -37,6 +38,8 @@ from netdicom.archive.direct_io import (
 from netdicom.archive.layout import UnsafePath, inside
 from netdicom.archive.syncfs import little_dirty, syncfs_function
 from netdicom.core.records import frozen
+
+log = logging.getLogger("netdicom.archive")
 
 TEMP_DIR: Final = ".incoming"
 _TEMP_NAME: Final = re.compile(r"(\d+)-\d+\.part")
@@ -304,15 +307,16 @@ class Archive:
         """A new temporary file holding `header` (preamble + file meta, maybe the data set
         after it). `large`: more is to come, at least a few hundred KB; it is written with
         O_DIRECT where that works and the archive is durable (archive.direct_io)."""
-        path: Path | None = None
         direct = large and self.direct_io
         extra = O_DIRECT if direct else 0
-        if self.unnamed_temp:
-            fd = os.open(self.temp_dir, _UNNAMED_FLAGS | extra, 0o644)
-        else:
-            path = self.temp_dir / f"{os.getpid()}-{next(self._counter)}.part"
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | extra
-            fd = os.open(path, flags, 0o644)
+        try:
+            fd, path = self._open_temp(extra)
+        except FileNotFoundError:
+            # The temporary folder is gone: on Linux it is always empty (unnamed files), and
+            # `find DIR -type d -empty -delete` removes it. Every store failed until a restart.
+            log.warning("the temporary folder %s was removed: made again", self.temp_dir)
+            self.temp_dir.mkdir(exist_ok=True)
+            fd, path = self._open_temp(extra)
         writer = DirectWriter(fd, self.stages, self.file_write) if direct else None
         pending = PendingFile(self, fd, path, writer)
         try:
@@ -321,6 +325,13 @@ class Archive:
             pending.discard()
             raise
         return pending
+
+    def _open_temp(self, extra: int) -> tuple[int, Path | None]:
+        if self.unnamed_temp:
+            return os.open(self.temp_dir, _UNNAMED_FLAGS | extra, 0o644), None
+        path = self.temp_dir / f"{os.getpid()}-{next(self._counter)}.part"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | extra
+        return os.open(path, flags, 0o644), path
 
     def place_all(
         self, files: Sequence[tuple[PendingFile, PurePosixPath]]
