@@ -366,3 +366,28 @@ def test_a_full_disk_delays_indexing_and_breaks_nothing(tmp_path: Path) -> None:
         assert index.counts()["instance"] == 39
     finally:
         index.close()
+
+
+def test_an_index_that_cannot_be_opened_is_not_taken_for_damaged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Walk-through 4: on a full (or read-only) file system serve renamed a valid index to
+    # *.damaged, then died with "internal error"; a rebuild followed once space was back.
+    import sqlite3
+
+    from netdicom.archive import index as index_module
+    from netdicom.archive.index import Index, IndexUnavailable
+
+    write_instance(tmp_path / "a.dcm", make_dataset(study_uid="9.1"))
+    first, _ = open_index(tmp_path)
+    first.close()
+
+    def full(path: Path) -> sqlite3.Connection:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(index_module, "_connect", full)
+    with pytest.raises(IndexUnavailable, match="database or disk is full") as raised:
+        Index(tmp_path).open()
+    assert isinstance(raised.value, OSError)  # exit code 3 (bad input), not "internal error"
+    assert index_module.index_path(tmp_path).exists()
+    assert not list(index_module.index_path(tmp_path).parent.glob("*.damaged"))

@@ -202,6 +202,17 @@ def _update_sql(level: Level) -> tuple[str, tuple[str, ...]]:
     return f"UPDATE {table} SET {assignments} WHERE pk = ?", tuple(names)
 
 
+class IndexUnavailable(OSError):
+    """The index cannot be opened or written for a reason that is not damage: the file
+    system is full or read-only, or an I/O error (an OSError: exit code 3, bad input)."""
+
+    def __init__(self, path: Path, exc: BaseException) -> None:
+        super().__init__(
+            f"cannot use the index {path}: {exc} (is the file system full, read-only, or not "
+            "writable by this user?)"
+        )
+
+
 class IndexUnusable(Exception):
     """The index file cannot be used (damaged, or of another schema version)."""
 
@@ -296,6 +307,14 @@ class Index:
                 self._conn = _connect(self.path)
                 self._check(self._conn)
                 return "ok"
+            except sqlite3.OperationalError as exc:
+                # Cannot open, read or write (a full or read-only file system, I/O): the
+                # index is not damaged, and moving it aside would cost a rebuild for nothing.
+                if self._conn is not None:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._conn.close()
+                    self._conn = None
+                raise IndexUnavailable(self.path, exc) from exc
             except (sqlite3.DatabaseError, IndexUnusable) as exc:
                 log.warning("index %s is not usable (%s): rebuilding it", self.path, exc)
                 if self._conn is not None:
@@ -303,8 +322,11 @@ class Index:
                         self._conn.close()
                     self._conn = None
                 self._move_aside()
-        self._conn = _connect(self.path)
-        self._conn.executescript(_SCHEMA)
+        try:
+            self._conn = _connect(self.path)
+            self._conn.executescript(_SCHEMA)
+        except sqlite3.OperationalError as exc:
+            raise IndexUnavailable(self.path, exc) from exc
         return "damaged" if existed else "created"
 
     @staticmethod

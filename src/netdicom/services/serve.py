@@ -390,8 +390,10 @@ class ServeApp:
 def _open_index(directory: Path, bar: Callable[[int, int], None] | None = None) -> Index:
     """Open DIR's index, rebuilding it from the files when missing or damaged, and reconcile
     it with the files (progress logged every few seconds)."""
+    import sqlite3
     import time
 
+    from netdicom.archive.index import IndexUnavailable, index_path
     from netdicom.archive.rebuild import open_index
 
     last = [time.monotonic()]
@@ -404,7 +406,11 @@ def _open_index(directory: Path, bar: Callable[[int, int], None] | None = None) 
             last[0] = now
             log.info("indexing %s: %d/%d files", directory, done, total)
 
-    index, report = open_index(directory, progress)
+    try:
+        index, report = open_index(directory, progress)
+    except sqlite3.OperationalError as exc:
+        # Reconciling writes the index: a full or read-only file system says so here.
+        raise IndexUnavailable(index_path(directory), exc) from exc
     if report.added or report.removed:
         log.info(
             "index: %d instance%s (%d added from files, %d removed, %d skipped)",
