@@ -436,7 +436,7 @@ def test_back_to_back_echoes_then_release_are_answered_in_order(serve: int) -> N
 
 def test_max_associations_rejects_beyond_the_limit(tmp_path: Path) -> None:
     port = free_port()
-    with running(serve_argv(tmp_path, port, "--max-associations", "2", "-q"), port):
+    with running(serve_argv(tmp_path, port, "--max-associations", "2", "-q"), port) as proc:
         first, second = RawPeer(port), RawPeer(port)
         try:
             assert isinstance(first.associate(timeout=PROMPT), AssociateAC)
@@ -460,6 +460,10 @@ def test_max_associations_rejects_beyond_the_limit(tmp_path: Path) -> None:
         finally:
             first.close()
             second.close()
+        proc.terminate()
+        log, _ = proc.communicate(timeout=20)
+    # A warning in words, seen with -q too (it was an info line, "rejected (2, 3, 2)").
+    assert "2 associations already open (--max-associations)" in log.decode(), log
 
 
 @pytest.mark.parametrize("option", [[], ["--max-associations", "0"]], ids=["default", "none"])

@@ -238,14 +238,15 @@ class ServeApp:
         self, rq: AssociateRQ, server: Server
     ) -> tuple[AssociateAC, Negotiated] | AssociateRJ:
         limit = self.config.max_associations
-        if limit is not None and server.active_associations >= limit:
-            # PS3.8 Table 9-21: transient, presentation provider, local limit exceeded.
-            return AssociateRJ(2, 3, 2)
         peer = server.deciding.peer if server.deciding is not None else "?"
         answer: tuple[AssociateAC, Negotiated] | AssociateRJ
         if not self.allow.permits(rq.calling_ae_title.strip(" "), peer):
             # PS3.8 Table 9-21: permanent, service user, calling AE title not recognized.
+            # Before the limit: a caller that is never allowed hears so, not "try later".
             answer = AssociateRJ(1, 1, 3)
+        elif limit is not None and server.active_associations >= limit:
+            # PS3.8 Table 9-21: transient, presentation provider, local limit exceeded.
+            answer = AssociateRJ(2, 3, 2)
         elif self.users is not None and rq.user_information.user_identity_rq is None:
             # A users file makes identity mandatory; its absence is refused like a failed one
             # (PS3.7 D.3.3.7: permanent, ACSE provider).
@@ -290,6 +291,8 @@ class ServeApp:
             (1, 7): f"called AE title {called_problem}"
             if called_problem
             else f"called AE title is not ours ({self.config.ae_title}, --strict-aet)",
+            (3, 2): f"{self.config.max_associations} associations already open "
+            "(--max-associations): the peer may try again later",
         }.get((rj.source, rj.reason), describe_rejection(rj.result, rj.source, rj.reason))
         pdu_problem = peer_max_pdu_problem(rq.user_information.max_length)
         if (rj.source, rj.reason) == (1, 1) and pdu_problem is not None:
