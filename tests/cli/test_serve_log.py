@@ -123,3 +123,31 @@ def test_an_invalid_pdu_is_logged_with_why_it_was_aborted(tmp_path: Path) -> Non
     events = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
     outcomes = [e["outcome"] for e in events if e["event"] == "association"]
     assert "aborted: invalid PDU: unknown PDU type 0x09" in outcomes, outcomes
+
+
+def test_rejected_presentation_contexts_are_logged_with_the_reason(tmp_path: Path) -> None:
+    # "The modality says it cannot send": the log said only "released".
+    from netdicom.core import uids
+    from netdicom.core.acse import ProposedContext
+    from netdicom.core.pdu import AssociateAC, ReleaseRP
+    from tests.hardening.raw import RawPeer, echo_rq
+
+    port = free_port()
+    contexts = [
+        ProposedContext(uids.VERIFICATION, (uids.IMPLICIT_VR_LE,)),
+        ProposedContext("1.2.826.0.1.3680043.8.498.999.1", (uids.IMPLICIT_VR_LE,)),
+    ]
+    argv = serve_argv(tmp_path / "archive", port, "--no-unknown", "--log-json")
+    with running(argv, port) as proc:
+        with RawPeer(port) as peer:
+            assert isinstance(peer.associate(echo_rq(contexts=contexts)), AssociateAC)
+            assert isinstance(peer.release(), ReleaseRP)
+        time.sleep(0.2)
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    events = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+    (event,) = [e for e in events if e["event"] == "association" and e["calling_ae"]]
+    assert event["outcome"] == "released"
+    (rejected,) = event["rejected_contexts"]
+    assert rejected.startswith("context 3, 1.2.826.0.1.3680043.8.498.999.1")
+    assert "not supported" in rejected

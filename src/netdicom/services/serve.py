@@ -365,13 +365,25 @@ class ServeApp:
     def _log_association(self, assoc: Association) -> None:
         rq = assoc.associate_rq
         titles = f"{rq.calling_ae_title} -> {rq.called_ae_title}" if rq else "(no A-ASSOCIATE-RQ)"
+        # Which presentation contexts were refused, and why: "the modality cannot send" is
+        # answered here (storescp -v and dcmqrscp -v show it too).
+        negotiated = assoc.negotiated
+        rejected = [r.describe() for r in negotiated.rejected] if negotiated else []
+        refused = ""
+        if rejected:
+            total = len(rejected) + len(negotiated.accepted) if negotiated else len(rejected)
+            shown = "; ".join(rejected[:3]) + (
+                f"; … {len(rejected) - 3} more" if len(rejected) > 3 else ""
+            )
+            refused = f" ({len(rejected)} of {total} contexts rejected: {shown})"
         emit(
             "association",
-            f"{assoc.peer} {titles}: {assoc.outcome}",
+            f"{assoc.peer} {titles}: {assoc.outcome}{refused}",
             peer=assoc.peer,
             calling_ae=rq.calling_ae_title if rq else None,
             called_ae=rq.called_ae_title if rq else None,
             outcome=assoc.outcome,
+            rejected_contexts=rejected,
         )
 
     def _log_stored(self, stored: StoredInstance) -> None:
