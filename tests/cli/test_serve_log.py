@@ -151,3 +151,25 @@ def test_rejected_presentation_contexts_are_logged_with_the_reason(tmp_path: Pat
     (rejected,) = event["rejected_contexts"]
     assert rejected.startswith("context 3, 1.2.826.0.1.3680043.8.498.999.1")
     assert "not supported" in rejected
+
+
+def test_tracebacks_only_with_debug_and_warnings_say_so() -> None:
+    # README: --debug adds tracebacks, "which are otherwise never shown"; serve's log showed
+    # one of 15-25 lines per failed index commit or query.
+    import sqlite3
+    import sys
+
+    try:
+        raise sqlite3.OperationalError("database or disk is full")
+    except sqlite3.OperationalError:
+        info = sys.exc_info()
+    record = logging.LogRecord("netdicom.index", logging.ERROR, __file__, 1,
+                               "committing the index failed", None, info)  # fmt: skip
+    plain = TextFormatter().format(record)
+    assert "\n" not in plain and "Traceback" not in plain
+    assert plain.endswith(
+        "error: committing the index failed: OperationalError: database or disk is full"
+    )
+    assert "Traceback" in TextFormatter(debug=True).format(record)
+    note = logging.LogRecord("netdicom", logging.INFO, __file__, 1, "stored", None, None)
+    assert "warning" not in TextFormatter().format(note)

@@ -265,7 +265,7 @@ def serve(
     else:
         from netdicom.render.log_text import TextFormatter
 
-        handler.setFormatter(TextFormatter())
+        handler.setFormatter(TextFormatter(debug=debug))
     root = logging.getLogger("netdicom")
     root.addHandler(handler)
     root.setLevel(level)

@@ -25,4 +25,8 @@ class JsonFormatter(logging.Formatter):
                 "logger": record.name,
                 "message": record.getMessage(),
             }
+        if record.exc_info:
+            from netdicom.render.log_text import exception_text
+
+            payload["error"] = exception_text(record.exc_info)  # the cause, not a traceback
         return json.dumps(payload, ensure_ascii=False, default=str)

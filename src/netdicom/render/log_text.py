@@ -18,10 +18,23 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 class TextFormatter(logging.Formatter):
-    def __init__(self) -> None:
+    """`debug`: tracebacks as Python prints them; otherwise an exception is one line, its
+    type and message after the record's (the README promises no traceback without --debug,
+    and one incident wrote seven of 15-25 lines each into journald)."""
+
+    def __init__(self, *, debug: bool = False) -> None:
         super().__init__("%(asctime)s %(message)s", TIME_FORMAT)
         self._second = -1
         self._stamp = ""
+        self._debug = debug
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info and not self._debug:
+            record = logging.makeLogRecord(record.__dict__)
+            record.msg = f"{record.getMessage()}: {exception_text(record.exc_info)}"
+            record.args = None
+            record.exc_info = record.exc_text = None
+        return super().format(record)
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         # Called under the handler's lock: no two threads update the cache at once.
@@ -33,8 +46,18 @@ class TextFormatter(logging.Formatter):
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         # The message only: a traceback (exc_info, with --debug) is appended after this and
-        # keeps its lines.
+        # keeps its lines. Warnings and errors say so, for grep and for the eye.
+        if record.levelno >= logging.WARNING:
+            return f"{record.asctime} {record.levelname.lower()}: {printable(record.message)}"
         return f"{record.asctime} {printable(record.message)}"
+
+
+def exception_text(exc_info: object) -> str:
+    """`OperationalError: database or disk is full` from a record's exc_info."""
+    if isinstance(exc_info, tuple) and len(exc_info) == 3 and exc_info[1] is not None:
+        exc = exc_info[1]
+        return f"{type(exc).__name__}: {exc}"
+    return "unknown error"
 
 
 class CommandFormatter(logging.Formatter):
