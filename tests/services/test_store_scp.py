@@ -413,3 +413,38 @@ def test_concurrent_associations(tmp_path: Path) -> None:
 
     run(main)
     assert len(archive_files(tmp_path)) == 24
+
+
+def test_an_instance_placed_as_the_association_ends_is_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Walk-through 4: an instance placed as the shutdown grace ran out was kept and indexed,
+    # but its "stored" line never came (that hook ran after placing, on the cancelled task).
+    import logging
+    import threading
+
+    placing = threading.Event()
+    release = threading.Event()
+
+    def slow(stored: object) -> None:
+        placing.set()
+        release.wait(5)
+
+    async def go() -> None:
+        async with serving(tmp_path) as app:
+            app.storage.on_placed.append(slow)
+            assoc = await connect(app)
+            ds = make_dataset(sop_instance_uid="1.2.826.0.1.77.5")
+            sending = asyncio.ensure_future(
+                c_store(assoc, encode(ds, EXPLICIT), "1.2.826.0.1.77.5")
+            )
+            assert await asyncio.to_thread(placing.wait, 10)
+            threading.Timer(0.3, release.set).start()
+            await app.server.close(grace=0)
+            with contextlib.suppress(Exception):
+                await sending
+
+    with caplog.at_level(logging.INFO, logger="netdicom"):
+        run(go)
+    assert any("stored 1.2.826.0.1.77.5" in r.getMessage() for r in caplog.records)
+    assert list(tmp_path.rglob("1.2.826.0.1.77.5.dcm"))

@@ -137,7 +137,9 @@ class ServeApp:
         # adds the queue is scheduled from the event loop.
         self.storage.on_placed.append(self._index_stored)
         self.storage.on_stored.append(self._schedule_flush)
-        self.storage.on_stored.append(self._log_stored)
+        # On placing (a worker thread), not after: an instance placed as the shutdown grace ran
+        # out was kept and indexed, yet never logged (its coroutine was cancelled).
+        self.storage.on_placed.append(self._log_stored)
         for sop_class in FIND_SOP_CLASSES:
             self.service_syntaxes[sop_class] = _PLAIN_SYNTAXES
         # Query/Retrieve GET and MOVE (PS3.4 C.4.2, C.4.3): sub-operations from the index.
