@@ -282,3 +282,23 @@ def test_wildcards_never_backtrack_exponentially() -> None:
 )  # fmt: skip
 def test_wildcard_cases(pattern: str, value: str, expected: bool) -> None:
     assert match_value("LO", pattern, (value,)) is expected
+
+
+def test_date_time_offsets_are_taken_into_account() -> None:
+    # PS3.4 C.2.2.2.5.3: "The offset from Universal Coordinated Time, if present in the
+    # Value of the Attribute, shall be taken into account". Offsets were stripped on both
+    # sides: instances six hours apart matched the same window.
+    plus_one = ("20240101120000+0100",)  # 11:00 UTC
+    minus_five = ("20240101120000-0500",)  # 17:00 UTC
+    window = "20240101103000+0000-20240101113000+0000"
+    assert match_value("DT", window, plus_one)
+    assert not match_value("DT", window, minus_five)
+    assert match_value("DT", "20240101163000+0000-20240101173000+0000", minus_five)
+    assert match_value("DT", "20240101110000+0000", plus_one)  # the same moment
+    assert match_value("DT", "-20240101113000+0000", plus_one)
+    assert not match_value("DT", "-20240101113000+0000", minus_five)
+    # Without an offset on either side: compared as written.
+    assert match_value("DT", "20240101113000-20240101123000", ("20240101120000",))
+    assert match_value("DT", "20240101113000-20240101123000", plus_one)
+    # A bound moved across a day and a short month keeps to real dates.
+    assert match_value("DT", "202402+0100", ("20240131233000+0000",))

@@ -24,8 +24,9 @@ Rules, and the leniencies this module documents:
   UC UR UT.
 - Range (C.2.2.2.5): `a-b`, `-b`, `a-` for DA, TM, DT; bounds inclusive; a bound given with
   less precision covers its whole period (`-2024` ... the upper bound 2024 means up to
-  2024-12-31 for DT; `-10` for TM means up to 10:59:59.999999). DT offsets are ignored (no
-  timezone adjustment is negotiated). DA in the ACR-NEMA form `YYYY.MM.DD` is accepted.
+  2024-12-31 for DT; `-10` for TM means up to 10:59:59.999999). A DT offset from UTC is taken
+  into account when both the key and the value carry one (C.2.2.2.5.3); else both are compared
+  as written. DA in the ACR-NEMA form `YYYY.MM.DD` is accepted.
 - Combined date-time (C.2.2.2.5.1, only when extended negotiation agreed to it): a DA key and
   its TM key that are ranges of the same form are matched together as one date-time range;
   see `match_date_time`.
@@ -269,6 +270,8 @@ def match_value(vr: str, query: str, values: Values) -> bool:
     if vr == "UI":
         wanted = {uid.strip(" \x00") for uid in query.split("\\")}
         return any(v.strip(" \x00") in wanted for v in values)
+    if vr == "DT":
+        return any(_match_date_time_value(query, v) for v in values)
     if vr in RANGE_VRS and _is_range(vr, query):
         low, high = parse_range(vr, query)
         return any(_in_range(vr, v, low, high) for v in values)
@@ -495,6 +498,62 @@ def _pad_time(t: str, fill: str) -> str:
     else:
         whole = whole + "000000"[len(whole) :]
     return f"{whole[:6]}.{(frac + fill * 6)[:6]}"
+
+
+def _match_date_time_value(query: str, value: str) -> bool:
+    """DT single value or range matching (C.2.2.2.1, C.2.2.2.5), UTC offsets taken into
+    account (C.2.2.2.5.3): where a query bound and the value both carry one (&ZZXX), both are
+    compared in UTC; where either has none, they are compared as written (a value without an
+    offset is in the local time of whoever wrote it, which we cannot know)."""
+    q = query.strip(" \x00")
+    v = value.strip(" \x00")
+    if not v:
+        return False
+    found = _DT_RANGE.fullmatch(q)
+    low_text, high_text = (found.group(1) or "", found.group(2) or "") if found else (q, q)
+    v_low, v_high = _bounds("DT", v)
+    v_offset = _dt_offset(v)
+    if low_text:
+        low, offset = _bounds("DT", low_text)[0], _dt_offset(low_text)
+        if offset and v_offset:
+            low, compared = _utc(low, offset), _utc(v_high, v_offset)
+        else:
+            compared = v_high
+        if compared < low:
+            return False
+    if high_text:
+        high, offset = _bounds("DT", high_text)[1], _dt_offset(high_text)
+        if offset and v_offset:
+            high, compared = _utc(high, offset), _utc(v_low, v_offset)
+        else:
+            compared = v_low
+        if compared > high:
+            return False
+    return True
+
+
+def _dt_offset(text: str) -> str | None:
+    found = _DT_OFFSET.search(text.strip())
+    return found.group(0) if found else None
+
+
+def _utc(bound: str, offset: str) -> str:
+    """A full-precision DT bound (`YYYYMMDDHHMMSS.FFFFFF`, as _bounds gives) written in the
+    time zone `offset` (&ZZXX), moved to UTC."""
+    import calendar
+    from datetime import datetime, timedelta
+
+    try:
+        year, month = int(bound[:4]), int(bound[4:6])
+        # _bounds pads a month's upper bound with day 31, whatever the month.
+        day = min(int(bound[6:8]), calendar.monthrange(year, month)[1])
+        moment = datetime(year, month, day, int(bound[8:10]), int(bound[10:12]),
+                          int(bound[12:14]), int(bound[15:21] or 0))  # fmt: skip
+        shift = timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5]))
+        moment = moment - shift if offset[0] == "+" else moment + shift
+    except (ValueError, OverflowError):
+        return bound  # not a date we can move (year 1, a month 13): as written
+    return moment.strftime("%Y%m%d%H%M%S") + f".{moment.microsecond:06d}"
 
 
 def _in_range(vr: str, value: str, low: str | None, high: str | None) -> bool:
