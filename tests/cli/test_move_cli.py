@@ -34,7 +34,7 @@ def test_dest_or_listen_is_required() -> None:
 def test_wildcard_unique_key_is_refused() -> None:
     result = CliRunner().invoke(app, ["move", "127.0.0.1:9", "StudyInstanceUID=*", "--dest", "X"])
     assert result.exit_code == 2
-    assert "refusing to retrieve" in result.output
+    assert "never a wildcard (PS3.4 C.2.2.2.4)" in result.output
 
 
 @pytest.fixture(scope="module")

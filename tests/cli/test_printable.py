@@ -184,11 +184,15 @@ def test_serve_text_log_escapes_the_message_but_keeps_a_traceback() -> None:
     record = logging.LogRecord(
         "netdicom.events", logging.INFO, "", 0, "%s -> NETDICOM: released", (EVIL,), exc_info
     )
-    text = TextFormatter().format(record)
+    text = TextFormatter(debug=True).format(record)
     first, *rest = text.split("\n")
     assert first.endswith(f" {EVIL_SHOWN} -> NETDICOM: released")
     assert "\x1b" not in text
     assert rest[0] == "Traceback (most recent call last):"  # ours: its lines are kept
+    # Without --debug: one line, the exception's words after the message, escaped too.
+    plain = TextFormatter().format(record)
+    assert "\n" not in plain and "\x1b" not in plain
+    assert plain.endswith(f" {EVIL_SHOWN} -> NETDICOM: released: ValueError: boom")
 
 
 def test_debug_trace_escapes_the_peer_titles(capsys: pytest.CaptureFixture[str]) -> None:
