@@ -217,10 +217,13 @@ def test_3_when_serve_cannot_listen(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_cli("serve", "--dir", str(tmp_path), "--port", str(port))
+        archive = tmp_path / "archive"
+        result = run_cli("serve", "--dir", str(archive), "--port", str(port))
     assert result.returncode == ExitCode.BAD_INPUT == 3, result.stderr
     assert f"cannot listen on 127.0.0.1:{port}: the port is in use" in result.stderr
     assert "Traceback" not in result.stderr and "Errno" not in result.stderr
+    # Checked before the index is built (minutes on a large archive): no folder was made.
+    assert not archive.exists()
 
 
 def test_echo_json_reports_a_failure_too() -> None:

@@ -275,11 +275,16 @@ def serve(
     except LayoutError as exc:
         raise typer.BadParameter(str(exc), param_hint="--layout") from None
     preferred = tuple(transfer_syntax_param(value) for value in prefer_ts or ())
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        from netdicom.cli.common import fail
+    from netdicom.cli.common import fail
+    from netdicom.core.errors import ListenFailed
+    from netdicom.transport.server import check_listen
 
+    try:
+        # Before the folder and its index: building the index may take minutes, and a port
+        # another server holds was found only then (a new --dir left behind, too).
+        check_listen(host, port)
+        directory.mkdir(parents=True, exist_ok=True)
+    except (OSError, ListenFailed) as exc:
         raise fail(exc, debug=debug) from None
     remotes, tls_remotes = _remotes(remote or [])
     # --tls-ca alone, with move destinations to dial with TLS: the CA that verifies them, and

@@ -203,6 +203,27 @@ class Server:
         return False
 
 
+def check_listen(host: str, port: int) -> None:
+    """Raise ListenFailed now if `host:port` cannot be listened on: serve asks before it
+    opens (or rebuilds) the index, which can take minutes on a large archive, and only then
+    learned that another server had the port. Binding is tried, then released at once; the
+    real listener comes moments later (a port taken in between still fails, in start())."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        for family, kind, proto, _, address in infos:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                probe.bind(address)
+    except OSError as exc:
+        raise ListenFailed(_listen_failure(host, port, exc)) from exc
+
+
 def _listen_failure(host: str, port: int, exc: OSError) -> str:
     where = f"cannot listen on {host}:{port}"
     if isinstance(exc, socket.gaierror):
