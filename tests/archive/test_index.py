@@ -391,3 +391,20 @@ def test_an_index_that_cannot_be_opened_is_not_taken_for_damaged(
     assert isinstance(raised.value, OSError)  # exit code 3 (bad input), not "internal error"
     assert index_module.index_path(tmp_path).exists()
     assert not list(index_module.index_path(tmp_path).parent.glob("*.damaged"))
+
+
+def test_an_index_removed_while_serving_says_so_and_is_not_made_again(tmp_path: Path) -> None:
+    # Walk-through 4: each query made an empty index.sqlite again and failed with "no such
+    # table: patient" (and a traceback), the operator not told what to do.
+    from netdicom.archive.index import IndexUnusable, index_path
+
+    write_instance(tmp_path / "a.dcm", make_dataset(study_uid="9.2"))
+    index, _ = open_index(tmp_path)
+    try:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{index_path(tmp_path)}{suffix}").unlink(missing_ok=True)
+        with pytest.raises(IndexUnusable, match="restart serve to rebuild it"):
+            _find((index, tmp_path), Level.STUDY, Key(STUDY_UID, "UI", ""))
+        assert not index_path(tmp_path).exists()
+    finally:
+        index.close()

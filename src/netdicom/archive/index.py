@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import sqlite3
 import threading
 from collections import deque
@@ -728,10 +729,19 @@ class Index:
         file_keys = [k for k in query.keys if k.tag in from_file and not k.is_universal]
         keys, pairs = _split_pairs(query)
         self.flush()  # rows added with add_deferred() must be visible to this connection
-        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        # mode=rw: never create the file. One removed while serve runs was made again, empty,
+        # by each query, and every C-FIND failed with "no such table" and a traceback.
+        uri = f"{Path(os.path.abspath(self.path)).as_uri()}?mode=rw"
+        try:
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
+        except sqlite3.DatabaseError as exc:
+            raise IndexUnusable(_gone(self.path, exc)) from exc
         try:
             conn.execute("PRAGMA query_only = ON")
-            cursor = conn.execute(sql, params)
+            try:
+                cursor = conn.execute(sql, params)
+            except sqlite3.DatabaseError as exc:
+                raise IndexUnusable(_gone(self.path, exc)) from exc
             names = [d[0] for d in cursor.description]
             while True:
                 rows = cursor.fetchmany(batch)
@@ -800,6 +810,13 @@ def _pair_matches(pair: tuple[Key, Key], record: Mapping[int, Values | Items]) -
         time_key.value,
         date if isinstance(date, tuple) else (),
         time if isinstance(time, tuple) else (),
+    )
+
+
+def _gone(path: Path, exc: BaseException) -> str:
+    return (
+        f"the index {path} was removed or damaged while serve runs ({exc}): "
+        "restart serve to rebuild it from the files"
     )
 
 
