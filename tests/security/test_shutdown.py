@@ -127,3 +127,13 @@ def test_second_signal_aborts_at_once(tmp_path: Path) -> None:
         assert time.monotonic() - start < 5
         peer.close()
     assert _stored(tmp_path) == [] and temp_files(tmp_path) == []
+
+
+def test_sighup_stops_as_gracefully_as_sigterm(tmp_path: Path) -> None:
+    # Its default action killed serve at once: exit 129, no log line, peers cut off.
+    port = free_port()
+    with running(serve_argv(tmp_path, port), port) as proc:
+        proc.send_signal(signal.SIGHUP)
+        assert proc.wait(10) == 0
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    assert "stopping" in out and "stopped" in out

@@ -396,7 +396,9 @@ async def _serve(config: object) -> None:
     _log_exposure(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too (the terminal serve ran in closed, or a service manager's reload): a stop
+    # as graceful as SIGTERM's, where the default action killed serve mid transfer.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     serving = asyncio.create_task(app.server.serve_forever())
     await stop.wait()
