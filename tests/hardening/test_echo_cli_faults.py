@@ -217,3 +217,18 @@ def test_a_warning_is_an_answer() -> None:
     assert code == 0, output
     assert "netdicom: warning: C-ECHO answered with status 0xB000" in output
     assert "odd but done" in output and "error" not in output
+
+
+def test_a_release_instead_of_the_answer_is_said_in_those_words() -> None:
+    # It said only "association released by peer": what was left unanswered?
+    def script(peer: RawPeer) -> None:
+        accept_echo(peer)
+        peer.read_pdu()  # the C-ECHO-RQ, never answered
+        peer.send_pdu(ReleaseRQ())
+        assert isinstance(peer.read_pdu(), ReleaseRP)
+
+    with ScriptedServer(script) as server:
+        code, output, _ = _echo(server.port)
+    assert code == 6, output
+    assert "released the association (A-RELEASE-RQ) before answering what we had sent" in output
+    assert server.errors == []

@@ -15,7 +15,7 @@ from netdicom.core.dimse import (
     DimseMessage,
     UnsupportedCommand,
 )
-from netdicom.core.errors import NoAcceptedContext, RemoteProtocolError
+from netdicom.core.errors import ConnectionClosed, NoAcceptedContext, RemoteProtocolError
 from netdicom.core.pdu import AsyncOpsWindow, UserIdentityRQ
 from netdicom.core.records import frozen
 from netdicom.services.peer import Peer
@@ -106,13 +106,18 @@ def require_context(assoc: Association, abstract_syntax: str) -> AcceptedContext
 async def next_command(
     assoc: Association, timeout: float | None
 ) -> DimseMessage | UnsupportedCommand:
-    """The peer's next command, answering a release request met on the way (the peer may ask
-    once it has every answer it waits for); a data set fragment here breaks the protocol."""
+    """The peer's next command, awaited for a response; a release request met on the way is
+    answered (PS3.8 AR-2: the user may only accept it), and the request we wait on is then
+    left unanswered for good: ConnectionClosed says so in those words. A data set fragment
+    here breaks the protocol."""
     while True:
         event = await assoc.receive(timeout)
         if isinstance(event, ReleaseRequested):
             assoc.answer_release()
-            continue
+            raise ConnectionClosed(
+                f"{assoc.peer} released the association (A-RELEASE-RQ) before answering "
+                "what we had sent"
+            )
         if isinstance(event, DatasetFragment):
             raise RemoteProtocolError("data set fragment without a command")
         return event.message
