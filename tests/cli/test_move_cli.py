@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +181,43 @@ def test_no_destination_hint_when_no_c_move_was_sent() -> None:
     assert result.returncode == 7, result.stderr
     assert "ACSE timeout" in result.stderr
     assert "may still be trying to reach" not in result.stderr
+
+
+def _move_calling_another_title(listen: int) -> Callable[[socket.socket], None]:
+    def behaviour(conn: socket.socket) -> None:
+        from netdicom.core import uids
+        from netdicom.core.acse import ProposedContext
+        from netdicom.core.dimse import CStoreRQ, encode_command
+        from netdicom.core.pdu import AssociateAC, PDataTF
+        from netdicom.services.find_scp import encode_identifier
+        from tests.dicomfiles import CT, make_dataset
+        from tests.hardening.raw import RawPeer, echo_rq, pdata
+
+        qr = ScriptedQR(conn)
+        context_id, request = qr.request()
+        with RawPeer(listen) as sub:  # the sub-association calls WRONGAE, not NETDICOM
+            rq = echo_rq("WRONGAE", contexts=[ProposedContext(CT, (uids.EXPLICIT_VR_LE,))])
+            assert isinstance(sub.associate(rq), AssociateAC)
+            ds = make_dataset(sop_instance_uid="1.2.826.0.1.66.1", study_uid="1.2.3")
+            sub.send(pdata(1, encode_command(CStoreRQ(1, CT, "1.2.826.0.1.66.1"))))
+            sub.send(pdata(1, encode_identifier(ds, uids.EXPLICIT_VR_LE), command=False))
+            assert isinstance(sub.read_pdu(), PDataTF)
+            sub.release()
+        qr.send(context_id, _move_rsp(request, status.SUCCESS, None, 1, 0, 0))
+        qr.release()
+
+    return behaviour
+
+
+def test_a_sub_association_calling_another_title_is_warned_about(tmp_path: Path) -> None:
+    # Accepted (the instance is what was asked for), but a wrong title is what a misconfigured
+    # peer sends: it passed in silence.
+    listen = free_port()
+    out = tmp_path / "out"
+    with scripted_peer(_move_calling_another_title(listen)) as port:
+        result = run_cli("move", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
+                         "--listen", str(listen), "--listen-host", "127.0.0.1",
+                         "--out", str(out), "--grace", "0", "--timeout", "5")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "called this receiver as WRONGAE, not NETDICOM: accepted" in result.stderr
+    assert [p.name for p in out.rglob("*.dcm")] == ["1.2.826.0.1.66.1.dcm"]

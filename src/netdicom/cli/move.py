@@ -314,6 +314,12 @@ async def _move(
                     f"hint: the peer may still be trying to reach {destination}: check that it "
                     "can, or give it longer with --timeout"
                 )
+            if receiver is not None and receiver.other_called:
+                names = ", ".join(sorted(receiver.other_called))
+                stderr(
+                    f"netdicom: warning: the peer called this receiver as {names}, not "
+                    f"{destination}: accepted; check the AE title it has for this host and port"
+                )
             if receiver is not None and receiver.unattributed:
                 number = receiver.unattributed
                 noun = "instance" if number == 1 else "instances"

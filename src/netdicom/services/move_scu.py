@@ -161,6 +161,9 @@ class MoveReceiver:
         self._kept = Kept(self.storage)
         self.received: list[Received] = []
         self.unattributed = 0  # arrivals naming another (or no) originating request
+        # Called AE titles of sub-associations that were not ours: accepted (the instances
+        # are what was asked for), and said, since it is what a misconfigured peer does.
+        self.other_called: set[str] = set()
         self.associations = 0  # sub-associations served
         self.expected: tuple[str, int] | None = None  # (our AE title, our message ID)
         self.started = False  # listening: finish() has a server to stop
@@ -200,6 +203,9 @@ class MoveReceiver:
     def _decide(
         self, rq: AssociateRQ, server: Server
     ) -> tuple[AssociateAC, Negotiated] | AssociateRJ:
+        called = rq.called_ae_title.strip(" ")
+        if called != self.ae_title:
+            self.other_called.add(called)
         return negotiate_acceptor(rq, self.policy)
 
     async def start(self) -> None:
