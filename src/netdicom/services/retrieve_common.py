@@ -468,19 +468,18 @@ def check_counts(
 
 @contextlib.contextmanager
 def tidy_incoming(root: Path) -> Iterator[None]:
-    """Remove the archive's temporary folder (`root/.incoming`) at the end when this run
-    created it and it is empty. One that was there before may belong to a serve or another
-    retrieve working on the same folder; a non-empty one holds files still being written."""
+    """Remove the archive's temporary folder (`root/.incoming`) at the end when it is empty,
+    also one an earlier run left (a retrieve killed with SIGKILL kept an empty one for good).
+    A non-empty one holds files still being written and stays; a serve or another retrieve on
+    the same folder makes it again when it needs it (Archive.begin)."""
     from netdicom.archive.writer import TEMP_DIR
 
     temp = root / TEMP_DIR
-    existed = temp.exists()
     try:
         yield
     finally:
-        if not existed:
-            with contextlib.suppress(OSError):  # not empty, or gone: left as it is
-                temp.rmdir()
+        with contextlib.suppress(OSError):  # not empty, or gone: left as it is
+            temp.rmdir()
 
 
 __all__ = [
