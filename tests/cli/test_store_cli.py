@@ -194,3 +194,30 @@ def test_a_file_cut_short_mid_send_exits_1(tmp_path: Path, monkeypatch: pytest.M
     assert "changed while it was being sent" in str(lines[0]["reason"])
     assert lines[-1]["summary"]["error"] is None  # type: ignore[index]
     assert len(received.items) == 2
+
+
+def _answers_for_another_instance(conn: Any) -> None:
+    from netdicom.core.dimse import CStoreRSP
+    from tests.cli.test_get_cli import ScriptedQR
+
+    qr = ScriptedQR(conn)
+    context_id, request = qr.request()
+    qr.send(context_id, CStoreRSP(request.message_id, 0, request.affected_sop_class_uid,
+                                  "9.9.9.9"))  # fmt: skip
+    qr.release()
+
+
+def test_a_response_naming_another_instance_is_a_warning(tmp_path: Path) -> None:
+    # PS3.7 9.3.1.2: the response's Affected SOP Instance UID is the request's. One naming
+    # 9.9.9.9 was taken as "stored" on the Message ID alone.
+    from tests.cli.test_exit_codes import scripted_peer
+    from tests.peers import run_cli
+
+    make_files(tmp_path, 1)
+    with scripted_peer(_answers_for_another_instance) as port:
+        result = run_cli("store", f"127.0.0.1:{port}", "-r", str(tmp_path), "--json",
+                         "--timeout", "5")  # fmt: skip
+    assert result.returncode == 0, result.stderr  # warnings are allowed
+    outcome = json.loads(result.stdout.splitlines()[0])
+    assert outcome["result"] == "warning"
+    assert outcome["reason"] == "the peer's response names another instance (9.9.9.9)"

@@ -227,10 +227,18 @@ def _outcome(sent: _Sent, response: DimseMessage | UnsupportedCommand) -> FileOu
     code = response.status
     kind = category(code)
     result = Result.FAILED
+    reason = response.error_comment
     if kind is StatusCategory.SUCCESS:
         result = Result.STORED
+        reason = None
     elif kind is StatusCategory.WARNING:
         result = Result.WARNING
+    named = (response.affected_sop_instance_uid or "").strip(" \x00")
+    if named and named != info.sop_instance_uid and result is not Result.FAILED:
+        # PS3.7 9.3.1.2: the response's Affected SOP Instance UID is the request's. One that
+        # names another instance leaves in doubt what the peer stored: a warning that says so.
+        result = Result.WARNING
+        reason = f"the peer's response names another instance ({named[:64]})"
     return FileOutcome(
         info.path,
         result,
@@ -238,7 +246,7 @@ def _outcome(sent: _Sent, response: DimseMessage | UnsupportedCommand) -> FileOu
         info.sop_instance_uid,
         status=code,
         status_name=status_name(code, "store"),
-        reason=None if result is Result.STORED else response.error_comment,
+        reason=reason,
         transfer_syntax=sent.transfer_syntax,
         converted=sent.converted,
         bytes=0 if result is Result.FAILED else sent.size,
