@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import typer.main
 
@@ -113,6 +113,27 @@ def _examples(command: Command) -> list[str]:
     return [line.strip() for line in epilog.splitlines() if line.strip().startswith("netdicom ")]
 
 
+# What serve keeps in DIR besides the instances, and what an operator may do with it.
+_SERVE_FILES: Final = (
+    (
+        "DIR/.netdicom/index.sqlite",
+        "The index C-FIND, C-GET and C-MOVE read (with its -wal and -shm files). Delete it "
+        "while serve is down and the next start rebuilds it from the files; one found damaged "
+        "is renamed *.damaged (safe to delete) and rebuilt.",
+    ),
+    (
+        "DIR/.incoming/",
+        "Temporary files of transfers in progress (on Linux unnamed: the folder looks empty). "
+        "Made again if removed.",
+    ),
+)
+_SERVE_SIGNALS: Final = (
+    "SIGTERM, SIGHUP or SIGINT stops accepting at once and lets associations in flight finish "
+    "for up to --shutdown-grace seconds, then aborts the rest and exits 0; a second signal "
+    "aborts at once. A transfer cut off leaves no file behind."
+)
+
+
 def man_page(name: str | None) -> str:
     """The roff source of netdicom(1) (name None) or netdicom-NAME(1)."""
     root = _root()
@@ -177,8 +198,13 @@ def man_page(name: str | None) -> str:
         ".TP",
         "\\fI~/.config/netdicom/config.toml\\fR",
         _roff("Named peers and defaults ($XDG_CONFIG_HOME is respected)."),
-        ".SH SEE ALSO",
     ]
+    if name == "serve":
+        for path, words in _SERVE_FILES:
+            out += [".TP", f"\\fI{_roff(path)}\\fR", _roff(words)]
+        out.append(".SH SIGNALS")
+        out.append(_roff(_SERVE_SIGNALS))
+    out.append(".SH SEE ALSO")
     see = ["netdicom(1)"] if name else []
     see += [f"netdicom-{n}(1)" for n, _ in _subcommands() if n != name]
     out.append(_roff(", ".join([*see, "storescu(1)", "storescp(1)"])))
