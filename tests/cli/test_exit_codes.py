@@ -248,3 +248,14 @@ def test_echo_json_success_has_no_error(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     assert answer["status"] == 0 and answer["succeeded"] == 1 and answer["error"] is None
+
+
+def test_3_when_another_serve_has_the_folder(tmp_path: Path) -> None:
+    # Two servers on one folder would sweep each other's temporary files and write one index
+    # from two processes; nothing stopped the second.
+    port = free_port()
+    with running(serve_argv(tmp_path, port), port) as first:
+        second = run_cli("serve", "--dir", str(tmp_path), "--port", str(free_port()))
+        assert first.poll() is None  # the first goes on serving
+    assert second.returncode == ExitCode.BAD_INPUT == 3, second.stderr
+    assert f"served already by another netdicom serve (process {first.pid})" in second.stderr

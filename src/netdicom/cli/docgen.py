@@ -122,6 +122,10 @@ _SERVE_FILES: Final = (
         "is renamed *.damaged (safe to delete) and rebuilt.",
     ),
     (
+        "DIR/.netdicom/serve.lock",
+        "Held by the serve of this folder while it runs: a second serve on the folder exits 3.",
+    ),
+    (
         "DIR/.incoming/",
         "Temporary files of transfers in progress (on Linux unnamed: the folder looks empty). "
         "Made again if removed.",

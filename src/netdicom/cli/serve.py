@@ -275,6 +275,7 @@ def serve(
     except LayoutError as exc:
         raise typer.BadParameter(str(exc), param_hint="--layout") from None
     preferred = tuple(transfer_syntax_param(value) for value in prefer_ts or ())
+    from netdicom.archive.lock import lock_folder
     from netdicom.cli.common import fail
     from netdicom.core.errors import ListenFailed
     from netdicom.transport.server import check_listen
@@ -284,6 +285,8 @@ def serve(
         # another server holds was found only then (a new --dir left behind, too).
         check_listen(host, port)
         directory.mkdir(parents=True, exist_ok=True)
+        # One serve per folder, held until this process ends (archive.lock).
+        lock_folder(directory)
     except (OSError, ListenFailed) as exc:
         raise fail(exc, debug=debug) from None
     remotes, tls_remotes = _remotes(remote or [])

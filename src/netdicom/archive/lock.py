@@ -1,0 +1,51 @@
+"""One `serve` per archive folder: an exclusive lock held for the life of the process.
+
+Two servers on one folder would each sweep the other's temporary files at start-up and write
+one index from two processes with their own caches of its rows. The lock is `flock(2)` on
+`DIR/.netdicom/serve.lock`: the kernel releases it when the process ends, however it ends, so
+a crashed serve never leaves a stale lock behind. The file holds the owner's process ID, for
+the message the second one prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+
+from netdicom.archive.index import INDEX_DIR
+
+LOCK_NAME = "serve.lock"
+
+
+class FolderInUse(OSError):
+    """Another serve holds the folder (an OSError: exit code 3, bad input)."""
+
+
+def lock_folder(directory: Path) -> int:
+    """Take the folder's lock; its descriptor (keep it open: closing it releases the lock).
+    FolderInUse when another process holds it."""
+    path = directory / INDEX_DIR / LOCK_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner = ""
+        with contextlib.suppress(OSError, ValueError):
+            owner = f" (process {int(os.pread(fd, 32, 0).decode().strip())})"
+        os.close(fd)
+        raise FolderInUse(
+            f"{directory} is served already by another netdicom serve{owner}: one server "
+            "per folder (stop it, or serve another folder)"
+        ) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+__all__ = ["LOCK_NAME", "FolderInUse", "lock_folder"]
