@@ -173,3 +173,22 @@ def test_tracebacks_only_with_debug_and_warnings_say_so() -> None:
     assert "Traceback" in TextFormatter(debug=True).format(record)
     note = logging.LogRecord("netdicom", logging.INFO, __file__, 1, "stored", None, None)
     assert "warning" not in TextFormatter().format(note)
+
+
+def test_the_log_accounts_for_each_association(tmp_path: Path) -> None:
+    # Walk-through 4: no counts or duration per association, no peer address per instance.
+    files = make_files(tmp_path / "files", 2)
+    port = free_port()
+    with running(serve_argv(tmp_path / "archive", port, "--log-json"), port) as proc:
+        stored = run_cli("store", f"127.0.0.1:{port}", *map(str, files))
+        assert stored.returncode == 0, stored.stderr
+        time.sleep(0.2)
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    events = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+    (association,) = [e for e in events if e["event"] == "association" and e["calling_ae"]]
+    assert association["requests"] == {"C-STORE": 2}
+    assert association["duration_s"] >= 0
+    instances = [e for e in events if e["event"] == "stored"]
+    assert len(instances) == 2
+    assert all(e["peer"] == association["peer"] for e in instances)

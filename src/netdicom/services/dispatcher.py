@@ -73,7 +73,10 @@ class Dispatcher:
             context = accepted.get(event.context_id)
             if handler is None or context is None or isinstance(message, UnsupportedCommand):
                 return False
-            return handler(assoc, context, message)
+            answered = handler(assoc, context, message)
+            if answered:
+                _count(assoc, message)
+            return answered
 
         return answer
 
@@ -108,6 +111,7 @@ class Dispatcher:
                     # unsupported): nothing to do with it.
                     continue
                 message = event.message
+                _count(assoc, message)
                 handler = self._handlers.get(type(message))
                 context = negotiated.accepted.get(event.context_id)
                 work.handling(True)
@@ -230,3 +234,13 @@ class _Outstanding:
 
     def _update(self) -> None:
         self._assoc.busy = self._handling or bool(self._tasks)
+
+
+def _count(assoc: Association, message: object) -> None:
+    """One more request of its service in `assoc.requests` ("C-STORE", "C-FIND", ...)."""
+    if isinstance(message, UnsupportedCommand):
+        service = "other"
+    else:
+        name = type(message).__name__  # CStoreRQ, CCancelRQ, ...: the DIMSE name
+        service = f"C-{name[1:-2].upper()}" if name.startswith("C") else name
+    assoc.requests[service] = assoc.requests.get(service, 0) + 1

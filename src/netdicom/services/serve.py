@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 import ssl
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import field
 from pathlib import Path
@@ -378,14 +379,22 @@ class ServeApp:
                 f"; … {len(rejected) - 3} more" if len(rejected) > 3 else ""
             )
             refused = f" ({len(rejected)} of {total} contexts rejected: {shown})"
+        seconds = time.monotonic() - assoc.began
+        done = ""
+        if assoc.requests:
+            # What the association did, for accounting (storescp -v style): "3 C-STORE".
+            counts = ", ".join(f"{n} {service}" for service, n in sorted(assoc.requests.items()))
+            done = f"; {counts} in {seconds:.2f} s"
         emit(
             "association",
-            f"{assoc.peer} {titles}: {assoc.outcome}{refused}",
+            f"{assoc.peer} {titles}: {assoc.outcome}{refused}{done}",
             peer=assoc.peer,
             calling_ae=rq.calling_ae_title if rq else None,
             called_ae=rq.called_ae_title if rq else None,
             outcome=assoc.outcome,
             rejected_contexts=rejected,
+            requests=dict(assoc.requests),
+            duration_s=round(seconds, 3),
         )
 
     def _log_stored(self, stored: StoredInstance) -> None:
@@ -394,6 +403,7 @@ class ServeApp:
         emit(
             "stored",
             f"stored {stored.sop_instance_uid} from {stored.calling_ae} ({stored.outcome.value})",
+            peer=stored.peer,
             calling_ae=stored.calling_ae,
             sop_class_uid=stored.sop_class_uid,
             sop_instance_uid=stored.sop_instance_uid,

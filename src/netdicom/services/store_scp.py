@@ -105,6 +105,7 @@ class StoredInstance:
     # Raw top-level values the scanner captured while receiving (the layout's tags and
     # archive.rebuild.CAPTURE_TAGS): the index is fed from these, without reading the file.
     values: Mapping[int, bytes] = field(default_factory=dict, compare=False, repr=False)
+    peer: str = ""  # the sender's address (host:port), for the log
 
 
 OnStored = Callable[[StoredInstance], "Awaitable[None] | None"]
@@ -187,6 +188,7 @@ class _Received:
     __slots__ = (
         "calling_ae",
         "header_length",
+        "peer",
         "pending",
         "rq",
         "spooled",
@@ -201,10 +203,12 @@ class _Received:
         calling_ae: str,
         values: Mapping[int, bytes],
         header_length: int,
+        peer: str = "",
     ) -> None:
         self.rq = rq
         self.transfer_syntax = transfer_syntax
         self.calling_ae = calling_ae
+        self.peer = peer
         self.values = values
         self.header_length = header_length
         self.pending: PendingFile | DeferredFile | None = None
@@ -435,7 +439,7 @@ class StorageSCP:
                 self._check(scanner, rq)
             if isinstance(pending, DeferredFile):
                 pending.seal()
-            received = _Received(rq, ts, calling_ae, scanner.values, len(header))
+            received = _Received(rq, ts, calling_ae, scanner.values, len(header), assoc.peer)
             received.pending, received.spooled = pending, spooled
             pending = spooled = None  # handed over: _place commits or discards them
             return received
@@ -472,6 +476,7 @@ class StorageSCP:
                     size=size - received.header_length,
                     outcome=placed.outcome,
                     values=received.values,
+                    peer=received.peer,
                 )
                 self._run_placed_hooks(stored)
                 return stored

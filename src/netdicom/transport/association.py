@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, Protocol
@@ -308,6 +309,10 @@ class Association:
         # each C-ECHO-RSP: a turn of the event loop and a task switch fewer per message.
         self.answer_inline: Callable[[CommandReceived], bool] | None = None
         self.outcome = "open"
+        # What the log line of an ended association accounts for (serve): the requests the
+        # service loop took, by DIMSE service ("C-STORE": 3), and when it began.
+        self.requests: dict[str, int] = {}
+        self.began = time.monotonic()
         self._last_activity = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
         _tune_socket(writer)
