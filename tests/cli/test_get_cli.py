@@ -387,6 +387,29 @@ def test_an_unreadable_failed_list_is_said(tmp_path: Path) -> None:
     assert "warning: the peer's Failed SOP Instance UID List could not be read" in result.stderr
 
 
+def _get_with_growing_counts(conn: socket.socket) -> None:
+    qr = ScriptedQR(conn)
+    context_id, request = qr.request()
+    qr.send(context_id, _get_rsp(request, status.PENDING, 1, 0, 0, 0))
+    qr.store("1.2.826.0.1.99.11")
+    qr.send(context_id, _get_rsp(request, status.PENDING, 5, 1, 0, 0))
+    qr.store("1.2.826.0.1.99.12")
+    qr.send(context_id, _get_rsp(request, status.PENDING, 9, 2, 0, 0))
+    qr.send(context_id, _get_rsp(request, status.SUCCESS, None, 2, 0, 0))
+    qr.release()
+
+
+def test_sub_operation_counts_that_grow_are_noted(tmp_path: Path) -> None:
+    # Remaining went 1, 5, 9 while completed went 0, 1, 2: only the final totals were checked.
+    with scripted_peer(_get_with_growing_counts) as port:
+        result = run_cli("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
+                         "--out", str(tmp_path / "out"), "--timeout", "5", "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["stored"] == 2
+    assert any("announced 1 sub-operations, then 11" in p for p in summary["problems"])
+
+
 def test_rejected_get_leaves_no_incoming_folder(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with scripted_peer(_reject) as port:

@@ -241,6 +241,13 @@ async def take_response(
     data = await assoc.receive_dataset(timeout) if message.has_dataset else None
     progress = progress_of(message)
     if message.status == status.PENDING:
+        counts = (progress.remaining, progress.completed, progress.failed, progress.warning)
+        if all(count is not None for count in counts):
+            total = sum(count or 0 for count in counts)
+            if outcome.announced is None:
+                outcome.announced = total
+            elif total > max(outcome.announced, outcome.grew_to or 0):
+                outcome.grew_to = total
         if on_progress is not None:
             on_progress(progress)
         return False

@@ -400,6 +400,11 @@ class RetrieveOutcome:
     role_warnings: set[str] = field(default_factory=set)  # SOP classes sent without the role
     # Why the final response's identifier (Failed SOP Instance UID List) could not be read.
     unreadable_list: str | None = None
+    # Sub-operations the pending responses announced (remaining + completed + failed +
+    # warning): the first total, and the largest seen after it when it grew (it cannot: the
+    # set of instances is fixed when the request is matched, PS3.4 C.4.2.3, C.4.3.3).
+    announced: int | None = None
+    grew_to: int | None = None
 
 
 # --- what the final responses claim, checked --------------------------------------------------
@@ -443,6 +448,14 @@ def check_counts(
             )
         )
     for outcome in outcomes:
+        if outcome.grew_to is not None:
+            problems.append(
+                CountProblem(
+                    f"the peer's pending responses announced {outcome.announced} "
+                    f"sub-operations, then {outcome.grew_to}: its counts are not to be trusted",
+                    fails=False,
+                )
+            )
         if outcome.unreadable_list is not None:
             problems.append(
                 CountProblem(
