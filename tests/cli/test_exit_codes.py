@@ -259,3 +259,26 @@ def test_3_when_another_serve_has_the_folder(tmp_path: Path) -> None:
         assert first.poll() is None  # the first goes on serving
     assert second.returncode == ExitCode.BAD_INPUT == 3, second.stderr
     assert f"served already by another netdicom serve (process {first.pid})" in second.stderr
+
+
+def test_3_when_the_folder_cannot_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A read-only archive: the lock file is made first, and failed with a bare
+    # "[Errno 30] Read-only file system: '…/serve.lock'". (As root, permissions do not stop
+    # a write: the failure is simulated where the lock file is opened.)
+    import errno
+    import os
+
+    from netdicom.archive import lock
+
+    real_open = os.open
+
+    def read_only(path: object, *args: object, **kwargs: object) -> int:
+        if str(path).endswith(lock.LOCK_NAME):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(lock.os, "open", read_only)
+    with pytest.raises(lock.FolderInUse, match="read-only, or not writable by this user"):
+        lock.lock_folder(tmp_path)

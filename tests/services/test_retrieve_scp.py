@@ -196,6 +196,26 @@ def test_get_of_files_that_cannot_be_read_fails_c003_saying_why(
     run(body)
 
 
+def test_get_comment_counts_every_kind_of_failure(tmp_path: Path, source: list[Path]) -> None:
+    # One MR the requestor accepted no context for, one CT file gone: "1 not sent: SOP class
+    # … not accepted" named one reason for two failures.
+    make_files(tmp_path / "serve" / "mr", 1, study_uid=STUDY, sop_class=MR, modality="MR")
+
+    async def body() -> None:
+        async with world(tmp_path) as (app, _):
+            source[0].unlink()
+            assoc = await _get_assoc(app)
+            storage = StorageSCP(Archive(tmp_path / "out"))
+            result = await get(assoc, Model.STUDY_ROOT, _study(), storage, timeout=5)
+            await assoc.release()
+        assert result.final.failed == 2 and result.final.completed == 2
+        assert result.error_comment is not None
+        assert result.error_comment.startswith("2 not sent: SOP class")
+        assert result.error_comment.endswith("(+1 more)")
+
+    run(body)
+
+
 def test_get_cancel_after_max(tmp_path: Path, source: list[Path]) -> None:
     async def body() -> None:
         async with world(tmp_path) as (app, _):

@@ -458,6 +458,11 @@ class Index:
             self._undo_pending()
             raise
         except Exception:
+            if not db.in_transaction:
+                # SQLite ended the transaction itself (a damaged file): what it held is gone.
+                self._uncommitted.extend(batch)
+                self._undo_pending()
+                raise
             if fresh:
                 db.execute("ROLLBACK")
             else:

@@ -20,15 +20,22 @@ LOCK_NAME = "serve.lock"
 
 
 class FolderInUse(OSError):
-    """Another serve holds the folder (an OSError: exit code 3, bad input)."""
+    """Another serve holds the folder, or its lock cannot be made (an OSError: exit code 3,
+    bad input)."""
 
 
 def lock_folder(directory: Path) -> int:
     """Take the folder's lock; its descriptor (keep it open: closing it releases the lock).
     FolderInUse when another process holds it."""
     path = directory / INDEX_DIR / LOCK_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise FolderInUse(
+            f"cannot write in {path.parent}: {exc.strerror or exc} (serve keeps its index and "
+            "lock there: is the folder read-only, or not writable by this user?)"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

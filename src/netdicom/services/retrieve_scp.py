@@ -136,7 +136,8 @@ class _Tally(Counters):
     def comment(self) -> str | None:
         """The final response's Error Comment: what the requestor can act on first."""
         if self.not_accepted:
-            return _not_accepted_comment(self.not_accepted)
+            # Instances not sent for other reasons count too, and add to the "(+N more)".
+            return _not_accepted_comment(self.not_accepted, others=self.unsendable)
         if self.problem is not None:
             return self.problem
         if self.unsendable:
@@ -534,7 +535,9 @@ def _instances_text(number: int) -> str:
     return f"{number} instance" if number == 1 else f"{number} instances"
 
 
-def _not_accepted_comment(not_accepted: Sequence[tuple[str, str]]) -> str | None:
+def _not_accepted_comment(
+    not_accepted: Sequence[tuple[str, str]], others: Sequence[str] = ()
+) -> str | None:
     """The Error Comment of the final response when instances were not sent for want of an
     accepted context: how many, and the first thing not accepted. An Error Comment is an LO
     (PS3.7 C.4: 64 characters): the longest wording that fits, never a UID cut short."""
@@ -542,12 +545,12 @@ def _not_accepted_comment(not_accepted: Sequence[tuple[str, str]]) -> str | None
         return None
     kinds = list(dict.fromkeys(not_accepted))
     what, uid = kinds[0]
-    head = f"{len(not_accepted)} not sent"
+    head = f"{len(not_accepted) + len(others)} not sent"
     candidates = [f"{head}: {what} {uid} not accepted", f"{head}: {what} not accepted"]
-    if len(kinds) > 1:
+    more = len(kinds) - 1 + len(set(others))
+    if more:
         # Never a comment that puts every instance on the first kind (walk-through 4).
-        more = f" (+{len(kinds) - 1} more)"
-        candidates = [text + more for text in candidates]
+        candidates = [f"{text} (+{more} more)" for text in candidates]
     return next((text for text in candidates if len(text) <= 64), _error_comment(candidates[-1]))
 
 
