@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from netdicom.core.pdu import AbortPDU, AssociateRJ, ReleaseRP, ReleaseRQ
+from netdicom.core.pdu import AbortPDU, AssociateAC, AssociateRJ, AssociateRQ, ReleaseRP, ReleaseRQ
 from tests.hardening.raw import RawPeer, ScriptedServer, accept_echo, answer_echo
 from tests.peers import free_port, run_cli
 
@@ -232,3 +232,32 @@ def test_a_release_instead_of_the_answer_is_said_in_those_words() -> None:
     assert code == 6, output
     assert "released the association (A-RELEASE-RQ) before answering what we had sent" in output
     assert server.errors == []
+
+
+def test_an_answer_cut_short_is_not_called_silence() -> None:
+    # 40 bytes of an A-ASSOCIATE-AC, then FIN: it said "closed the connection without
+    # answering the A-ASSOCIATE-RQ; if the peer requires TLS, add --tls".
+    from netdicom.core import uids
+    from netdicom.core.pdu import (
+        ContextResult,
+        PresentationContextAC,
+        UserInformation,
+        encode_pdu,
+    )
+
+    def script(peer: RawPeer) -> None:
+        rq = peer.read_pdu()
+        assert isinstance(rq, AssociateRQ)
+        contexts = tuple(
+            PresentationContextAC(pc.context_id, ContextResult.ACCEPTANCE, uids.IMPLICIT_VR_LE)
+            for pc in rq.presentation_contexts
+        )
+        ac = AssociateAC(rq.called_ae_title, rq.calling_ae_title, contexts,
+                         UserInformation(max_length=16384))  # fmt: skip
+        peer.send(encode_pdu(ac)[:40])
+
+    with ScriptedServer(script) as server:
+        code, output, _ = _echo(server.port)
+    assert code == 6, output
+    assert "closed the connection in the middle of a PDU (40 bytes of it came)" in output
+    assert "--tls" not in output

@@ -865,6 +865,11 @@ class Association:
         if where is not None:
             if self.outcome == "open":
                 self.outcome = "closed by peer"
+            partial = self._rx.pending()
+            if partial:
+                # It did answer, or begin to: a PDU cut short is not silence (and no hint
+                # about TLS: the peer speaks DICOM).
+                where = f"in the middle of a PDU ({partial} bytes of it came)"
             self._finish(ConnectionClosed(f"{self.peer} closed the connection {where}"))
         self._handle(Event.EVT17)
 

@@ -81,7 +81,11 @@ async def associate(
                 "request: it may require a client certificate (--tls-cert/--tls-key) signed by "
                 "a CA it trusts, or have refused ours"
             ) from exc
-        if isinstance(exc, ConnectionClosed) and assoc.negotiated is None:
+        if (
+            isinstance(exc, ConnectionClosed)
+            and assoc.negotiated is None
+            and "in the middle of a PDU" not in str(exc)
+        ):
             # A DICOM-TLS port (e.g. 2762) drops a plain A-ASSOCIATE-RQ without a word.
             raise ConnectionClosed(f"{exc}; if the peer requires TLS, add --tls") from exc
         raise
