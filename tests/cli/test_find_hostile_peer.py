@@ -34,15 +34,19 @@ def _read_find_rq(peer: RawPeer) -> tuple[int, CFindRQ]:
                 return context_id, request
 
 
-def _answers_with(identifier: bytes) -> ScriptedServer:
+def _answers_with(
+    identifier: bytes, *, pending_status: int = 0xFF00, final_status: int = 0x0000
+) -> ScriptedServer:
+    """One pending response carrying `identifier`, then the final response."""
+
     def script(peer: RawPeer) -> None:
         accept_echo(peer)
         context_id, request = _read_find_rq(peer)
-        pending = CFindRSP(request.message_id, 0xFF00, request.affected_sop_class_uid,
+        pending = CFindRSP(request.message_id, pending_status, request.affected_sop_class_uid,
                            has_dataset=True)  # fmt: skip
         peer.send(pdata(context_id, encode_command(pending)))
         peer.send(pdata(context_id, identifier, command=False))
-        final = CFindRSP(request.message_id, 0x0000, request.affected_sop_class_uid)
+        final = CFindRSP(request.message_id, final_status, request.affected_sop_class_uid)
         peer.send(pdata(context_id, encode_command(final)))
         if isinstance(peer.read_pdu(), ReleaseRQ):  # else the client aborted
             peer.send_pdu(ReleaseRP())
@@ -88,7 +92,7 @@ def test_pydicom_warnings_do_not_reach_stderr() -> None:
     assert "Warning" not in result.stderr and "pydicom" not in result.stderr, result.stderr
 
 
-def _match(request: CFindRQ) -> bytes:
+def _match() -> bytes:
     from pydicom.dataset import Dataset
 
     from netdicom.core import uids
@@ -113,7 +117,7 @@ def _pending_forever(*, identifier: bool, code: int = 0xFF00) -> ScriptedServer:
                                has_dataset=identifier)  # fmt: skip
             peer.send(pdata(context_id, encode_command(pending)))
             if identifier:
-                peer.send(pdata(context_id, _match(request), command=False))
+                peer.send(pdata(context_id, _match(), command=False))
             time.sleep(0.2)
 
     return ScriptedServer(script)
@@ -151,38 +155,14 @@ def test_max_results_gives_a_peer_that_ignores_the_cancel_a_few_seconds() -> Non
 
 
 def test_ff01_matches_come_with_a_warning() -> None:
-    def script(peer: RawPeer) -> None:
-        accept_echo(peer)
-        context_id, request = _read_find_rq(peer)
-        pending = CFindRSP(request.message_id, 0xFF01, request.affected_sop_class_uid,
-                           has_dataset=True)  # fmt: skip
-        peer.send(pdata(context_id, encode_command(pending)))
-        peer.send(pdata(context_id, _match(request), command=False))
-        final = CFindRSP(request.message_id, 0x0000, request.affected_sop_class_uid)
-        peer.send(pdata(context_id, encode_command(final)))
-        if isinstance(peer.read_pdu(), ReleaseRQ):
-            peer.send_pdu(ReleaseRP())
-
-    with ScriptedServer(script) as server:
+    with _answers_with(_match(), pending_status=0xFF01) as server:
         result, _ = _find(server.port, "Modality=CT")
     assert result.returncode == 0, result.stderr
     assert "did not support one or more keys (status FF01)" in result.stderr
 
 
 def test_a_final_warning_status_is_not_a_failure() -> None:
-    def script(peer: RawPeer) -> None:
-        accept_echo(peer)
-        context_id, request = _read_find_rq(peer)
-        pending = CFindRSP(request.message_id, 0xFF00, request.affected_sop_class_uid,
-                           has_dataset=True)  # fmt: skip
-        peer.send(pdata(context_id, encode_command(pending)))
-        peer.send(pdata(context_id, _match(request), command=False))
-        final = CFindRSP(request.message_id, 0x0001, request.affected_sop_class_uid)
-        peer.send(pdata(context_id, encode_command(final)))
-        if isinstance(peer.read_pdu(), ReleaseRQ):
-            peer.send_pdu(ReleaseRP())
-
-    with ScriptedServer(script) as server:
+    with _answers_with(_match(), final_status=0x0001) as server:
         result, _ = _find(server.port)
     assert result.returncode == 0, result.stderr  # was 1, "C-FIND failed: Warning …"
     assert "netdicom: warning: C-FIND ended with" in result.stderr

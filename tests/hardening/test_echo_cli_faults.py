@@ -154,25 +154,32 @@ def test_echo_connection_refused() -> None:
     assert seconds < STARTUP
 
 
+def _echo_answer(peer: RawPeer, code: int, comment: str | None = None) -> bytes:
+    """Read the C-ECHO-RQ; the bytes of a C-ECHO-RSP to it with `code` (not sent)."""
+    from netdicom.core.dimse import CEchoRQ, CEchoRSP, decode_command, encode_command
+    from netdicom.core.pdu import PDataTF
+    from tests.hardening.raw import pdata
+
+    pdu = peer.read_pdu()
+    assert isinstance(pdu, PDataTF), pdu
+    request = decode_command(bytes(pdu.pdvs[0].data))
+    assert isinstance(request, CEchoRQ), request
+    answer = CEchoRSP(request.message_id, code, error_comment=comment)
+    return pdata(pdu.pdvs[0].context_id, encode_command(answer))
+
+
 def test_a_peer_that_asks_to_release_first_gets_its_reply() -> None:
     # PS3.8 Table 9-10: its A-RELEASE-RQ came before ours; closing without the A-RELEASE-RP
     # looked to the peer like a dropped connection.
     replies: list[object] = []
 
     def script(peer: RawPeer) -> None:
-        from netdicom.core.dimse import CEchoRQ, CEchoRSP, decode_command, encode_command
-        from netdicom.core.pdu import PDataTF, encode_pdu
-        from tests.hardening.raw import pdata
+        from netdicom.core.pdu import encode_pdu
 
         accept_echo(peer)
-        pdu = peer.read_pdu()
-        assert isinstance(pdu, PDataTF), pdu
-        request = decode_command(bytes(pdu.pdvs[0].data))
-        assert isinstance(request, CEchoRQ), request
         # The response and the A-RELEASE-RQ in one write: the RQ is there before the client
         # has finished with the response (else it is a release collision, another path).
-        answer = pdata(pdu.pdvs[0].context_id, encode_command(CEchoRSP(request.message_id, 0)))
-        peer.send(answer + encode_pdu(ReleaseRQ()))
+        peer.send(_echo_answer(peer, 0) + encode_pdu(ReleaseRQ()))
         replies.append(peer.read_pdu())
 
     with ScriptedServer(script) as server:
@@ -184,17 +191,8 @@ def test_a_peer_that_asks_to_release_first_gets_its_reply() -> None:
 
 def _answer_with(code: int, comment: str | None) -> Callable[[RawPeer], None]:
     def script(peer: RawPeer) -> None:
-        from netdicom.core.dimse import CEchoRQ, CEchoRSP, decode_command, encode_command
-        from netdicom.core.pdu import PDataTF
-        from tests.hardening.raw import pdata
-
         accept_echo(peer)
-        pdu = peer.read_pdu()
-        assert isinstance(pdu, PDataTF), pdu
-        request = decode_command(bytes(pdu.pdvs[0].data))
-        assert isinstance(request, CEchoRQ), request
-        answer = CEchoRSP(request.message_id, code, error_comment=comment)
-        peer.send(pdata(pdu.pdvs[0].context_id, encode_command(answer)))
+        peer.send(_echo_answer(peer, code, comment))
         if isinstance(peer.read_pdu(), ReleaseRQ):
             peer.send_pdu(ReleaseRP())
 

@@ -512,24 +512,25 @@ def _match_date_time_value(query: str, value: str) -> bool:
     found = _DT_RANGE.fullmatch(q)
     low_text, high_text = (found.group(1) or "", found.group(2) or "") if found else (q, q)
     v_low, v_high = _bounds("DT", v)
-    v_offset = _dt_offset(v)
+    # The value's latest moment must not be before the low bound, its earliest not after
+    # the high one.
     if low_text:
-        low, offset = _bounds("DT", low_text)[0], _dt_offset(low_text)
-        if offset and v_offset:
-            low, compared = _utc(low, offset), _utc(v_high, v_offset)
-        else:
-            compared = v_high
-        if compared < low:
+        low, latest = _comparable(_bounds("DT", low_text)[0], low_text, v_high, v)
+        if latest < low:
             return False
     if high_text:
-        high, offset = _bounds("DT", high_text)[1], _dt_offset(high_text)
-        if offset and v_offset:
-            high, compared = _utc(high, offset), _utc(v_low, v_offset)
-        else:
-            compared = v_low
-        if compared > high:
+        high, earliest = _comparable(_bounds("DT", high_text)[1], high_text, v_low, v)
+        if earliest > high:
             return False
     return True
+
+
+def _comparable(bound: str, bound_text: str, moment: str, value: str) -> tuple[str, str]:
+    """A query bound and a moment of the value, both moved to UTC when both carry an offset."""
+    offset, value_offset = _dt_offset(bound_text), _dt_offset(value)
+    if offset and value_offset:
+        return _utc(bound, offset), _utc(moment, value_offset)
+    return bound, moment
 
 
 def _dt_offset(text: str) -> str | None:
