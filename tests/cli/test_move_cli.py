@@ -4,6 +4,7 @@ connection from a scripted C-MOVE SCP."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -221,3 +222,28 @@ def test_a_sub_association_calling_another_title_is_warned_about(tmp_path: Path)
     assert result.returncode == 0, result.stderr
     assert "called this receiver as WRONGAE, not NETDICOM: accepted" in result.stderr
     assert [p.name for p in out.rglob("*.dcm")] == ["1.2.826.0.1.66.1.dcm"]
+
+
+def _move_with_garbage_on_the_listener(listen: int) -> Callable[[socket.socket], None]:
+    def behaviour(conn: socket.socket) -> None:
+        qr = ScriptedQR(conn)
+        context_id, request = qr.request()
+        with socket.create_connection(("127.0.0.1", listen), timeout=5) as garbage:
+            garbage.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            with contextlib.suppress(OSError):
+                garbage.recv(64)  # the A-ABORT
+        qr.send(context_id, _move_rsp(request, status.SUCCESS, None, 0, 0, 0))
+        qr.release()
+
+    return behaviour
+
+
+def test_a_connection_to_the_receiver_that_is_not_dicom_is_warned_about(tmp_path: Path) -> None:
+    # It showed only as a count mismatch, if the peer claimed the instance.
+    listen = free_port()
+    with scripted_peer(_move_with_garbage_on_the_listener(listen)) as port:
+        result = run_cli("move", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
+                         "--listen", str(listen), "--listen-host", "127.0.0.1",
+                         "--out", str(tmp_path / "out"), "--grace", "1", "--timeout", "5")  # fmt: skip
+    assert "1 connection(s) to the receiver did not speak DICOM" in result.stderr, result.stderr
+    assert "unknown PDU type 0x47" in result.stderr

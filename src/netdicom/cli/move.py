@@ -320,6 +320,11 @@ async def _move(
                     f"netdicom: warning: the peer called this receiver as {names}, not "
                     f"{destination}: accepted; check the AE title it has for this host and port"
                 )
+            if receiver is not None and receiver.not_dicom:
+                stderr(
+                    f"netdicom: warning: {len(receiver.not_dicom)} connection(s) to the "
+                    f"receiver did not speak DICOM; the first: {receiver.not_dicom[0]}"
+                )
             if receiver is not None and receiver.unattributed:
                 number = receiver.unattributed
                 noun = "instance" if number == 1 else "instances"

@@ -164,6 +164,7 @@ class MoveReceiver:
         # Called AE titles of sub-associations that were not ours: accepted (the instances
         # are what was asked for), and said, since it is what a misconfigured peer does.
         self.other_called: set[str] = set()
+        self.not_dicom: list[str] = []  # connections that sent no valid A-ASSOCIATE-RQ
         self.associations = 0  # sub-associations served
         self.expected: tuple[str, int] | None = None  # (our AE title, our message ID)
         self.started = False  # listening: finish() has a server to stop
@@ -195,6 +196,9 @@ class MoveReceiver:
     def _done(self, assoc: Association) -> None:
         if assoc.negotiated is not None:
             self.associations += 1
+        elif assoc.outcome.startswith("aborted: invalid PDU"):
+            # Not DICOM (a scanner, garbage): the move goes on; the user hears of it.
+            self.not_dicom.append(f"{assoc.peer}: {assoc.outcome}")
 
     @property
     def port(self) -> int:
