@@ -410,6 +410,30 @@ def test_sub_operation_counts_that_grow_are_noted(tmp_path: Path) -> None:
     assert any("announced 1 sub-operations, then 11" in p for p in summary["problems"])
 
 
+def _get_going_on_after_the_cancel(conn: socket.socket) -> None:
+    from netdicom.core.dimse.messages_qr import CCancelRQ
+
+    qr = ScriptedQR(conn)
+    context_id, request = qr.request()
+    qr.store("1.2.826.0.1.99.21")
+    _, cancel = qr.request()
+    assert isinstance(cancel, CCancelRQ), cancel
+    for number in range(22, 25):
+        qr.store(f"1.2.826.0.1.99.{number}")
+    qr.send(context_id, _get_rsp(request, status.CANCEL, 0, 4, 0, 0))
+    qr.release()
+
+
+def test_instances_after_the_cancel_are_counted(tmp_path: Path) -> None:
+    # --max 1 stored four, without a word about the three the peer sent after the cancel.
+    with scripted_peer(_get_going_on_after_the_cancel) as port:
+        result = run_cli("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3", "--max", "1",
+                         "--out", str(tmp_path / "out"), "--timeout", "5", "--json")  # fmt: skip
+    summary = json.loads(result.stdout)
+    assert summary["stored"] == 4, result.stderr
+    assert any("3 instance(s) came after our C-CANCEL-RQ" in p for p in summary["problems"])
+
+
 def test_rejected_get_leaves_no_incoming_folder(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with scripted_peer(_reject) as port:

@@ -325,6 +325,10 @@ async def get(
             assert isinstance(event, CommandReceived)
             message = event.message
             if isinstance(message, CStoreRQ):
+                if outcome.cancelled:
+                    # Stored all the same (refusing would fail it), and counted: a peer may
+                    # go on long after a C-CANCEL, far past --max.
+                    outcome.after_cancel += 1
                 try:
                     received = await _store(assoc, storage, event, outcome)
                 except NetDicomError as exc:

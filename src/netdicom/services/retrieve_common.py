@@ -405,6 +405,7 @@ class RetrieveOutcome:
     # set of instances is fixed when the request is matched, PS3.4 C.4.2.3, C.4.3.3).
     announced: int | None = None
     grew_to: int | None = None
+    after_cancel: int = 0  # C-STOREs that came after our C-CANCEL-RQ (C-GET)
 
 
 # --- what the final responses claim, checked --------------------------------------------------
@@ -448,6 +449,14 @@ def check_counts(
             )
         )
     for outcome in outcomes:
+        if outcome.after_cancel:
+            problems.append(
+                CountProblem(
+                    f"{outcome.after_cancel} instance(s) came after our C-CANCEL-RQ (stored "
+                    "all the same): the peer went on",
+                    fails=False,
+                )
+            )
         if outcome.grew_to is not None:
             problems.append(
                 CountProblem(
