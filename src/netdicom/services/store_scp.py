@@ -105,7 +105,8 @@ class StoredInstance:
     # Raw top-level values the scanner captured while receiving (the layout's tags and
     # archive.rebuild.CAPTURE_TAGS): the index is fed from these, without reading the file.
     values: Mapping[int, bytes] = field(default_factory=dict, compare=False, repr=False)
-    peer: str = ""  # the sender's address (host:port), for the log
+    # The sender's address (host:port), for the log: not part of what was stored.
+    peer: str = field(default="", compare=False)
 
 
 OnStored = Callable[[StoredInstance], "Awaitable[None] | None"]
