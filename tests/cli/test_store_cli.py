@@ -221,3 +221,41 @@ def test_a_response_naming_another_instance_is_a_warning(tmp_path: Path) -> None
     outcome = json.loads(result.stdout.splitlines()[0])
     assert outcome["result"] == "warning"
     assert outcome["reason"] == "the peer's response names another instance (9.9.9.9)"
+
+
+def test_an_odd_length_deflated_file_goes_as_it_is_with_its_pad(tmp_path: Path) -> None:
+    # PS3.5 A.5: an odd deflated bit stream is followed by one 00H byte. Such a file (dcmconv
+    # +td writes them) was inflated and sent converted, though the peer accepted deflate.
+    import zlib
+
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    from netdicom.core.datasets import probe_file
+    from tests.dicomfiles import make_dataset, write_instance
+    from tests.peers import run_cli, running, serve_argv
+
+    deflated = str(DeflatedExplicitVRLittleEndian)
+    for size in range(1, 64):
+        ds = make_dataset()
+        ds.PatientComments = "x" * size
+        path = write_instance(tmp_path / "odd.dcm", ds, deflated)
+        whole = path.read_bytes()
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        inflater.decompress(whole[probe_file(path).dataset_offset :])
+        if inflater.unused_data == b"\x00":  # pydicom padded an odd stream: undo it
+            path.write_bytes(whole[:-1])
+            break
+    else:
+        pytest.fail("no odd-length deflated data set made")
+    info = probe_file(path)
+    assert info.dataset_length % 2 == 1
+    port = free_port()
+    archive = tmp_path / "archive"
+    with running(serve_argv(archive, port), port):
+        result = run_cli("store", f"127.0.0.1:{port}", str(path), "--json")
+    outcome = json.loads(result.stdout.splitlines()[0])
+    assert outcome["result"] == "stored", result.stdout
+    assert outcome["transfer_syntax"] == deflated and outcome["converted"] is False
+    (stored,) = [p for p in archive.rglob("*.dcm") if ".incoming" not in p.parts]
+    body = stored.read_bytes()[probe_file(stored).dataset_offset :]
+    assert body == path.read_bytes()[info.dataset_offset :] + b"\x00"

@@ -430,6 +430,12 @@ class FileSource:
 
     def __init__(self, info: DicomFile, *, check: bool = False) -> None:
         # Unbuffered: each read is one system call into the caller's buffer, no copy.
+        # A deflated data set of odd length goes out with the one 00H byte PS3.5 A.5 puts
+        # after the deflated bit stream (the receiver's inflater stops at the stream's end);
+        # any other odd-length data set is never sent as it is (planning converts it).
+        self._pad = int(
+            info.transfer_syntax == uids.DEFLATED_EXPLICIT_VR_LE and info.dataset_length % 2 == 1
+        )
         self._fp = open(info.path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
         try:
             if check:
@@ -439,7 +445,8 @@ class FileSource:
         except BaseException:
             self._fp.close()
             raise
-        self.length = info.dataset_length
+        self._file_length = info.dataset_length
+        self.length = info.dataset_length + self._pad
         self.sent = 0
 
     @classmethod
@@ -448,17 +455,24 @@ class FileSource:
         return cls(info, check=True)
 
     def read(self, size: int) -> bytes:
-        piece = self._fp.read(size) or b""
+        if self.sent >= self._file_length and self._pad and size:
+            self._pad, self.sent = 0, self.sent + 1
+            return b"\x00"
+        piece = self._fp.read(min(size, self._file_length - self.sent)) or b""
         self._count(len(piece), size)
         return piece
 
     def readinto(self, buffer: memoryview) -> int:
-        count = self._fp.readinto(buffer) or 0
+        if self.sent >= self._file_length and self._pad and len(buffer):
+            buffer[0] = 0
+            self._pad, self.sent = 0, self.sent + 1
+            return 1
+        count = self._fp.readinto(buffer[: self._file_length - self.sent]) or 0
         self._count(count, len(buffer))
         return count
 
     def _count(self, count: int, asked: int) -> None:
-        if count == 0 and asked and self.sent < self.length:
+        if count == 0 and asked and self.sent < self._file_length:
             # Cut short while being sent, after the check: part of the message is out.
             raise FileChanged(
                 f"changed while it was being sent: its data set ended after {self.sent} of "

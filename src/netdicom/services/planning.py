@@ -238,7 +238,9 @@ def choose(accepted: Mapping[int, AcceptedContext], info: DicomFile) -> Choice:
     for ctx in mine:
         if ctx.transfer_syntax == info.transfer_syntax:
             # An odd-length data set would have to be padded mid-stream: re-encode instead.
-            if info.dataset_length % 2 == 0:
+            if info.dataset_length % 2 == 0 or info.transfer_syntax == uids.DEFLATED_EXPLICIT_VR_LE:
+                # A deflated stream of odd length is sent as it is, with the trailing pad of
+                # PS3.5 A.5 (FileSource adds it): it was inflated and converted instead.
                 return Choice(ctx, convert=False)
             if info.compressed:
                 raise NotSendable(

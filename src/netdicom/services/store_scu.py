@@ -210,7 +210,7 @@ async def _send(
             )
         finally:
             source.close()
-        size = info.dataset_length
+        size = source.length  # with the pad of an odd deflated stream, if any
     return _Sent(info, message_id, choice.transfer_syntax, choice.convert, size)
 
 
