@@ -49,19 +49,19 @@ def test_text_log_has_a_line_per_stored_instance(tmp_path: Path) -> None:
         proc.terminate()
         out, _ = proc.communicate(timeout=20)
     stored = re.findall(
-        r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) stored ([0-9.]+) from NETDICOM \(stored\)$",
+        r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d{4}) stored ([0-9.]+) from NETDICOM \(stored\)$",
         out.decode(),
         re.MULTILINE,
     )
     assert len(stored) == 3
     for stamp, _ in stored:
-        when = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S")
+        when = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S%z")  # with its UTC offset
         assert abs(when.timestamp() - time.time()) < 120
 
 
 def test_text_formatter_formats_each_second_once_and_as_logging_does() -> None:
     ours = TextFormatter()
-    stock = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    stock = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S%z")
     converted: list[float | None] = []
 
     def counting(seconds: float | None) -> time.struct_time:

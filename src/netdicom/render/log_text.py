@@ -1,4 +1,5 @@
-"""`serve`'s log lines on stderr: "YYYY-MM-DD HH:MM:SS message", local time.
+"""`serve`'s log lines on stderr: "YYYY-MM-DD HH:MM:SS+HHMM message", local time with its
+offset from UTC (logs from machines in other time zones, or across a clock change, compare).
 
 A busy store logs a line per instance, thousands a second: the stock formatter converts and
 formats the time afresh for each (time.localtime + strftime), this one once per second.
@@ -14,7 +15,7 @@ import logging
 
 from netdicom.render.printable import printable
 
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S%z"
 
 
 class TextFormatter(logging.Formatter):
