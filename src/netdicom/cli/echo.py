@@ -28,6 +28,7 @@ from netdicom.cli.common import (
     run,
     stderr,
 )
+from netdicom.core.address import host_port
 
 if TYPE_CHECKING:
     from netdicom.services.echo import EchoReply
@@ -119,7 +120,7 @@ async def _echo(
     assert isinstance(target, Peer)
     called = target.ae_title or options.called_ae
     summary: dict[str, object] = {
-        "peer": f"{target.host}:{target.port}",
+        "peer": host_port(target.host, target.port),
         "called_ae": called,
         "calling_ae": options.calling_ae,
     }
@@ -228,13 +229,13 @@ def _show(
     elif one:
         reply = replies[0]
         print(
-            f"C-ECHO {called}@{target.host}:{target.port}: "
+            f"C-ECHO {called}@{host_port(target.host, target.port)}: "
             f"{status.status_name(reply.status, 'echo')} (0x{reply.status:04X}) "
             f"in {reply.seconds * 1000:.2f} ms"
         )
     else:
         print(
-            f"C-ECHO {called}@{target.host}:{target.port}: {len(replies) - len(failed)}/"
+            f"C-ECHO {called}@{host_port(target.host, target.port)}: {len(replies) - len(failed)}/"
             f"{len(replies)} succeeded; round trip min {times[0]:.3f} ms, "
             f"median {_median(times):.3f} ms, max {times[-1]:.3f} ms"
         )

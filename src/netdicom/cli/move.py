@@ -50,6 +50,7 @@ from netdicom.cli.get import (
     send_requests,
     show_plan,
 )
+from netdicom.core.address import host_port
 
 EXAMPLES = """\
 Examples:
@@ -256,7 +257,7 @@ async def _move(
                 )
                 await receiver.start()
                 if not quiet:
-                    stderr(f"receiving on {listen_host}:{receiver.port} as {destination}")
+                    stderr(f"receiving on {host_port(listen_host, receiver.port)} as {destination}")
             try:
                 assoc = await open_association(target, options, contexts)
                 if verbose and not quiet:

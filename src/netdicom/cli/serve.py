@@ -19,6 +19,7 @@ from netdicom.cli.common import (
     TlsOption,
     run,
 )
+from netdicom.core.address import host_port
 
 EXAMPLES = """\
 Examples:
@@ -392,7 +393,7 @@ async def _serve(config: object) -> None:
     with IndexProgress() as progress:
         app = ServeApp(config, index_progress=progress)
     await app.server.start()
-    where = f"{config.host}:{app.server.port}"
+    where = host_port(config.host, app.server.port)
     log.info("listening on %s as AE %s, serving %s", where, config.ae_title, config.directory)
     if config.host in ("127.0.0.1", "localhost", "::1"):
         log.info("only this machine can connect; use --host 0.0.0.0 to listen on all interfaces")

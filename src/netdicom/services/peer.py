@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from netdicom.core.address import host_port
 from netdicom.core.errors import NetDicomError
 from netdicom.core.records import frozen
 
@@ -17,9 +18,8 @@ class Peer:
     ae_title: str | None = None  # called AE title given in AET@HOST:PORT
 
     def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
         prefix = f"{self.ae_title}@" if self.ae_title else ""
-        return f"{prefix}{host}:{self.port}"
+        return f"{prefix}{host_port(self.host, self.port)}"
 
 
 def parse_peer(text: str) -> Peer:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, Protocol
 
 from netdicom.core.acse import Negotiated, negotiate_requestor
+from netdicom.core.address import host_port
 from netdicom.core.dimse import (
     CommandReceived,
     DatasetFragment,
@@ -278,7 +279,7 @@ class Association:
         self.rejection: AssociateRJ | None = None
         self.message_ids = MessageIdAllocator()
         peer = writer.get_extra_info("peername")
-        self.peer: str = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.peer: str = host_port(peer[0], peer[1]) if isinstance(peer, tuple) else str(peer)
         self._events: deque[ReceivedEvent] = deque()
         self._queued_bytes = 0  # data-set bytes the queued events refer to
         self._waiter: asyncio.Future[None] | None = None
@@ -1210,14 +1211,16 @@ async def open_stream(
         )
     except TimeoutError:
         raise TimeoutExpired(
-            f"could not connect to {host}:{port} within {config.timeouts.connect:g} s"
+            f"could not connect to {host_port(host, port)} within {config.timeouts.connect:g} s"
         ) from None
     except ConnectionRefusedError:
         raise ConnectFailed(
-            f"connection to {host}:{port} refused: is the peer listening on that port?"
+            f"connection to {host_port(host, port)} refused: is the peer listening on that port?"
         ) from None
     except OSError as exc:
-        raise ConnectFailed(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
+        raise ConnectFailed(
+            f"cannot connect to {host_port(host, port)}: {exc.strerror or exc}"
+        ) from None
 
 
 SendHook = Callable[[Association, PDUType, bytes], None]

@@ -7,6 +7,7 @@ import contextlib
 import ssl
 from typing import TYPE_CHECKING
 
+from netdicom.core.address import host_port
 from netdicom.core.errors import (
     ConnectFailed,
     ConnectionClosed,
@@ -77,7 +78,7 @@ async def associate(
             # With TLS 1.3 a server that refuses our certificate says so only after our side
             # of the handshake completed: we see the connection close before any answer.
             raise ConnectFailed(
-                f"TLS: {host}:{port} closed the connection before answering the association "
+                f"TLS: {host_port(host, port)} closed the connection before answering the association "
                 "request: it may require a client certificate (--tls-cert/--tls-key) signed by "
                 "a CA it trusts, or have refused ours"
             ) from exc

@@ -11,6 +11,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 
 from netdicom.core.acse import Negotiated
+from netdicom.core.address import host_port
 from netdicom.core.errors import ListenFailed
 from netdicom.core.pdu import AssociateAC, AssociateRJ, AssociateRQ
 from netdicom.transport.association import Association
@@ -178,7 +179,7 @@ class Server:
         """The server side of the TLS handshake, bounded by ARTIM; False (logged) on failure."""
         assert self.config.ssl_context is not None
         peer = writer.get_extra_info("peername")
-        where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        where = host_port(peer[0], peer[1]) if isinstance(peer, tuple) else str(peer)
         try:
             await asyncio.wait_for(
                 writer.start_tls(self.config.ssl_context), self.config.timeouts.artim
@@ -225,7 +226,7 @@ def check_listen(host: str, port: int) -> None:
 
 
 def _listen_failure(host: str, port: int, exc: OSError) -> str:
-    where = f"cannot listen on {host}:{port}"
+    where = f"cannot listen on {host_port(host, port)}"
     if isinstance(exc, socket.gaierror):
         return f"{where}: unknown host ({exc.strerror})"
     reason = {

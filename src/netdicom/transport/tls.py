@@ -17,6 +17,7 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
+from netdicom.core.address import host_port
 from netdicom.core.errors import NetDicomError
 from netdicom.core.records import frozen
 
@@ -134,7 +135,7 @@ def server_context(options: TlsOptions) -> ssl.SSLContext:
 
 def describe_handshake_failure(exc: BaseException, host: str, port: int) -> str:
     """A message for a failed client handshake that says what to try."""
-    where = f"{host}:{port}"
+    where = host_port(host, port)
     if isinstance(exc, ssl.SSLCertVerificationError):
         detail = exc.verify_message or _reason(exc)
         text = f"TLS handshake with {where} failed: certificate verify failed: {detail}"
