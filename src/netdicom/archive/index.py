@@ -290,7 +290,7 @@ class Index:
         self._conn: sqlite3.Connection | None = None
         self._pks: dict[tuple[str, str, str], int] = {}
         # Rows added with add_deferred() and not yet committed (see there), and the instances
-        # they stand for: queued again should the commit fail (_undo_pending).
+        # they stand for: queued again should the commit fail (_give_up).
         self._pending = 0
         self._uncommitted: list[tuple[InstanceSummary, bool]] = []
         # Instances queued with add_later(), added at the next flush() or read (see there).
@@ -390,24 +390,21 @@ class Index:
                 db.execute("BEGIN IMMEDIATE")
             self._pending += 1
             db.execute("SAVEPOINT one")
-        except sqlite3.OperationalError:
-            self._uncommitted.append((summary, keep_existing))
-            self._undo_pending()
-            raise
-        try:
-            self._insert(db, summary)
+            try:
+                self._insert(db, summary)
+            except sqlite3.OperationalError:
+                raise
+            except BaseException:
+                db.execute("ROLLBACK TO one")
+                db.execute("RELEASE one")
+                self._pks.clear()
+                raise
+            db.execute("RELEASE one")
         except sqlite3.OperationalError:
             # The database cannot be written (disk full, I/O): SQLite may have ended the
             # whole transaction itself. Everything in it is queued again.
-            self._uncommitted.append((summary, keep_existing))
-            self._undo_pending()
+            self._give_up([(summary, keep_existing)])
             raise
-        except BaseException:
-            db.execute("ROLLBACK TO one")
-            db.execute("RELEASE one")
-            self._pks.clear()
-            raise
-        db.execute("RELEASE one")
         self._uncommitted.append((summary, keep_existing))
         if self._pending >= self.MAX_PENDING:
             self._commit_pending()
@@ -451,17 +448,12 @@ class Index:
             for summary, keep_existing in batch:
                 if not (keep_existing and self._indexed(db, summary)):
                     self._insert(db, summary)
-        except sqlite3.OperationalError:
-            # The database cannot be written (disk full, I/O): the batch and the transaction
-            # it joined are queued again, for the next flush (see _undo_pending).
-            self._uncommitted.extend(batch)
-            self._undo_pending()
-            raise
-        except Exception:
-            if not db.in_transaction:
-                # SQLite ended the transaction itself (a damaged file): what it held is gone.
-                self._uncommitted.extend(batch)
-                self._undo_pending()
+        except Exception as exc:
+            if isinstance(exc, sqlite3.OperationalError) or not db.in_transaction:
+                # The database cannot be written (disk full, I/O), or SQLite ended the
+                # transaction itself (a damaged file): the batch and the transaction it
+                # joined are queued again, for the next flush.
+                self._give_up(batch)
                 raise
             if fresh:
                 db.execute("ROLLBACK")
@@ -523,17 +515,18 @@ class Index:
             try:
                 self._conn.execute("COMMIT")
             except sqlite3.OperationalError:
-                self._undo_pending()
+                self._give_up([])
                 raise
         self._pending = 0
         self._uncommitted.clear()
 
-    def _undo_pending(self) -> None:
+    def _give_up(self, failed: Sequence[tuple[InstanceSummary, bool]]) -> None:
         """The open transaction failed (SQLITE_FULL, an I/O error: SQLite may have rolled it
-        back already): end it, forget the primary keys of rows that may be gone, and queue
-        its instances again, first, so that the next flush adds them. Left as it was, every
-        later COMMIT failed ("no transaction is active") and every query with it, until a
-        restart (walk-through 4)."""
+        back already) while adding `failed`: end it, forget the primary keys of rows that may
+        be gone, and queue its instances and `failed` again, first, so that the next flush
+        adds them. Left as it was, every later COMMIT failed ("no transaction is active")
+        and every query with it, until a restart (walk-through 4)."""
+        self._uncommitted.extend(failed)
         conn = self._conn
         if conn is not None and conn.in_transaction:
             with contextlib.suppress(sqlite3.Error):
