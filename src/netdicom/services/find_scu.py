@@ -27,10 +27,15 @@ from netdicom.archive.rebuild import apply_fallback_charset
 from netdicom.core import uids
 from netdicom.core.acse import ProposedContext
 from netdicom.core.dimse import CCancelRQ, CFindRQ, CFindRSP, status
-from netdicom.core.errors import CancelIgnored, NetDicomError, RemoteProtocolError
+from netdicom.core.errors import NetDicomError, RemoteProtocolError
 from netdicom.core.records import frozen
 from netdicom.services.find_scp import check_identifier, decode_identifier, encode_identifier
-from netdicom.services.session import command_name, receive_response, require_context
+from netdicom.services.session import (
+    CancellableReceiver,
+    command_name,
+    receive_response,
+    require_context,
+)
 from netdicom.transport.association import Association
 
 
@@ -263,47 +268,35 @@ async def find(
 
     `max_results` reached or `cancel` set (Ctrl-C) sends one C-CANCEL-RQ (PS3.7 9.3.2.3);
     the final response must then come within `cancel_grace` seconds, whatever the peer keeps
-    sending meanwhile (else TimeoutExpired), so a peer that ignores the cancel cannot hold
+    sending meanwhile (else CancelIgnored), so a peer that ignores the cancel cannot hold
     the command."""
     ctx = require_context(assoc, model.find_sop_class)
     message_id = assoc.message_ids.next()
     data = encode_identifier(identifier, ctx.transfer_syntax)
     await assoc.send_message(ctx.context_id, CFindRQ(message_id, model.find_sop_class), data)
-    loop = asyncio.get_running_loop()
     matches = 0
     cancelled = False
-    deadline: float | None = None
-    pending: asyncio.Future[Any] | None = None
+    receiver: CancellableReceiver[tuple[Any, bytes | None]] = CancellableReceiver(
+        lambda wait: receive_response(assoc, message_id, wait),
+        cancel,
+        response="C-FIND-RSP",
+        grace=cancel_grace,
+    )
 
     async def send_cancel() -> None:
-        nonlocal cancelled, deadline
+        nonlocal cancelled
         cancelled = True
-        deadline = loop.time() + cancel_grace
         await assoc.send_message(ctx.context_id, CCancelRQ(message_id))
+        receiver.cancelled()
 
     try:
         while True:
-            if pending is None:
-                pending = asyncio.ensure_future(receive_response(assoc, message_id, timeout))
-            watched: set[asyncio.Future[Any]] = {pending}
-            if cancel is not None and not cancelled:
-                watched.add(asyncio.ensure_future(cancel.wait()))
-            left = None if deadline is None else max(0.0, deadline - loop.time())
-            try:
-                await asyncio.wait(watched, timeout=left, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in watched - {pending}:
-                    waiter.cancel()
-            if not pending.done():
-                if deadline is not None and loop.time() >= deadline:
-                    raise CancelIgnored(
-                        f"the peer ignored our C-CANCEL-RQ: no final C-FIND-RSP within "
-                        f"{cancel_grace:g} s of it; aborted"
-                    )
-                await send_cancel()  # Ctrl-C; the response being read stays awaited
+            received = await receiver.next(timeout)
+            if received is None:
+                if not cancelled:
+                    await send_cancel()  # Ctrl-C
                 continue
-            response, dataset = pending.result()
-            pending = None
+            response, dataset = received
             if not isinstance(response, CFindRSP):
                 raise RemoteProtocolError(f"expected a C-FIND-RSP, got {command_name(response)}")
             if response.status in (status.PENDING, status.PENDING_WARNING):
@@ -324,8 +317,7 @@ async def find(
                 continue
             return FindResult(response.status, matches, cancelled, response.error_comment)
     finally:
-        if pending is not None:
-            pending.cancel()
+        receiver.close()
         assoc.message_ids.release(message_id)
 
 

@@ -38,7 +38,7 @@ from netdicom.core.dimse import (
     UnsupportedCommand,
     status,
 )
-from netdicom.core.errors import CancelIgnored, NetDicomError, RemoteProtocolError, TimeoutExpired
+from netdicom.core.errors import NetDicomError, RemoteProtocolError
 from netdicom.core.records import frozen
 from netdicom.services.find_scp import check_identifier, decode_identifier, encode_identifier
 from netdicom.services.retrieve_common import (
@@ -51,7 +51,7 @@ from netdicom.services.retrieve_common import (
     progress_of,
     sop_class_for,
 )
-from netdicom.services.session import command_name, require_context
+from netdicom.services.session import CancellableReceiver, command_name, require_context
 from netdicom.services.store_scp import StorageSCP
 from netdicom.transport.association import Association, ReleaseRequested
 
@@ -182,43 +182,6 @@ def failed_list(data: bytes | None, transfer_syntax: str) -> list[str]:
     return [str(v) for v in value if str(v)]
 
 
-class CancellableReceiver:
-    """Pulls events off the association while watching a cancel event."""
-
-    def __init__(self, assoc: Association, cancel: asyncio.Event | None) -> None:
-        self.assoc = assoc
-        self.cancel = cancel
-        self._task: asyncio.Task[Any] | None = None
-        self._signalled = False
-
-    async def next(self, timeout: float | None) -> Any:
-        """The next event, or None (once) when `cancel` is set, whenever it was set: also
-        between two calls, e.g. from a progress callback or a signal handler."""
-        if self._task is None:
-            self._task = asyncio.ensure_future(self.assoc.receive(timeout))
-        if self.cancel is not None and self.cancel.is_set() and not self._signalled:
-            self._signalled = True
-            return None  # the pending receive is kept for the next call
-        if self.cancel is None or self._signalled:
-            task, self._task = self._task, None
-            return await task
-        waiter = asyncio.ensure_future(self.cancel.wait())
-        try:
-            await asyncio.wait({self._task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-        if self._task.done():
-            task, self._task = self._task, None
-            return task.result()
-        self._signalled = True
-        return None
-
-    def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
-
-
 async def take_response(
     assoc: Association,
     message: DimseMessage | UnsupportedCommand,
@@ -286,34 +249,19 @@ async def get(
         encode_identifier(identifier, ctx.transfer_syntax),
     )
     outcome = RetrieveOutcome(status.PENDING, Progress(None, None, None, None))
-    receiver = CancellableReceiver(assoc, cancel)
-    deadline: float | None = None
-    loop = asyncio.get_running_loop()
+    receiver = CancellableReceiver(assoc.receive, cancel, response="C-GET-RSP", grace=cancel_grace)
 
     async def send_cancel() -> None:
-        nonlocal deadline
         if outcome.cancelled:
             return
         outcome.cancelled = True
-        deadline = loop.time() + cancel_grace
         log.info("sending C-CANCEL-RQ for C-GET %d", message_id)
         await assoc.send_message(ctx.context_id, CCancelRQ(message_id))
+        receiver.cancelled()
 
     try:
         while True:
-            wait = timeout
-            if deadline is not None:
-                left = max(0.0, deadline - loop.time())
-                wait = left if wait is None else min(wait, left)
-            try:
-                event = await receiver.next(wait)
-            except TimeoutExpired:
-                if deadline is not None:
-                    raise CancelIgnored(
-                        f"the peer ignored our C-CANCEL-RQ: no final C-GET-RSP within "
-                        f"{cancel_grace:g} s of it; aborted"
-                    ) from None
-                raise
+            event = await receiver.next(timeout)
             if event is None:
                 await send_cancel()
                 continue

@@ -39,12 +39,12 @@ from netdicom.core.dimse import (
     DimseMessage,
     status,
 )
-from netdicom.core.errors import CancelIgnored, NetDicomError, RemoteProtocolError, TimeoutExpired
+from netdicom.core.errors import NetDicomError, RemoteProtocolError
 from netdicom.core.pdu import AssociateAC, AssociateRJ, AssociateRQ, ContextResult
 from netdicom.services.dispatcher import Dispatcher
 from netdicom.services.echo import handle_echo
 from netdicom.services.find_scp import encode_identifier
-from netdicom.services.get_scu import CancellableReceiver, take_response
+from netdicom.services.get_scu import take_response
 from netdicom.services.responses import refuse
 from netdicom.services.retrieve_common import (
     Kept,
@@ -55,7 +55,7 @@ from netdicom.services.retrieve_common import (
     cut_off,
     sop_class_for,
 )
-from netdicom.services.session import require_context
+from netdicom.services.session import CancellableReceiver, require_context
 from netdicom.services.store_scp import StorageSCP, storage_chooser
 from netdicom.transport.association import Association, ReleaseRequested
 from netdicom.transport.config import TransportConfig
@@ -91,29 +91,15 @@ async def move(
         encode_identifier(identifier, ctx.transfer_syntax),
     )
     outcome = RetrieveOutcome(status.PENDING, Progress(None, None, None, None))
-    receiver = CancellableReceiver(assoc, cancel)
-    loop = asyncio.get_running_loop()
-    deadline: float | None = None
+    receiver = CancellableReceiver(assoc.receive, cancel, response="C-MOVE-RSP", grace=cancel_grace)
     try:
         while True:
-            wait = timeout
-            if deadline is not None:
-                left = max(0.0, deadline - loop.time())
-                wait = left if wait is None else min(wait, left)
-            try:
-                event = await receiver.next(wait)
-            except TimeoutExpired:
-                if deadline is not None:
-                    raise CancelIgnored(
-                        f"the peer ignored our C-CANCEL-RQ: no final C-MOVE-RSP within "
-                        f"{cancel_grace:g} s of it; aborted"
-                    ) from None
-                raise
+            event = await receiver.next(timeout)
             if event is None:
                 if not outcome.cancelled:
                     outcome.cancelled = True
-                    deadline = loop.time() + cancel_grace
                     await assoc.send_message(ctx.context_id, CCancelRQ(message_id))
+                    receiver.cancelled()
                 continue
             if isinstance(event, ReleaseRequested):
                 assoc.answer_release()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from netdicom.core.acse import AcceptedContext, ProposedContext, build_associate_rq
 from netdicom.core.dimse import (
@@ -15,7 +16,13 @@ from netdicom.core.dimse import (
     DimseMessage,
     UnsupportedCommand,
 )
-from netdicom.core.errors import ConnectionClosed, NoAcceptedContext, RemoteProtocolError
+from netdicom.core.errors import (
+    CancelIgnored,
+    ConnectionClosed,
+    NoAcceptedContext,
+    RemoteProtocolError,
+    TimeoutExpired,
+)
 from netdicom.core.pdu import AsyncOpsWindow, UserIdentityRQ
 from netdicom.core.records import frozen
 from netdicom.services.peer import Peer
@@ -121,6 +128,85 @@ async def next_command(
         if isinstance(event, DatasetFragment):
             raise RemoteProtocolError("data set fragment without a command")
         return event.message
+
+
+T = TypeVar("T")
+
+
+class CancellableReceiver(Generic[T]):
+    """What `receive(wait)` gives, one at a time, while watching a `cancel` event (Ctrl-C);
+    the C-FIND, C-GET and C-MOVE SCUs read their responses through it.
+
+    `next()` returns None (once) when `cancel` is set, whenever it was set: also between two
+    calls, e.g. from a signal handler; the receive under way is kept for the next call. Once
+    the caller's C-CANCEL-RQ is out (`cancelled()`), the peer has `grace` seconds to end the
+    operation, whatever it sends meanwhile: then CancelIgnored (a fixed grace, so --timeout,
+    which restarts on every response, cannot let a peer that ignores the cancel go on)."""
+
+    def __init__(
+        self,
+        receive: Callable[[float | None], Awaitable[T]],
+        cancel: asyncio.Event | None,
+        *,
+        response: str,
+        grace: float = 5.0,
+    ) -> None:
+        self._receive = receive
+        self._cancel = cancel
+        self._response = response  # "C-FIND-RSP", for the message
+        self._grace = grace
+        self._task: asyncio.Future[T] | None = None
+        self._signalled = False
+        self._deadline: float | None = None
+
+    def cancelled(self) -> None:
+        """Our C-CANCEL-RQ went: the grace starts."""
+        if self._deadline is None:
+            self._deadline = asyncio.get_running_loop().time() + self._grace
+
+    async def next(self, timeout: float | None) -> T | None:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._receive(timeout))
+        if self._cancel is not None and self._cancel.is_set() and not self._signalled:
+            self._signalled = True
+            return None  # the pending receive is kept for the next call
+        watched: set[asyncio.Future[Any]] = {self._task}
+        waiter = None
+        if self._cancel is not None and not self._signalled:
+            waiter = asyncio.ensure_future(self._cancel.wait())
+            watched.add(waiter)
+        left = None
+        if self._deadline is not None:
+            left = max(0.0, self._deadline - asyncio.get_running_loop().time())
+        try:
+            await asyncio.wait(watched, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if waiter is not None:
+                waiter.cancel()
+        task = self._task
+        if not task.done():
+            if waiter is not None and waiter.done():
+                self._signalled = True
+                return None
+            raise self._ignored()
+        self._task = None
+        try:
+            return task.result()
+        except TimeoutExpired:
+            if self._deadline is not None:
+                raise self._ignored() from None
+            raise
+
+    def _ignored(self) -> CancelIgnored:
+        return CancelIgnored(
+            f"the peer ignored our C-CANCEL-RQ: no final {self._response} within "
+            f"{self._grace:g} s of it; aborted"
+        )
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
 
 
 def command_name(message: DimseMessage | UnsupportedCommand) -> str:
