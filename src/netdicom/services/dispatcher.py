@@ -236,11 +236,15 @@ class _Outstanding:
         self._assoc.busy = self._handling or bool(self._tasks)
 
 
+# Message class -> its service in the log ("C-STORE"): named once per class, not per message.
+_SERVICES: dict[type, str] = {UnsupportedCommand: "other"}
+
+
 def _count(assoc: Association, message: object) -> None:
     """One more request of its service in `assoc.requests` ("C-STORE", "C-FIND", ...)."""
-    if isinstance(message, UnsupportedCommand):
-        service = "other"
-    else:
-        name = type(message).__name__  # CStoreRQ, CCancelRQ, ...: the DIMSE name
-        service = f"C-{name[1:-2].upper()}" if name.startswith("C") else name
+    kind = type(message)
+    service = _SERVICES.get(kind)
+    if service is None:
+        name = kind.__name__  # CStoreRQ, CCancelRQ, ...: the DIMSE name
+        service = _SERVICES[kind] = f"C-{name[1:-2].upper()}" if name.startswith("C") else name
     assoc.requests[service] = assoc.requests.get(service, 0) + 1
