@@ -13,7 +13,7 @@ from netdicom.cli.app import app
 from netdicom.cli.exit_codes import ExitCode
 from tests.dicomfiles import make_files
 from tests.peers import free_port
-from tests.services.test_store_scu import scp
+from tests.services.test_store_scu import cut_while_sent, refuse_beyond, scp
 
 runner = CliRunner()
 
@@ -136,27 +136,13 @@ def test_json_when_nothing_can_be_sent_still_prints_a_summary(tmp_path: Path) ->
 def test_an_extra_association_refused_is_a_note_not_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import netdicom.services.store_scu as store_scu
-    from netdicom.core.errors import AssociationRejected
-    from netdicom.transport.association import Association
-
     make_files(tmp_path, 6)
-    real_open = store_scu.open_association
-    calls = 0
-
-    async def limited(*args: Any, **kwargs: Any) -> Association:
-        nonlocal calls
-        calls += 1
-        if calls > 2:
-            raise AssociationRejected(2, 3, 2)  # serve --max-associations 2
-        return await real_open(*args, **kwargs)
-
-    monkeypatch.setattr(store_scu, "open_association", limited)
+    calls = refuse_beyond(monkeypatch, 2)  # serve --max-associations 2
     with scp() as (port, _):
         result = runner.invoke(
             app, ["store", f"127.0.0.1:{port}", "-r", str(tmp_path), "-j", "4", "--json"]
         )
-        calls = 0
+        calls[0] = 0
         quiet = runner.invoke(
             app, ["store", f"127.0.0.1:{port}", "-r", str(tmp_path), "-j", "4", "-q"]
         )
@@ -171,21 +157,8 @@ def test_an_extra_association_refused_is_a_note_not_an_error(
 
 def test_a_file_cut_short_mid_send_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # It used to end the run with LocalProtocolError: exit 2 (a usage error), the rest not sent.
-    import os
-
-    import netdicom.services.store_scu as store_scu
-    from netdicom.core.datasets import DicomFile, FileSource
-
     paths = make_files(tmp_path, 3, rows=64, columns=64)
-    real_checked = FileSource.checked
-
-    def checked_then_cut(info: DicomFile) -> FileSource:
-        source = real_checked(info)
-        if info.path == paths[0]:
-            os.truncate(info.path, info.dataset_offset + 64)
-        return source
-
-    monkeypatch.setattr(store_scu.FileSource, "checked", checked_then_cut)
+    cut_while_sent(monkeypatch, paths[0])
     with scp() as (port, received):
         result = runner.invoke(app, ["store", f"127.0.0.1:{port}", "-r", str(tmp_path), "--json"])
     assert result.exit_code == ExitCode.FAILED, result.stderr

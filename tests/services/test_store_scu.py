@@ -407,25 +407,49 @@ def test_a_file_replaced_by_another_instance_is_not_converted(tmp_path: Path) ->
     assert stored.converted and set(received.items) == {stored.sop_instance_uid}
 
 
-def test_a_file_cut_short_mid_send_costs_its_association_not_the_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def cut_while_sent(monkeypatch: pytest.MonkeyPatch, cut: Path) -> None:
+    """`cut` is truncated between its pre-send check and the end of its send (the narrow race
+    that is left): the open descriptor sees the file end early."""
     import netdicom.services.store_scu as store_scu
     from netdicom.core.datasets import DicomFile, FileSource
 
-    paths = make_files(tmp_path, 5, rows=64, columns=64)
-    cut = paths[2]
     real_checked = FileSource.checked
 
     def checked_then_cut(info: DicomFile) -> FileSource:
         source = real_checked(info)
         if info.path == cut:
-            # Between the check and the end of the send (the narrow race that is left): the
-            # open descriptor sees the file end early.
             os.truncate(cut, info.dataset_offset + 64)
         return source
 
     monkeypatch.setattr(store_scu.FileSource, "checked", checked_then_cut)
+
+
+def refuse_beyond(monkeypatch: pytest.MonkeyPatch, allowed: int) -> list[int]:
+    """Associations beyond the first `allowed` are rejected transient, local limit exceeded
+    (PS3.8 Table 9-21 (2,3,2)), as a peer at its association limit answers. The count of
+    attempts is returned, in a list the test may reset."""
+    import netdicom.services.store_scu as store_scu
+    from netdicom.core.errors import AssociationRejected
+
+    real_open = store_scu.open_association
+    calls = [0]
+
+    async def limited(*args: Any, **kwargs: Any) -> Association:
+        calls[0] += 1
+        if calls[0] > allowed:
+            raise AssociationRejected(2, 3, 2)
+        return await real_open(*args, **kwargs)
+
+    monkeypatch.setattr(store_scu, "open_association", limited)
+    return calls
+
+
+def test_a_file_cut_short_mid_send_costs_its_association_not_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = make_files(tmp_path, 5, rows=64, columns=64)
+    cut = paths[2]
+    cut_while_sent(monkeypatch, cut)
     with scp() as (port, received):
         report, _ = _run(port, [tmp_path])
     assert report.error is None  # our own abort: no association error (exit 1, not 2 or 6)
@@ -473,21 +497,8 @@ def test_an_association_still_negotiating_when_all_is_sent_is_given_up(
 def test_an_extra_association_refused_for_lack_of_resources_is_no_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import netdicom.services.store_scu as store_scu
-    from netdicom.core.errors import AssociationRejected
-
     make_files(tmp_path, 9)
-    real_open = store_scu.open_association
-    calls = 0
-
-    async def limited(*args: Any, **kwargs: Any) -> Association:
-        nonlocal calls
-        calls += 1
-        if calls > 1:
-            raise AssociationRejected(2, 3, 2)  # transient, local limit (PS3.8 Table 9-21)
-        return await real_open(*args, **kwargs)
-
-    monkeypatch.setattr(store_scu, "open_association", limited)
+    refuse_beyond(monkeypatch, 1)
     with scp() as (port, received):
         report, _ = _run(port, [tmp_path], associations=3)
     assert report.error is None and report.all_stored and len(received.items) == 9
@@ -497,15 +508,10 @@ def test_an_extra_association_refused_for_lack_of_resources_is_no_error(
 def test_every_association_refused_is_still_the_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import netdicom.services.store_scu as store_scu
     from netdicom.core.errors import AssociationRejected
 
     make_files(tmp_path, 3)
-
-    async def full(*args: Any, **kwargs: Any) -> Association:
-        raise AssociationRejected(2, 3, 2)
-
-    monkeypatch.setattr(store_scu, "open_association", full)
+    refuse_beyond(monkeypatch, 0)
     report, _ = _run(free_port(), [tmp_path], associations=2)
     assert isinstance(report.error, AssociationRejected) and not report.refused
     assert all("not sent: association rejected" in (o.reason or "") for o in report.outcomes)

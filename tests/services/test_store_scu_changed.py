@@ -6,16 +6,14 @@ association is aborted, so none is reported lost or sent twice, and the rest go 
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import pytest
 
-import netdicom.services.store_scu as store_scu
-from netdicom.core.datasets import DicomFile, FileSource
 from netdicom.services.store_scu import Result
 from tests.dicomfiles import make_files
 from tests.services.test_store_scp import archive_files, serving
+from tests.services.test_store_scu import cut_while_sent
 from tests.services.test_store_window import _Overlap, _store
 
 
@@ -24,15 +22,7 @@ def test_a_file_cut_short_mid_send_under_a_window(
 ) -> None:
     paths = make_files(tmp_path / "in", 10, rows=64, columns=64)
     cut = paths[6]
-    real_checked = FileSource.checked
-
-    def checked_then_cut(info: DicomFile) -> FileSource:
-        source = real_checked(info)
-        if info.path == cut:
-            os.truncate(cut, info.dataset_offset + 64)
-        return source
-
-    monkeypatch.setattr(store_scu.FileSource, "checked", checked_then_cut)
+    cut_while_sent(monkeypatch, cut)
 
     async def main() -> None:
         async with serving(tmp_path / "archive") as app:
