@@ -368,6 +368,25 @@ def test_released_peer_that_stays_is_closed_at_artim(serve: int) -> None:
         assert ARTIM - 0.5 < seconds < ARTIM + SLACK
 
 
+def test_peer_that_stays_after_our_abort_is_read_then_closed_at_artim(serve: int) -> None:
+    # AA-1: after a DIMSE-level error serve sends A-ABORT and waits in Sta13 for the close,
+    # ARTIM at most, reading and dropping what still comes (AA-6). It used to close at once,
+    # so a peer still sending met a TCP reset before it could read the A-ABORT.
+    find = (ProposedContext(uids.STUDY_ROOT_FIND, (uids.IMPLICIT_VR_LE,)),)
+    with RawPeer(serve) as peer:
+        assert isinstance(peer.associate(echo_rq(contexts=find), timeout=PROMPT), AssociateAC)
+        peer.send(pdata(1, encode_command(CFindRQ(1, uids.STUDY_ROOT_FIND))))
+        peer.send(echo_command(2))  # a command where the identifier belongs
+        assert abort_of(peer.read_pdu(PROMPT)) == (2, 6)  # invalid PDU parameter value
+        started = time.monotonic()
+        for message_id in range(3, 40):
+            peer.send(echo_command(message_id))  # no reset: read and dropped
+        peer.wait_closed(ARTIM + SLACK)
+        seconds = time.monotonic() - started
+        assert ARTIM - 0.5 < seconds < ARTIM + SLACK
+    assert echo_works(serve) < PROMPT
+
+
 @pytest.mark.parametrize(
     "then",
     [b"", echo_command(1)[:20], encode_pdu(ReleaseRQ())[:7]],

@@ -782,7 +782,7 @@ class Association:
         rx = self._rx
         trace = self._trace
         active = False
-        while not self._closed.is_set():
+        while not self._closed.is_set() and not self._deaf:
             try:
                 pdu = rx.next_pdu()
             except RemoteProtocolError as exc:
@@ -921,7 +921,9 @@ class Association:
         what = f"stopped {partial} bytes into a PDU" if partial else "sent nothing"
         log.info("aborting idle association with %s: peer %s", self.peer, what)
         self._finish(TimeoutExpired(f"peer {self.peer} {what} for {idle:g} s (idle timeout)"))
-        self.abort(source=2, reason=AbortReason.NOT_SPECIFIED)
+        # Quiet for the whole idle timeout, the peer has nothing unread in our buffer (the close
+        # is a FIN, not a reset), and it may well be gone: its slot is not held ARTIM longer.
+        self.abort(source=2, reason=AbortReason.NOT_SPECIFIED, linger=False)
 
     # --- the state machine ----------------------------------------------------------------
 
@@ -1174,8 +1176,9 @@ class Association:
         finally:
             self._close_transport()
 
-    def abort(self, *, source: int = 0, reason: int = 0) -> None:
-        """Evt15: send A-ABORT (if the connection is still there) and close."""
+    def abort(self, *, source: int = 0, reason: int = 0, linger: bool = True) -> None:
+        """Evt15: send A-ABORT (if the connection is still there) and close: at once for the
+        requestor or with `linger` False, else once the peer has closed (ARTIM at most)."""
         if self._closed.is_set():
             return
         if self.outcome == "open":
@@ -1190,8 +1193,21 @@ class Association:
             self._close_transport()
             return
         self._run(self._machine.handle(Event.EVT15, AbortPDU(source=source, reason=reason)))
-        # We do not wait in Sta13 for the peer to close: the abort was sent, drop the link.
-        self._close_transport()
+        if self.requestor or not linger:
+            # Our own command stops here (an error, Ctrl-C, a timeout): the user is not kept
+            # waiting for the peer to hang up. The abort was sent; drop the link.
+            self._close_transport()
+            return
+        # The acceptor waits in Sta13 for the peer to close, ARTIM at most (AA-1, PS3.8
+        # Table 9-10). Closing at once, with the peer's next PDU unread in our buffer, makes
+        # the kernel answer with a TCP reset: a peer still sending then failed on "connection
+        # reset" before it read our A-ABORT and its reason. What it sends meanwhile is read
+        # and dropped. Calling abort() again closes at once (serve's shutdown does).
+        self._deaf = True
+        self._rx.release()
+        self._events.clear()
+        self._queued_bytes = 0
+        self._set_paused(_PAUSED_QUEUE | _PAUSED_FAULTS, False)
 
 
 async def open_stream(

@@ -40,6 +40,8 @@ _MAX_ARENA: Final = 1 << 20
 # A read into less room than this (or an eighth of the arena) is not worth a system call: a
 # new arena is taken first.
 _MIN_ROOM: Final = 4096
+# Where dropped bytes are read into.
+_SINK: Final = 65_536
 # Retired arenas kept for reuse (each at most _MAX_ARENA).
 _SPARE_ARENAS: Final = 4
 
@@ -61,6 +63,7 @@ class PduReceiver:
         "_error",
         "_offered",
         "_ready",
+        "_sink",
         "_spare",
         "_start",
         "_streaming",
@@ -81,6 +84,7 @@ class PduReceiver:
         self._end = 0  # end of the received bytes in the arena
         self._ready: deque[_Ready] = deque()
         self._error: RemoteProtocolError | None = None  # a framing error: the stream is lost
+        self._sink: memoryview | None = None
 
     # --- the transport's side -----------------------------------------------------------------
 
@@ -88,8 +92,11 @@ class PduReceiver:
         """Where the transport should read the next bytes into (never empty)."""
         if self._error is not None:
             # A sink of its own (views of the arena may still be queued): what comes after a
-            # bad header is dropped.
-            return memoryview(bytearray(_MIN_ROOM))
+            # bad header, or after our A-ABORT, is dropped. One sink, reused: an acceptor reads
+            # and drops what a peer sends until it closes (Sta13), at most ARTIM long.
+            if self._sink is None:
+                self._sink = memoryview(bytearray(_SINK))
+            return self._sink
         arena = self._arena
         if len(arena) - self._end < max(_MIN_ROOM, len(arena) >> 3):
             self._renew()
@@ -129,7 +136,8 @@ class PduReceiver:
         """The connection is closed: let go of the arenas now (views handed out keep theirs
         alive), not when the association is collected, which a reference cycle can postpone
         to the next full collection: waves of peers that never associated held hundreds of
-        MB that way. Later reads (none are expected) are dropped into a small arena."""
+        MB that way. Also called when nothing more will be read but dropped (after our
+        A-ABORT): the arenas are not needed for that."""
         self.drop()
         self._spare.clear()
         self._arena = bytearray(_MIN_ROOM)
