@@ -96,6 +96,22 @@ def test_get_resolves_other_keys_and_dry_run(server: tuple[int, Path], tmp_path:
     assert len(list(tmp_path.rglob("*.dcm"))) == 5
 
 
+def test_get_json_without_a_match_and_dry_run_json(
+    server: tuple[int, Path], tmp_path: Path
+) -> None:
+    # Both printed nothing on stdout (a `| jq` in a script got no input) or human text.
+    peer = f"ARCHIVE@127.0.0.1:{server[0]}"
+    none = run_cli("get", peer, "PatientID=NOSUCH", "--out", str(tmp_path), "--json")
+    assert none.returncode == 0, none.stderr
+    summary = json.loads(none.stdout)
+    assert summary["service"] == "get" and summary["requests"] == [] and summary["stored"] == 0
+    dry = run_cli("get", peer, "PatientName=DOE*", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    plan = {"QueryRetrieveLevel": "STUDY", "StudyInstanceUID": STUDY_A}
+    assert json.loads(dry.stdout) == {"service": "get", "dry_run": True, "plan": [plan]}
+    assert not any(tmp_path.iterdir())
+
+
 def test_get_max_cancels(server: tuple[int, Path], tmp_path: Path) -> None:
     port, _ = server
     result = run_cli("get", f"ARCHIVE@127.0.0.1:{port}", f"StudyInstanceUID={STUDY_A}",

@@ -71,6 +71,19 @@ def test_move_dry_run_needs_no_destination(server: int, tmp_path: Path) -> None:
     assert result.stdout.strip() == f"C-MOVE QueryRetrieveLevel=STUDY StudyInstanceUID={STUDY}"
 
 
+def test_move_json_without_a_match_and_dry_run_json(server: int) -> None:
+    none = run_cli("move", f"127.0.0.1:{server}", "PatientID=NOSUCH", "--dest", "X", "--json")
+    assert none.returncode == 0, none.stderr
+    summary = json.loads(none.stdout)
+    # A move to another AE: what it stored cannot be seen from here.
+    assert summary["service"] == "move" and summary["requests"] == [] and summary["stored"] is None
+    dry = run_cli("move", f"127.0.0.1:{server}", "PatientID=PAT001", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["plan"] == [
+        {"QueryRetrieveLevel": "STUDY", "StudyInstanceUID": STUDY}
+    ]
+
+
 def _move_rsp(request: Any, code: int, *counts: int | None) -> CGetRSP | CMoveRSP:
     return retrieve_rsp(CMoveRSP, request, code, *counts)
 

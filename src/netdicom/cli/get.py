@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -154,15 +154,37 @@ async def plan(
     return resolution
 
 
-def show_plan(resolution: Any, model: Any, service: str) -> None:
-    """--dry-run: each retrieve identifier, one line, on stdout."""
+def show_plan(resolution: Any, service: str, *, json_output: bool) -> None:
+    """--dry-run: each retrieve identifier, one line, on stdout; with --json one object,
+    `{"service", "dry_run": true, "plan": [{"QueryRetrieveLevel", key: value, ...}]}`."""
+    import json
+
     from pydicom.datadict import keyword_for_tag
 
-    for request in resolution.requests:
-        parts = [f"QueryRetrieveLevel={request.level.name}"]
-        for tag, value in request.keys().items():
-            parts.append(f"{keyword_for_tag(tag)}={value}")
-        print(f"C-{service.upper()} " + " ".join(parts))
+    plan = [
+        {"QueryRetrieveLevel": request.level.name}
+        | {str(keyword_for_tag(tag)): value for tag, value in request.keys().items()}
+        for request in resolution.requests
+    ]
+    if json_output:
+        print(json.dumps({"service": service, "dry_run": True, "plan": plan}))
+        return
+    for keys in plan:
+        print(f"C-{service.upper()} " + " ".join(f"{k}={v}" for k, v in keys.items()))
+
+
+def nothing_to_retrieve(
+    service: Literal["get", "move"], *, json_output: bool, quiet: bool, checked: bool
+) -> int:
+    """The query matched nothing: exit 0, saying so (with --json, the usual summary, empty;
+    `checked` False: a move to another AE, whose "stored" is null)."""
+    from netdicom.render.retrieve_output import summary_json
+
+    if json_output:
+        print(summary_json(service, [], [], checked=checked))
+    elif not quiet:
+        stderr("nothing to retrieve")
+    return 0
 
 
 async def send_requests(
@@ -390,12 +412,10 @@ async def _get(
 
     resolution = await plan(target, options, model, level, keys, requests, timeout, quiet)
     if dry_run:
-        show_plan(resolution, model, "get")
+        show_plan(resolution, "get", json_output=json_output)
         return 0
     if not resolution.requests:
-        if not quiet:
-            stderr("nothing to retrieve")
-        return 0
+        return nothing_to_retrieve("get", json_output=json_output, quiet=quiet, checked=True)
     sop_classes = sop_classes_or_curated(sorted(resolution.sop_classes), extra_sop_classes)
     proposal = get_contexts(model, sop_classes, transfer_syntaxes or None)
     if proposal.dropped and not quiet:

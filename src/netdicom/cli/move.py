@@ -45,6 +45,7 @@ from netdicom.cli.get import (
     ModelOption,
     error_text,
     exit_code,
+    nothing_to_retrieve,
     parse_request,
     plan,
     send_requests,
@@ -227,12 +228,12 @@ async def _move(
 
     resolution = await plan(target, options, model, level, keys, requests, timeout, quiet)
     if dry_run:
-        show_plan(resolution, model, "move")
+        show_plan(resolution, "move", json_output=json_output)
         return 0
     if not resolution.requests:
-        if not quiet:
-            stderr("nothing to retrieve")
-        return 0
+        return nothing_to_retrieve(
+            "move", json_output=json_output, quiet=quiet, checked=listen is not None
+        )
     progress = RetrieveProgress("move", enabled=bar_enabled(quiet or json_output or no_progress))
     receiver: MoveReceiver | None = None
     contexts = [ProposedContext(sop_class_for("move", model), _SYNTAXES)]
