@@ -71,3 +71,38 @@ def test_bash_completion_offers_the_choices_of_an_option(words: str, expected: l
 def test_man_synopsis_has_no_doubled_ellipsis() -> None:
     for page in (ROOT / "man").glob("*.1"):
         assert "......" not in page.read_text(), page.name
+
+
+def test_man_pages_show_defaults_as_help_does() -> None:
+    # "Default: .." (the value "." and a full stop) read as the parent folder for --out.
+    page = (ROOT / "man" / "netdicom-get.1").read_text()
+    assert "[default: .]" in page and "Default: .." not in page
+
+
+def test_zsh_completion_completes_paths_and_top_level_options() -> None:
+    text = (ROOT / "completions" / "_netdicom").read_text()
+    # Path options completed nothing in zsh (an empty action); bash and fish offered files.
+    assert "'--dir[" in text and ":folder:_files -/' \\" in text
+    assert ":file:_files' \\" in text  # --tls-cert and the like
+    assert "compadd -- --version --help -h" in text
+    serve = text[text.index("    serve)") : text.index("    store)")]
+    assert "'*:file:_files'" not in serve  # serve takes no argument
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh not installed")
+def test_zsh_completion_parses() -> None:
+    assert subprocess.run(["zsh", "-n", str(ROOT / "completions" / "_netdicom")]).returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("fish") is None, reason="fish not installed")
+def test_fish_completion_offers_help_and_folders(tmp_path: Path) -> None:
+    script = ROOT / "completions" / "netdicom.fish"
+    (tmp_path / "archive").mkdir()
+
+    def complete(line: str) -> list[str]:
+        probe = f"source {script}; complete -C '{line}'"
+        out = subprocess.run(["fish", "-c", probe], capture_output=True, text=True, check=True)
+        return [row.split("\t")[0] for row in out.stdout.splitlines()]
+
+    assert {"-h", "--help", "--version"} <= set(complete("netdicom -"))
+    assert complete(f"netdicom serve --dir {tmp_path}/arc") == [f"{tmp_path}/archive/"]

@@ -50,6 +50,7 @@ class OptionDoc:
     help: str
     default: str | None
     choices: tuple[str, ...]
+    path: str | None = None  # "file", "folder" (only a folder) or None: what completes it
 
 
 # Typer's command objects are click's (vendored by recent Typer versions), used here by duck
@@ -77,7 +78,10 @@ def _options(command: Command) -> list[OptionDoc]:
         if not param.is_flag and param.default not in (None, "", ()):
             default = str(param.default)
         choices = tuple(str(c) for c in getattr(param.type, "choices", ()) or ())
-        docs.append(OptionDoc(names, metavar, param.help or "", default, choices))
+        path = None
+        if hasattr(param.type, "dir_okay"):  # click's Path type, whatever Typer's version
+            path = "file" if param.type.file_okay else "folder"
+        docs.append(OptionDoc(names, metavar, param.help or "", default, choices, path))
     docs.append(OptionDoc(("-h", "--help"), None, "Show the help and exit.", None, ()))
     return docs
 
@@ -184,7 +188,8 @@ def man_page(name: str | None) -> str:
             if opt.choices:
                 text += f" One of: {', '.join(opt.choices)}."
             if opt.default is not None:
-                text += f" Default: {opt.default}."
+                # As --help shows it ("Default: .." read as the parent folder).
+                text += f" [default: {opt.default}]"
             out += [".TP", names, _roff(text)]
         examples = _examples(command)
     if examples:
@@ -288,7 +293,11 @@ def zsh_completion() -> str:
     lines += [
         "  )",
         "  if (( CURRENT == 2 )); then",
-        "    _describe 'command' subcommands",
+        "    if [[ ${words[2]} == -* ]]; then",
+        "      compadd -- --version --help -h",
+        "    else",
+        "      _describe 'command' subcommands",
+        "    fi",
         "    return",
         "  fi",
         "  case ${words[2]} in",
@@ -301,9 +310,14 @@ def zsh_completion() -> str:
             arg = ":value:" if opt.metavar else ""
             if opt.choices:
                 arg = f":value:({' '.join(opt.choices)})"
+            elif opt.path == "folder":
+                arg = ":folder:_files -/"
+            elif opt.path == "file":
+                arg = ":file:_files"
             for n in opt.names:
                 lines.append(f"        '{n}[{help_text}]{arg}' \\")
-        lines.append("        '*:file:_files'")
+        # Positional arguments (store's files, the keys of find/get/move); serve has none.
+        lines.append("        '*:file:_files'" if _arguments(command) else "        ''")
         lines.append("      ;;")
     lines += ["  esac", "}", "", '_netdicom "$@"', ""]
     return "\n".join(lines)
@@ -317,6 +331,8 @@ def fish_completion() -> str:
         "# Install: copy to ~/.config/fish/completions/netdicom.fish",
         f"complete -c netdicom -n 'not __fish_seen_subcommand_from {names}' -l version "
         "-d 'Print the version'",
+        f"complete -c netdicom -n 'not __fish_seen_subcommand_from {names}' -s h -l help "
+        "-d 'Show the help'",
     ]
     for name, command in subs:
         desc = (command.help or "").splitlines()[0].replace("'", "\\'")
