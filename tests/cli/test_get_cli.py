@@ -64,6 +64,18 @@ def test_wildcard_unique_key_is_refused(keys: list[str], tmp_path: Path) -> None
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("key", ["PatientName=*", "Modality=*", "StudyInstanceUID="])
+def test_only_universal_keys_are_refused_as_such(key: str) -> None:
+    # PatientName is no unique key, yet the refusal called it one; and the UID-wildcard
+    # refusal advised KEY=, which this refusal then met.
+    result = CliRunner().invoke(app, ["get", "127.0.0.1:9", key, "--level", "series"])
+    assert result.exit_code == 2
+    assert "every key is empty or *" in result.output
+    assert "unique key" not in result.output
+    wildcard = CliRunner().invoke(app, ["get", "127.0.0.1:9", "StudyInstanceUID=1.2.*"])
+    assert "give whole UIDs" in wildcard.output and "leave it empty" not in wildcard.output
+
+
 def test_no_keys_is_a_usage_error() -> None:
     result = CliRunner().invoke(app, ["get", "127.0.0.1:9"])
     assert result.exit_code == 2

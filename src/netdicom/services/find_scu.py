@@ -163,7 +163,8 @@ def parse_key(text: str) -> KeyArg:
         # is, and `1.2.840.*` found nothing, without a word.
         raise BadKey(
             f"{keyword}={value!r}: a UID key is one UID or a list of UIDs separated by "
-            "\\, never a wildcard (PS3.4 C.2.2.2.4); leave it empty (KEY=) to ask for it"
+            "\\, never a wildcard (PS3.4 C.2.2.2.4): give whole UIDs (in a find, KEY= with "
+            "no value asks for it)"
         )
     if vr in NUMBER_VRS:
         _numbers(keyword, vr, value)

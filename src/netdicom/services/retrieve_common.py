@@ -102,8 +102,12 @@ def direct_requests(
     Raises UnsafeRetrieve for an empty or wildcard unique key, or a list above the level."""
     if not any(value.strip(" \x00") not in ("", "*") for value in keys.values()):
         # Nothing but universal keys: "retrieve everything", whatever the peer makes of it.
-        tag = next(iter(keys), UNIQUE_KEYS[level])
-        raise UnsafeRetrieve(_unsafe_text(tag, keys.get(tag, "")))
+        shown = ", ".join(f"{_keyword(tag)}={value!r}" for tag, value in keys.items())
+        raise UnsafeRetrieve(
+            f"refusing to retrieve with {shown or 'no key'}: every key is empty or *, which "
+            "a lenient peer could read as everything. Give the UIDs, or a key that narrows "
+            "the match (e.g. PatientName=DOE*) to resolve with a C-FIND first"
+        )
     wanted = unique_tags(model, level)
     if set(keys) != {tag for _, tag in wanted}:
         return None
@@ -132,8 +136,8 @@ def _unsafe_text(tag: int, value: str) -> str:
     shown = repr(value) if value else "empty"
     return (
         f"refusing to retrieve with {_keyword(tag)} {shown}: an empty or wildcard unique key "
-        "could make a lenient peer send everything. Give the UIDs, or other keys "
-        "(e.g. PatientName=DOE*) to resolve with a C-FIND first"
+        "could make a lenient peer send everything. Give the UIDs, or a key that narrows the "
+        "match (e.g. PatientName=DOE*) to resolve with a C-FIND first"
     )
 
 
