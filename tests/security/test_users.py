@@ -92,6 +92,16 @@ def test_allow_list_titles_and_hosts() -> None:
     assert AllowList.parse([]).permits("WHOEVER", "1.2.3.4:5")
 
 
+def test_allow_list_refusal_names_the_host_rule_a_known_title_missed() -> None:
+    allow = AllowList.parse(["CT1", "XA@10.9.9.9", "XA@10.9.9.8"])
+    assert not allow.permits("XA", "127.0.0.1:5000")
+    # It said "not in the allow list" for a title that is in it, only for another host.
+    assert allow.refusal("XA") == (
+        "calling AE title XA is allowed only as XA@10.9.9.9, XA@10.9.9.8 (--allow)"
+    )
+    assert allow.refusal("MR") == "calling AE title not in the allow list (--allow)"
+
+
 def test_allow_list_resolves_host_names() -> None:
     rule = AllowList.parse(["CT@localhost"]).rules[0]
     assert rule.addresses is not None

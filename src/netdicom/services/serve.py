@@ -290,7 +290,7 @@ class ServeApp:
         why = {
             (1, 3): f"calling AE title {calling_problem}"
             if calling_problem
-            else "calling AE title not in the allow list (--allow)",
+            else self.allow.refusal(rq.calling_ae_title.strip(" ")),
             (1, 7): f"called AE title {called_problem}"
             if called_problem
             else f"called AE title is not ours ({self.config.ae_title}, --strict-aet)",

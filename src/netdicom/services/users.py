@@ -265,6 +265,14 @@ class AllowList:
         address = _address(peer.rpartition(":")[0].strip("[]") if ":" in peer else peer)
         return any(rule.permits(calling_ae, address) for rule in self.rules)
 
+    def refusal(self, calling_ae: str) -> str:
+        """Why `calling_ae` was refused, for the log: a title the list names, from another
+        host, is not "not in the allow list" (the admin would look for a typo)."""
+        hosts = [rule.text for rule in self.rules if rule.ae_title == calling_ae]
+        if hosts:
+            return f"calling AE title {calling_ae} is allowed only as {', '.join(hosts)} (--allow)"
+        return "calling AE title not in the allow list (--allow)"
+
 
 def _parse_rule(entry: str) -> AllowRule:
     text = entry.strip()
