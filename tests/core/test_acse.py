@@ -18,6 +18,7 @@ from netdicom.core.acse import (
     default_chooser,
     negotiate_acceptor,
     negotiate_requestor,
+    requestor_window,
 )
 from netdicom.core.errors import (
     AbortReason,
@@ -665,9 +666,32 @@ def test_async_window_answered_only_when_proposed() -> None:
     assert ac.user_information.async_ops_window == AsyncOpsWindow(1, 1)
     assert neg.async_window == AsyncOpsWindow(1, 1)
     capped = replace(POLICY, support_async=True, async_limit=4)
+    # Both AC fields are stated for the requestor (PS3.7 D.3.3.3): it may invoke 4 (0 asked
+    # for unlimited: capped), and perform 1, as we invoke one sub-operation at a time.
     ac, _ = accept(raw_rq(ctx, async_ops_window=AsyncOpsWindow(0, 2)), capped)
-    # we perform what they invoke (0 = unlimited, capped to 4), invoke what they perform (2)
-    assert ac.user_information.async_ops_window == AsyncOpsWindow(max_invoked=2, max_performed=4)
+    assert ac.user_information.async_ops_window == AsyncOpsWindow(max_invoked=4, max_performed=1)
+    # Never more than it proposed (the AC's values are at most the RQ's).
+    ac, _ = accept(raw_rq(ctx, async_ops_window=AsyncOpsWindow(3, 1)), capped)
+    assert ac.user_information.async_ops_window == AsyncOpsWindow(max_invoked=3, max_performed=1)
+
+
+@pytest.mark.parametrize(
+    ("proposed", "answered", "window"),
+    [
+        (AsyncOpsWindow(256, 1), AsyncOpsWindow(8, 1), 8),  # granted 8 (as dcm4che answers)
+        # An acceptor that lets us invoke 1 and perform 8: one at a time. Read the other way
+        # round, this sent 8 at once to a peer that allowed one.
+        (AsyncOpsWindow(256, 1), AsyncOpsWindow(1, 8), 1),
+        (AsyncOpsWindow(16, 1), AsyncOpsWindow(0, 1), 16),  # unlimited: ours stands
+        (AsyncOpsWindow(16, 1), AsyncOpsWindow(64, 1), 16),  # never more than proposed
+        (AsyncOpsWindow(16, 1), None, 1),  # not answered: synchronous
+        (None, AsyncOpsWindow(8, 8), 1),  # not proposed: an answer means nothing
+    ],
+)
+def test_requestor_window_is_the_ac_invoked_field(
+    proposed: AsyncOpsWindow | None, answered: AsyncOpsWindow | None, window: int
+) -> None:
+    assert requestor_window(proposed, answered) == window
 
 
 def test_max_pdu_per_direction_with_zero() -> None:

@@ -104,13 +104,14 @@ def test_serve_grants_a_window_to_storage_only_associations(tmp_path: Path) -> N
             ]
             answer = app.decide(_rq(storage, 1000), app.server)
             assert isinstance(answer, tuple) and isinstance(answer[0], AssociateAC)
-            # We perform what the requestor invokes (capped) and invoke nothing ourselves.
+            # The requestor may invoke up to our cap (we perform them); it performs what we
+            # invoke: one at a time. Both fields are stated for the requestor (D.3.3.3).
             assert answer[0].user_information.async_ops_window == AsyncOpsWindow(
-                max_invoked=1, max_performed=ASYNC_STORE_WINDOW
+                max_invoked=ASYNC_STORE_WINDOW, max_performed=1
             )
             answer = app.decide(_rq(storage, 64), app.server)
             assert isinstance(answer, tuple) and isinstance(answer[0], AssociateAC)
-            assert answer[0].user_information.async_ops_window == AsyncOpsWindow(1, 64)
+            assert answer[0].user_information.async_ops_window == AsyncOpsWindow(64, 1)
             query = [*storage, ProposedContext(sorted(FIND_SOP_CLASSES)[0], (uids.EXPLICIT_VR_LE,))]
             answer = app.decide(_rq(query, 64), app.server)
             assert isinstance(answer, tuple)

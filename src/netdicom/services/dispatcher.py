@@ -39,13 +39,14 @@ InlineHandler = Callable[[Association, AcceptedContext, DimseMessage], bool]
 
 
 def performed_window(assoc: Association) -> int:
-    """How many operations the peer may have outstanding with us (PS3.7 D.3.3.3): our
-    maximum-number-operations-performed as answered; 1 when no window was negotiated."""
+    """How many operations the peer may have outstanding with us (PS3.7 D.3.3.3): the
+    maximum-number-operations-invoked we answered (the AC states it for the requestor);
+    1 when no window was negotiated."""
     negotiated = assoc.negotiated
     window = None if negotiated is None else negotiated.async_window
     if window is None or negotiated is None or negotiated.is_requestor:
         return 1
-    return max(1, window.max_performed)
+    return max(1, window.max_invoked)
 
 
 class Dispatcher:

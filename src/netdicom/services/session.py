@@ -8,7 +8,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from netdicom.core.acse import AcceptedContext, ProposedContext, build_associate_rq
+from netdicom.core.acse import (
+    AcceptedContext,
+    ProposedContext,
+    build_associate_rq,
+    requestor_window,
+)
 from netdicom.core.dimse import (
     CommandField,
     CommandReceived,
@@ -85,17 +90,15 @@ async def open_association(
 
 
 def negotiated_window(assoc: Association) -> int:
-    """How many requests we may have outstanding on `assoc` as requestor: the acceptor's
-    maximum-number-operations-performed, never more than we proposed; 1 (synchronous) when
-    it did not answer the window (PS3.7 D.3.3.3; 0 would mean unlimited: we keep ours)."""
+    """How many requests we may have outstanding on `assoc` as requestor: the
+    maximum-number-operations-invoked of the A-ASSOCIATE-AC, which the acceptor states for
+    us (PS3.7 D.3.3.3), never more than we proposed; 1 (synchronous) when it did not answer
+    the window (0 would mean unlimited: we keep ours)."""
     negotiated = assoc.negotiated
     rq = assoc.associate_rq
-    if negotiated is None or negotiated.async_window is None or rq is None:
+    if negotiated is None or rq is None:
         return 1
-    proposed = rq.user_information.async_ops_window
-    ours = 1 if proposed is None else max(1, proposed.max_invoked)
-    performed = negotiated.async_window.max_performed
-    return ours if performed == 0 else max(1, min(ours, performed))
+    return requestor_window(rq.user_information.async_ops_window, negotiated.async_window)
 
 
 def require_context(assoc: Association, abstract_syntax: str) -> AcceptedContext:

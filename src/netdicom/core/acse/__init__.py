@@ -25,7 +25,12 @@ from netdicom.core.acse.model import (
     reason_text,
     syntax_name,
 )
-from netdicom.core.acse.requestor import MAX_CONTEXTS, build_associate_rq, negotiate_requestor
+from netdicom.core.acse.requestor import (
+    MAX_CONTEXTS,
+    build_associate_rq,
+    negotiate_requestor,
+    requestor_window,
+)
 
 __all__ = [
     "DEFAULT_MAX_PDU",
@@ -45,5 +50,6 @@ __all__ = [
     "negotiate_acceptor",
     "negotiate_requestor",
     "reason_text",
+    "requestor_window",
     "syntax_name",
 ]

@@ -83,8 +83,9 @@ class AcceptorPolicy:
       default role of an acceptor, PS3.7 D.3.3.4).
     - `can_act_as_scu`: SOP classes for which we may send requests to the requestor, e.g. the
       storage classes of C-GET, where we send C-STORE to the requestor acting as SCP.
-    - `support_async`: answer a proposed Asynchronous Operations Window with the requestor's
-      values capped at `async_limit`; otherwise we answer 1/1 (synchronous).
+    - `support_async`: answer a proposed Asynchronous Operations Window granting the
+      requestor up to `async_limit` outstanding operations (never more than it proposed);
+      otherwise we answer 1/1 (synchronous).
     - `require_called_ae`: reject a request whose Called AE Title is not `ae_title`.
     - `allowed_callers`: when set, reject callers whose AE title is not in it.
     - `identity_checker`: judges a User Identity sub-item: False rejects the association, True
@@ -305,14 +306,14 @@ def _answer_async(proposal: AsyncOpsWindow | None, policy: AcceptorPolicy) -> As
     if not policy.support_async:
         return AsyncOpsWindow(1, 1)
 
-    def cap(value: int) -> int:
-        # 0 means unlimited: we never agree to that.
-        return policy.async_limit if value == 0 else min(value, policy.async_limit)
-
-    # What the requestor invokes we perform, and we invoke at most what it performs.
-    return AsyncOpsWindow(
-        max_invoked=cap(proposal.max_performed), max_performed=cap(proposal.max_invoked)
-    )
+    # Both fields of the AC are stated for the requestor (PS3.7 D.3.3.3): how many
+    # operations it may invoke (we perform them: up to async_limit, 0 asked for unlimited,
+    # which we never grant) and how many it may perform, which is how many we may invoke:
+    # our sub-operations go one at a time. (Answered with the fields the other way round
+    # until walkthrough 5: netdicom agreed with itself, and with no one else.)
+    invoked = proposal.max_invoked
+    granted = policy.async_limit if invoked == 0 else min(invoked, policy.async_limit)
+    return AsyncOpsWindow(max_invoked=granted, max_performed=1)
 
 
 def _answer_extended(

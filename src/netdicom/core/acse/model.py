@@ -92,9 +92,10 @@ class Negotiated:
     - `max_pdu_to_peer`: the peer's Maximum Length, the largest P-DATA-TF we may send;
       0 means the peer set no limit (PS3.8 Annex D.1).
     - `max_pdu_from_peer`: our own Maximum Length, the largest P-DATA-TF the peer may send us.
-    - `async_window`: the Asynchronous Operations Window of the A-ASSOCIATE-AC (the acceptor's
-      max invoked / max performed), None when it was not negotiated: both sides then work
-      synchronously, one outstanding operation each way (PS3.7 D.3.3.3).
+    - `async_window`: the Asynchronous Operations Window of the A-ASSOCIATE-AC: how many
+      operations the requestor may invoke / perform outstanding (both stated for the
+      requestor, PS3.7 D.3.3.3), None when it was not negotiated: both sides then work
+      synchronously, one outstanding operation each way.
     - `user_identity_response`: the server response of the User Identity sub-item 0x59 of the
       A-ASSOCIATE-AC, None when there was none (PS3.7 D.3.3.7.2).
     - `extended_negotiation`: SOP class UID -> service-class application information as

@@ -234,6 +234,18 @@ def negotiate_requestor(rq: AssociateRQ, ac: AssociateAC) -> Negotiated:
     )
 
 
+def requestor_window(proposed: AsyncOpsWindow | None, answered: AsyncOpsWindow | None) -> int:
+    """How many operations the requestor may have outstanding: the A-ASSOCIATE-AC's
+    maximum-number-operations-invoked, which the acceptor states for the requestor (PS3.7
+    D.3.3.3), never more than proposed; 1 (synchronous) when either side left the window out.
+    0 means unlimited: what we proposed stands."""
+    if proposed is None or answered is None:
+        return 1
+    ours = max(1, proposed.max_invoked)
+    granted = answered.max_invoked
+    return ours if granted == 0 else max(1, min(ours, granted))
+
+
 def _result(value: int) -> ContextResult:
     # A result outside PS3.8 Table 9-18 still is not acceptance: read it as "no reason".
     try:
