@@ -108,7 +108,7 @@ complete -c netdicom -n '__fish_seen_subcommand_from serve' -l acse-timeout -r -
 complete -c netdicom -n '__fish_seen_subcommand_from serve' -l dimse-timeout -r -d 'Abort a peer that sends less than 64 KiB of a message (or its end) in this many seconds; also how long a C-MOVE destination may take to answer.'
 complete -c netdicom -n '__fish_seen_subcommand_from serve' -l max-pdu -r -d 'Largest P-DATA-TF we accept, in bytes (0: no limit).'
 complete -c netdicom -n '__fish_seen_subcommand_from serve' -l layout -r -d 'Where each instance goes under DIR: {Keyword} fields of the data set.'
-complete -c netdicom -n '__fish_seen_subcommand_from serve' -l on-duplicate -r -f -a 'keep overwrite rename' -d 'An instance whose file exists: keep the first, overwrite it, or store beside it as NAME_1.dcm. All answer success.'
+complete -c netdicom -n '__fish_seen_subcommand_from serve' -l on-duplicate -r -f -a 'keep overwrite rename' -d 'An instance stored again (same SOP Instance UID): keep the first, overwrite it, or store it too (NAME_1.dcm beside it at the same path). All answer success.'
 complete -c netdicom -n '__fish_seen_subcommand_from serve' -l no-unknown -d 'Refuse SOP classes we do not know (by default they are stored).'
 complete -c netdicom -n '__fish_seen_subcommand_from serve' -l prefer-ts -r -d 'Accept this transfer syntax (UID or keyword) whenever offered; repeatable, first wins.'
 complete -c netdicom -n '__fish_seen_subcommand_from serve' -l no-fsync -d 'Answer success before the data reaches the disk (faster; a power cut may lose instances already acknowledged).'

@@ -336,6 +336,68 @@ def test_an_instance_stored_again_updates_its_patient_study_and_series(tmp_path:
     assert not _find((index, tmp_path), Level.STUDY, Key(0x00100010, "PN", "WRONG*"))
 
 
+def test_a_corrected_patient_id_moves_the_study(tmp_path: Path) -> None:
+    # Walkthrough 5: an instance sent again with a corrected PatientID (overwrite; the layout
+    # puts it at another path) left the study under the wrong patient, and a query for the
+    # right PatientID found nothing.
+    index, _ = open_index(tmp_path)
+    for number in (1, 2):
+        ds = make_dataset(patient_id="WRONG01", patient_name="Wrong^Patient", study_uid="8",
+                          series_uid="8.0", sop_instance_uid=f"8.{number}")  # fmt: skip
+        index_file(index, write_instance(tmp_path / f"wrong/{number}.dcm", ds))
+    fixed = make_dataset(patient_id="RIGHT01", patient_name="Right^Patient", study_uid="8",
+                         series_uid="8.0", sop_instance_uid="8.1")  # fmt: skip
+    (tmp_path / "wrong/1.dcm").unlink()
+    index_file(index, write_instance(tmp_path / "right/1.dcm", fixed))
+    assert index.counts() == {"patient": 1, "study": 1, "series": 1, "instance": 2}
+    (patient,) = _find(
+        (index, tmp_path), Level.PATIENT, model=Model.PATIENT_ROOT,
+        wanted=(PATIENT_ID, PATIENT_NAME, 0x00201200, 0x00201204),
+    )  # fmt: skip
+    assert patient[PATIENT_ID] == ("RIGHT01",)
+    assert str(patient[PATIENT_NAME][0]) == "Right^Patient"  # type: ignore[index]
+    assert patient[0x00201200] == ("1",) and patient[0x00201204] == ("2",)  # studies, instances
+    assert _find((index, tmp_path), Level.STUDY, Key(PATIENT_ID, "LO", "RIGHT01"))
+    assert not _find((index, tmp_path), Level.STUDY, Key(PATIENT_ID, "LO", "WRONG01"))
+
+
+def test_a_new_instance_naming_another_patient_joins_its_study_owner(tmp_path: Path) -> None:
+    # Not a correction: the study stays with its first patient, and no empty patient row is
+    # left for the other PatientID (one was made before the study was looked at).
+    index, _ = open_index(tmp_path)
+    first = make_dataset(patient_id="P1", study_uid="9", series_uid="9.0", sop_instance_uid="9.1")
+    index_file(index, write_instance(tmp_path / "a.dcm", first))
+    other = make_dataset(patient_id="P2", study_uid="9", series_uid="9.0", sop_instance_uid="9.2")
+    index_file(index, write_instance(tmp_path / "b.dcm", other))
+    assert index.counts() == {"patient": 1, "study": 1, "series": 1, "instance": 2}
+    third = make_dataset(patient_id="P2", study_uid="10", sop_instance_uid="10.1")
+    index_file(index, write_instance(tmp_path / "c.dcm", third))
+    studies = _find((index, tmp_path), Level.STUDY, Key(PATIENT_ID, "LO", "P2"))
+    assert _uids(studies, STUDY_UID) == ["10"]  # P2's own study, under P2
+
+
+def test_stored_path_answers_before_and_after_the_commit(tmp_path: Path) -> None:
+    # serve asks for every instance it stores whether its UID is already stored elsewhere.
+    from netdicom.archive.rebuild import captured_summary
+
+    index, _ = open_index(tmp_path)
+    ds = make_dataset(sop_instance_uid="11.1", study_uid="11")
+    path = write_instance(tmp_path / "p/a.dcm", ds)
+    assert index.stored_path("11.1") is None
+    values = {SOP_UID: b"11.1", STUDY_UID: b"11"}
+    index.add_later(
+        lambda: captured_summary(tmp_path, path, values, "1.2.840.10008.1.2.1"),
+        sop_instance_uid="11.1",
+        path="p/a.dcm",
+    )
+    assert index.stored_path("11.1") == "p/a.dcm"  # queued: from memory
+    index.flush()
+    assert index._fresh == {}  # committed: no longer held in memory
+    assert index.stored_path("11.1") == "p/a.dcm"  # from the lookup connection
+    assert index.stored_path("11.2") is None
+    index.close()
+
+
 def test_a_full_disk_delays_indexing_and_breaks_nothing(tmp_path: Path) -> None:
     # Walk-through 4: one failed COMMIT (SQLITE_FULL) left the index in a state where every
     # later flush failed ("no transaction is active") and every C-FIND with it, until a

@@ -340,6 +340,46 @@ def test_duplicates_all_answer_success(
     assert outcomes[0] is Outcome.STORED and outcomes[1] is not Outcome.STORED
 
 
+@pytest.mark.parametrize(
+    ("policy", "folders", "outcome", "indexed"),
+    [
+        (DuplicatePolicy.KEEP, ["WRONG01"], Outcome.KEPT_EXISTING, "WRONG01"),
+        (DuplicatePolicy.OVERWRITE, ["RIGHT01"], Outcome.OVERWROTE, "RIGHT01"),
+        (DuplicatePolicy.RENAME, ["RIGHT01", "WRONG01"], Outcome.RENAMED, "WRONG01"),
+    ],
+)
+def test_duplicates_are_found_by_uid_when_the_layout_moves_them(
+    tmp_path: Path, policy: DuplicatePolicy, folders: list[str], outcome: Outcome, indexed: str
+) -> None:
+    # Walkthrough 5: sent again with a corrected PatientID, an instance went to another path
+    # of the default layout: keep and overwrite each left two files of it, and the index
+    # answered the old patient (with the new study attributes).
+    first = make_dataset(patient_id="WRONG01", patient_name="Wrong^Patient")
+    second = make_dataset(patient_id="RIGHT01", patient_name="Right^Patient",
+                          study_uid=first.StudyInstanceUID, series_uid=first.SeriesInstanceUID,
+                          sop_instance_uid=first.SOPInstanceUID)  # fmt: skip
+    outcomes: list[Outcome] = []
+
+    async def main() -> None:
+        async with serving(tmp_path, on_duplicate=policy) as app:
+            app.storage.on_stored.append(lambda stored: outcomes.append(stored.outcome))
+            assoc = await connect(app)
+            for ds in (first, second):
+                assert (await c_store(assoc, encode(ds), ds.SOPInstanceUID)).status == 0
+            await assoc.release()
+            app.flush_index()
+            paths = app.index.sop_instance_paths([first.SOPInstanceUID])
+            assert paths[first.SOPInstanceUID].split("/")[0] == indexed
+            assert app.index.counts()["patient"] == 1
+
+    run(main)
+    assert outcomes == [Outcome.STORED, outcome]
+    files = archive_files(tmp_path)
+    assert sorted(p.relative_to(tmp_path).parts[0] for p in files) == folders
+    # Nothing left of a version that went (its folders included).
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == folders
+
+
 def test_failing_hook_answers_processing_failure(tmp_path: Path) -> None:
     ds = make_dataset()
 

@@ -295,6 +295,12 @@ class Index:
         self._uncommitted: list[tuple[InstanceSummary, bool]] = []
         # Instances queued with add_later(), added at the next flush() or read (see there).
         self._queued: deque[tuple[Callable[[], InstanceSummary], bool]] = deque()
+        # SOP Instance UID -> path of those queued or added and not yet committed, and the
+        # read-only connections of the threads that ask stored_path() (see there).
+        self._fresh: dict[str, str] = {}
+        self._fresh_lock = threading.Lock()
+        self._lookup = threading.local()
+        self._lookups: list[sqlite3.Connection] = []
 
     # --- opening ---------------------------------------------------------------------------
 
@@ -347,6 +353,10 @@ class Index:
                     source.replace(source.with_name(source.name + ".damaged"))
 
     def close(self) -> None:
+        for conn in self._lookups:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._lookups.clear()
         with self._lock:
             if self._conn is not None:
                 self._add_queued()
@@ -414,13 +424,49 @@ class Index:
     # worker thread) and every read of the index add what is queued first, so no query, no
     # retrieve and no start-up check ever misses an instance that was answered as stored.
     def add_later(
-        self, make: Callable[[], InstanceSummary], *, keep_existing: bool = False
+        self,
+        make: Callable[[], InstanceSummary],
+        *,
+        keep_existing: bool = False,
+        sop_instance_uid: str | None = None,
+        path: str | None = None,
     ) -> None:
         """Queue an instance; `make()` builds its summary when it is added. `keep_existing`:
         leave it out if its SOP instance is indexed already (a second file of it kept by the
         "rename" duplicate policy). A `make()` that fails is logged and skipped (the start-up
-        reconciliation indexes the file from disk). Thread-safe."""
+        reconciliation indexes the file from disk). `sop_instance_uid` and `path`, when
+        given, are what stored_path() answers until the row is committed. Thread-safe."""
+        if sop_instance_uid is not None and path is not None and not keep_existing:
+            with self._fresh_lock:
+                self._fresh[sop_instance_uid] = path
         self._queued.append((make, keep_existing))
+
+    def stored_path(self, sop_instance_uid: str) -> str | None:
+        """Where an SOP instance is stored (relative path), None when it is not indexed:
+        serve asks it for each instance it stores (duplicates are found by UID), so it is
+        cheap: no lock on the writer, no flush of the queue. Instances queued or added and
+        not yet committed are answered from memory; the rest by a read-only connection of
+        the asking thread (WAL: it reads beside the writer). None when the index cannot be
+        read: the instance is then stored as new."""
+        with self._fresh_lock:
+            path = self._fresh.get(sop_instance_uid)
+        if path is not None:
+            return path
+        try:
+            conn: sqlite3.Connection | None = getattr(self._lookup, "conn", None)
+            if conn is None:
+                conn = sqlite3.connect(
+                    f"file:{self.path}?mode=ro", uri=True, check_same_thread=False
+                )
+                self._lookup.conn = conn
+                self._lookups.append(conn)
+            row = conn.execute(
+                "SELECT path FROM instance WHERE sop_uid = ?", (sop_instance_uid,)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            log.debug("index lookup of %s failed: %s", sop_instance_uid, exc)
+            return None
+        return None if row is None else str(row[0])
 
     def _add_queued(self) -> None:
         # Called with the lock held. The queue goes in as one batch; should an insert fail,
@@ -518,6 +564,13 @@ class Index:
                 self._give_up([])
                 raise
         self._pending = 0
+        if self._fresh:
+            # Committed: the lookup connections see them now.
+            with self._fresh_lock:
+                for summary, _ in self._uncommitted:
+                    uid = summary.values.get(0x00080018, "")
+                    if self._fresh.get(uid) == summary.path:
+                        del self._fresh[uid]
         self._uncommitted.clear()
 
     def _give_up(self, failed: Sequence[tuple[InstanceSummary, bool]]) -> None:
@@ -565,24 +618,17 @@ class Index:
         # The entities of the last stores are remembered (most stores are series after series);
         # the memory is dropped whenever rows are deleted or a transaction rolls back.
         cache = self._pks
-        patient_key = ("patient", row["patient_id"], row["issuer"])
-        patient_pk = cache.get(patient_key)
-        if patient_pk is None:
-            found = db.execute(
-                "SELECT pk FROM patient WHERE patient_id = ? AND issuer = ?",
-                (row["patient_id"], row["issuer"]),
-            ).fetchone()
-            patient_pk = found[0] if found else self._insert_row(db, Level.PATIENT, row, {})
-        study_key = ("study", row["study_uid"], "")
+        # A study's patient row, for the patient an instance names: the study's owner, which
+        # may be another (see _patient_and_study), so the pair is remembered together.
+        named = f"{row['patient_id']}\x00{row['issuer']}"
+        owner_key, study_key = (
+            ("owner", row["study_uid"], named),
+            ("study", row["study_uid"], named),
+        )
+        patient_pk = cache.get(owner_key)
         study_pk = cache.get(study_key)
-        if study_pk is None:
-            found = db.execute(
-                "SELECT pk, patient_pk FROM study WHERE study_uid = ?", (row["study_uid"],)
-            ).fetchone()
-            if found:
-                study_pk, patient_pk = found
-            else:
-                study_pk = self._insert_row(db, Level.STUDY, row, {"patient_pk": patient_pk})
+        if patient_pk is None or study_pk is None:
+            patient_pk, study_pk = self._patient_and_study(db, row)
         series_key = ("series", row["series_uid"], "")
         series_pk = cache.get(series_key)
         if series_pk is None:
@@ -595,7 +641,7 @@ class Index:
                 series_pk = self._insert_row(db, Level.SERIES, row, {"study_pk": study_pk})
         if len(cache) > 10_000:
             cache.clear()
-        cache[patient_key], cache[study_key], cache[series_key] = patient_pk, study_pk, series_pk
+        cache[owner_key], cache[study_key], cache[series_key] = patient_pk, study_pk, series_pk
 
         # The same SOP instance stored again (overwrite), or another instance at this path:
         # the old row goes (the triggers keep the counters right), the new one comes.
@@ -623,6 +669,44 @@ class Index:
         self._insert_row(db, Level.IMAGE, row, file_columns)
         if replaced:
             self._prune(db)
+
+    def _patient_and_study(self, db: sqlite3.Connection, row: Mapping[str, str]) -> tuple[int, int]:
+        """The rows of the instance's patient and study, made when missing. A study belongs
+        to the patient it was first stored under: a later instance naming another patient is
+        filed there too, unless it replaces a stored instance (a correction, --on-duplicate
+        overwrite): the study then moves to the patient it names. (The patient row was made
+        before the study was looked at, and left empty when the study had another.)"""
+        found = db.execute(
+            "SELECT pk FROM patient WHERE patient_id = ? AND issuer = ?",
+            (row["patient_id"], row["issuer"]),
+        ).fetchone()
+        patient_pk: int | None = found[0] if found else None
+        study = db.execute(
+            "SELECT pk, patient_pk, n_series, n_instances FROM study WHERE study_uid = ?",
+            (row["study_uid"],),
+        ).fetchone()
+        if study is None:
+            if patient_pk is None:
+                patient_pk = self._insert_row(db, Level.PATIENT, row, {})
+            return patient_pk, self._insert_row(db, Level.STUDY, row, {"patient_pk": patient_pk})
+        study_pk, owner, n_series, n_instances = study
+        if patient_pk == owner:
+            return owner, study_pk
+        correction = db.execute(
+            "SELECT 1 FROM instance WHERE sop_uid = ?", (row["sop_uid"],)
+        ).fetchone()
+        if correction is None:
+            return owner, study_pk
+        if patient_pk is None:
+            patient_pk = self._insert_row(db, Level.PATIENT, row, {})
+        # The counters follow the study (the triggers only see inserts and deletes).
+        move = "UPDATE patient SET n_studies = n_studies + ?, n_series = n_series + ?, "
+        move += "n_instances = n_instances + ? WHERE pk = ?"
+        db.execute(move, (-1, -n_series, -n_instances, owner))
+        db.execute(move, (1, n_series, n_instances, patient_pk))
+        db.execute("UPDATE study SET patient_pk = ? WHERE pk = ?", (patient_pk, study_pk))
+        self._pks.clear()
+        return patient_pk, study_pk
 
     @staticmethod
     def _insert_row(

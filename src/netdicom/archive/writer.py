@@ -524,6 +524,19 @@ class Archive:
                 return Placed(candidate, Outcome.RENAMED)
         raise OSError(errno.EEXIST, f"{_MAX_RENAMES} copies of {final.name} already exist")
 
+    def remove(self, path: Path) -> None:
+        """Delete a stored file (a version the duplicate policy let go) and the folders it
+        leaves empty, up to the archive's root. On the thread that places files."""
+        path.unlink(missing_ok=True)
+        folder = path.parent
+        while folder != self.root and folder.is_relative_to(self.root):
+            try:
+                folder.rmdir()
+            except OSError:
+                return  # not empty (or gone): what is above it is not empty either
+            self._known_dirs.discard(str(folder))
+            folder = folder.parent
+
     def _link(self, pending: PendingFile, fd: int, target: Path) -> bool:
         """Give the file `target` as a (further) name; False when that name exists."""
         try:

@@ -130,8 +130,9 @@ def serve(
         OnDuplicate,
         typer.Option(
             "--on-duplicate",
-            help="An instance whose file exists: keep the first, overwrite it, or store "
-            "beside it as NAME_1.dcm. All answer success.",
+            help="An instance stored again (same SOP Instance UID): keep the first, "
+            "overwrite it, or store it too (NAME_1.dcm beside it at the same path). All "
+            "answer success.",
             rich_help_panel=STORAGE_PANEL,
         ),
     ] = OnDuplicate.keep,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -137,6 +138,7 @@ class ServeApp:
         # Queued for the index where the file was placed (see _index_stored); the flush that
         # adds the queue is scheduled from the event loop.
         self.storage.on_placed.append(self._index_stored)
+        self.storage.stored_at = self._stored_at
         self.storage.on_stored.append(self._schedule_flush)
         # On placing (a worker thread), not after: an instance placed as the shutdown grace ran
         # out was kept and indexed, yet never logged (its coroutine was cancelled).
@@ -318,6 +320,10 @@ class ServeApp:
             rj.reason,
         )
 
+    def _stored_at(self, sop_instance_uid: str) -> str | None:
+        # On the thread that places files, before this instance is queued for the index.
+        return self.index.stored_path(sop_instance_uid)
+
     def _index_stored(self, stored: StoredInstance) -> None:
         # After the file is durable, before success is answered. The instance is queued
         # (Index.add_later): SQLite runs in flush_index, within _FLUSH_DELAY and off the event
@@ -335,6 +341,8 @@ class ServeApp:
         self.index.add_later(
             lambda: captured_summary(directory, path, values, syntax),
             keep_existing=keep_existing,
+            sop_instance_uid=stored.sop_instance_uid,
+            path=Path(os.path.relpath(path, directory)).as_posix(),  # as the summary has it
         )
 
     def _schedule_flush(self, stored: StoredInstance) -> None:

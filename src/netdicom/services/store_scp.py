@@ -43,7 +43,14 @@ from netdicom.archive.meta import encode_file_meta
 from netdicom.archive.rebuild import CAPTURE_TAGS
 from netdicom.archive.scan import DatasetError, DatasetScanner, LimitExceeded
 from netdicom.archive.spool import Spool, SpooledFile
-from netdicom.archive.writer import Archive, DeferredFile, Outcome, PendingFile, Placed
+from netdicom.archive.writer import (
+    Archive,
+    DeferredFile,
+    DuplicatePolicy,
+    Outcome,
+    PendingFile,
+    Placed,
+)
 from netdicom.core import uids
 from netdicom.core.acse import AcceptedContext
 from netdicom.core.dimse import CStoreRQ, CStoreRSP, DatasetFragment, DimseMessage, status
@@ -224,6 +231,9 @@ class StorageSCP:
     work that would otherwise hold up the event loop, e.g. the query index.
     `on_stored`: hooks called on the event loop after that and before success is answered.
     A hook may be a coroutine function. A failing hook of either kind answers 0x0110.
+    `stored_at`: where an SOP instance is already stored (relative to the archive), None when
+    it is not: the archive's duplicate policy then applies by SOP Instance UID, not only when
+    two versions map to the same path (serve sets it from its index).
     """
 
     def __init__(
@@ -238,6 +248,7 @@ class StorageSCP:
         self.limits = limits or StoreLimits()
         self.on_stored: list[OnStored] = []
         self.on_placed: list[OnPlaced] = []
+        self.stored_at: Callable[[str], str | None] | None = None
         self._capture = self.layout.tags | {SOP_CLASS_UID, SOP_INSTANCE_UID} | CAPTURE_TAGS
         # Large data sets are written by worker threads as they arrive (archive.spool): the
         # copying overlaps with receiving.
@@ -468,6 +479,7 @@ class StorageSCP:
 
             def placed_hooks(placed: Placed) -> StoredInstance:
                 # Where the file was placed: a worker thread when fsync is on.
+                placed = self._one_per_instance(placed, instance_uid)
                 stored = StoredInstance(
                     path=placed.path,
                     sop_class_uid=rq.affected_sop_class_uid,
@@ -506,6 +518,30 @@ class StorageSCP:
                 pending.discard()
             if spooled is not None:
                 spooled.discard_now()
+
+    def _one_per_instance(self, placed: Placed, instance_uid: str) -> Placed:
+        """A file placed at a new path for an instance stored before at another: the layout
+        put the new version elsewhere (a corrected PatientID, with {PatientID} in it). The
+        duplicate policy applies as it does at one path: keep drops the new file, overwrite
+        removes the old one, rename keeps both (the first stays the one indexed). Without
+        this, keep and overwrite both left two files of one instance, and the index half of
+        each (walkthrough 5)."""
+        if self.stored_at is None or placed.outcome is not Outcome.STORED:
+            return placed
+        prior = self.stored_at(instance_uid)
+        if prior is None:
+            return placed
+        old = self.archive.root / prior
+        if old == placed.path:
+            return placed
+        policy = self.archive.on_duplicate
+        if policy is DuplicatePolicy.KEEP:
+            self.archive.remove(placed.path)
+            return Placed(old, Outcome.KEPT_EXISTING)
+        if policy is DuplicatePolicy.OVERWRITE:
+            self.archive.remove(old)
+            return Placed(placed.path, Outcome.OVERWROTE)
+        return Placed(placed.path, Outcome.RENAMED)
 
     def _check(self, scanner: DatasetScanner, rq: CStoreRQ) -> None:
         """The data set must be the instance the command names (PS3.4 B.2.2)."""
