@@ -78,6 +78,14 @@ def test_2_usage_error() -> None:
     assert run_cli("find", "127.0.0.1:1", "--level", "nonsense").returncode == 2
 
 
+@pytest.mark.parametrize("aet", ["WAYTOOLONGAETITLE1", "", "A\\B"])
+def test_2_serve_with_an_unusable_ae_title(tmp_path: Path, aet: str) -> None:
+    # It started, then aborted every association with an internal error.
+    result = run_cli("serve", "--dir", str(tmp_path / "a"), "--port", "0", "--aet", aet)
+    assert result.returncode == ExitCode.USAGE, result.stderr
+    assert "--aet" in result.stderr and not (tmp_path / "a").exists()
+
+
 def test_3_bad_or_missing_input(tmp_path: Path) -> None:
     result = run_cli("store", "127.0.0.1:1", str(tmp_path / "missing.dcm"))
     assert result.returncode == ExitCode.BAD_INPUT == 3

@@ -276,6 +276,15 @@ def serve(
         Layout.parse(layout)
     except LayoutError as exc:
         raise typer.BadParameter(str(exc), param_hint="--layout") from None
+    from netdicom.core.acse.validation import clean_ae_title
+    from netdicom.core.errors import LocalProtocolError
+
+    try:
+        # As the clients check theirs: serve started with a title it cannot send, then
+        # aborted every association with an internal error.
+        aet = clean_ae_title(aet, "our")
+    except LocalProtocolError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--aet") from None
     preferred = tuple(transfer_syntax_param(value) for value in prefer_ts or ())
     from netdicom.archive.lock import lock_folder
     from netdicom.cli.common import fail
