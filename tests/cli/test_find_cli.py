@@ -99,7 +99,10 @@ def test_tag_keys_max_results_and_out(server: int, tmp_path: Path) -> None:
     assert "cancelled" in result.stderr
     files = sorted(out.iterdir())
     assert len(files) == 2
-    assert dcmread(files[0]).QueryRetrieveLevel == "STUDY"
+    written = dcmread(files[0])
+    assert written.QueryRetrieveLevel == "STUDY"
+    # Our class UID with our version name (it carried pydicom's name).
+    assert written.file_meta.ImplementationVersionName == "NETDICOM_010"
 
 
 def test_default_peer_from_config(server: int, tmp_path: Path) -> None:

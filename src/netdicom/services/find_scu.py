@@ -347,6 +347,8 @@ def write_response(ds: Any, path: Path, sop_class: str) -> None:
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.ImplementationClassUID = UID(uids.IMPLEMENTATION_CLASS_UID)
+    # Ours with our class UID (pydicom's own name went with it: a pair of two programs).
+    meta.ImplementationVersionName = uids.IMPLEMENTATION_VERSION_NAME
     ds.file_meta = meta
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True, implicit_vr=False, little_endian=True)
