@@ -106,3 +106,13 @@ def test_fish_completion_offers_help_and_folders(tmp_path: Path) -> None:
 
     assert {"-h", "--help", "--version"} <= set(complete("netdicom -"))
     assert complete(f"netdicom serve --dir {tmp_path}/arc") == [f"{tmp_path}/archive/"]
+
+
+def test_man_pages_show_ranges_and_the_environment_each_command_reads() -> None:
+    store = (ROOT / "man" / "netdicom-store.1").read_text()
+    assert "[at least 1 and at most 64]" in store  # -j, as --help shows 1<=x<=64
+    assert "NETDICOM_PASSWORD" in store.split(".SH ENVIRONMENT")[1]
+    serve = (ROOT / "man" / "netdicom-serve.1").read_text()
+    # serve takes no PEER and no --username.
+    assert "NETDICOM_PEER" not in serve and "NETDICOM_PASSWORD" not in serve
+    assert "implementation class UID" in (ROOT / "man" / "netdicom.1").read_text()

@@ -38,6 +38,15 @@ def test_wildcard_unique_key_is_refused() -> None:
     assert "never a wildcard (PS3.4 C.2.2.2.4)" in result.output
 
 
+def test_out_without_listen_is_said_to_be_ignored() -> None:
+    # It was silently ignored: the instances go to --dest, not to --out.
+    result = CliRunner().invoke(
+        app, ["move", "127.0.0.1:9", f"StudyInstanceUID={STUDY}", "--dest", "X", "--out", "o"]
+    )
+    assert "--out is used only with --listen; ignored" in result.output
+    assert result.exit_code == 4  # and then the connection is refused, as usual
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     root = tmp_path_factory.mktemp("served")

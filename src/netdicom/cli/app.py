@@ -48,7 +48,10 @@ def _root(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", help="Print the version and exit.", callback=_version, is_eager=True
+            "--version",
+            help="Print the version and the implementation class UID, and exit.",
+            callback=_version,
+            is_eager=True,
         ),
     ] = False,
 ) -> None:

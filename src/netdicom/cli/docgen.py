@@ -37,7 +37,8 @@ _EXIT_WORDS = {
 
 _ENVIRONMENT = (
     ("NETDICOM_CONFIG", "path of the configuration file (named peers)"),
-    ("NETDICOM_PEER", "the peer to use when PEER is left out"),
+    ("NETDICOM_PEER", "the peer to use when PEER is left out (not serve)"),
+    ("NETDICOM_PASSWORD", "the passcode for --username, instead of --password (not serve)"),
     ("NO_COLOR", "plain output, no colour"),
     ("TCP_NODELAY", "read by dcmtk, not by netdicom: netdicom always sets TCP_NODELAY"),
 )
@@ -51,6 +52,7 @@ class OptionDoc:
     default: str | None
     choices: tuple[str, ...]
     path: str | None = None  # "file", "folder" (only a folder) or None: what completes it
+    limits: str | None = None  # the range --help shows, e.g. "1<=x<=64"
 
 
 # Typer's command objects are click's (vendored by recent Typer versions), used here by duck
@@ -81,7 +83,18 @@ def _options(command: Command) -> list[OptionDoc]:
         path = None
         if hasattr(param.type, "dir_okay"):  # click's Path type, whatever Typer's version
             path = "file" if param.type.file_okay else "folder"
-        docs.append(OptionDoc(names, metavar, param.help or "", default, choices, path))
+        low, high = getattr(param.type, "min", None), getattr(param.type, "max", None)
+        limits = None
+        if low is not None or high is not None:
+            limits = " and ".join(
+                part
+                for part in (
+                    None if low is None else f"at least {low:g}",
+                    None if high is None else f"at most {high:g}",
+                )
+                if part
+            )
+        docs.append(OptionDoc(names, metavar, param.help or "", default, choices, path, limits))
     docs.append(OptionDoc(("-h", "--help"), None, "Show the help and exit.", None, ()))
     return docs
 
@@ -187,6 +200,8 @@ def man_page(name: str | None) -> str:
             text = opt.help
             if opt.choices:
                 text += f" One of: {', '.join(opt.choices)}."
+            if opt.limits is not None:
+                text += f" [{opt.limits}]"
             if opt.default is not None:
                 # As --help shows it ("Default: .." read as the parent folder).
                 text += f" [default: {opt.default}]"
@@ -201,6 +216,8 @@ def man_page(name: str | None) -> str:
         out += [".TP", f"\\fB{int(code)}\\fR", _roff(words)]
     out += [".SH ENVIRONMENT"]
     for var, words in _ENVIRONMENT:
+        if name == "serve" and words.endswith("(not serve)"):
+            continue
         out += [".TP", f"\\fB{_roff(var)}\\fR", _roff(words)]
     out += [
         ".SH FILES",

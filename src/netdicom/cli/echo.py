@@ -54,6 +54,7 @@ def echo(
         typer.Argument(
             help="HOST:PORT, AET@HOST:PORT or a configured peer name; default: the default peer.",
             show_default=False,
+            metavar="PEER",
         ),
     ] = None,
     aet: AetOption = "NETDICOM",

@@ -93,14 +93,16 @@ def move(
         ),
     ] = "0.0.0.0",
     out: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--out",
-            help="With --listen: folder to store the instances in (created if missing).",
+            help="With --listen: folder to store the instances in (created if missing; "
+            "default: the current folder).",
             file_okay=False,
             rich_help_panel=RETRIEVE_PANEL,
+            show_default=False,
         ),
-    ] = Path("."),
+    ] = None,
     grace: Annotated[
         float,
         typer.Option(
@@ -144,6 +146,9 @@ def move(
         )
     if destination is not None and not 0 < len(destination.strip()) <= 16:
         raise typer.BadParameter("an AE title has 1 to 16 characters", param_hint="--dest")
+    if out is not None and listen is None and not quiet:
+        # The instances go to DEST, wherever that is: nothing would be written to --out.
+        stderr("netdicom: warning: --out is used only with --listen; ignored")
     if listen is not None:
         from netdicom.archive.layout import Layout, LayoutError
 
@@ -172,7 +177,7 @@ def move(
             destination or "",
             listen,
             listen_host,
-            out,
+            out or Path("."),
             layout,
             grace,
             dry_run,

@@ -84,7 +84,12 @@ def serve(
         str,
         typer.Option("--host", help="Address to listen on; 0.0.0.0 listens on every interface."),
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="TCP port.", min=0, max=65535)] = 11112,
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port", help="TCP port (0: any free one, named in the log).", min=0, max=65535
+        ),
+    ] = 11112,
     aet: Annotated[str, typer.Option("--aet", help="Our AE title.")] = "NETDICOM",
     max_associations: Annotated[
         int,

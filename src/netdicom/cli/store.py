@@ -59,11 +59,14 @@ def store(
             help="HOST:PORT, AET@HOST:PORT or a configured peer name; may be left out when a "
             "default peer is configured (the first argument is then a path).",
             show_default=False,
+            metavar="PEER",
         ),
     ],
     paths: Annotated[
         list[Path] | None,
-        typer.Argument(help="DICOM files, or directories with -r.", show_default=False),
+        typer.Argument(
+            help="DICOM files, or directories with -r.", show_default=False, metavar="PATHS..."
+        ),
     ] = None,
     recursive: Annotated[
         bool, typer.Option("-r", "--recursive", help="Walk directories for files.")
