@@ -100,6 +100,16 @@ def test_a_fifo_is_skipped_not_opened(tmp_path: Path) -> None:
     )
 
 
+def test_a_fifo_named_on_the_command_line_is_skipped_too(tmp_path: Path) -> None:
+    # Named, not walked, it was opened: the scan blocked until a writer came (never).
+    (file,) = make_files(tmp_path / "f", 1)
+    os.mkfifo(tmp_path / "pipe.dcm")
+    result = scan([tmp_path / "pipe.dcm", file], recursive=False)
+    assert [f.path for f in result.files] == [file]
+    (skipped,) = result.skipped
+    assert (skipped.path.name, skipped.reason) == ("pipe.dcm", "not a regular file")
+
+
 def test_a_folder_that_cannot_be_listed_is_listed_as_failed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

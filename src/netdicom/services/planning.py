@@ -124,8 +124,13 @@ def collect(paths: Iterable[Path], recursive: bool) -> tuple[list[Path], list[Sk
                 skipped.append(Skipped(path, "a directory (use -r to walk it)", failed=False))
                 continue
             found = _walk(path, visited, skipped) if _first_visit(path, visited) else []
-        elif path.exists():
+        elif path.is_file():
             found = [path]
+        elif path.exists():
+            # Named on the command line, as in a walk: opening a FIFO blocked until a writer
+            # came (forever, --timeout or not), and a pipe cannot be sent (it is read twice).
+            skipped.append(Skipped(path, "not a regular file", failed=False))
+            continue
         else:
             raise FileNotFoundError(f"no such file or directory: {path}")
         for item in found:
