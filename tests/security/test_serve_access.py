@@ -129,6 +129,9 @@ def test_users_file_checks_identity_and_answers_only_when_asked(
             for kind in (UserIdentityType.USERNAME, UserIdentityType.SAML, UserIdentityType.JWT):
                 identity = UserIdentityRQ(kind, True, b"alice", b"secret")
                 assert await rejected(app, identity=identity) == (1, 2, 1)
+            # A JWT (SAML assertion, Kerberos ticket) is the credential itself: it was logged.
+            token = UserIdentityRQ(UserIdentityType.JWT, True, b"eyJ.TOKENSECRET.sig", b"")
+            assert await rejected(app, identity=token) == (1, 2, 1)
 
     with caplog.at_level(logging.INFO, logger="netdicom"):
         run(main)
@@ -136,6 +139,7 @@ def test_users_file_checks_identity_and_answers_only_when_asked(
     assert "user identity 'alice' refused" in text
     assert "no user identity sent" in text
     assert "secret" not in text  # passwords never reach the log
+    assert "TOKENSECRET" not in text and "user identity of type 5 refused" in text
 
 
 def test_without_users_file_identity_is_ignored(tmp_path: Path) -> None:

@@ -31,7 +31,13 @@ from netdicom.core.dimse import (
     CMoveRQ,
     CStoreRQ,
 )
-from netdicom.core.pdu import AssociateAC, AssociateRJ, AssociateRQ, ContextResult
+from netdicom.core.pdu import (
+    AssociateAC,
+    AssociateRJ,
+    AssociateRQ,
+    ContextResult,
+    UserIdentityType,
+)
 from netdicom.core.records import frozen
 from netdicom.services.dispatcher import Dispatcher
 from netdicom.services.echo import answer_echo_now, handle_echo
@@ -307,8 +313,18 @@ class ServeApp:
             why += f"; it differs only in case: AE titles are case-sensitive ({called!r})"
         if (rj.source, rj.reason) == (2, 1) and self.users is not None:
             identity = rq.user_information.user_identity_rq
-            who = "" if identity is None else identity.primary.decode("utf-8", "replace")
-            why = f"user identity {who!r} refused" if identity else "no user identity sent"
+            if identity is None:
+                why = "no user identity sent"
+            elif identity.identity_type in (
+                UserIdentityType.USERNAME,
+                UserIdentityType.USERNAME_AND_PASSCODE,
+            ):
+                who = identity.primary.decode("utf-8", "replace")
+                why = f"user identity {who[:64]!r} refused"
+            else:
+                # A Kerberos ticket, a SAML assertion, a JWT: the primary field is the
+                # credential itself (PS3.7 D.3.3.7), never written to a log.
+                why = f"user identity of type {int(identity.identity_type)} refused"
         log.warning(
             "rejected association from %s: %s -> %s: %s (%d, %d, %d)",
             peer,
