@@ -415,6 +415,26 @@ def test_requestor_roles_per_d_3_3_4(
     assert _role_outcome(proposed, answered) == outcome
 
 
+def test_many_rejected_contexts_are_counted_not_listed() -> None:
+    # 128 contexts written out made a 15 KB error line.
+    rq = rq_for(*(ProposedContext(CT, (IMPLICIT,)) for _ in range(128)))
+    unsupported = ContextResult.TRANSFER_SYNTAXES_NOT_SUPPORTED
+    answers = (
+        *(PresentationContextAC(2 * n + 1, unsupported) for n in range(127)),
+        PresentationContextAC(255, ContextResult.ABSTRACT_SYNTAX_NOT_SUPPORTED),
+    )
+    with pytest.raises(AllContextsRejected) as info:
+        negotiate_requestor(rq, ac_for(rq, answers))
+    message = str(info.value)
+    assert len(message) < 600, len(message)
+    assert message.count("context ") == 4  # the first three by name, and "presentation context"
+    assert (
+        "and 125 more (124 no proposed transfer syntax supported, 1 abstract syntax not "
+        "supported; -v lists them)" in message
+    )
+    assert len(info.value.rejected) == 128  # all of them, for callers
+
+
 def test_async_window_only_when_we_proposed_it() -> None:
     ctx = ProposedContext(CT, (IMPLICIT,))
     answer = (PresentationContextAC(1, ContextResult.ACCEPTANCE, IMPLICIT),)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import field
 from typing import Literal
@@ -72,13 +73,23 @@ class RejectedContext:
         )
 
 
+_NAMED_REJECTIONS = 3
+
+
 class AllContextsRejected(NoAcceptedContext):
     """NoAcceptedContext that carries the rejected contexts (`rejected`) for callers to inspect."""
 
     def __init__(self, rejected: Sequence[RejectedContext], called_ae: str = "") -> None:
         self.rejected = tuple(rejected)
         peer = f" by {called_ae}" if called_ae else ""
-        details = "; ".join(item.describe() for item in self.rejected) or "no context answered"
+        # The first few by name (the service's own context comes first), the rest counted by
+        # reason: 128 contexts written out made a 15 KB line (-v shows every one).
+        shown = self.rejected[:_NAMED_REJECTIONS]
+        details = "; ".join(item.describe() for item in shown) or "no context answered"
+        rest = Counter(reason_text(item.reason) for item in self.rejected[_NAMED_REJECTIONS:])
+        if rest:
+            counts = ", ".join(f"{count} {reason}" for reason, count in rest.most_common())
+            details += f"; and {sum(rest.values())} more ({counts}; -v lists them)"
         super().__init__(
             f"association accepted{peer} but no presentation context was: {details}. "
             "Check that the peer supports these SOP classes and transfer syntaxes."
