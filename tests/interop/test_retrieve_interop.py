@@ -331,3 +331,36 @@ def test_netdicom_get_compressed_from_pynetdicom_qrscp(
                      "--out", str(out))  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert by_uid(list(out.rglob("*.dcm"))) == by_uid(files)
+
+
+_NO_ROLE_GET_SCP = """
+import sys
+from pydicom import dcmread
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import CTImageStorage, StudyRootQueryRetrieveInformationModelGet
+
+def on_get(event):
+    yield 1
+    yield 0xFF00, dcmread(sys.argv[2])
+
+ae = AE("NOROLE")
+ae.add_supported_context(StudyRootQueryRetrieveInformationModelGet)
+ae.add_supported_context(CTImageStorage)  # no scp_role/scu_role: no role item is answered
+ae.start_server(("127.0.0.1", int(sys.argv[1])), evt_handlers=[(evt.EVT_C_GET, on_get)])
+"""
+
+
+def test_get_from_a_pynetdicom_peer_that_grants_no_scp_role(tmp_path: Path) -> None:
+    # Walkthrough 5: every instance failed, and the hint blamed the 128-context limit (CT was
+    # proposed and accepted): with no role item answered, PS3.7 D.3.3.4's default roles
+    # leave us SCU only, so the peer cannot send us anything over C-GET.
+    (ct,) = make_files(tmp_path / "src", 1)
+    port = free_port()
+    argv = [sys.executable, "-c", _NO_ROLE_GET_SCP, str(port), str(ct)]
+    with running(argv, port):
+        result = run_cli("get", f"NOROLE@127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
+                         "--out", str(tmp_path / "out"))  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "granted us the SCP role for no storage SOP class" in result.stderr
+    assert "did not fit in the 128" not in result.stderr
+    assert not list((tmp_path / "out").rglob("*.dcm"))

@@ -438,12 +438,24 @@ async def _get(
             progress.received(item)
 
         error: Exception | None = None
+        scp_role = True  # granted for some storage SOP class
         try:
             assoc = await open_association(target, options, proposal.contexts, roles=proposal.roles)
             if verbose and not quiet:
                 from netdicom.render.negotiation import print_negotiation
 
                 print_negotiation(assoc)
+            accepted = assoc.negotiated.accepted.values() if assoc.negotiated else ()
+            scp_role = any(ctx.we_are_scp for ctx in accepted)
+            if not scp_role and not quiet:
+                # No role item answered (or all refused): the default roles leave us SCU only
+                # (PS3.7 D.3.3.4), and a conforming peer cannot send a single instance.
+                stderr(
+                    "netdicom: warning: the peer granted us the SCP role for no storage SOP "
+                    "class (PS3.7 D.3.3.4): it cannot send instances over this C-GET; "
+                    "`netdicom move --listen PORT` has it send them over an association of "
+                    "its own"
+                )
 
             async def send(request: Any, cancel: Any) -> RetrieveOutcome | None:
                 left = None if max_instances is None else max_instances - len(received)
@@ -478,7 +490,8 @@ async def _get(
                     f"netdicom: warning: the peer sent {sop_class} without granting the SCP "
                     "role; accepted"
                 )
-            if any(o.final.failed and _maybe_context(o) for o in outcomes) and proposal.left_out:
+            failed = any(o.final.failed and _maybe_context(o) for o in outcomes)
+            if failed and proposal.left_out and scp_role:
                 stderr(_left_out_hint(proposal.left_out))
         if error is not None:
             raise error
