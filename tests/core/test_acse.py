@@ -837,9 +837,10 @@ def test_both_sides_agree_on_a_c_get_association() -> None:
     assert (theirs.calling_ae, theirs.called_ae) == ("GETSCU", "OUR-SCP")
 
 
-def test_sending_chooser_decides_where_the_requestor_is_scp_only() -> None:
-    # C-GET's storage contexts: the requestor proposes to be SCP only, we send on them, so
-    # the policy's sending chooser picks (the requestor's preference can rule there).
+def test_sending_chooser_decides_where_the_requestor_proposes_the_scp_role() -> None:
+    # C-GET's storage contexts: the requestor proposes to be SCP (with the SCU role too, as
+    # pynetdicom's build_role(scu_role=True, scp_role=True) does), we send on them, so the
+    # policy's sending chooser picks.
     policy = dataclasses.replace(
         POLICY,
         transfer_syntax_chooser=lambda abstract, offered: offered[-1],
@@ -857,5 +858,6 @@ def test_sending_chooser_decides_where_the_requestor_is_scp_only() -> None:
     assert not isinstance(answer, AssociateRJ)
     _, negotiated = answer
     chosen = {c.abstract_syntax: c.transfer_syntax for c in negotiated.accepted.values()}
-    # SCP only: sending; both roles (we may receive too) and no role item: receiving.
-    assert chosen == {CT: JPEG_BASELINE, MR: IMPLICIT, UNKNOWN_SOP: IMPLICIT}
+    # SCP, alone or with SCU: sending (walkthrough 5: with both roles the receiving choice,
+    # JPEG Lossless, left every uncompressed instance unsendable); no role item: receiving.
+    assert chosen == {CT: JPEG_BASELINE, MR: JPEG_BASELINE, UNKNOWN_SOP: IMPLICIT}

@@ -77,8 +77,10 @@ class AcceptorPolicy:
 
     - `transfer_syntax_chooser`: see `default_chooser`.
     - `sending_chooser`: when set, chooses instead for a context whose requestor proposed the
-      SCP role only (C-GET's storage contexts, PS3.4 C.4.3.1): we send on it, so the
-      requestor's preference can rule rather than what we would like to receive.
+      SCP role (C-GET's storage contexts, PS3.4 C.4.3.1), with the SCU role or without: we
+      send on it, so what we can send rules rather than what we would like to receive (a
+      requestor proposing both roles got JPEG Lossless for its C-GET, as for a C-STORE, and
+      nothing held uncompressed could be sent to it).
     - `can_act_as_scp`: SOP classes whose requests we answer; None means all of them (the
       default role of an acceptor, PS3.7 D.3.3.4).
     - `can_act_as_scu`: SOP classes for which we may send requests to the requestor, e.g. the
@@ -268,7 +270,7 @@ def _answer_contexts(
         outcome: str | ContextResult
         scu, scp = requestor_roles.get(abstract, (True, False))
         chooser = policy.transfer_syntax_chooser
-        if scp and not scu and policy.sending_chooser is not None:
+        if scp and policy.sending_chooser is not None:
             chooser = policy.sending_chooser
         if cid % 2 == 0 or id_counts[cid] > 1:
             # PS3.8 §9.3.2.2: IDs are odd and unique. Rather than abort a whole association
