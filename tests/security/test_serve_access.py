@@ -111,6 +111,27 @@ def _password(user: str, secret: str, positive: bool = True) -> UserIdentityRQ:
     )
 
 
+def test_users_added_while_serving_are_known_at_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # serve --add-user on the file of a running serve: refused until a restart.
+    users = tmp_path / "users.txt"
+    add_user(users, "alice", "secret")
+
+    async def main() -> None:
+        async with serving(tmp_path / "dir", users_file=users) as app:
+            assert await rejected(app, identity=_password("bob", "hunter2")) == (1, 2, 1)
+            add_user(users, "bob", "hunter2")
+            assert await associate(app, identity=_password("bob", "hunter2")) == b""
+            # A file broken meanwhile keeps the users read before.
+            users.write_text(users.read_text() + "garbage line\n")
+            assert await associate(app, identity=_password("alice", "secret")) == b""
+
+    with caplog.at_level(logging.INFO, logger="netdicom"):
+        run(main)
+    assert "cannot be used" in caplog.text
+
+
 def test_users_file_checks_identity_and_answers_only_when_asked(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

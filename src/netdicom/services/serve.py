@@ -36,6 +36,7 @@ from netdicom.core.pdu import (
     AssociateRJ,
     AssociateRQ,
     ContextResult,
+    UserIdentityRQ,
     UserIdentityType,
 )
 from netdicom.core.records import frozen
@@ -180,9 +181,11 @@ class ServeApp:
 
         self.allow = AllowList.parse(config.allow)
         self.users = None
+        self._users_stamp: tuple[int, int, int] | None = None
         if config.users_file is not None:
             from netdicom.services.users import load_users
 
+            self._users_stamp = _stamp(config.users_file)
             self.users = load_users(config.users_file)
         self.policy = AcceptorPolicy(
             ae_title=config.ae_title,
@@ -284,9 +287,35 @@ class ServeApp:
             # No users file: the item is ignored and no response is sent, as an acceptor that
             # does not support identity negotiation does (PS3.7 D.3.3.7).
             return None
+        return self._check_identity
+
+    def _check_identity(self, identity: UserIdentityRQ) -> bool:
         from netdicom.services.users import identity_checker
 
-        return identity_checker(self.users)
+        self._reload_users()
+        assert self.users is not None
+        return identity_checker(self.users)(identity)
+
+    def _reload_users(self) -> None:
+        """Read the users file again when it changed (serve --add-user while serving: the new
+        user was refused until a restart). One stat per association that must identify; a
+        file that no longer reads keeps the users read before, with a warning."""
+        from netdicom.services.users import UsersFileError, load_users
+
+        path = self.config.users_file
+        assert path is not None
+        stamp = _stamp(path)
+        if stamp == self._users_stamp:
+            return
+        self._users_stamp = stamp
+        try:
+            self.users = load_users(path)
+        except UsersFileError as exc:
+            log.warning(
+                "users file changed but cannot be used (%s): the users read before stay", exc
+            )
+            return
+        log.info("users file %s read again: %d users", path, len(self.users.entries))
 
     def _log_rejection(self, rq: AssociateRQ, peer: str, rj: AssociateRJ) -> None:
         from netdicom.core.acse.acceptor import title_problem
@@ -436,6 +465,15 @@ class ServeApp:
             bytes=stored.size,
             outcome=stored.outcome.value,
         )
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What tells a changed file: its inode (a rename over it), size and modification time."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_ino, info.st_size, info.st_mtime_ns
 
 
 def _open_index(directory: Path, bar: Callable[[int, int], None] | None = None) -> Index:
