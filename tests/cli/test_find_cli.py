@@ -257,3 +257,22 @@ def test_plain_table_aligns_wide_characters() -> None:
         "山田^太郎    P1",
         "DOE^JOHN     P2",
     ]
+
+
+def test_plain_table_into_a_pipe_streams_after_the_first_rows() -> None:
+    # Held to the end, `find | head` waited for the whole query (8 s for 20,000 matches).
+    from netdicom.render.find_output import make_writer
+
+    out = io.StringIO()
+    writer = make_writer("table", [(0x00100020, "PatientID")], out)
+    for number in range(150):
+        ds = Dataset()
+        ds.PatientID = "P" * (20 if number == 120 else 3)
+        writer.add(ds)
+        if number == 98:
+            assert out.getvalue() == ""  # the first rows set the widths
+        if number == 99:
+            assert len(out.getvalue().splitlines()) == 101  # header and 100 rows, at once
+    writer.finish()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 151 and lines[121] == "P" * 20  # a wider value later is whole

@@ -90,42 +90,65 @@ class TableWriter:
         self._columns = columns
         self._rows: list[list[str]] = []
         self._rich = rich
+        self._widths: list[int] | None = None  # set once plain rows are streamed
 
     def add(self, ds: Any) -> None:
-        self._rows.append([printable(cell(ds, tag)) for tag, _ in self._columns])
+        row = [printable(cell(ds, tag)) for tag, _ in self._columns]
+        if self._widths is not None:
+            self._write(row)  # streaming: see below
+            return
+        self._rows.append(row)
+        if not self._rich and len(self._rows) >= _SAMPLE:
+            # Plain columns into a pipe: widths from the first rows, then each row as it
+            # comes (a wider value later widens its column from there on). Held to the end,
+            # `find | head` waited for the whole query (8 s for 20,000 matches).
+            self._start_streaming()
+
+    def _start_streaming(self) -> None:
+        headers = [name for _, name in self._columns]
+        rows = [headers, *self._rows]
+        self._widths = [max(display_width(r[i]) for r in rows) for i in range(len(headers))]
+        for row in rows:
+            self._write(row)
+        self._rows.clear()
+
+    def _write(self, row: list[str]) -> None:
+        widths = self._widths
+        assert widths is not None
+        for index, value in enumerate(row):
+            widths[index] = max(widths[index], display_width(value))
+        line = "  ".join(_pad(v, w) for v, w in zip(row, widths, strict=True))
+        self._out.write(line.rstrip() + "\n")
 
     def finish(self) -> None:
         if not self._rows:
             return
-        headers = [name for _, name in self._columns]
-        if self._rich:
-            from rich.console import Console
-            from rich.table import Table
-            from rich.text import Text
-
-            table = Table(header_style="bold")
-            for index, header in enumerate(headers):
-                values = [row[index] for row in self._rows]
-                # Nothing is cut with "…": a UID is what one copies into get or move, so its
-                # column keeps its width while others fold; when even that cannot fit, it folds.
-                uid = all(_UID.fullmatch(v) for v in values if v) and any(values)
-                table.add_column(
-                    header,
-                    overflow="fold",
-                    min_width=max(map(len, values)) if uid else None,
-                )
-            for row in self._rows:
-                table.add_row(*(Text(value) for value in row))
-            Console(file=self._out).print(table)
+        if not self._rich:
+            self._start_streaming()
             return
-        rows = [headers, *self._rows]
-        widths = [max(display_width(r[i]) for r in rows) for i in range(len(headers))]
-        for row in rows:
-            line = "  ".join(_pad(v, w) for v, w in zip(row, widths, strict=True))
-            self._out.write(line.rstrip() + "\n")
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(header_style="bold")
+        for index, (_, header) in enumerate(self._columns):
+            values = [row[index] for row in self._rows]
+            # Nothing is cut with "…": a UID is what one copies into get or move, so its
+            # column keeps its width while others fold; when even that cannot fit, it folds.
+            uid = all(_UID.fullmatch(v) for v in values if v) and any(values)
+            table.add_column(
+                header,
+                overflow="fold",
+                min_width=max(map(len, values)) if uid else None,
+            )
+        for row in self._rows:
+            table.add_row(*(Text(value) for value in row))
+        Console(file=self._out).print(table)
 
 
 _UID = re.compile(r"[0-9]+(\.[0-9]+)+")
+# Plain rows that set the column widths before the rest is streamed.
+_SAMPLE = 100
 
 
 def display_width(text: str) -> int:
