@@ -59,6 +59,10 @@ def test_missing_file_is_empty(tmp_path: Path) -> None:
         ('[peers.a]\nhost = "h"\nport = 1\ncolour = "red"\n', "unknown keys: colour"),
         ('default = "b"\n[peers.a]\nhost = "h"\nport = 1\n', "no [peers.b]"),
         ('[peers."a:b"]\nhost = "h"\nport = 1\n', "peer name"),
+        # Typos at the top level dropped what they held: an allow list, a peer, the default.
+        ('[serv]\nallow = ["CT1"]\n', "unknown keys or tables: serv"),
+        ('[peer.x]\nhost = "h"\nport = 1\n', "unknown keys or tables: peer"),
+        ('defualt = "x"\n', "unknown keys or tables: defualt"),
     ],
 )
 def test_broken_config_says_what_is_wrong(tmp_path: Path, text: str, message: str) -> None:

@@ -105,6 +105,14 @@ def _text(raw: bytes, where: Path) -> str:
 
 
 def _parse(data: Mapping[str, object], where: Path) -> Config:
+    unknown = set(data) - {"default", "peers", "serve"}
+    if unknown:
+        # A typo here dropped what it held without a word: `[serv]` an allow list (serve
+        # then accepted every caller), `[peer.x]` a peer, `defualt` the default.
+        raise ConfigError(
+            f"{where}: unknown keys or tables: {', '.join(sorted(unknown))} (the file takes "
+            "default, [peers.NAME] and [serve])"
+        )
     raw_peers = data.get("peers", {})
     if not isinstance(raw_peers, dict):
         raise ConfigError(f"{where}: [peers] must be a table of [peers.NAME] tables")
