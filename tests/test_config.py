@@ -89,6 +89,10 @@ def test_resolve_peer_forms(configured: Path, monkeypatch: pytest.MonkeyPatch) -
     assert resolve_peer(None) == Peer("10.0.0.5", 104, "PACS")
     monkeypatch.setenv("NETDICOM_PEER", "local")
     assert resolve_peer(None) == Peer("127.0.0.1", 11112)
+    # Every form PEER takes (it was a name only).
+    monkeypatch.setenv("NETDICOM_PEER", "CT@10.1.2.3:4006")
+    assert resolve_peer(None) == Peer("10.1.2.3", 4006, "CT")
+    assert resolve_peer("local") == Peer("127.0.0.1", 11112)  # PEER given wins
 
 
 def test_resolve_unknown_name_lists_the_configured_ones(configured: Path) -> None:

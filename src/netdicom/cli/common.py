@@ -464,6 +464,11 @@ def resolve_peer(text: str | None) -> Peer:
     configuration file."""
     from netdicom.services.peer import BadPeer, Peer, parse_peer
 
+    if text is None:
+        # $NETDICOM_PEER takes every form PEER takes (a CI job sets HOST:PORT, no file).
+        from_env = os.environ.get("NETDICOM_PEER", "")
+        if ":" in from_env or "@" in from_env:
+            return parse_peer(from_env)
     if text is not None and (":" in text or "@" in text):
         # Peer names never hold ':' or '@': no need to read the configuration.
         return parse_peer(text)

@@ -37,7 +37,7 @@ _EXIT_WORDS = {
 
 _ENVIRONMENT = (
     ("NETDICOM_CONFIG", "path of the configuration file (named peers)"),
-    ("NETDICOM_PEER", "the peer to use when PEER is left out (not serve)"),
+    ("NETDICOM_PEER", "the peer to use when PEER is left out, in any form PEER takes (not serve)"),
     ("NETDICOM_PASSWORD", "the passcode for --username, instead of --password (not serve)"),
     ("NO_COLOR", "plain output, no colour"),
     ("TCP_NODELAY", "read by dcmtk, not by netdicom: netdicom always sets TCP_NODELAY"),
