@@ -78,12 +78,17 @@ def test_2_usage_error() -> None:
     assert run_cli("find", "127.0.0.1:1", "--level", "nonsense").returncode == 2
 
 
-@pytest.mark.parametrize("aet", ["WAYTOOLONGAETITLE1", "", "A\\B"])
-def test_2_serve_with_an_unusable_ae_title(tmp_path: Path, aet: str) -> None:
+@pytest.mark.parametrize(
+    "option",
+    [("--aet", "WAYTOOLONGAETITLE1"), ("--aet", ""), ("--aet", "A\\B"), ("--max-pdu", "6")],
+)
+def test_2_serve_with_an_unusable_ae_title_or_max_pdu(
+    tmp_path: Path, option: tuple[str, str]
+) -> None:
     # It started, then aborted every association with an internal error.
-    result = run_cli("serve", "--dir", str(tmp_path / "a"), "--port", "0", "--aet", aet)
+    result = run_cli("serve", "--dir", str(tmp_path / "a"), "--port", "0", *option)
     assert result.returncode == ExitCode.USAGE, result.stderr
-    assert "--aet" in result.stderr and not (tmp_path / "a").exists()
+    assert option[0] in result.stderr and not (tmp_path / "a").exists()
 
 
 def test_3_bad_or_missing_input(tmp_path: Path) -> None:

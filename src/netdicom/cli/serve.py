@@ -290,6 +290,12 @@ def serve(
         aet = clean_ae_title(aet, "our")
     except LocalProtocolError as exc:
         raise typer.BadParameter(str(exc), param_hint="--aet") from None
+    from netdicom.core.acse.validation import check_max_pdu
+
+    try:
+        check_max_pdu(max_pdu)  # 1 to 6 left no room for a PDV: every association aborted
+    except LocalProtocolError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--max-pdu") from None
     preferred = tuple(transfer_syntax_param(value) for value in prefer_ts or ())
     from netdicom.archive.lock import lock_folder
     from netdicom.cli.common import fail
