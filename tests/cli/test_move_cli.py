@@ -260,12 +260,16 @@ def _move_with_garbage_on_the_listener(listen: int) -> Callable[[socket.socket],
     return behaviour
 
 
-def test_a_connection_to_the_receiver_that_is_not_dicom_is_warned_about(tmp_path: Path) -> None:
-    # It showed only as a count mismatch, if the peer claimed the instance.
+@pytest.mark.parametrize("json_flag", [[], ["--json"]], ids=["text", "json"])
+def test_a_connection_to_the_receiver_that_is_not_dicom_is_warned_about(
+    tmp_path: Path, json_flag: list[str]
+) -> None:
+    # It showed only as a count mismatch, if the peer claimed the instance; with --json (a
+    # monitoring script's mode) not at all.
     listen = free_port()
     with scripted_peer(_move_with_garbage_on_the_listener(listen)) as port:
         result = run_cli("move", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
-                         "--listen", str(listen), "--listen-host", "127.0.0.1",
+                         "--listen", str(listen), "--listen-host", "127.0.0.1", *json_flag,
                          "--out", str(tmp_path / "out"), "--grace", "1", "--timeout", "5")  # fmt: skip
     assert "1 connection(s) to the receiver did not speak DICOM" in result.stderr, result.stderr
     assert "unknown PDU type 0x47" in result.stderr

@@ -484,7 +484,7 @@ async def _get(
         text = INTERRUPTED_TEXT if interrupted else None if error is None else error_text(error)
         problems = report("get", outcomes, received, out_dir=str(out), json_output=json_output,
                           quiet=quiet, error=text)  # fmt: skip
-        if not json_output and not quiet:
+        if not quiet:  # warnings and hints on stderr, with --json too
             for sop_class in sorted({s for o in outcomes for s in o.role_warnings}):
                 stderr(
                     f"netdicom: warning: the peer sent {sop_class} without granting the SCP "

@@ -307,7 +307,9 @@ async def _move(
         out_dir = str(out) if receiver is not None else None
         problems = report("move", outcomes, received, out_dir=out_dir, json_output=json_output,
                           quiet=quiet, error=text)  # fmt: skip
-        if not json_output and not quiet:
+        # On stderr with --json too (only -q silences them): a connection to our listener
+        # that was not DICOM vanished from a monitoring script's view.
+        if not quiet:
             if any(o.status == status.MOVE_DESTINATION_UNKNOWN for o in outcomes):
                 where = f"this host, port {receiver.port}" if receiver else "its host and port"
                 stderr(
