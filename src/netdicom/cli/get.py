@@ -447,15 +447,6 @@ async def _get(
                 print_negotiation(assoc)
             accepted = assoc.negotiated.accepted.values() if assoc.negotiated else ()
             scp_role = any(ctx.we_are_scp for ctx in accepted)
-            if not scp_role and not quiet:
-                # No role item answered (or all refused): the default roles leave us SCU only
-                # (PS3.7 D.3.3.4), and a conforming peer cannot send a single instance.
-                stderr(
-                    "netdicom: warning: the peer granted us the SCP role for no storage SOP "
-                    "class (PS3.7 D.3.3.4): it cannot send instances over this C-GET; "
-                    "`netdicom move --listen PORT` has it send them over an association of "
-                    "its own"
-                )
 
             async def send(request: Any, cancel: Any) -> RetrieveOutcome | None:
                 left = None if max_instances is None else max_instances - len(received)
@@ -485,6 +476,16 @@ async def _get(
         problems = report("get", outcomes, received, out_dir=str(out), json_output=json_output,
                           quiet=quiet, error=text)  # fmt: skip
         if not quiet:  # warnings and hints on stderr, with --json too
+            if not scp_role and not received:
+                # No role item answered (or all refused): the default roles leave us SCU only
+                # (PS3.7 D.3.3.4), and a conforming peer cannot send a single instance. (One
+                # that sends anyway is accepted, and said so below.)
+                stderr(
+                    "netdicom: warning: the peer granted us the SCP role for no storage SOP "
+                    "class (PS3.7 D.3.3.4): it cannot send instances over this C-GET; "
+                    "`netdicom move --listen PORT` has it send them over an association of "
+                    "its own"
+                )
             for sop_class in sorted({s for o in outcomes for s in o.role_warnings}):
                 stderr(
                     f"netdicom: warning: the peer sent {sop_class} without granting the SCP "
