@@ -146,6 +146,23 @@ def test_pynetdicom_storescu_to_serve_byte_identical(tmp_path: Path) -> None:
     assert_identical(explicit + implicit, archive)
 
 
+def test_serve_max_pdu_0_takes_a_6_mb_instance_from_pynetdicom(tmp_path: Path) -> None:
+    # --max-pdu 0 announced "no limit": pynetdicom sent the 6 MB data set in one P-DATA-TF,
+    # over the 4 MiB serve holds at most, and the association was aborted as invalid. The
+    # cap is announced now, and the instance comes in 4 MiB PDUs.
+    sent = make_files(tmp_path / "src", 1, rows=1800, columns=1700)
+    assert sent[0].stat().st_size > 6_000_000
+    archive = tmp_path / "archive"
+    port = free_port()
+    with running(serve_argv(archive, port, "--max-pdu", "0"), port):
+        argv = [*PYNETDICOM, "storescu", "127.0.0.1", str(port), str(sent[0]), "-cx"]
+        result = subprocess.run(
+            [*argv, "-aec", "NETDICOM"], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert_identical(sent, archive)
+
+
 @needs_dcmtk
 def test_eight_concurrent_dcmtk_senders(tmp_path: Path) -> None:
     batches = [make_files(tmp_path / f"src{n}", 6, patient_id=f"P{n}") for n in range(8)]

@@ -56,7 +56,11 @@ TimeoutOption = Annotated[
 ]
 MaxPduOption = Annotated[
     int,
-    typer.Option("--max-pdu", help="Largest P-DATA-TF we accept, in bytes (0: no limit).", min=0),
+    typer.Option(
+        "--max-pdu",
+        help="Largest P-DATA-TF we accept, in bytes (0: the most we take, 4 MiB).",
+        min=0,
+    ),
 ]
 VerboseOption = Annotated[
     bool, typer.Option("-v", "--verbose", help="Show the negotiation (proposed vs accepted).")
@@ -239,12 +243,21 @@ def client_options(
         called_ae=aec,
         transport=TransportConfig(
             timeouts=Timeouts(connect=timeout, acse=timeout, dimse=timeout),
-            max_pdu=max_pdu,
+            max_pdu=announced_max_pdu(max_pdu),
             ssl_context=context,
             trace=_debug_trace() if debug else None,
         ),
         user_identity=identity,
     )
+
+
+def announced_max_pdu(value: int) -> int:
+    """--max-pdu as announced: 0 meant "no limit" to the peer, which then sent a P-DATA-TF of
+    6 MB that we refused as invalid (whole PDUs are held in memory, so there is a cap). We
+    announce the cap instead: the most we take, honestly."""
+    from netdicom.core.pdu.framer import INTERNAL_PDATA_CAP
+
+    return value or INTERNAL_PDATA_CAP
 
 
 def _debug_trace() -> Callable[[str, object], None]:

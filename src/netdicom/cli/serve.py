@@ -17,6 +17,7 @@ from netdicom.cli.common import (
     TlsCertOption,
     TlsKeyOption,
     TlsOption,
+    announced_max_pdu,
     run,
 )
 from netdicom.core.address import host_port
@@ -350,7 +351,7 @@ def serve(
             timeouts=Timeouts(
                 idle=idle_timeout, artim=acse_timeout, acse=acse_timeout, dimse=dimse_timeout
             ),
-            max_pdu=max_pdu,
+            max_pdu=announced_max_pdu(max_pdu),
             ssl_context=ssl_context,
             trace=_debug_trace() if debug else None,
         ),
