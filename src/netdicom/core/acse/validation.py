@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from netdicom.core.dimse.fragments import MIN_PEER_MAX_PDU, PDV_OVERHEAD
+from netdicom.core.dimse.fragments import MIN_PEER_MAX_PDU
 from netdicom.core.errors import LocalProtocolError
 
 # PS3.8 Annex D.1: Maximum Length is a 32-bit unsigned field; 0 means "no limit".
@@ -63,13 +63,15 @@ def peer_max_pdu_problem(max_pdu: int) -> str | None:
 
 
 def check_max_pdu(max_pdu: int) -> None:
-    """0 (no limit) or a length that fits the 32-bit field and leaves room for a fragment."""
+    """0 (no limit) or a length that fits the 32-bit field and leaves room for an even
+    fragment: what we require of a peer (peer_max_pdu_problem), we offer (7 was taken here and
+    refused by the other side)."""
     if max_pdu == 0:
         return
-    if not PDV_OVERHEAD < max_pdu <= MAX_PDU_FIELD:
+    if not MIN_PEER_MAX_PDU <= max_pdu <= MAX_PDU_FIELD:
         raise LocalProtocolError(
             f"maximum PDU length {max_pdu} must be 0 (no limit) or "
-            f"{PDV_OVERHEAD + 1}..{MAX_PDU_FIELD}"
+            f"{MIN_PEER_MAX_PDU}..{MAX_PDU_FIELD}"
         )
 
 
