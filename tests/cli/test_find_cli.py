@@ -180,7 +180,16 @@ def test_index_progress_bar_only_on_a_terminal() -> None:
 
 
 @pytest.mark.parametrize("command", ["find", "get"])
-@pytest.mark.parametrize("key", ["StudyDate=2024*", "StudyDate=2023-2024", "StudyTime=10:15"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "StudyDate=2024*",
+        "StudyDate=2023-2024",
+        "StudyTime=10:15",
+        "AcquisitionDateTime=2024*",  # DT: sent, and matched nothing without a word
+        "AcquisitionDateTime=2024-03-15",
+    ],
+)
 def test_a_date_or_time_key_that_cannot_match_is_a_usage_error(command: str, key: str) -> None:
     # Refused before connecting (nothing listens on port 1): exit 2, the syntax in words.
     # (get and move resolve such keys with a C-FIND first.)

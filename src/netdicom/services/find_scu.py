@@ -93,12 +93,20 @@ _TAG = re.compile(r"\(?([0-9A-Fa-f]{4}),?([0-9A-Fa-f]{4})\)?")
 # years would match nothing, or not what was meant, so they are refused before sending.
 _DATE = r"\d{8}"
 _TIME = r"\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,6})?)?)?"
+# DT: YYYY, then as much of MMDDHHMMSS.FFFFFF as wanted, and a UTC offset (PS3.5 Table 6.2-1;
+# `AcquisitionDateTime=2024*` was sent and matched nothing, without a word).
+_DATE_TIME = r"\d{4}(?:\d{2}(?:\d{2}(?:\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,6})?)?)?)?)?)?(?:[+-]\d{4})?"
 _MATCHABLE: Final = {
     "DA": (re.compile(rf"{_DATE}|{_DATE}-(?:{_DATE})?|-{_DATE}"), "YYYYMMDD", ""),
     "TM": (
         re.compile(rf"{_TIME}|{_TIME}-(?:{_TIME})?|-{_TIME}"),
         "HHMMSS",
         "; a time may stop after HH or HHMM, or go on to .FFFFFF",
+    ),
+    "DT": (
+        re.compile(rf"{_DATE_TIME}|{_DATE_TIME}-(?:{_DATE_TIME})?|-{_DATE_TIME}"),
+        "YYYYMMDDHHMMSS",
+        "; a date-time may stop after YYYY or any later part, and carry a UTC offset +HHMM",
     ),
 }
 
