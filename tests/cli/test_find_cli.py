@@ -61,6 +61,15 @@ def test_json_loads_back_with_pydicom(server: int) -> None:
     assert "2 matches" in result.stderr
 
 
+def test_quiet_json_prints_the_json_and_nothing_else(server: int) -> None:
+    # -q --json printed nothing in find (store, echo, get and move print their JSON).
+    result = cli("find", f"127.0.0.1:{server}", "--json", "-q", "PatientName=doe*")
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)) == 2 and result.stderr == ""
+    csv = cli("find", f"127.0.0.1:{server}", "--csv", "-q", "PatientName=doe*")
+    assert csv.stdout == "" and csv.returncode == 0  # text output: -q prints nothing
+
+
 def test_no_match_is_not_a_failure(server: int) -> None:
     result = cli("find", f"127.0.0.1:{server}", "--json", "PatientName=NOBODY")
     assert result.returncode == 0, result.stderr

@@ -196,7 +196,9 @@ async def _find(
         from netdicom.render.negotiation import print_negotiation
 
         print_negotiation(assoc)
-    writer = make_writer(mode, columns)
+    # -q silences the text (a CSV header too); asked for, JSON is printed all the same, as by
+    # store, echo, get and move (find alone printed nothing, and `| jq` failed).
+    writer = make_writer(mode, columns) if not quiet or mode == "json" else None
     count = 0
     unsupported = False
 
@@ -204,7 +206,7 @@ async def _find(
         nonlocal count, unsupported
         count += 1
         unsupported = unsupported or code == status.PENDING_WARNING
-        if not quiet:
+        if writer is not None:
             writer.add(ds)
         if out is not None:
             write_response(ds, out / f"rsp{count:05d}.dcm", model.find_sop_class)
@@ -231,7 +233,7 @@ async def _find(
         raise
     finally:
         on_interrupt(None)
-        if not quiet:
+        if writer is not None:
             writer.finish()
     await release_or_warn(assoc, quiet=quiet)
     if unsupported and not quiet:
