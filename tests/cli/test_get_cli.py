@@ -142,6 +142,8 @@ def test_hostile_scp_cannot_write_outside_out(tmp_path: Path) -> None:
     # Three sub-operations refused here (0xC002): exit 1, and they are listed.
     assert result.returncode == 1, result.stderr
     assert result.stderr.count("refused here: Error: cannot understand (0xC002)") == 3
+    # Our own refusals: no lead to the 128 contexts (the hint blamed them).
+    assert "did not fit in the 128" not in result.stderr
     outside = {p for p in tmp_path.rglob("*") if p.is_file() and out not in p.parents}
     assert outside == set()
     assert len(list(out.rglob("*.dcm"))) == 1

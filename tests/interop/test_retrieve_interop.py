@@ -364,3 +364,38 @@ def test_get_from_a_pynetdicom_peer_that_grants_no_scp_role(tmp_path: Path) -> N
     assert "granted us the SCP role for no storage SOP class" in result.stderr
     assert "did not fit in the 128" not in result.stderr
     assert not list((tmp_path / "out").rglob("*.dcm"))
+
+
+_EVIL_UID_GET_SCP = """
+import sys
+from pydicom import dcmread
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import CTImageStorage, StudyRootQueryRetrieveInformationModelGet
+
+def on_get(event):
+    ds = dcmread(sys.argv[2])
+    ds.SOPInstanceUID = "../../../escape"
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    yield 1
+    yield 0xFF00, ds
+
+ae = AE("EVILUID")
+ae.add_supported_context(StudyRootQueryRetrieveInformationModelGet)
+ae.add_supported_context(CTImageStorage, scu_role=True, scp_role=True)
+ae.start_server(("127.0.0.1", int(sys.argv[1])), evt_handlers=[(evt.EVT_C_GET, on_get)])
+"""
+
+
+def test_get_refusing_an_instance_itself_gives_no_context_hint(tmp_path: Path) -> None:
+    # Walkthrough 5: pynetdicom reports the sub-operation we refused (its UID would leave
+    # --out) as failed, and the error ended with the hint about the 128 contexts.
+    (ct,) = make_files(tmp_path / "src", 1)
+    port = free_port()
+    argv = [sys.executable, "-c", _EVIL_UID_GET_SCP, str(port), str(ct)]
+    with running(argv, port):
+        result = run_cli("get", f"EVILUID@127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
+                         "--out", str(tmp_path / "out"))  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "refused here" in result.stderr
+    assert "did not fit in the 128" not in result.stderr
+    assert not [p for p in tmp_path.rglob("escape*")]

@@ -492,7 +492,11 @@ async def _get(
                     "role; accepted"
                 )
             failed = any(o.final.failed and _maybe_context(o) for o in outcomes)
-            if failed and proposal.left_out and scp_role:
+            # Failures we caused ourselves (an instance that came and that we refused, e.g.
+            # for its UID) are no lead to the contexts left out.
+            refused_here = sum(1 for r in received if not r.ok and r.status is not None)
+            unexplained = sum(o.final.failed or 0 for o in outcomes) > refused_here
+            if failed and unexplained and proposal.left_out and scp_role:
                 stderr(_left_out_hint(proposal.left_out))
         if error is not None:
             raise error
