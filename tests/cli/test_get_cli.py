@@ -124,6 +124,15 @@ def test_get_json_without_a_match_and_dry_run_json(
     assert not any(tmp_path.iterdir())
 
 
+def test_get_json_when_the_resolving_find_fails(tmp_path: Path) -> None:
+    # Nothing listens: the C-FIND that resolves PatientName cannot run. stdout was empty.
+    result = run_cli("get", f"127.0.0.1:{free_port()}", "PatientName=DOE*", "--json",
+                     "--out", str(tmp_path))  # fmt: skip
+    assert result.returncode == 4, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["requests"] == [] and "refused" in summary["error"]
+
+
 def test_get_max_cancels(server: tuple[int, Path], tmp_path: Path) -> None:
     port, _ = server
     result = run_cli("get", f"ARCHIVE@127.0.0.1:{port}", f"StudyInstanceUID={STUDY_A}",

@@ -264,6 +264,26 @@ def exit_code(
     return int(ExitCode.OK)
 
 
+async def plan_or_report(
+    service: Literal["get", "move"], json_output: bool, checked: bool, *args: Any
+) -> Any:
+    """`plan(*args)`; with --json, a resolving C-FIND that fails (or Ctrl-C before the
+    association) still prints the summary, with its error: stdout was empty, and `| jq`
+    got nothing to read."""
+    import asyncio
+
+    try:
+        return await plan(*args)
+    except (Exception, KeyboardInterrupt, asyncio.CancelledError) as exc:
+        if json_output:
+            from netdicom.render.retrieve_output import summary_json
+
+            interrupted = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
+            text = INTERRUPTED_TEXT if interrupted else error_text(exc)
+            print(summary_json(service, [], [], checked=checked, error=text))
+        raise
+
+
 def error_text(exc: BaseException) -> str:
     """The message the exit code table gives `exc` (for the "error" of --json)."""
     from netdicom.cli.exit_codes import classify
@@ -410,7 +430,9 @@ async def _get(
     from netdicom.services.session import open_association
     from netdicom.services.store_scp import StorageSCP
 
-    resolution = await plan(target, options, model, level, keys, requests, timeout, quiet)
+    resolution = await plan_or_report(
+        "get", json_output, True, target, options, model, level, keys, requests, timeout, quiet
+    )
     if dry_run:
         show_plan(resolution, "get", json_output=json_output)
         return 0

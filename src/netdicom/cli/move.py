@@ -47,7 +47,7 @@ from netdicom.cli.get import (
     exit_code,
     nothing_to_retrieve,
     parse_request,
-    plan,
+    plan_or_report,
     send_requests,
     show_plan,
 )
@@ -231,7 +231,19 @@ async def _move(
     )
     from netdicom.services.session import open_association
 
-    resolution = await plan(target, options, model, level, keys, requests, timeout, quiet)
+    resolution = await plan_or_report(
+        "move",
+        json_output,
+        listen is not None,
+        target,
+        options,
+        model,
+        level,
+        keys,
+        requests,
+        timeout,
+        quiet,
+    )
     if dry_run:
         show_plan(resolution, "move", json_output=json_output)
         return 0
