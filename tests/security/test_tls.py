@@ -65,6 +65,9 @@ def test_unusable_files_are_named(pki: Pki, tmp_path: Path) -> None:
         server_context(TlsOptions(cert=pki.server_cert, key=pki.client_key))
     with pytest.raises(TlsSetupError, match="--tls-cert"):
         client_context(TlsOptions(key=pki.client_key))
+    # A certificate alone, no --tls-key: OpenSSL's "PEM lib" did not say what was missing.
+    with pytest.raises(TlsSetupError, match="holds no private key; give the key with --tls-key"):
+        server_context(TlsOptions(cert=pki.server_cert))
 
 
 def _verify_error(message: str) -> ssl.SSLCertVerificationError:

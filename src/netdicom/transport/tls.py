@@ -77,12 +77,25 @@ def _load_ca(context: ssl.SSLContext, ca: Path) -> None:
         raise TlsSetupError(f"cannot load the CA certificates {ca}: {_reason(exc)}") from None
 
 
+def _holds_private_key(path: Path) -> bool:
+    try:
+        return b"PRIVATE KEY-----" in path.read_bytes()[: 1 << 20]
+    except OSError:
+        return True  # unreadable: the error OpenSSL gave is the one to show
+
+
 def _load_identity(context: ssl.SSLContext, cert: Path, key: Path | None) -> None:
     try:
         context.load_cert_chain(str(cert), None if key is None else str(key))
     except FileNotFoundError as exc:
         raise TlsSetupError(f"cannot read {exc.filename or cert}: no such file") from None
     except (OSError, ssl.SSLError) as exc:
+        if key is None and not _holds_private_key(cert):
+            # OpenSSL says only "PEM lib": name what is missing and how to give it.
+            raise TlsSetupError(
+                f"cannot load the certificate {cert}: it holds no private key; give the key "
+                "with --tls-key KEY.pem (or put it in the same PEM file)"
+            ) from None
         what = f"{cert}" if key is None else f"{cert} with the key {key}"
         raise TlsSetupError(
             f"cannot load the certificate {what}: {_reason(exc)} (both must be PEM, the key "
