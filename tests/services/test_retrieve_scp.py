@@ -196,6 +196,31 @@ def test_get_of_files_that_cannot_be_read_fails_c003_saying_why(
     run(body)
 
 
+def test_get_never_sends_a_file_that_no_longer_holds_the_instance(
+    tmp_path: Path, source: list[Path]
+) -> None:
+    # Walkthrough 5: a file replaced by hand (another patient's instance), or by a symbolic
+    # link to a file outside the archive, went out as the instance asked for, with success.
+    stranger = make_dataset(patient_id="OTHERPAT", study_uid="9.9.9", sop_instance_uid="9.9.9.1")
+    outside = write_instance(tmp_path / "outside" / "secret.dcm", stranger)
+
+    async def body() -> None:
+        async with world(tmp_path) as (app, _):
+            write_instance(source[0], stranger)  # replaced in place
+            source[1].unlink()
+            source[1].symlink_to(outside)  # a link leading out of the archive
+            assoc = await _get_assoc(app)
+            storage = StorageSCP(Archive(tmp_path / "out"))
+            result = await get(assoc, Model.STUDY_ROOT, _study(), storage, timeout=5)
+            await assoc.release()
+        assert result.final.completed == 1 and result.final.failed == 2
+        received = sorted(r.sop_instance_uid for r in result.received)
+        assert received == [probe_file(source[2]).sop_instance_uid]
+        assert not list((tmp_path / "out").rglob("OTHERPAT*"))
+
+    run(body)
+
+
 def test_get_comment_counts_every_kind_of_failure(tmp_path: Path, source: list[Path]) -> None:
     # One MR the requestor accepted no context for, one CT file gone: "1 not sent: SOP class
     # … not accepted" named one reason for two failures.

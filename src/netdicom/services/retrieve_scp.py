@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from netdicom.archive.index import Index, Query
+from netdicom.archive.layout import inside
 from netdicom.archive.matching import UNIQUE_KEYS, Key, Level, Model
 from netdicom.core.acse import AcceptedContext
 from netdicom.core.datasets import DicomFile, FileSource, NotSendable, encode_dataset, probe_file
@@ -304,12 +306,26 @@ class RetrieveSCP:
         return found
 
     def _probe(self, instance: _Instance) -> DicomFile | str:
+        """The file of an indexed instance, checked to still be that instance: one replaced by
+        hand (a wrong restore, a script) went out as the instance asked for, another patient's
+        image under this one's request, with success all round (walkthrough 5). A symbolic
+        link put in its place that leads outside the archive is not followed either."""
+        root = Path(os.path.realpath(self.index.directory))
+        path = root / instance.path
+        if not inside(root, path):
+            return f"{instance.path} leads outside the archive (a symbolic link?)"
         try:
-            return probe_file(Path(self.index.directory, instance.path))
+            info = probe_file(path)
         except NotSendable as exc:
             return str(exc)
         except OSError as exc:
             return f"cannot read {instance.path}: {exc.strerror or exc}"
+        if info.sop_instance_uid != instance.sop_instance_uid:
+            return (
+                f"{instance.path} no longer holds this instance (it holds "
+                f"{info.sop_instance_uid[:64]!r}): the file changed since it was indexed"
+            )
+        return info
 
     # --- C-GET ----------------------------------------------------------------------------
 
