@@ -13,6 +13,7 @@ import pytest
 from netdicom.archive import writer
 from netdicom.archive.layout import UnsafePath
 from netdicom.archive.writer import TEMP_DIR, Archive, DuplicatePolicy, Outcome
+from tests.dicomfiles import make_dataset, write_instance
 from tests.faulty_disk import fails_on_write
 from tests.leftovers import temp_files
 
@@ -50,7 +51,8 @@ def test_store_places_the_file_and_leaves_no_temp(tmp_path: Path, fsync: bool) -
 @pytest.mark.parametrize(
     ("policy", "outcome", "expected"),
     [
-        (DuplicatePolicy.KEEP, Outcome.KEPT_EXISTING, {"x.dcm": b"HEAD1"}),
+        # What is there is no DICOM file (a damaged one): keep replaces it.
+        (DuplicatePolicy.KEEP, Outcome.REPLACED_DAMAGED, {"x.dcm": b"HEAD2"}),
         (DuplicatePolicy.OVERWRITE, Outcome.OVERWROTE, {"x.dcm": b"HEAD2"}),
         (DuplicatePolicy.RENAME, Outcome.RENAMED, {"x.dcm": b"HEAD1", "x_1.dcm": b"HEAD2"}),
     ],
@@ -62,6 +64,26 @@ def test_duplicates(
     assert store(archive, "x.dcm", b"1")[1] is Outcome.STORED
     assert store(archive, "x.dcm", b"2")[1] is outcome
     assert {name: (tmp_path / name).read_bytes() for name in files(tmp_path)} == expected
+
+
+@pytest.mark.parametrize("damage", ["cut short", "not dicom"])
+def test_keep_keeps_a_whole_file_and_replaces_a_damaged_one(tmp_path: Path, damage: str) -> None:
+    # Walkthrough 5: keep kept a file cut short (or overwritten with notes), answered success,
+    # and threw away the good copy the sender offered, which then never came again.
+    good = write_instance(tmp_path / "src.dcm", make_dataset()).read_bytes()
+    archive = Archive(tmp_path / "a", fsync=False)
+    header, body = good[:132], good[132:]
+    assert store(archive, "x.dcm", body)[1] is Outcome.STORED  # store() writes b"HEAD"
+    (tmp_path / "a/x.dcm").write_bytes(good)
+    pending = archive.begin(header)
+    pending.write(memoryview(body))
+    assert pending.commit(PurePosixPath("x.dcm")).outcome is Outcome.KEPT_EXISTING
+    target = tmp_path / "a/x.dcm"
+    target.write_bytes(good[: len(good) // 2] if damage == "cut short" else b"my notes")
+    fresh = archive.begin(header)
+    fresh.write(memoryview(body))
+    assert fresh.commit(PurePosixPath("x.dcm")).outcome is Outcome.REPLACED_DAMAGED
+    assert target.read_bytes() == good
 
 
 @pytest.mark.parametrize("fsync", [True, False])
@@ -313,8 +335,7 @@ def _group(archive: Archive, relatives: list[str]) -> list[object]:
 def test_a_group_is_placed_with_one_sync_per_step(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, syncfs: bool
 ) -> None:
-    (tmp_path / "a").mkdir()
-    (tmp_path / "a/dup.dcm").write_bytes(b"OLD")
+    old = write_instance(tmp_path / "a/dup.dcm", make_dataset()).read_bytes()  # whole: kept
     archive = Archive(tmp_path)
     syncs = _Syncs(monkeypatch, syncfs=syncfs)
     results = _group(archive, ["a/1.dcm", "a/2.dcm", "b/3.dcm", "../x.dcm", "a/dup.dcm"])
@@ -328,7 +349,7 @@ def test_a_group_is_placed_with_one_sync_per_step(
     assert isinstance(results[3], UnsafePath)
     assert files(tmp_path) == ["a/1.dcm", "a/2.dcm", "a/dup.dcm", "b/3.dcm"]
     assert (tmp_path / "b/3.dcm").read_bytes() == b"HEAD2"
-    assert (tmp_path / "a/dup.dcm").read_bytes() == b"OLD"
+    assert (tmp_path / "a/dup.dcm").read_bytes() == old
     assert temp_files(tmp_path) == []
     if syncfs:
         # Data, then names: two syncs of the file system for the whole group.

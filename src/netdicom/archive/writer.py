@@ -63,6 +63,8 @@ class Outcome(Enum):
     KEPT_EXISTING = "kept existing"
     OVERWROTE = "overwrote"
     RENAMED = "renamed"
+    # KEEP found a damaged file (cut short, not DICOM) in the way: the new copy replaced it.
+    REPLACED_DAMAGED = "replaced a damaged file"
 
 
 # Outcomes that gave a file a name no file had (see Archive._sync_folders).
@@ -497,27 +499,21 @@ class Archive:
         policy = self.on_duplicate
         if policy is DuplicatePolicy.OVERWRITE:
             existed = final.exists()
-            source = pending.path
-            if source is None:
-                # link() cannot replace: name the unnamed file in the temporary folder (swept
-                # at start-up if we die right here), then rename it over `final`.
-                source = self.temp_dir / f"{os.getpid()}-{next(self._counter)}.part"
-                if not self._link(pending, fd, source):
-                    raise FileExistsError(errno.EEXIST, "temporary name taken", str(source))
-            try:
-                os.replace(source, final)
-            except BaseException:
-                if pending.path is None:
-                    with contextlib.suppress(OSError):
-                        os.unlink(source)
-                raise
+            self._replace(pending, fd, final)
             return Placed(final, Outcome.OVERWROTE if existed else Outcome.STORED)
         # link() never replaces an existing name, so two associations storing the same
         # instance at once cannot both win, and the loser never tears the winner's file.
         if self._link(pending, fd, final):
             return Placed(final, Outcome.STORED)
         if policy is DuplicatePolicy.KEEP:
-            return Placed(final, Outcome.KEPT_EXISTING)
+            if _whole(final):
+                return Placed(final, Outcome.KEPT_EXISTING)
+            # What is there is cut short or not DICOM (damaged by hand, a disk error): keeping
+            # it threw away the one good copy offered and answered success; the sender never
+            # sends it again (walkthrough 5).
+            log.warning("%s was damaged: replaced by the copy just received", final)
+            self._replace(pending, fd, final)
+            return Placed(final, Outcome.REPLACED_DAMAGED)
         for number in range(1, _MAX_RENAMES):
             candidate = final.with_name(f"{final.stem}_{number}{final.suffix}")
             if self._link(pending, fd, candidate):
@@ -536,6 +532,23 @@ class Archive:
                 return  # not empty (or gone): what is above it is not empty either
             self._known_dirs.discard(str(folder))
             folder = folder.parent
+
+    def _replace(self, pending: PendingFile, fd: int, final: Path) -> None:
+        """Give the file the name `final`, replacing what is there atomically."""
+        source = pending.path
+        if source is None:
+            # link() cannot replace: name the unnamed file in the temporary folder (swept
+            # at start-up if we die right here), then rename it over `final`.
+            source = self.temp_dir / f"{os.getpid()}-{next(self._counter)}.part"
+            if not self._link(pending, fd, source):
+                raise FileExistsError(errno.EEXIST, "temporary name taken", str(source))
+        try:
+            os.replace(source, final)
+        except BaseException:
+            if pending.path is None:
+                with contextlib.suppress(OSError):
+                    os.unlink(source)
+            raise
 
     def _link(self, pending: PendingFile, fd: int, target: Path) -> bool:
         """Give the file `target` as a (further) name; False when that name exists."""
@@ -581,6 +594,18 @@ class Archive:
 
 
 _NO_HARD_LINKS: Final = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV)
+
+
+def _whole(path: Path) -> bool:
+    """Whether `path` reads as a whole DICOM file (its header, and element headers to the
+    end: what a retrieve of it checks before sending)."""
+    from netdicom.core.datasets import NotSendable, probe_file
+
+    try:
+        probe_file(path)
+    except (NotSendable, OSError):
+        return False
+    return True
 
 
 # O_TMPFILE (Linux >= 3.11) needs write access; the flag includes O_DIRECTORY.
