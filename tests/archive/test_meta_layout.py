@@ -77,6 +77,7 @@ def test_default_layout() -> None:
         ("Mü/ller\n".encode(), "Mü_ller_"),
         ("x\u200by".encode(), "x_y"),  # a format character is not a letter
         (b"X" * 200, "X" * 64),
+        (b"-rf", "_rf"),  # a shell glob would hand it to a command as an option
     ],
 )
 def test_values_are_sanitised(patient_id: bytes, component: str) -> None:
@@ -121,6 +122,27 @@ def test_ideographic_names_keep_their_letters() -> None:
     jis = b"\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B"
     value = render({NAME: jis, CHARSET: b"\\ISO 2022 IR 87", SOP_INSTANCE: "1.4"}, template)
     assert value.parts[0] == "山田^太郎"
+
+
+def test_a_component_over_255_bytes_is_cut_with_a_digest() -> None:
+    # 64 letters of 4 bytes in UTF-8 (a legal LO): "File name too long", refused for ever.
+    wide = "\U00020000"
+    values: dict[int, bytes | str] = {CHARSET: b"ISO_IR 192", STUDY: "1.2", SERIES: "1.3"}
+    first = render({**values, PATIENT_ID: (wide * 64).encode(), SOP_INSTANCE: "1.4"})
+    other = render({**values, PATIENT_ID: (wide * 63 + "\U00020001").encode(), SOP_INSTANCE: "1.4"})
+    for path in (first, other):
+        assert all(len(part.encode()) <= 255 for part in path.parts)
+        assert path.parts[0].startswith(wide * 40) and "~" in path.parts[0]
+    assert first.parts[0] != other.parts[0]  # the digest keeps them apart
+    # Several fields in one component; the UID is kept whole.
+    long = "X" * 64
+    template = "{StudyDescription}{SeriesDescription}{PatientName}{PatientID}{SOPInstanceUID}.dcm"
+    uid = "1.2.826.0.1.3680043.8.498." + "1" * 38
+    name = render(
+        {0x00081030: long, 0x0008103E: long, NAME: long, PATIENT_ID: long, SOP_INSTANCE: uid},
+        template,
+    ).parts[0]
+    assert len(name.encode()) <= 255 and name.endswith(uid + ".dcm")
 
 
 def test_layout_asks_for_the_character_set() -> None:

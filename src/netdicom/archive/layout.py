@@ -13,6 +13,7 @@ two patients named in kanji do not share a folder of underscores.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import string
@@ -27,6 +28,10 @@ from netdicom.core.records import frozen
 DEFAULT_LAYOUT: Final = "{PatientID}/{StudyInstanceUID}/{SeriesInstanceUID}/{SOPInstanceUID}.dcm"
 PLACEHOLDER: Final = "UNKNOWN"
 MAX_COMPONENT: Final = 64
+# NAME_MAX of Linux file systems, in bytes; a component over it is cut (see _fit).
+NAME_MAX: Final = 255
+_DIGEST_SEP: Final = "~"
+_DIGEST_LEN: Final = 8
 
 SOP_CLASS_UID: Final = 0x00080016
 SOP_INSTANCE_UID: Final = 0x00080018
@@ -128,11 +133,36 @@ class Layout:
                     text = raw.decode("latin-1")
                 text = text.strip(" \x00")
                 pieces.append(_uid_component(part.keyword, text) if part.is_uid else _clean(text))
-            name = "".join(pieces)
+            texts = [
+                number
+                for number, part in enumerate(component)
+                if not isinstance(part, str) and not part.is_uid
+            ]
+            name = _fit(pieces, texts)
             if name in (".", "..") or not name or "/" in name:
                 raise UnsafePath(f"layout gave an unsafe path component {name!r}")
             out.append(name)
         return PurePosixPath(*out)
+
+
+def _fit(pieces: list[str], texts: list[int]) -> str:
+    """The component made of `pieces`, within NAME_MAX bytes: a field is at most 64
+    characters, but 64 letters of 4 bytes in UTF-8, or several fields in one component, made
+    a name the file system refuses ("File name too long", answered as out of resources, and
+    sent again for ever). The text fields (`texts`: their indexes) are cut, longest first,
+    each ending in a digest of its whole value so that two long values stay apart; UIDs and
+    the layout's own text are kept whole."""
+    excess = sum(len(piece.encode()) for piece in pieces) - NAME_MAX
+    for number in sorted(texts, key=lambda n: -len(pieces[n].encode())):
+        if excess <= 0:
+            break
+        text = pieces[number].encode()
+        keep = max(0, len(text) - excess - len(_DIGEST_SEP) - _DIGEST_LEN)
+        digest = hashlib.sha256(text).hexdigest()[:_DIGEST_LEN]
+        short = f"{text[:keep].decode(errors='ignore')}{_DIGEST_SEP}{digest}"
+        excess -= len(text) - len(short.encode())
+        pieces[number] = short
+    return "".join(pieces)
 
 
 def _uid_component(keyword: str, value: str) -> str:
@@ -153,7 +183,9 @@ def _clean(value: str) -> str:
             for char in value
         )
     cleaned = cleaned[:MAX_COMPONENT]
-    if cleaned.startswith("."):
+    if cleaned.startswith((".", "-")):
+        # A hidden name, or one a shell glob hands to a command as an option (`rm -r *`
+        # meeting a folder named -rf from a peer's PatientID).
         cleaned = "_" + cleaned[1:]
     return cleaned or PLACEHOLDER
 
