@@ -210,7 +210,9 @@ def test_abort_mid_run_reports_every_file(tmp_path: Path) -> None:
     assert report.count(Result.STORED) == 2
     failed = [o for o in report.outcomes if o.result is Result.FAILED]
     assert len(failed) == 4
-    assert "not stored" in (failed[0].reason or "")  # the one in flight
+    # Sent whole, unanswered when the peer aborted: it may have been stored (walkthrough 5:
+    # a server killed mid-run had stored some of those called "not stored").
+    assert "it may have been stored" in (failed[0].reason or "")
     assert all("not sent" in (o.reason or "") for o in failed[1:])
     assert isinstance(report.error, AssociationAborted | ConnectionClosed)
     assert len(received.items) == 2

@@ -445,8 +445,15 @@ class _Run:
         self, assoc: Association, window: _Window, info: DicomFile | None, error: NetDicomError
     ) -> None:
         self.fault(error)
-        for lost in window.infos() + ([] if info is None else [info]):
-            self.record(failed_outcome(lost, f"not stored: {error}"))
+        # Sent whole and not answered: the peer may have stored them before it went (a
+        # server killed mid-run had stored some of its window); "not stored" was false for
+        # those, as it is said after Ctrl-C. The one in flight was cut off: not stored.
+        for sent in window.infos():
+            self.record(
+                failed_outcome(sent, f"sent, not answered: it may have been stored ({error})")
+            )
+        if info is not None:
+            self.record(failed_outcome(info, f"not stored: {error}"))
         assoc.abort()
 
 
