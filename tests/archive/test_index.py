@@ -398,6 +398,21 @@ def test_stored_path_answers_before_and_after_the_commit(tmp_path: Path) -> None
     index.close()
 
 
+def test_a_file_cut_short_is_not_indexed_and_is_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Cut short while serve was down, it was indexed again without a word: C-FIND offered an
+    # instance no retrieve could deliver.
+    whole = write_instance(tmp_path / "a.dcm", make_dataset(sop_instance_uid="12.1"))
+    cut = write_instance(tmp_path / "b.dcm", make_dataset(sop_instance_uid="12.2"))
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    with caplog.at_level("WARNING", logger="netdicom"):
+        index, report = open_index(tmp_path)
+    assert index.sop_instance_paths(["12.1", "12.2"]) == {"12.1": whole.name}
+    assert report.skipped == 1
+    assert "b.dcm is damaged" in caplog.text and "truncated" in caplog.text
+
+
 def test_a_full_disk_delays_indexing_and_breaks_nothing(tmp_path: Path) -> None:
     # Walk-through 4: one failed COMMIT (SQLITE_FULL) left the index in a state where every
     # later flush failed ("no transaction is active") and every C-FIND with it, until a

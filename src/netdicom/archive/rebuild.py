@@ -271,8 +271,31 @@ def _read_summaries(
             else:
                 log.debug("not indexed: %s (%s)", relative, exc)
             continue
+        damage = _damage(directory / relative)
+        if damage is not None:
+            # It reads as an instance, but a retrieve of it would fail: offered by C-FIND, it
+            # could never be delivered (a file cut short while serve was down was indexed
+            # without a word). Said now, to the admin, not to a failed retrieve later.
+            unreadable.append(relative)
+            log.warning("index: %s is damaged (%s): not indexed; the file is left in place",
+                        relative, damage)  # fmt: skip
+            continue
         summaries.append(summary)
     return summaries, unreadable
+
+
+def _damage(path: Path) -> str | None:
+    """Why the file at `path` could not be sent as it is (what C-GET and C-MOVE check before
+    sending: its element headers walked to the end), or None."""
+    from netdicom.core.datasets import NotSendable, probe_file
+
+    try:
+        probe_file(path)
+    except NotSendable as exc:
+        return str(exc)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def _without_duplicates(
