@@ -592,6 +592,15 @@ def test_get_contexts_fill_128_with_the_common_syntaxes_first() -> None:
     assert proposal.left_out and all(ts not in (JPEG_BASELINE,) for _, ts in proposal.left_out)
 
 
+def test_get_contexts_keep_standard_classes_before_private_ones() -> None:
+    # 131 private classes of one instance each sorted before CT (1.2.826 < 1.2.840): CT,
+    # most of the study, was left out (walkthrough 5).
+    private = [f"1.2.826.0.1.3680043.9.{n}" for n in range(131)]
+    proposal = get_contexts(Model.STUDY_ROOT, [*private, CT])
+    assert CT in {c.abstract_syntax for c in proposal.contexts}
+    assert len(proposal.dropped) == 5 and set(proposal.dropped) <= set(private)  # 132 - 127
+
+
 def test_get_contexts_take_the_syntaxes_asked_for() -> None:
     proposal = get_contexts(Model.STUDY_ROOT, [CT, MR], [JPEG_LOSSLESS_SV1, uids.EXPLICIT_VR_LE])
     assert [c.transfer_syntaxes for c in proposal.contexts[3:]] == [(JPEG_LOSSLESS_SV1,)] * 2

@@ -441,9 +441,11 @@ async def _get(
     sop_classes = sop_classes_or_curated(sorted(resolution.sop_classes), extra_sop_classes)
     proposal = get_contexts(model, sop_classes, transfer_syntaxes or None)
     if proposal.dropped and not quiet:
+        named = ", ".join(proposal.dropped[:3]) + (", …" if len(proposal.dropped) > 3 else "")
         stderr(
             f"netdicom: warning: {_count(len(proposal.dropped), 'SOP class', 'SOP classes')} "
-            "left out (128 contexts at most)"
+            f"left out (128 contexts at most; private ones first): {named}; their "
+            "instances cannot come on this association"
         )
     out.mkdir(parents=True, exist_ok=True)
     with tidy_incoming(out):

@@ -59,6 +59,8 @@ log = logging.getLogger("netdicom.get")
 
 MAX_CONTEXTS: Final = 128
 _NATIVE: Final = (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE)
+# The root of the UIDs the standard defines (PS3.5 §9.2): a private SOP class is any other.
+_STANDARD: Final = "1.2.840.10008."
 # The syntaxes, beyond the two native ones, we propose to receive in, each in a context of
 # its own: an acceptor accepts one transfer syntax per context (PS3.8 §9.3.3.2), so one
 # context offering them all let through only the one the peer picked, and an instance in any
@@ -139,7 +141,9 @@ def get_contexts(
     syntax (`transfer_syntaxes`, default COMPRESSED_SYNTAXES) and SOP class, syntax by
     syntax in that order, while the 128 context IDs last. Compressed and uncompressed
     syntaxes never share a context (DESIGN.md §3)."""
-    wanted = list(dict.fromkeys(sop_classes))
+    # Standard SOP classes first, when not all fit: a study with 131 private classes of one
+    # instance each lost its 263 CT images, whose UID sorted after theirs (walkthrough 5).
+    wanted = sorted(dict.fromkeys(sop_classes), key=lambda uid: not uid.startswith(_STANDARD))
     budget = MAX_CONTEXTS - 1
     kept, dropped = wanted[:budget], wanted[budget:]
     contexts = [ProposedContext(sop_class_for("get", model), _NATIVE)]
