@@ -74,6 +74,18 @@ def test_unreachable_destination_fails_every_instance(server: int) -> None:
     assert summary["failed"] == 2 and len(summary["failed_sop_instance_uids"]) == 2
 
 
+def test_listen_that_nothing_reaches_gets_a_hint(server: int, tmp_path: Path) -> None:
+    # serve maps DEAD to a port nothing listens on, not to ours: every sub-operation fails,
+    # and nothing said that the peer never reached the listener.
+    listen = free_port()
+    result = run_cli("move", f"127.0.0.1:{server}", f"StudyInstanceUID={STUDY}", "--aet", "DEAD",
+                     "--listen", str(listen), "--listen-host", "127.0.0.1",
+                     "--out", str(tmp_path), "--grace", "1")  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert f"hint: nothing reached 127.0.0.1:{listen}" in result.stderr
+    assert f"maps DEAD to this host and port {listen}" in result.stderr
+
+
 def test_move_dry_run_needs_no_destination(server: int, tmp_path: Path) -> None:
     result = run_cli("move", f"127.0.0.1:{server}", "PatientID=PAT001", "--dry-run")
     assert result.returncode == 0, result.stderr

@@ -335,6 +335,13 @@ async def _move(
                     f"hint: the peer may still be trying to reach {destination}: check that it "
                     "can, or give it longer with --timeout"
                 )
+            failed = sum(o.final.failed or 0 for o in outcomes)
+            if receiver is not None and failed and not received and not receiver.not_dicom:
+                # The peer could not reach us: nothing ever connected to the listener.
+                stderr(
+                    f"hint: nothing reached {host_port(listen_host, receiver.port)}: check "
+                    f"that the peer maps {destination} to this host and port {receiver.port}"
+                )
             if receiver is not None and receiver.other_called:
                 names = ", ".join(sorted(receiver.other_called))
                 stderr(
