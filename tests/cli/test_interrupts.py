@@ -169,9 +169,11 @@ def test_store_ctrl_c_prints_the_summary(tmp_path: Path, json_output: bool) -> N
     with running(serve_argv(served, port, "--no-fsync"), port):
         proc = _start("store", f"127.0.0.1:{port}", "-r", str(files), "--window", "1",
                       *(["--json"] if json_output else []))  # fmt: skip
-        # The first instances are in place on the peer: the sending is under way.
+        # Two instances in place on the peer: with --window 1 the second is sent only once the
+        # first was answered, so at least one is stored when Ctrl-C comes (one in place could
+        # still be unanswered: "0 stored" under load).
         deadline = time.monotonic() + 30
-        while not any(served.rglob("*.dcm")) and time.monotonic() < deadline:
+        while len(list(served.rglob("*.dcm"))) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         proc.send_signal(signal.SIGINT)
         stdout, err = proc.communicate(timeout=30)

@@ -288,7 +288,8 @@ def test_checked_source_refuses_a_file_that_changed(tmp_path: Path) -> None:
     _swap_in(path, other)  # the same size, another instance
     with pytest.raises(FileChanged) as replaced:
         FileSource.checked(info)
-    assert str(replaced.value) == (
+    # (Generated UIDs differ in length now and then: the data set length may be named too.)
+    assert str(replaced.value).startswith(
         f"changed since it was checked: SOP Instance UID {info.sop_instance_uid} is now {other_uid}"
     )
     assert not replaced.value.skip

@@ -193,7 +193,8 @@ def test_aborting_peer_reports_the_rest_as_not_stored(tmp_path: Path) -> None:
     assert result.returncode == 6, result.stderr  # ExitCode.ABORTED
     files, summary = _results(result.stdout)
     assert [f["result"] for f in files] == ["stored"] * 2 + ["failed"] * 4
-    assert "not stored" in str(files[2]["reason"])
+    # Sent whole, then the peer aborted: it may have been stored, and said so.
+    assert "it may have been stored" in str(files[2]["reason"])
     assert all("not sent" in str(f["reason"]) for f in files[3:])
     assert summary["failed"] == 4
     assert len(list(out.iterdir())) == 2
