@@ -9,6 +9,7 @@ from __future__ import annotations
 import resource
 import struct
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -161,6 +162,26 @@ def test_serve_max_pdu_0_takes_a_6_mb_instance_from_pynetdicom(tmp_path: Path) -
         )
         assert result.returncode == 0, result.stdout + result.stderr
     assert_identical(sent, archive)
+
+
+@needs_dcmtk
+def test_dcmtk_as_shipped_without_tcp_nodelay_is_not_slowed_down(tmp_path: Path) -> None:
+    # dcmtk writes with Nagle's algorithm unless TCP_NODELAY=1 is in its environment: each
+    # message waited for serve's delayed acknowledgment, ~45 ms per instance (60 took ~2.7 s
+    # against 0.1 s). serve acknowledges every read at once (TCP_QUICKACK). Compared with
+    # the same run with TCP_NODELAY=1, not timed against a clock.
+    sent = make_files(tmp_path / "src", 60, rows=8, columns=8)
+    port = free_port()
+    as_shipped = {k: v for k, v in DCMTK_ENV.items() if k != "TCP_NODELAY"}
+    with running(serve_argv(tmp_path / "archive", port, "--no-fsync"), port):
+        seconds = {}
+        for name, env in (("nodelay", DCMTK_ENV), ("shipped", as_shipped)):
+            argv = ["storescu", "-aec", "NETDICOM", "127.0.0.1", str(port), *map(str, sent)]
+            started = time.monotonic()
+            result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+            seconds[name] = time.monotonic() - started
+            assert result.returncode == 0, result.stderr
+    assert seconds["shipped"] < max(3 * seconds["nodelay"], 1.0), seconds
 
 
 @needs_dcmtk

@@ -209,17 +209,20 @@ class _Link(asyncio.BufferedProtocol):
     the association's PDU buffers; flow-control and close events go to the association. The
     streams' own protocol still hears of the close, so `StreamWriter.wait_closed()` works."""
 
-    __slots__ = ("_assoc", "_rx", "_stream")
+    __slots__ = ("_assoc", "_quickack", "_rx", "_stream")
 
     def __init__(self, assoc: Association, rx: PduReceiver, stream: asyncio.BaseProtocol) -> None:
         self._assoc = assoc
         self._rx = rx
         self._stream = stream
+        self._quickack = _quickack(assoc._transport)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._rx.get_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self._quickack is not None:
+            self._quickack()
         self._assoc._received(nbytes)
 
     def eof_received(self) -> bool:
@@ -238,6 +241,29 @@ class _Link(asyncio.BufferedProtocol):
 
     def resume_writing(self) -> None:
         self._assoc._resume_writing()
+
+
+def _quickack(transport: asyncio.BaseTransport) -> Callable[[], None] | None:
+    """What acknowledges each read at once (TCP_QUICKACK, Linux; None elsewhere).
+
+    dcmtk as shipped writes with Nagle's algorithm on (TCP_NODELAY unset in its environment):
+    the second small segment of a message waits until the first is acknowledged, and Linux
+    delays that acknowledgment by up to 40 ms, so every message cost ~45 ms. A peer's Nagle is
+    not ours to turn off, but acknowledging at once releases it: storescu -> serve, getscu <-
+    serve and netdicom store -> storescp went from 9-10 s to 0.2-0.3 s for 200 small instances.
+    The option is not sticky (the kernel falls back to delayed ACKs), so it is set again
+    after every read: one system call per read."""
+    option = getattr(socket, "TCP_QUICKACK", None)
+    sock = transport.get_extra_info("socket")
+    if option is None or sock is None:
+        return None
+    setsockopt = sock.setsockopt
+
+    def acknowledge() -> None:
+        with contextlib.suppress(OSError):  # closing meanwhile: nothing to acknowledge
+            setsockopt(socket.IPPROTO_TCP, option, 1)
+
+    return acknowledge
 
 
 def _tune_socket(writer: asyncio.StreamWriter) -> None:
