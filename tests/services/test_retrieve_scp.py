@@ -221,6 +221,28 @@ def test_get_never_sends_a_file_that_no_longer_holds_the_instance(
     run(body)
 
 
+def test_get_with_the_index_gone_answers_a_failure_not_an_abort(
+    tmp_path: Path, source: list[Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    # The index removed while serving: C-FIND answered C002, C-GET aborted the association
+    # (a viewer reports that as a network fault), and stores went on without a word.
+    async def body() -> None:
+        async with world(tmp_path) as (app, _):
+            for leftover in (tmp_path / "serve" / ".netdicom").glob("index.sqlite*"):
+                leftover.unlink()
+            with caplog.at_level(logging.ERROR, logger="netdicom"):
+                app.flush_index()
+            assert "was removed: instances are stored but cannot be queried" in caplog.text
+            assoc = await _get_assoc(app)
+            storage = StorageSCP(Archive(tmp_path / "out"))
+            result = await get(assoc, Model.STUDY_ROOT, _study(), storage, timeout=5)
+            await assoc.release()
+        assert result.status == 0xC002
+        assert (result.error_comment or "").startswith("query failed")
+
+    run(body)
+
+
 def test_get_comment_counts_every_kind_of_failure(tmp_path: Path, source: list[Path]) -> None:
     # One MR the requestor accepted no context for, one CT file gone: "1 not sent: SOP class
     # … not accepted" named one reason for two failures.

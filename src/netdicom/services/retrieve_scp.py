@@ -60,6 +60,7 @@ from netdicom.core.records import frozen
 from netdicom.services.events import emit
 from netdicom.services.find_scp import (
     IDENTIFIER_UNDECODABLE,
+    QUERY_FAILED,
     check_identifier,
     decode_identifier,
     encode_identifier,
@@ -212,7 +213,17 @@ class RetrieveSCP:
                 assoc, context, message, refused.code, Counters(0), comment=refused.comment
             )
             return
-        instances = await asyncio.to_thread(self._instances, model, keys)
+        try:
+            instances = await asyncio.to_thread(self._instances, model, keys)
+        except Exception as exc:
+            # The index cannot be read (removed while serving, a disk error): a failure
+            # status, as C-FIND answers, not an A-ABORT a viewer reports as a network fault.
+            log.error("C-%s from %s: query failed: %s", kind.upper(), assoc.peer, exc)
+            await self._final(
+                assoc, context, message, QUERY_FAILED, Counters(0),
+                comment=f"query failed: {exc}"[:64],
+            )  # fmt: skip
+            return
         counters = _Tally(len(instances))
         log.info(
             "C-%s from %s: %s%s",

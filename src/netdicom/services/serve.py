@@ -140,6 +140,7 @@ class ServeApp:
         # Query/Retrieve FIND (PS3.4 C.4.1): the index of DIR, verified or rebuilt here.
         self.index = _open_index(config.directory, index_progress)
         self._flush_timer: asyncio.TimerHandle | None = None
+        self._index_gone = False
         self._flushing: set[asyncio.Future[None]] = set()
         self.find = FindSCP(self.index, config.ae_title)
         # Queued for the index where the file was placed (see _index_stored); the flush that
@@ -417,6 +418,15 @@ class ServeApp:
             self.index.flush()
         except Exception:
             log.exception("committing the index failed; the start-up check will re-index")
+        if not self._index_gone and not self.index.path.exists():
+            # Removed while serving: rows go on into the unlinked file and no query finds
+            # them (the files are on disk and indexed at the next start). Said once.
+            self._index_gone = True
+            log.error(
+                "the index %s was removed: instances are stored but cannot be queried or "
+                "retrieved until serve is restarted (the restart indexes them)",
+                self.index.path,
+            )
 
     def _log_association(self, assoc: Association) -> None:
         rq = assoc.associate_rq
