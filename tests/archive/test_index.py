@@ -395,6 +395,11 @@ def test_stored_path_answers_before_and_after_the_commit(tmp_path: Path) -> None
     assert index._fresh == {}  # committed: no longer held in memory
     assert index.stored_path("11.1") == "p/a.dcm"  # from the lookup connection
     assert index.stored_path("11.2") is None
+    # A lookup connection gone bad (a long-running serve had one that read no rows): the
+    # writer's connection answers, and the next lookup gets a fresh one.
+    index._lookup.conn.close()
+    assert index.stored_path("11.1") == "p/a.dcm"
+    assert index.stored_path("11.1") == "p/a.dcm"
     index.close()
 
 

@@ -452,20 +452,31 @@ class Index:
             path = self._fresh.get(sop_instance_uid)
         if path is not None:
             return path
+        conn: sqlite3.Connection | None = getattr(self._lookup, "conn", None)
         try:
-            conn: sqlite3.Connection | None = getattr(self._lookup, "conn", None)
             if conn is None:
-                conn = sqlite3.connect(
-                    f"file:{self.path}?mode=ro", uri=True, check_same_thread=False
-                )
+                # A connection as the writer's (not mode=ro: a read-only one was seen, on a
+                # long-running serve, reading the main file without its WAL, where every row
+                # was, and finding no instance at all).
+                conn = _connect(self.path)
                 self._lookup.conn = conn
                 self._lookups.append(conn)
             row = conn.execute(
                 "SELECT path FROM instance WHERE sop_uid = ?", (sop_instance_uid,)
             ).fetchone()
         except sqlite3.Error as exc:
-            log.debug("index lookup of %s failed: %s", sop_instance_uid, exc)
-            return None
+            # Never "not stored" on a failed lookup (keep would store a second copy): said,
+            # the connection dropped, and the writer's connection asked.
+            log.warning("index lookup of %s failed (%s): asking again", sop_instance_uid, exc)
+            self._lookup.conn = None
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            try:
+                return self.sop_instance_paths([sop_instance_uid]).get(sop_instance_uid)
+            except Exception as again:
+                log.warning("index lookup of %s failed again (%s)", sop_instance_uid, again)
+                return None
         return None if row is None else str(row[0])
 
     def _add_queued(self) -> None:
