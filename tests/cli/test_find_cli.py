@@ -114,6 +114,22 @@ def test_tag_keys_max_results_and_out(server: int, tmp_path: Path) -> None:
     assert written.file_meta.ImplementationVersionName == "NETDICOM_010"
 
 
+def test_out_never_follows_a_link_nor_rewrites_earlier_results(server: int, tmp_path: Path) -> None:
+    # A link planted at rsp00001.dcm was followed and the file outside overwritten; a second
+    # query rewrote the first one's files and left its extra ones among its own.
+    out, outside = tmp_path / "responses", tmp_path / "victim.txt"
+    out.mkdir()
+    outside.write_text("precious")
+    (out / "rsp00001.dcm").symlink_to(outside)
+    for _ in range(2):
+        result = cli("find", f"127.0.0.1:{server}", "--csv", "PatientName=doe*", "--out", str(out))
+        assert result.returncode == 0, result.stderr
+    assert outside.read_text() == "precious"
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [f"rsp{n:05d}.dcm" for n in range(1, 6)]  # the link, then 2 + 2 new
+    assert (out / "rsp00001.dcm").is_symlink()
+
+
 def test_default_peer_from_config(server: int, tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text(f'default = "arch"\n[peers.arch]\nhost = "127.0.0.1"\nport = {server}\n'

@@ -185,7 +185,12 @@ async def _find(
     from netdicom.core.dimse import status
     from netdicom.core.errors import DimseFailure
     from netdicom.render.find_output import make_writer
-    from netdicom.services.find_scu import find, find_contexts, write_response
+    from netdicom.services.find_scu import (
+        find,
+        find_contexts,
+        first_response_number,
+        write_response,
+    )
     from netdicom.services.session import open_association
 
     columns = [
@@ -200,6 +205,7 @@ async def _find(
     # store, echo, get and move (find alone printed nothing, and `| jq` failed).
     writer = make_writer(mode, columns) if not quiet or mode == "json" else None
     count = 0
+    first = 1 if out is None or not out.is_dir() else first_response_number(out)
     unsupported = False
 
     def on_match(ds: Any, code: int) -> None:
@@ -209,7 +215,8 @@ async def _find(
         if writer is not None:
             writer.add(ds)
         if out is not None:
-            write_response(ds, out / f"rsp{count:05d}.dcm", model.find_sop_class)
+            name = f"rsp{first + count - 1:05d}.dcm"
+            write_response(ds, out / name, model.find_sop_class)
 
     # Ctrl-C sends C-CANCEL (the peer ends the query with FE00, as for --max-results); a
     # second one aborts, as in get and move.

@@ -9,6 +9,8 @@ most a few seconds; matches that arrive after the cancel are dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -345,8 +347,24 @@ def _read_match(data: bytes, transfer_syntax: str) -> Any:
     return decode_identifier(data, transfer_syntax)
 
 
+def first_response_number(out: Path) -> int:
+    """The number of the next rspNNNNN.dcm in `out`: after the highest already there, so that
+    a second query into the same folder neither rewrites the first one's files nor leaves its
+    extra ones looking like its own."""
+    numbers = [int(m.group(1)) for p in out.glob("rsp*.dcm") if (m := _RSP.fullmatch(p.name))]
+    return max(numbers, default=0) + 1
+
+
+_RSP = re.compile(r"rsp(\d+)\.dcm")
+
+
 def write_response(ds: Any, path: Path, sop_class: str) -> None:
-    """Write one response identifier as a DICOM file (explicit VR little endian)."""
+    """Write one response identifier as a DICOM file (explicit VR little endian): into a new
+    temporary file, then renamed to `path`. Written in place, a symbolic link planted at that
+    name was followed and the file it led to, outside the folder, overwritten (and a run
+    killed mid-write left half a file)."""
+    import tempfile
+
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
@@ -359,4 +377,12 @@ def write_response(ds: Any, path: Path, sop_class: str) -> None:
     meta.ImplementationVersionName = uids.IMPLEMENTATION_VERSION_NAME
     ds.file_meta = meta
     path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True, implicit_vr=False, little_endian=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".rsp-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            ds.save_as(f, enforce_file_format=True, implicit_vr=False, little_endian=True)
+        os.replace(temporary, path)  # replaces a link itself, never what it points to
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
