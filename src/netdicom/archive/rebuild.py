@@ -298,6 +298,9 @@ def _damage(path: Path) -> str | None:
     return None
 
 
+_NAMED_DUPLICATES = 20  # per batch; beyond, only counted
+
+
 def _without_duplicates(
     index: Index, summaries: Iterable[InstanceSummary], on_disk: Mapping[str, tuple[int, int]]
 ) -> tuple[list[InstanceSummary], int]:
@@ -315,6 +318,11 @@ def _without_duplicates(
             or uid in seen
             or (current is not None and current != summary.path and current in on_disk)
         ):
+            if uid and len(items) - len(kept) - 1 < _NAMED_DUPLICATES:
+                # Said by name (it was only counted): a copy kept by --on-duplicate rename is
+                # expected, a file dropped in by hand that reuses a UID is worth a look.
+                where = current if current is not None else "another file of this run"
+                log.info("not indexed: %s holds %s, indexed as %s", summary.path, uid, where)
             continue
         seen.add(uid)
         kept.append(summary)
