@@ -116,6 +116,21 @@ def test_broken_config_exits_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert caught.value.exit_code == 3
 
 
+def test_a_permission_error_names_home_and_netdicom_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A folder not searchable (another user's HOME, as with sudo): an error naming the likely
+    # cause, not an empty configuration (an allow list there would be dropped without a word).
+    path = tmp_path / "config.toml"
+
+    def denied(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    with pytest.raises(ConfigError, match=r"Permission denied \(is HOME=.* set NETDICOM_CONFIG"):
+        load_config(path)
+
+
 def test_a_config_that_is_not_utf8_says_where(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_bytes(b'# H\xf4pital Saint-Andr\xe9\n[peers.a]\nhost = "h"\nport = 1\n')

@@ -81,6 +81,13 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         raw = where.read_bytes()
     except FileNotFoundError:
         return Config(path=where)
+    except PermissionError as exc:
+        # Not taken for a missing file: an allow list there would be dropped without a word.
+        # The usual cause is a HOME of another user (sudo, `su` without `-`).
+        raise ConfigError(
+            f"cannot read {where}: {exc.strerror or exc} (is HOME={Path.home()} this user's? "
+            "set NETDICOM_CONFIG to the file to use)"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read {where}: {exc.strerror or exc}") from None
     try:
