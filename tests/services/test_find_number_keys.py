@@ -130,6 +130,18 @@ def test_scu_identifier_holds_numbers() -> None:
     assert build_identifier(Level.IMAGE, {ROWS: "*"}).Rows is None  # universal, as ''
 
 
+def test_a_us_or_ss_key_takes_a_negative_value_as_ss() -> None:
+    # Smallest Image Pixel Value is "US or SS" (signed images): -5 was refused as a US key.
+    key = parse_key("SmallestImagePixelValue=-5")
+    identifier = build_identifier(Level.IMAGE, {key.tag: key.value})
+    element = identifier[0x00280106]
+    assert (element.VR, element.value) == ("SS", -5)
+    encode_identifier(identifier, uids.EXPLICIT_VR_LE)
+    assert build_identifier(Level.IMAGE, {key.tag: "40000"})[0x00280106].VR == "US"
+    with pytest.raises(BadKey):
+        parse_key("SmallestImagePixelValue=-40000")  # neither US nor SS
+
+
 @pytest.mark.parametrize(
     ("key", "words"),
     [

@@ -177,7 +177,7 @@ def parse_key(text: str) -> KeyArg:
             "no value asks for it)"
         )
     if vr in NUMBER_VRS:
-        _numbers(keyword, vr, value)
+        _numbers(keyword, _number_vr(tag, value), value)
     return KeyArg(tag, keyword, value)
 
 
@@ -185,6 +185,25 @@ def _keyword(tag: int) -> str:
     from pydicom.datadict import keyword_for_tag
 
     return keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def _number_vr(tag: int, value: str) -> str:
+    """The VR a number key is sent in: of "US or SS" (Smallest Image Pixel Value and the
+    like, signed when Pixel Representation is 1), the one its values fit; a negative value
+    was refused as "a US key is an integer from 0 to 65535"."""
+    from pydicom.datadict import dictionary_VR
+
+    try:
+        choices = str(dictionary_VR(tag)).split(" or ")
+    except KeyError:
+        return _dictionary_vr(tag)
+    for vr in choices:
+        try:
+            _numbers("", vr, value)
+        except BadKey:
+            continue
+        return vr
+    return choices[0]  # none fits: the first one's message says why
 
 
 def _dictionary_vr(tag: int) -> str:
@@ -243,6 +262,7 @@ def build_identifier(level: Level, wanted: Mapping[int, str]) -> Any:
                 raise BadKey(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) is a sequence: use KEY=")
             element_value = []
         elif vr in NUMBER_VRS:
+            vr = _number_vr(tag, value)
             numbers = _numbers(_keyword(tag), vr, value)
             element_value = numbers[0] if numbers and len(numbers) == 1 else numbers
         elif vr == "UI" or ("\\" in value and vr != "PN"):
