@@ -333,68 +333,55 @@ def test_netdicom_get_compressed_from_pynetdicom_qrscp(
     assert by_uid(list(out.rglob("*.dcm"))) == by_uid(files)
 
 
-_NO_ROLE_GET_SCP = """
+_GET_SCP = """
 import sys
 from pydicom import dcmread
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import CTImageStorage, StudyRootQueryRetrieveInformationModelGet
 
-def on_get(event):
-    yield 1
-    yield 0xFF00, dcmread(sys.argv[2])
+port, path, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 
-ae = AE("NOROLE")
+def on_get(event):
+    ds = dcmread(path)
+    if mode == "evil-uid":
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = "../../../escape"
+    yield 1
+    yield 0xFF00, ds
+
+ae = AE("PYNGET")
 ae.add_supported_context(StudyRootQueryRetrieveInformationModelGet)
-ae.add_supported_context(CTImageStorage)  # no scp_role/scu_role: no role item is answered
-ae.start_server(("127.0.0.1", int(sys.argv[1])), evt_handlers=[(evt.EVT_C_GET, on_get)])
+if mode == "no-role":
+    ae.add_supported_context(CTImageStorage)  # no role configured: no role item answered
+else:
+    ae.add_supported_context(CTImageStorage, scu_role=True, scp_role=True)
+ae.start_server(("127.0.0.1", port), evt_handlers=[(evt.EVT_C_GET, on_get)])
 """
+
+
+def _get_from_pynetdicom(tmp_path: Path, mode: str) -> subprocess.CompletedProcess[str]:
+    """netdicom get of one CT from a pynetdicom C-GET SCP behaving as `mode` says."""
+    (ct,) = make_files(tmp_path / "src", 1)
+    port = free_port()
+    with running([sys.executable, "-c", _GET_SCP, str(port), str(ct), mode], port):
+        return run_cli("get", f"PYNGET@127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
+                       "--out", str(tmp_path / "out"))  # fmt: skip
 
 
 def test_get_from_a_pynetdicom_peer_that_grants_no_scp_role(tmp_path: Path) -> None:
     # Walkthrough 5: every instance failed, and the hint blamed the 128-context limit (CT was
     # proposed and accepted): with no role item answered, PS3.7 D.3.3.4's default roles
     # leave us SCU only, so the peer cannot send us anything over C-GET.
-    (ct,) = make_files(tmp_path / "src", 1)
-    port = free_port()
-    argv = [sys.executable, "-c", _NO_ROLE_GET_SCP, str(port), str(ct)]
-    with running(argv, port):
-        result = run_cli("get", f"NOROLE@127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
-                         "--out", str(tmp_path / "out"))  # fmt: skip
+    result = _get_from_pynetdicom(tmp_path, "no-role")
     assert result.returncode == 1, result.stderr
     assert "granted us the SCP role for no storage SOP class" in result.stderr
     assert "did not fit in the 128" not in result.stderr
     assert not list((tmp_path / "out").rglob("*.dcm"))
 
 
-_EVIL_UID_GET_SCP = """
-import sys
-from pydicom import dcmread
-from pynetdicom import AE, evt
-from pynetdicom.sop_class import CTImageStorage, StudyRootQueryRetrieveInformationModelGet
-
-def on_get(event):
-    ds = dcmread(sys.argv[2])
-    ds.SOPInstanceUID = "../../../escape"
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    yield 1
-    yield 0xFF00, ds
-
-ae = AE("EVILUID")
-ae.add_supported_context(StudyRootQueryRetrieveInformationModelGet)
-ae.add_supported_context(CTImageStorage, scu_role=True, scp_role=True)
-ae.start_server(("127.0.0.1", int(sys.argv[1])), evt_handlers=[(evt.EVT_C_GET, on_get)])
-"""
-
-
 def test_get_refusing_an_instance_itself_gives_no_context_hint(tmp_path: Path) -> None:
     # Walkthrough 5: pynetdicom reports the sub-operation we refused (its UID would leave
     # --out) as failed, and the error ended with the hint about the 128 contexts.
-    (ct,) = make_files(tmp_path / "src", 1)
-    port = free_port()
-    argv = [sys.executable, "-c", _EVIL_UID_GET_SCP, str(port), str(ct)]
-    with running(argv, port):
-        result = run_cli("get", f"EVILUID@127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
-                         "--out", str(tmp_path / "out"))  # fmt: skip
+    result = _get_from_pynetdicom(tmp_path, "evil-uid")
     assert result.returncode == 1, result.stderr
     assert "refused here" in result.stderr
     assert "did not fit in the 128" not in result.stderr
