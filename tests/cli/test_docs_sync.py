@@ -116,3 +116,15 @@ def test_man_pages_show_ranges_and_the_environment_each_command_reads() -> None:
     # serve takes no PEER and no --username.
     assert "NETDICOM_PEER" not in serve and "NETDICOM_PASSWORD" not in serve
     assert "implementation class UID" in (ROOT / "man" / "netdicom.1").read_text()
+
+
+def test_zsh_argument_specs_are_well_formed() -> None:
+    # serve's block ended in an empty spec '' (where the file positional was dropped): zsh's
+    # _arguments failed with "invalid argument" and completed nothing after `netdicom serve`.
+    text = (ROOT / "completions" / "_netdicom").read_text()
+    blocks = text.split("      _arguments \\\n")[1:]
+    assert len(blocks) == 6
+    for block in blocks:
+        specs = block.split("      ;;")[0].rstrip("\n").split(" \\\n")
+        assert all(spec.strip().startswith("'") and spec.strip().endswith("'") for spec in specs)
+        assert all(spec.strip() != "''" for spec in specs)

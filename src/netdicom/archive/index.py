@@ -494,6 +494,10 @@ class Index:
             make, keep_existing = self._queued.popleft()
             try:
                 batch.append((make(), keep_existing))
+            except FileNotFoundError as exc:
+                # Gone before it was indexed: an older version removed by --on-duplicate
+                # overwrite once the new one was placed (which is queued after it).
+                log.debug("not indexed, removed meanwhile: %s", exc.filename)
             except Exception:
                 log.exception("indexing a stored instance failed; the start-up check will retry")
         if not batch:

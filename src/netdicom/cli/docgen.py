@@ -322,6 +322,7 @@ def zsh_completion() -> str:
     for name, command in subs:
         lines.append(f"    {name})")
         lines.append("      _arguments \\")
+        specs: list[str] = []
         for opt in _options(command):
             help_text = _zsh_escape(opt.help.splitlines()[0] if opt.help else "")
             arg = ":value:" if opt.metavar else ""
@@ -331,10 +332,12 @@ def zsh_completion() -> str:
                 arg = ":folder:_files -/"
             elif opt.path == "file":
                 arg = ":file:_files"
-            for n in opt.names:
-                lines.append(f"        '{n}[{help_text}]{arg}' \\")
-        # Positional arguments (store's files, the keys of find/get/move); serve has none.
-        lines.append("        '*:file:_files'" if _arguments(command) else "        ''")
+            specs += [f"'{n}[{help_text}]{arg}'" for n in opt.names]
+        # Positional arguments (store's files, the keys of find/get/move); serve has none (an
+        # empty spec in its place made _arguments fail: "invalid argument").
+        if _arguments(command):
+            specs.append("'*:file:_files'")
+        lines.append(" \\\n".join(f"        {spec}" for spec in specs))
         lines.append("      ;;")
     lines += ["  esac", "}", "", '_netdicom "$@"', ""]
     return "\n".join(lines)

@@ -70,8 +70,7 @@ def check_max_pdu(max_pdu: int) -> None:
         return
     if not MIN_PEER_MAX_PDU <= max_pdu <= MAX_PDU_FIELD:
         raise LocalProtocolError(
-            f"maximum PDU length {max_pdu} must be 0 (no limit) or "
-            f"{MIN_PEER_MAX_PDU}..{MAX_PDU_FIELD}"
+            f"maximum PDU length {max_pdu} must be 0 (none) or {MIN_PEER_MAX_PDU}..{MAX_PDU_FIELD}"
         )
 
 
