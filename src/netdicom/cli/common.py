@@ -58,7 +58,7 @@ MaxPduOption = Annotated[
     int,
     typer.Option(
         "--max-pdu",
-        help="Largest P-DATA-TF we accept, in bytes (0: the most we take, 4 MiB).",
+        help="Largest P-DATA-TF we accept, in bytes: 8 or more, or 0 for the most we take (4 MiB).",
         min=0,
     ),
 ]
