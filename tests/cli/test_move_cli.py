@@ -86,6 +86,20 @@ def test_listen_that_nothing_reaches_gets_a_hint(server: int, tmp_path: Path) ->
     assert f"maps DEAD to this host and port {listen}" in result.stderr
 
 
+def test_listen_hint_is_not_given_when_the_peer_could_not_read_its_files(tmp_path: Path) -> None:
+    # The peer answered C003 (its files gone): pointing at the AE title mapping misled.
+    root = tmp_path / "served"
+    files = make_files(root, 1, study_uid=STUDY)
+    port, listen = free_port(), free_port()
+    with running(serve_argv(root, port, "--remote", f"ME=127.0.0.1:{listen}"), port):
+        files[0].unlink()  # indexed, then gone
+        result = run_cli("move", f"127.0.0.1:{port}", f"StudyInstanceUID={STUDY}", "--aet", "ME",
+                         "--listen", str(listen), "--listen-host", "127.0.0.1",
+                         "--out", str(tmp_path / "out"), "--grace", "1")  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "0xC003" in result.stderr and "hint: nothing reached" not in result.stderr
+
+
 def test_move_dry_run_needs_no_destination(server: int, tmp_path: Path) -> None:
     result = run_cli("move", f"127.0.0.1:{server}", "PatientID=PAT001", "--dry-run")
     assert result.returncode == 0, result.stderr

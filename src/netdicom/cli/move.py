@@ -336,7 +336,16 @@ async def _move(
                     "can, or give it longer with --timeout"
                 )
             failed = sum(o.final.failed or 0 for o in outcomes)
-            if receiver is not None and failed and not received and not receiver.not_dicom:
+            # Unable to process (Cxxx): the peer could not read or send its files; the
+            # destination was not the problem.
+            unprocessable = any(o.status >> 12 == 0xC for o in outcomes)
+            if (
+                receiver is not None
+                and failed
+                and not received
+                and not receiver.not_dicom
+                and not unprocessable
+            ):
                 # The peer could not reach us: nothing ever connected to the listener.
                 stderr(
                     f"hint: nothing reached {host_port(listen_host, receiver.port)}: check "
