@@ -255,6 +255,16 @@ def test_unaccepted_sop_class_fails_per_file(tmp_path: Path) -> None:
     assert "no presentation context" in (mr.reason or "")
 
 
+def test_no_context_accepted_is_said_once_not_per_file(tmp_path: Path) -> None:
+    # The error names the rejected contexts; each file repeated it all (5 files, 5 copies).
+    make_files(tmp_path / "mr", 3, sop_class=MR, modality="MR")
+    with scp(sop_classes=(CT,)) as (port, _):
+        report, _ = _run(port, [tmp_path])
+    assert "MR Image Storage" in str(report.error)
+    reasons = {o.reason for o in report.outcomes}
+    assert reasons == {"not sent: the peer accepted no presentation context (the error says which)"}
+
+
 def test_nobody_listening(tmp_path: Path) -> None:
     paths = make_files(tmp_path, 2, transfer_syntax=str(ImplicitVRLittleEndian))
     report, _ = _run(free_port(), paths)

@@ -36,7 +36,12 @@ from netdicom.core.dimse import (
     category,
     status_name,
 )
-from netdicom.core.errors import AssociationRejected, NetDicomError, RemoteProtocolError
+from netdicom.core.errors import (
+    AssociationRejected,
+    NetDicomError,
+    NoAcceptedContext,
+    RemoteProtocolError,
+)
 from netdicom.core.records import frozen
 from netdicom.services.peer import Peer
 from netdicom.services.planning import Batch, Scan, Skipped, batches, choose
@@ -563,6 +568,10 @@ async def store(
         report.error = report.refused[0]
         report.refused.clear()
     reason = f"not sent: {report.error}" if report.error else "not sent"
+    if isinstance(report.error, NoAcceptedContext):
+        # The error names the contexts, up to a few hundred characters: once is enough (it
+        # was written again for every file).
+        reason = "not sent: the peer accepted no presentation context (the error says which)"
     for info in remaining:
         run.record(failed_outcome(info, reason))
     report.elapsed = time.perf_counter() - started
