@@ -128,6 +128,10 @@ def test_out_never_follows_a_link_nor_rewrites_earlier_results(server: int, tmp_
     names = sorted(p.name for p in out.iterdir())
     assert names == [f"rsp{n:05d}.dcm" for n in range(1, 6)]  # the link, then 2 + 2 new
     assert (out / "rsp00001.dcm").is_symlink()
+    # Made as every other file of ours: by the umask (the temporary file was 0600).
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (out / "rsp00002.dcm").stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_default_peer_from_config(server: int, tmp_path: Path) -> None:

@@ -399,6 +399,10 @@ def write_response(ds: Any, path: Path, sop_class: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".rsp-", suffix=".part")
     try:
+        # mkstemp makes it 0600: the mode any other file of ours gets instead (the umask's).
+        mask = os.umask(0)
+        os.umask(mask)
+        os.fchmod(fd, 0o666 & ~mask)
         with os.fdopen(fd, "wb") as f:
             ds.save_as(f, enforce_file_format=True, implicit_vr=False, little_endian=True)
         os.replace(temporary, path)  # replaces a link itself, never what it points to
