@@ -114,6 +114,19 @@ def test_the_temporary_folder_removed_while_serving_is_made_again(
     assert (tmp_path / TEMP_DIR).is_dir()
 
 
+def test_the_archive_folder_gone_is_not_made_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Renamed away while serving: the log said the temporary folder was "made again" (it was
+    # not, the store failed), and never that DIR itself was gone.
+    archive = Archive(tmp_path / "a", fsync=False)
+    (tmp_path / "a").rename(tmp_path / "elsewhere")
+    with caplog.at_level("ERROR", logger="netdicom"), pytest.raises(FileNotFoundError):
+        store(archive, "p/1.dcm", b"1")
+    assert "archive folder" in caplog.text and "is gone" in caplog.text
+    assert not (tmp_path / "a").exists()
+
+
 def test_rename_counts_up(tmp_path: Path) -> None:
     archive = Archive(tmp_path, on_duplicate=DuplicatePolicy.RENAME, fsync=False)
     paths = [store(archive, "d/x.dcm", str(n).encode())[0].name for n in range(4)]

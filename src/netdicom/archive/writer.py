@@ -314,6 +314,11 @@ class Archive:
         try:
             fd, path = self._open_temp(extra)
         except FileNotFoundError:
+            if not self.root.is_dir():
+                # The archive folder itself is gone (renamed, unmounted): not made again here,
+                # where a store would land in a folder nobody serves.
+                log.error("the archive folder %s is gone: stores fail until it is back", self.root)
+                raise
             # The temporary folder is gone: on Linux it is always empty (unnamed files), and
             # `find DIR -type d -empty -delete` removes it. Every store failed until a restart.
             log.warning("the temporary folder %s was removed: made again", self.temp_dir)
