@@ -323,8 +323,9 @@ class RetrieveSCP:
         link put in its place that leads outside the archive is not followed either."""
         root = Path(os.path.realpath(self.index.directory))
         path = root / instance.path
+        # The reason first: the Error Comment a peer sees holds 64 characters.
         if not inside(root, path):
-            return f"{instance.path} leads outside the archive (a symbolic link?)"
+            return f"its file leads outside the archive (a symbolic link?): {instance.path}"
         try:
             info = probe_file(path)
         except NotSendable as exc:
@@ -333,8 +334,8 @@ class RetrieveSCP:
             return f"cannot read {instance.path}: {exc.strerror or exc}"
         if info.sop_instance_uid != instance.sop_instance_uid:
             return (
-                f"{instance.path} no longer holds this instance (it holds "
-                f"{info.sop_instance_uid[:64]!r}): the file changed since it was indexed"
+                f"its file changed since it was indexed, it holds another instance "
+                f"({info.sop_instance_uid[:64]}): {instance.path}"
             )
         return info
 
