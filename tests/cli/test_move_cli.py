@@ -72,6 +72,11 @@ def test_unreachable_destination_fails_every_instance(server: int) -> None:
     summary = json.loads(result.stdout)["requests"][0]
     assert summary["status"] == 0xA702
     assert summary["failed"] == 2 and len(summary["failed_sop_instance_uids"]) == 2
+    # In text, the peer's one reason is given with the first UID, not repeated with each.
+    text = run_cli("move", f"127.0.0.1:{server}", f"StudyInstanceUID={STUDY}", "--dest", "DEAD")
+    failed = [line for line in text.stderr.splitlines() if line.startswith("  failed: ")]
+    assert len(failed) == 2 and "cannot reach DEAD" in failed[0]
+    assert failed[1].endswith("(the same)")
 
 
 def test_listen_that_nothing_reaches_gets_a_hint(server: int, tmp_path: Path) -> None:

@@ -171,8 +171,11 @@ def failed_lines(
     lines: dict[str, str] = {}
     for outcome in outcomes:
         reason = _peer_reason(outcome, service)
-        for uid in outcome.failed_uids:
-            lines.setdefault(uid, f"{uid} ({reason})" if reason else uid)
+        for number, uid in enumerate(outcome.failed_uids):
+            # The peer gives one reason for the request: said with the first UID, not again
+            # with each (250 identical lines when a move destination was unreachable).
+            said = reason if number == 0 else "the same" if reason else None
+            lines.setdefault(uid, f"{uid} ({said})" if said else uid)
     for r in received:
         if r.status is None:
             lines[r.sop_instance_uid] = f"{r.sop_instance_uid[:64]} ({r.error_comment})"
