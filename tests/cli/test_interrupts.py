@@ -160,6 +160,32 @@ def test_get_one_ctrl_c_json_says_interrupted(tmp_path: Path) -> None:
     assert summary["requests"][0]["cancelled"] is True
 
 
+@pytest.mark.parametrize("command", ["get", "move"])
+def test_ctrl_c_while_the_association_is_pending_still_prints_the_json(
+    tmp_path: Path, command: str
+) -> None:
+    # A peer that takes the connection and never answers the A-ASSOCIATE-RQ: Ctrl-C came
+    # before our handler was in place, and --json printed nothing (`| jq` read no input).
+    marks = _Marks()
+
+    def behaviour(conn: socket.socket) -> None:
+        conn.recv(65536)  # the A-ASSOCIATE-RQ, never answered
+        marks.ready.set()
+        with contextlib.suppress(OSError):
+            conn.recv(65536)  # until the client goes
+
+    where = ["--out", str(tmp_path)] if command == "get" else ["--dest", "ELSEWHERE"]
+    with scripted_peer(behaviour) as port:
+        proc = _start(command, f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3", *where,
+                      "--timeout", "20", "--json")  # fmt: skip
+        _wait(marks.ready, proc)
+        proc.send_signal(signal.SIGINT)
+        stdout, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    summary = json.loads(stdout)
+    assert summary["error"] == INTERRUPTED and summary["requests"] == []
+
+
 @pytest.mark.parametrize("json_output", [False, True])
 def test_store_ctrl_c_prints_the_summary(tmp_path: Path, json_output: bool) -> None:
     files = tmp_path / "files"

@@ -415,10 +415,16 @@ async def _get(
     *,
     no_progress: bool = False,
 ) -> int:
+    import asyncio
 
     from netdicom.archive.layout import Layout
     from netdicom.archive.writer import Archive
-    from netdicom.render.retrieve_output import RetrieveProgress, bar_enabled, report
+    from netdicom.render.retrieve_output import (
+        RetrieveProgress,
+        bar_enabled,
+        report,
+        summary_json,
+    )
     from netdicom.services.get_scu import get, get_contexts, sop_classes_or_curated
     from netdicom.services.retrieve_common import (
         Kept,
@@ -495,6 +501,13 @@ async def _get(
         except Exception as exc:
             # What was stored stays stored: say so (stdout too with --json) before the error.
             error = exc
+        except asyncio.CancelledError:
+            # Ctrl-C before our own handler was in place (the association being opened):
+            # --json still gets its summary (stdout was empty).
+            if json_output:
+                kept.count_in(received)
+                print(summary_json("get", outcomes, received, error=INTERRUPTED_TEXT))
+            raise
         kept.count_in(received)
         text = INTERRUPTED_TEXT if interrupted else None if error is None else error_text(error)
         problems = report("get", outcomes, received, out_dir=str(out), json_output=json_output,

@@ -214,13 +214,19 @@ async def _move(
     *,
     no_progress: bool = False,
 ) -> int:
+    import asyncio
     import contextlib
     import dataclasses
 
     from netdicom.core.acse import ProposedContext
     from netdicom.core.dimse import status
     from netdicom.core.errors import TimeoutExpired
-    from netdicom.render.retrieve_output import RetrieveProgress, bar_enabled, report
+    from netdicom.render.retrieve_output import (
+        RetrieveProgress,
+        bar_enabled,
+        report,
+        summary_json,
+    )
     from netdicom.services.move_scu import MoveReceiver, move
     from netdicom.services.retrieve_common import (
         Received,
@@ -313,6 +319,13 @@ async def _move(
         except Exception as exc:
             # What arrived stays stored: say so (stdout too with --json) before the error.
             error = exc
+        except asyncio.CancelledError:
+            # Ctrl-C before our own handler was in place: --json still gets its summary.
+            if json_output:
+                arrived = list(receiver.received) if receiver is not None else []
+                print(summary_json("move", outcomes, arrived, checked=listen is not None,
+                                   error=INTERRUPTED_TEXT))  # fmt: skip
+            raise
         received: list[Received] = list(receiver.received) if receiver is not None else []
         text = INTERRUPTED_TEXT if interrupted else None if error is None else error_text(error)
         # Only our own receiver shows what arrived; another AE's we cannot check.
