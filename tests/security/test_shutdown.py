@@ -137,3 +137,27 @@ def test_sighup_stops_as_gracefully_as_sigterm(tmp_path: Path) -> None:
         assert proc.wait(10) == 0
     out = proc.stdout.read().decode() if proc.stdout else ""
     assert "stopping" in out and "stopped" in out
+
+
+def test_sigterm_while_the_index_is_built_stops_and_says_so(tmp_path: Path) -> None:
+    # The default action ended serve with 143 and no line in the log.
+    import subprocess
+
+    from tests.dicomfiles import make_files
+
+    make_files(tmp_path / "archive", 1500, rows=8, columns=8)
+    port = free_port()
+    proc = subprocess.Popen(
+        serve_argv(tmp_path / "archive", port), stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "building it from the files" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest = proc.communicate(timeout=30)[1]
+    text = "".join(seen) + rest
+    assert proc.returncode == 0, text
+    assert "stopped (SIGTERM) while the index was built" in text

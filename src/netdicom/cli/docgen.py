@@ -151,7 +151,9 @@ _SERVE_FILES: Final = (
 _SERVE_SIGNALS: Final = (
     "SIGTERM, SIGHUP or SIGINT stops accepting at once and lets associations in flight finish "
     "for up to --shutdown-grace seconds, then aborts the rest and exits 0; a second signal "
-    "aborts at once. A transfer cut off leaves no file behind."
+    "aborts at once. A transfer cut off leaves no file behind. SIGTERM or SIGHUP while the "
+    "index is built at start-up stops it (exit 0); what was indexed is kept, the rest is "
+    "indexed at the next start."
 )
 
 

@@ -401,6 +401,15 @@ def _remotes(values: list[str]) -> tuple[dict[str, Peer], frozenset[str]]:
     return remotes, frozenset(tls_remotes)
 
 
+class _StoppedWhileIndexing(BaseException):
+    """A stop signal during the start-up index build (a BaseException, as KeyboardInterrupt:
+    no `except Exception` on the way may take it for a failure of its own)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 async def _serve(config: object) -> None:
     import asyncio
     import logging
@@ -412,8 +421,28 @@ async def _serve(config: object) -> None:
     log = logging.getLogger("netdicom.serve")
     from netdicom.render.find_output import IndexProgress
 
-    with IndexProgress() as progress:
-        app = ServeApp(config, index_progress=progress)
+    # SIGTERM or SIGHUP while the index is built (minutes on a large archive): a stop that
+    # says so; the default action ended serve with 143 and no line in the log. What was
+    # indexed is committed batch by batch, so the next start goes on from there.
+    def building_stopped(signum: int, frame: object) -> None:
+        raise _StoppedWhileIndexing(signum)
+
+    previous = {
+        sig: signal.signal(sig, building_stopped) for sig in (signal.SIGTERM, signal.SIGHUP)
+    }
+    try:
+        with IndexProgress() as progress:
+            app = ServeApp(config, index_progress=progress)
+    except _StoppedWhileIndexing as stopped:
+        log.info(
+            "stopped (%s) while the index was built: what was indexed is kept, the rest is "
+            "indexed at the next start",
+            signal.Signals(stopped.signum).name,
+        )
+        return
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     await app.server.start()
     where = host_port(config.host, app.server.port)
     log.info("listening on %s as AE %s, serving %s", where, config.ae_title, config.directory)
