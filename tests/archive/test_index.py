@@ -418,6 +418,15 @@ def test_a_file_cut_short_is_not_indexed_and_is_named(
     assert "b.dcm is damaged" in caplog.text and "truncated" in caplog.text
 
 
+def test_relative_path_as_the_index_keeps_it(tmp_path: Path) -> None:
+    from netdicom.archive.rebuild import relative_path
+
+    assert relative_path(tmp_path, tmp_path / "P1" / "1.2" / "3.dcm") == "P1/1.2/3.dcm"
+    assert relative_path(Path(f"{tmp_path}/"), tmp_path / "a.dcm") == "a.dcm"
+    # Not below it as written: what relpath says (a cut string would be wrong here).
+    assert relative_path(tmp_path / "arch", tmp_path / "archive2" / "a.dcm") == "../archive2/a.dcm"
+
+
 def test_a_full_disk_delays_indexing_and_breaks_nothing(tmp_path: Path) -> None:
     # Walk-through 4: one failed COMMIT (SQLITE_FULL) left the index in a state where every
     # later flush failed ("no transaction is active") and every C-FIND with it, until a

@@ -340,11 +340,21 @@ def open_index(directory: Path, progress: Progress | None = None) -> tuple[Index
     return index, report
 
 
+def relative_path(directory: Path, path: Path) -> str:
+    """`path` relative to `directory`, as the index keeps it (POSIX separators). A string cut
+    when `path` is below `directory` as written (always, for the files serve places): relpath
+    costs ~7 µs, and serve asked twice per stored instance."""
+    text, prefix = str(path), str(directory).rstrip(os.sep) + os.sep
+    if text.startswith(prefix) and os.sep == "/":
+        return text[len(prefix) :]
+    return Path(os.path.relpath(path, directory)).as_posix()
+
+
 def index_file(index: Index, path: Path, *, keep_existing: bool = False) -> None:
     """Index the file at `path` (inside the index's directory) now that it is in place.
     `keep_existing`: leave an already indexed SOP instance where it is (a second file of it
     kept by the "rename" duplicate policy)."""
-    relative = Path(os.path.relpath(path, index.directory)).as_posix()
+    relative = relative_path(index.directory, path)
     summary = read_summary(index.directory, relative)
     uid = summary.values.get(0x00080018, "")
     if not uid:
@@ -360,7 +370,7 @@ def captured_summary(
     """The summary of a stored file from the raw top-level values the Storage SCP's scanner
     captured while receiving it (it must capture CAPTURE_TAGS): no second read of the file."""
     stat = path.stat()
-    relative = Path(os.path.relpath(path, directory)).as_posix()
+    relative = relative_path(directory, path)
     summary = summary_from_values(
         values,
         path=relative,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -374,7 +373,7 @@ class ServeApp:
         # After the file is durable, before success is answered. The instance is queued
         # (Index.add_later): SQLite runs in flush_index, within _FLUSH_DELAY and off the event
         # loop, and before any read of the index, so no query or retrieve ever misses it.
-        from netdicom.archive.rebuild import captured_summary, index_file
+        from netdicom.archive.rebuild import captured_summary, index_file, relative_path
         from netdicom.archive.writer import Outcome
 
         keep_existing = stored.outcome is Outcome.RENAMED
@@ -388,7 +387,7 @@ class ServeApp:
             lambda: captured_summary(directory, path, values, syntax),
             keep_existing=keep_existing,
             sop_instance_uid=stored.sop_instance_uid,
-            path=Path(os.path.relpath(path, directory)).as_posix(),  # as the summary has it
+            path=relative_path(directory, path),  # as the summary has it
         )
 
     def _schedule_flush(self, stored: StoredInstance) -> None:
