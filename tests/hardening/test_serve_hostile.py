@@ -646,3 +646,26 @@ def test_slow_but_steady_sender_is_not_aborted(dimse_serve: int) -> None:
         response = decode_command(bytes(pdu.pdvs[0].data))
         assert isinstance(response, CStoreRSP) and response.status == 0, response
         assert isinstance(peer.release(PROMPT), ReleaseRP)
+
+
+def test_an_association_aborted_and_lingering_holds_no_slot_nor_the_shutdown(
+    tmp_path: Path,
+) -> None:
+    # Waiting in Sta13 for the peer to close (after serve's A-ABORT), an association kept its
+    # --max-associations slot for the whole ARTIM, and SIGTERM waited --shutdown-grace for it.
+    import signal
+
+    port = free_port()
+    argv = serve_argv(tmp_path / "archive", port, "--max-associations", "1",
+                      "--acse-timeout", "30", "--shutdown-grace", "20")  # fmt: skip
+    find = (ProposedContext(uids.STUDY_ROOT_FIND, (uids.IMPLICIT_VR_LE,)),)
+    with running(argv, port) as proc, RawPeer(port) as peer:
+        assert isinstance(peer.associate(echo_rq(contexts=find), timeout=PROMPT), AssociateAC)
+        peer.send(pdata(1, encode_command(CFindRQ(1, uids.STUDY_ROOT_FIND))))
+        peer.send(echo_command(2))  # a command where the identifier belongs: aborted
+        assert abort_of(peer.read_pdu(PROMPT)) == (2, 6)
+        assert echo_works(port) < PROMPT  # the slot is free, though the peer has not closed
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+        assert time.monotonic() - started < 5  # not the 20 s grace

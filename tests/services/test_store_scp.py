@@ -380,6 +380,31 @@ def test_duplicates_are_found_by_uid_when_the_layout_moves_them(
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == folders
 
 
+def test_keep_replaces_a_damaged_copy_found_by_uid_at_another_path(tmp_path: Path) -> None:
+    # The new copy (another PatientID, so another path) was dropped and the damaged first
+    # copy kept, with success: the sender's good data was lost.
+    first = make_dataset(patient_id="WRONG01")
+    second = make_dataset(patient_id="RIGHT01", study_uid=first.StudyInstanceUID,
+                          series_uid=first.SeriesInstanceUID,
+                          sop_instance_uid=first.SOPInstanceUID)  # fmt: skip
+    outcomes: list[Outcome] = []
+
+    async def main() -> None:
+        async with serving(tmp_path, on_duplicate=DuplicatePolicy.KEEP) as app:
+            app.storage.on_stored.append(lambda stored: outcomes.append(stored.outcome))
+            assoc = await connect(app)
+            assert (await c_store(assoc, encode(first), first.SOPInstanceUID)).status == 0
+            (stored,) = archive_files(tmp_path)
+            stored.write_bytes(stored.read_bytes()[: stored.stat().st_size // 2])
+            assert (await c_store(assoc, encode(second), second.SOPInstanceUID)).status == 0
+            await assoc.release()
+
+    run(main)
+    assert outcomes == [Outcome.STORED, Outcome.REPLACED_DAMAGED]
+    (kept,) = archive_files(tmp_path)
+    assert kept.relative_to(tmp_path).parts[0] == "RIGHT01"
+
+
 def test_failing_hook_answers_processing_failure(tmp_path: Path) -> None:
     ds = make_dataset()
 

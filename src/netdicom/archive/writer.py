@@ -511,7 +511,7 @@ class Archive:
         if self._link(pending, fd, final):
             return Placed(final, Outcome.STORED)
         if policy is DuplicatePolicy.KEEP:
-            if _whole(final):
+            if whole_file(final):
                 return Placed(final, Outcome.KEPT_EXISTING)
             # What is there is cut short or not DICOM (damaged by hand, a disk error): keeping
             # it threw away the one good copy offered and answered success; the sender never
@@ -601,7 +601,7 @@ class Archive:
 _NO_HARD_LINKS: Final = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV)
 
 
-def _whole(path: Path) -> bool:
+def whole_file(path: Path) -> bool:
     """Whether `path` reads as a whole DICOM file (its header, and element headers to the
     end: what a retrieve of it checks before sending)."""
     from netdicom.core.datasets import NotSendable, probe_file

@@ -458,7 +458,7 @@ async def _serve(config: object) -> None:
     serving = asyncio.create_task(app.server.serve_forever())
     await stop.wait()
     stop.clear()
-    running = len(app.server.tasks)
+    running = len(app.server.tasks) - sum(1 for a in app.server.associations if a.lingering)
     grace = config.shutdown_grace
     log.info(
         "stopping: no new associations; %s up to %g s to finish (signal again to abort %s now)",

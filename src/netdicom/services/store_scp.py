@@ -50,6 +50,7 @@ from netdicom.archive.writer import (
     Outcome,
     PendingFile,
     Placed,
+    whole_file,
 )
 from netdicom.core import uids
 from netdicom.core.acse import AcceptedContext
@@ -536,6 +537,12 @@ class StorageSCP:
             return placed
         policy = self.archive.on_duplicate
         if policy is DuplicatePolicy.KEEP:
+            if not whole_file(old):
+                # As at one path: the damaged first copy goes, the good new one stays (it
+                # was the one thrown away, and success answered).
+                log.warning("%s was damaged: replaced by the copy just received", old)
+                self.archive.remove(old)
+                return Placed(placed.path, Outcome.REPLACED_DAMAGED)
             self.archive.remove(placed.path)
             return Placed(old, Outcome.KEPT_EXISTING)
         if policy is DuplicatePolicy.OVERWRITE:

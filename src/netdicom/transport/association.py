@@ -1166,6 +1166,12 @@ class Association:
             self._finish(AssociationAborted(f"protocol error from {self.peer}: {exc}", source=2))
             self.abort(source=2, reason=exc.abort_reason)
 
+    @property
+    def lingering(self) -> bool:
+        """Aborted by us and waiting for the peer to close (Sta13, ARTIM at most): no longer
+        in service, so it holds no --max-associations slot and no shutdown grace."""
+        return self._deaf and not self._closed.is_set() and not self.requestor
+
     # --- user primitives ------------------------------------------------------------------
 
     def answer_release(self) -> None:

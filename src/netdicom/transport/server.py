@@ -63,7 +63,7 @@ class Server:
 
     @property
     def active_associations(self) -> int:
-        return sum(1 for a in self.associations if a.negotiated is not None)
+        return sum(1 for a in self.associations if a.negotiated is not None and not a.lingering)
 
     async def start(self) -> None:
         """Listen; raises ListenFailed saying why not."""
@@ -93,6 +93,9 @@ class Server:
         """Stop accepting; give running associations `grace` seconds, then abort them."""
         if self._server is not None:
             self._server.close()
+        for assoc in list(self.associations):
+            if assoc.lingering:
+                assoc.abort()  # aborted already, only waiting for the peer to close: close now
         if self.tasks and grace > 0:
             await asyncio.wait(set(self.tasks), timeout=grace)
         for assoc in list(self.associations):
