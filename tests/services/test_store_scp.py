@@ -380,6 +380,33 @@ def test_duplicates_are_found_by_uid_when_the_layout_moves_them(
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == folders
 
 
+@pytest.mark.parametrize("same_path", [True, False])
+def test_rename_indexes_the_good_copy_when_the_first_is_damaged(
+    tmp_path: Path, same_path: bool
+) -> None:
+    # Both copies kept, but the damaged first one stayed the indexed one: every C-GET failed.
+    first = make_dataset(patient_id="WRONG01")
+    second = make_dataset(patient_id="WRONG01" if same_path else "RIGHT01",
+                          study_uid=first.StudyInstanceUID, series_uid=first.SeriesInstanceUID,
+                          sop_instance_uid=first.SOPInstanceUID)  # fmt: skip
+
+    async def main() -> None:
+        async with serving(tmp_path, on_duplicate=DuplicatePolicy.RENAME) as app:
+            assoc = await connect(app)
+            assert (await c_store(assoc, encode(first), first.SOPInstanceUID)).status == 0
+            (stored,) = archive_files(tmp_path)
+            stored.write_bytes(stored.read_bytes()[: stored.stat().st_size // 2])
+            assert (await c_store(assoc, encode(second), second.SOPInstanceUID)).status == 0
+            await assoc.release()
+            app.flush_index()
+            indexed = app.index.sop_instance_paths([first.SOPInstanceUID])[first.SOPInstanceUID]
+            assert tmp_path / indexed != stored  # the good copy is the indexed one
+            assert (tmp_path / indexed).stat().st_size > stored.stat().st_size
+
+    run(main)
+    assert len(archive_files(tmp_path)) == 2  # both kept, as rename does
+
+
 def test_keep_replaces_a_damaged_copy_found_by_uid_at_another_path(tmp_path: Path) -> None:
     # The new copy (another PatientID, so another path) was dropped and the damaged first
     # copy kept, with success: the sender's good data was lost.

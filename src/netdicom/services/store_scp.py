@@ -526,8 +526,8 @@ class StorageSCP:
         duplicate policy applies as it does at one path: keep drops the new file, overwrite
         removes the old one, rename keeps both (the first stays the one indexed). Without
         this, keep and overwrite both left two files of one instance, and the index half of
-        each (walkthrough 5)."""
-        if self.stored_at is None or placed.outcome is not Outcome.STORED:
+        each (walkthrough 5). A damaged first copy never wins over the good new one."""
+        if self.stored_at is None or placed.outcome not in (Outcome.STORED, Outcome.RENAMED):
             return placed
         prior = self.stored_at(instance_uid)
         if prior is None:
@@ -536,6 +536,13 @@ class StorageSCP:
         if old == placed.path:
             return placed
         policy = self.archive.on_duplicate
+        if policy is DuplicatePolicy.RENAME:
+            if whole_file(old):
+                return Placed(placed.path, Outcome.RENAMED)  # the first stays the indexed one
+            # Both kept, as rename does; the good new copy is the one queries and retrievals
+            # use (the damaged first one stayed indexed, and every C-GET of it failed).
+            log.warning("%s is damaged: the copy just received, %s, is indexed", old, placed.path)
+            return Placed(placed.path, Outcome.STORED)
         if policy is DuplicatePolicy.KEEP:
             if not whole_file(old):
                 # As at one path: the damaged first copy goes, the good new one stays (it
@@ -545,10 +552,8 @@ class StorageSCP:
                 return Placed(placed.path, Outcome.REPLACED_DAMAGED)
             self.archive.remove(placed.path)
             return Placed(old, Outcome.KEPT_EXISTING)
-        if policy is DuplicatePolicy.OVERWRITE:
-            self.archive.remove(old)
-            return Placed(placed.path, Outcome.OVERWROTE)
-        return Placed(placed.path, Outcome.RENAMED)
+        self.archive.remove(old)  # overwrite
+        return Placed(placed.path, Outcome.OVERWROTE)
 
     def _check(self, scanner: DatasetScanner, rq: CStoreRQ) -> None:
         """The data set must be the instance the command names (PS3.4 B.2.2)."""
