@@ -134,6 +134,23 @@ def test_out_never_follows_a_link_nor_rewrites_earlier_results(server: int, tmp_
     assert (out / "rsp00002.dcm").stat().st_mode & 0o777 == 0o666 & ~mask
 
 
+def test_out_of_runs_at_once_into_one_folder_keeps_every_response(
+    server: int, tmp_path: Path
+) -> None:
+    # Renamed into place under a number read at the start, responses of runs at once
+    # replaced each other: 3 of 8 files left, all exiting 0.
+    import subprocess
+
+    from tests.peers import NETDICOM
+
+    out = tmp_path / "responses"
+    argv = [*NETDICOM, "find", f"127.0.0.1:{server}", "PatientName=doe*", "--out", str(out), "-q"]
+    runs = [subprocess.Popen(argv) for _ in range(4)]
+    assert [run.wait(timeout=60) for run in runs] == [0, 0, 0, 0]
+    assert len(list(out.glob("rsp*.dcm"))) == 8  # 2 matches each
+    assert not list(out.glob(".rsp-*"))  # no temporary file left
+
+
 def test_default_peer_from_config(server: int, tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text(f'default = "arch"\n[peers.arch]\nhost = "127.0.0.1"\nport = {server}\n'

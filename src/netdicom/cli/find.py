@@ -205,18 +205,17 @@ async def _find(
     # store, echo, get and move (find alone printed nothing, and `| jq` failed).
     writer = make_writer(mode, columns) if not quiet or mode == "json" else None
     count = 0
-    first = 1 if out is None or not out.is_dir() else first_response_number(out)
+    next_number = 1 if out is None or not out.is_dir() else first_response_number(out)
     unsupported = False
 
     def on_match(ds: Any, code: int) -> None:
-        nonlocal count, unsupported
+        nonlocal count, unsupported, next_number
         count += 1
         unsupported = unsupported or code == status.PENDING_WARNING
         if writer is not None:
             writer.add(ds)
         if out is not None:
-            name = f"rsp{first + count - 1:05d}.dcm"
-            write_response(ds, out / name, model.find_sop_class)
+            next_number = write_response(ds, out, next_number, model.find_sop_class) + 1
 
     # Ctrl-C sends C-CANCEL (the peer ends the query with FE00, as for --max-results); a
     # second one aborts, as in get and move.

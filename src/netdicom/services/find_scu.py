@@ -378,11 +378,13 @@ def first_response_number(out: Path) -> int:
 _RSP = re.compile(r"rsp(\d+)\.dcm")
 
 
-def write_response(ds: Any, path: Path, sop_class: str) -> None:
-    """Write one response identifier as a DICOM file (explicit VR little endian): into a new
-    temporary file, then renamed to `path`. Written in place, a symbolic link planted at that
-    name was followed and the file it led to, outside the folder, overwritten (and a run
-    killed mid-write left half a file)."""
+def write_response(ds: Any, out: Path, number: int, sop_class: str) -> int:
+    """Write one response identifier as a DICOM file (explicit VR little endian) named
+    rspNNNNN.dcm in `out`, NNNNN the first free number from `number` on; returns it. Written
+    into a new temporary file, then given the name with link(), which never replaces: written
+    in place, a symbolic link planted at that name was followed and the file it led to,
+    outside the folder, overwritten; renamed over it, another run writing into the same
+    folder at once lost its responses (and a run killed mid-write left half a file)."""
     import tempfile
 
     from pydicom.dataset import FileMetaDataset
@@ -396,8 +398,8 @@ def write_response(ds: Any, path: Path, sop_class: str) -> None:
     # Ours with our class UID (pydicom's own name went with it: a pair of two programs).
     meta.ImplementationVersionName = uids.IMPLEMENTATION_VERSION_NAME
     ds.file_meta = meta
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".rsp-", suffix=".part")
+    out.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=out, prefix=".rsp-", suffix=".part")
     try:
         # mkstemp makes it 0600: the mode any other file of ours gets instead (the umask's).
         mask = os.umask(0)
@@ -405,8 +407,12 @@ def write_response(ds: Any, path: Path, sop_class: str) -> None:
         os.fchmod(fd, 0o666 & ~mask)
         with os.fdopen(fd, "wb") as f:
             ds.save_as(f, enforce_file_format=True, implicit_vr=False, little_endian=True)
-        os.replace(temporary, path)  # replaces a link itself, never what it points to
-    except BaseException:
+        while True:
+            try:
+                os.link(temporary, out / f"rsp{number:05d}.dcm")
+                return number
+            except FileExistsError:
+                number += 1  # taken (a run beside this one, or an earlier file): the next
+    finally:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
-        raise
