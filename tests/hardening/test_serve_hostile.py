@@ -669,3 +669,35 @@ def test_an_association_aborted_and_lingering_holds_no_slot_nor_the_shutdown(
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
         assert time.monotonic() - started < 5  # not the 20 s grace
+
+
+def test_lingering_associations_are_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Holding no slot, associations waiting after serve's A-ABORT had no bound at all: one
+    # client held 3,000 open (3,015 descriptors, 305 MB). Beyond the bound they close at once.
+    import asyncio
+
+    from netdicom.transport import server as server_module
+    from tests.services.test_store_scp import serving
+
+    monkeypatch.setattr(server_module, "_MAX_LINGERING", 2)
+
+    async def main() -> None:
+        async with serving(tmp_path) as app:
+            peers = []
+            for _ in range(5):
+                peer = await asyncio.to_thread(RawPeer, app.server.port)
+                assert isinstance(await asyncio.to_thread(peer.associate), AssociateAC)
+                await asyncio.to_thread(peer.send, b"\x09\x00\x00\x00\x00\x00")  # no such PDU
+                assert abort_of(await asyncio.to_thread(peer.read_pdu, 5))[0] == 2
+                peers.append(peer)
+            lingering = sum(1 for a in app.server.associations if a.lingering)
+            assert lingering >= 3  # nothing trims them until a new connection comes
+            newcomer = await asyncio.to_thread(RawPeer, app.server.port)
+            await asyncio.sleep(0.3)
+            assert sum(1 for a in app.server.associations if a.lingering) <= 2
+            for peer in [*peers, newcomer]:
+                peer.close()
+
+    asyncio.run(asyncio.wait_for(main(), 60))

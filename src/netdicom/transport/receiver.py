@@ -41,7 +41,7 @@ _MAX_ARENA: Final = 1 << 20
 # new arena is taken first.
 _MIN_ROOM: Final = 4096
 # Where dropped bytes are read into.
-_SINK: Final = 65_536
+_DROPPED: Final = memoryview(bytearray(65_536))
 # Retired arenas kept for reuse (each at most _MAX_ARENA).
 _SPARE_ARENAS: Final = 4
 
@@ -63,7 +63,6 @@ class PduReceiver:
         "_error",
         "_offered",
         "_ready",
-        "_sink",
         "_spare",
         "_start",
         "_streaming",
@@ -84,7 +83,6 @@ class PduReceiver:
         self._end = 0  # end of the received bytes in the arena
         self._ready: deque[_Ready] = deque()
         self._error: RemoteProtocolError | None = None  # a framing error: the stream is lost
-        self._sink: memoryview | None = None
 
     # --- the transport's side -----------------------------------------------------------------
 
@@ -92,11 +90,11 @@ class PduReceiver:
         """Where the transport should read the next bytes into (never empty)."""
         if self._error is not None:
             # A sink of its own (views of the arena may still be queued): what comes after a
-            # bad header, or after our A-ABORT, is dropped. One sink, reused: an acceptor reads
-            # and drops what a peer sends until it closes (Sta13), at most ARTIM long.
-            if self._sink is None:
-                self._sink = memoryview(bytearray(_SINK))
-            return self._sink
+            # bad header, or after our A-ABORT, is dropped. One sink for every receiver (the
+            # event loop's thread alone reads into them, and nobody reads them): an acceptor
+            # drops what a peer sends until it closes (Sta13), and 3,000 such connections
+            # held 64 KiB each.
+            return _DROPPED
         arena = self._arena
         if len(arena) - self._end < max(_MIN_ROOM, len(arena) >> 3):
             self._renew()

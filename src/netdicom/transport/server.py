@@ -23,6 +23,8 @@ log = logging.getLogger("netdicom.server")
 # Connections at once that have not associated yet (see Server._admit): with MAX_OTHER_PDU,
 # what requests in progress hold stays in the order of 100 MiB.
 _MAX_PENDING = 256
+# Associations aborted by us and waiting for their peer to close (see Server._trim_lingering).
+_MAX_LINGERING = 64
 
 DecideResult = tuple[AssociateAC, Negotiated] | AssociateRJ
 Decide = Callable[[AssociateRQ, "Server"], DecideResult]
@@ -108,7 +110,17 @@ class Server:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 5)
 
+    def _trim_lingering(self) -> None:
+        """At most _MAX_LINGERING associations wait after our A-ABORT for their peer to close
+        (Sta13): they hold no --max-associations slot, so without a bound a client that
+        makes serve abort it over and over held 3,000 sockets open (and their memory) at
+        ARTIM each. Beyond the bound, lingering ones are closed at once, as before Sta13."""
+        lingering = [assoc for assoc in self.associations if assoc.lingering]
+        for assoc in lingering[: max(0, len(lingering) - _MAX_LINGERING)]:
+            assoc.abort()  # a second abort closes at once
+
     def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._trim_lingering()
         if self.config.ssl_context is not None:
             # Called from connection_made, before the first read: nothing can reach the plain
             # stream before _start_tls hands the socket to the TLS layer.
