@@ -65,7 +65,12 @@ MaxPduOption = Annotated[
 VerboseOption = Annotated[
     bool, typer.Option("-v", "--verbose", help="Show the negotiation (proposed vs accepted).")
 ]
-QuietOption = Annotated[bool, typer.Option("-q", "--quiet", help="Print nothing; exit code only.")]
+QuietOption = Annotated[
+    bool,
+    typer.Option(
+        "-q", "--quiet", help="Print nothing but what --json asks for; the exit code says."
+    ),
+]
 # serve has no result to print: -q keeps its log to warnings and errors.
 ServeQuietOption = Annotated[
     bool, typer.Option("-q", "--quiet", help="Log warnings and errors only.")
