@@ -296,7 +296,7 @@ class Index:
         # Instances queued with add_later(), added at the next flush() or read (see there).
         self._queued: deque[tuple[Callable[[], InstanceSummary], bool]] = deque()
         # SOP Instance UID -> path of those queued or added and not yet committed, and the
-        # read-only connections of the threads that ask stored_path() (see there).
+        # connections of the threads that ask stored_path() (see there).
         self._fresh: dict[str, str] = {}
         self._fresh_lock = threading.Lock()
         self._lookup = threading.local()
@@ -445,9 +445,9 @@ class Index:
         """Where an SOP instance is stored (relative path), None when it is not indexed:
         serve asks it for each instance it stores (duplicates are found by UID), so it is
         cheap: no lock on the writer, no flush of the queue. Instances queued or added and
-        not yet committed are answered from memory; the rest by a read-only connection of
-        the asking thread (WAL: it reads beside the writer). None when the index cannot be
-        read: the instance is then stored as new."""
+        not yet committed are answered from memory; the rest by a connection of the asking
+        thread (WAL: it reads beside the writer), or the writer's when that one fails. None
+        when the index cannot be read at all: the instance is then stored as new."""
         with self._fresh_lock:
             path = self._fresh.get(sop_instance_uid)
         if path is not None:

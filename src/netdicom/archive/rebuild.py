@@ -21,6 +21,7 @@ from typing import Any, Final
 from netdicom.archive.charset import TEXT_VRS, decode_text, fallback_charset, parse_charset
 from netdicom.archive.index import Index, InstanceSummary
 from netdicom.archive.matching import COLUMN_BY_TAG, SPECIFIC_CHARACTER_SET, Items, Record, Values
+from netdicom.core.datasets import file_damage
 from netdicom.core.records import frozen
 
 log = logging.getLogger("netdicom.index")
@@ -271,7 +272,7 @@ def _read_summaries(
             else:
                 log.debug("not indexed: %s (%s)", relative, exc)
             continue
-        damage = _damage(directory / relative)
+        damage = file_damage(directory / relative)
         if damage is not None:
             # It reads as an instance, but a retrieve of it would fail: offered by C-FIND, it
             # could never be delivered (a file cut short while serve was down was indexed
@@ -282,20 +283,6 @@ def _read_summaries(
             continue
         summaries.append(summary)
     return summaries, unreadable
-
-
-def _damage(path: Path) -> str | None:
-    """Why the file at `path` could not be sent as it is (what C-GET and C-MOVE check before
-    sending: its element headers walked to the end), or None."""
-    from netdicom.core.datasets import NotSendable, probe_file
-
-    try:
-        probe_file(path)
-    except NotSendable as exc:
-        return str(exc)
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    return None
 
 
 _NAMED_DUPLICATES = 20  # per batch; beyond, only counted
@@ -311,6 +298,7 @@ def _without_duplicates(
     indexed = index.sop_instance_paths([u for u in uids if u])
     kept: list[InstanceSummary] = []
     seen: set[str] = set()
+    named = 0
     for summary, uid in zip(items, uids, strict=True):
         current = indexed.get(uid)
         if (
@@ -318,7 +306,8 @@ def _without_duplicates(
             or uid in seen
             or (current is not None and current != summary.path and current in on_disk)
         ):
-            if uid and len(items) - len(kept) - 1 < _NAMED_DUPLICATES:
+            if uid and named < _NAMED_DUPLICATES:
+                named += 1
                 # Said by name (it was only counted): a copy kept by --on-duplicate rename is
                 # expected, a file dropped in by hand that reuses a UID is worth a look.
                 where = current if current is not None else "another file of this run"

@@ -37,6 +37,7 @@ from netdicom.archive.direct_io import (
 )
 from netdicom.archive.layout import UnsafePath, inside
 from netdicom.archive.syncfs import little_dirty, syncfs_function
+from netdicom.core.datasets import file_damage
 from netdicom.core.records import frozen
 
 log = logging.getLogger("netdicom.archive")
@@ -511,7 +512,7 @@ class Archive:
         if self._link(pending, fd, final):
             return Placed(final, Outcome.STORED)
         if policy is DuplicatePolicy.KEEP:
-            if whole_file(final):
+            if file_damage(final) is None:
                 return Placed(final, Outcome.KEPT_EXISTING)
             # What is there is cut short or not DICOM (damaged by hand, a disk error): keeping
             # it threw away the one good copy offered and answered success; the sender never
@@ -599,18 +600,6 @@ class Archive:
 
 
 _NO_HARD_LINKS: Final = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV)
-
-
-def whole_file(path: Path) -> bool:
-    """Whether `path` reads as a whole DICOM file (its header, and element headers to the
-    end: what a retrieve of it checks before sending)."""
-    from netdicom.core.datasets import NotSendable, probe_file
-
-    try:
-        probe_file(path)
-    except (NotSendable, OSError):
-        return False
-    return True
 
 
 # O_TMPFILE (Linux >= 3.11) needs write access; the flag includes O_DIRECTORY.

@@ -178,13 +178,20 @@ def nothing_to_retrieve(
 ) -> int:
     """The query matched nothing: exit 0, saying so (with --json, the usual summary, empty;
     `checked` False: a move to another AE, whose "stored" is null)."""
-    from netdicom.render.retrieve_output import summary_json
-
     if json_output:
-        print(summary_json(service, [], [], checked=checked))
+        _empty_summary(service, checked)
     elif not quiet:
         stderr("nothing to retrieve")
     return 0
+
+
+def _empty_summary(
+    service: Literal["get", "move"], checked: bool, error: str | None = None
+) -> None:
+    """The --json summary of a command that retrieved nothing (`error`: why it ended)."""
+    from netdicom.render.retrieve_output import summary_json
+
+    print(summary_json(service, [], [], checked=checked, error=error))
 
 
 async def send_requests(
@@ -276,11 +283,8 @@ async def plan_or_report(
         return await plan(*args)
     except (Exception, KeyboardInterrupt, asyncio.CancelledError) as exc:
         if json_output:
-            from netdicom.render.retrieve_output import summary_json
-
             interrupted = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
-            text = INTERRUPTED_TEXT if interrupted else error_text(exc)
-            print(summary_json(service, [], [], checked=checked, error=text))
+            _empty_summary(service, checked, INTERRUPTED_TEXT if interrupted else error_text(exc))
         raise
 
 
@@ -419,12 +423,7 @@ async def _get(
 
     from netdicom.archive.layout import Layout
     from netdicom.archive.writer import Archive
-    from netdicom.render.retrieve_output import (
-        RetrieveProgress,
-        bar_enabled,
-        report,
-        summary_json,
-    )
+    from netdicom.render.retrieve_output import RetrieveProgress, bar_enabled, report
     from netdicom.services.get_scu import get, get_contexts, sop_classes_or_curated
     from netdicom.services.retrieve_common import (
         Kept,
@@ -468,6 +467,7 @@ async def _get(
             progress.received(item)
 
         error: Exception | None = None
+        cancelled: asyncio.CancelledError | None = None
         scp_role = True  # granted for some storage SOP class
         try:
             assoc = await open_association(target, options, proposal.contexts, roles=proposal.roles)
@@ -501,13 +501,10 @@ async def _get(
         except Exception as exc:
             # What was stored stays stored: say so (stdout too with --json) before the error.
             error = exc
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             # Ctrl-C before our own handler was in place (the association being opened):
-            # --json still gets its summary (stdout was empty).
-            if json_output:
-                kept.count_in(received)
-                print(summary_json("get", outcomes, received, error=INTERRUPTED_TEXT))
-            raise
+            # reported as any interruption (--json printed nothing), then on its way.
+            cancelled, interrupted = exc, True
         kept.count_in(received)
         text = INTERRUPTED_TEXT if interrupted else None if error is None else error_text(error)
         problems = report("get", outcomes, received, out_dir=str(out), json_output=json_output,
@@ -535,6 +532,8 @@ async def _get(
             unexplained = sum(o.final.failed or 0 for o in outcomes) > refused_here
             if failed and unexplained and proposal.left_out and scp_role:
                 stderr(_left_out_hint(proposal.left_out))
+        if cancelled is not None:
+            raise cancelled
         if error is not None:
             raise error
     return exit_code(outcomes, received, interrupted, "get", problems)

@@ -221,12 +221,7 @@ async def _move(
     from netdicom.core.acse import ProposedContext
     from netdicom.core.dimse import status
     from netdicom.core.errors import TimeoutExpired
-    from netdicom.render.retrieve_output import (
-        RetrieveProgress,
-        bar_enabled,
-        report,
-        summary_json,
-    )
+    from netdicom.render.retrieve_output import RetrieveProgress, bar_enabled, report
     from netdicom.services.move_scu import MoveReceiver, move
     from netdicom.services.retrieve_common import (
         Received,
@@ -264,6 +259,7 @@ async def _move(
     requested: list[int] = []  # Message IDs of the C-MOVE-RQs sent
     interrupted = False
     error: Exception | None = None
+    cancelled: asyncio.CancelledError | None = None
     with tidy_incoming(out) if listen is not None else contextlib.nullcontext():
         try:
             if listen is not None:
@@ -319,13 +315,9 @@ async def _move(
         except Exception as exc:
             # What arrived stays stored: say so (stdout too with --json) before the error.
             error = exc
-        except asyncio.CancelledError:
-            # Ctrl-C before our own handler was in place: --json still gets its summary.
-            if json_output:
-                arrived = list(receiver.received) if receiver is not None else []
-                print(summary_json("move", outcomes, arrived, checked=listen is not None,
-                                   error=INTERRUPTED_TEXT))  # fmt: skip
-            raise
+        except asyncio.CancelledError as exc:
+            # Ctrl-C before our own handler was in place: reported as any interruption.
+            cancelled, interrupted = exc, True
         received: list[Received] = list(receiver.received) if receiver is not None else []
         text = INTERRUPTED_TEXT if interrupted else None if error is None else error_text(error)
         # Only our own receiver shows what arrived; another AE's we cannot check.
@@ -382,6 +374,8 @@ async def _move(
                     f"netdicom: warning: {number} {noun} arrived for another move request "
                     "(Move Originator Message ID); stored anyway"
                 )
+        if cancelled is not None:
+            raise cancelled
         if error is not None:
             raise error
     return exit_code(outcomes, received, interrupted, "move", problems)

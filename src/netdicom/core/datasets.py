@@ -262,6 +262,19 @@ def probe_file(path: Path) -> DicomFile:
         return _probe_open(fp, path, status.st_size, _stamp(status))
 
 
+def file_damage(path: Path) -> str | None:
+    """Why the file at `path` cannot be sent as it is (not DICOM, cut short, its meta and data
+    set at odds: what probe_file finds), or None for a whole file. The archive asks it of a
+    copy it might keep or index, as a retrieve would before sending."""
+    try:
+        probe_file(path)
+    except NotSendable as exc:
+        return str(exc)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
 def _stamp(status: os.stat_result) -> tuple[int, int, int, int, int]:
     return (
         status.st_size,

@@ -162,6 +162,7 @@ class RetrieveSCP:
         transport_for: Callable[[str], TransportConfig | None] | None = None,
     ) -> None:
         self.index = index
+        self._root = Path(os.path.realpath(index.directory))  # files must stay below it
         self.ae_title = ae_title
         self.remotes = {ae.strip(): peer for ae, peer in (remotes or {}).items()}
         self.transport = transport or TransportConfig()
@@ -321,10 +322,9 @@ class RetrieveSCP:
         hand (a wrong restore, a script) went out as the instance asked for, another patient's
         image under this one's request, with success all round (walkthrough 5). A symbolic
         link put in its place that leads outside the archive is not followed either."""
-        root = Path(os.path.realpath(self.index.directory))
-        path = root / instance.path
+        path = self._root / instance.path
         # The reason first: the Error Comment a peer sees holds 64 characters.
-        if not inside(root, path):
+        if not inside(self._root, path):
             return f"its file leads outside the archive (a symbolic link?): {instance.path}"
         try:
             info = probe_file(path)

@@ -50,10 +50,10 @@ from netdicom.archive.writer import (
     Outcome,
     PendingFile,
     Placed,
-    whole_file,
 )
 from netdicom.core import uids
 from netdicom.core.acse import AcceptedContext
+from netdicom.core.datasets import file_damage
 from netdicom.core.dimse import CStoreRQ, CStoreRSP, DatasetFragment, DimseMessage, status
 from netdicom.core.errors import TimeoutExpired
 from netdicom.core.pdu.types import ContextResult
@@ -537,14 +537,14 @@ class StorageSCP:
             return placed
         policy = self.archive.on_duplicate
         if policy is DuplicatePolicy.RENAME:
-            if whole_file(old):
+            if file_damage(old) is None:
                 return Placed(placed.path, Outcome.RENAMED)  # the first stays the indexed one
             # Both kept, as rename does; the good new copy is the one queries and retrievals
             # use (the damaged first one stayed indexed, and every C-GET of it failed).
             log.warning("%s is damaged: the copy just received, %s, is indexed", old, placed.path)
             return Placed(placed.path, Outcome.STORED)
         if policy is DuplicatePolicy.KEEP:
-            if not whole_file(old):
+            if file_damage(old) is not None:
                 # As at one path: the damaged first copy goes, the good new one stays (it
                 # was the one thrown away, and success answered).
                 log.warning("%s was damaged: replaced by the copy just received", old)
