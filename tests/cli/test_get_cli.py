@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -310,11 +311,16 @@ def _incoming_left(out: Path) -> bool:
     return (out / ".incoming").exists()
 
 
+def _get_from(peer: Any, out: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """netdicom get StudyInstanceUID=1.2.3 into `out` from a scripted peer doing `peer`."""
+    with scripted_peer(peer) as port:
+        return run_cli("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
+                       "--out", str(out), "--timeout", "5", *options)  # fmt: skip
+
+
 def test_get_counts_that_lie_exit_1(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    with scripted_peer(_get_lying) as port:
-        result = run_cli("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
-                         "--out", str(out), "--timeout", "5")  # fmt: skip
+    result = _get_from(_get_lying, out)
     assert result.returncode == 1, result.stderr
     assert "the peer reports 100 completed sub-operations, but 0 instances were stored here" in (
         result.stderr
@@ -324,9 +330,7 @@ def test_get_counts_that_lie_exit_1(tmp_path: Path) -> None:
 
 def test_get_success_with_failed_sub_operations_exit_1(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    with scripted_peer(_get_success_with_failures) as port:
-        result = run_cli("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
-                         "--out", str(out), "--timeout", "5", "--json")  # fmt: skip
+    result = _get_from(_get_success_with_failures, out, "--json")
     assert result.returncode == 1, result.stderr
     summary = json.loads(result.stdout)
     assert summary["stored"] == 1 and summary["error"] is None
@@ -338,9 +342,7 @@ def test_get_success_with_failed_sub_operations_exit_1(tmp_path: Path) -> None:
 
 def test_get_json_after_a_mid_transfer_failure_says_what_was_stored(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    with scripted_peer(_get_then_close) as port:
-        result = run_cli("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
-                         "--out", str(out), "--timeout", "5", "--json")  # fmt: skip
+    result = _get_from(_get_then_close, out, "--json")
     assert result.returncode == 6, result.stderr  # aborted: the same code as without --json
     summary = json.loads(result.stdout)
     assert summary["stored"] == 1
@@ -351,9 +353,7 @@ def test_get_json_after_a_mid_transfer_failure_says_what_was_stored(tmp_path: Pa
     assert cut["error_comment"].startswith("not stored: cut off during its data set")
     assert "closed the connection" in summary["error"]
     assert [p.name for p in out.rglob("*.dcm")] == ["1.2.826.0.1.99.2.dcm"]
-    with scripted_peer(_get_then_close) as port:
-        text = run_cli("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
-                       "--out", str(tmp_path / "text"), "--timeout", "5")  # fmt: skip
+    text = _get_from(_get_then_close, tmp_path / "text")
     assert text.returncode == 6
     assert f"1 stored in {tmp_path / 'text'}" in text.stderr
     assert "1.2.826.0.1.99.3 (not stored: cut off during its data set" in text.stderr
@@ -371,9 +371,7 @@ def _get_same_instance_thrice(conn: socket.socket) -> None:
 def test_an_instance_sent_three_times_is_counted_once_with_a_note(tmp_path: Path) -> None:
     # Walk-through 4: "3 stored", exit 0, though one file was on disk.
     out = tmp_path / "out"
-    with scripted_peer(_get_same_instance_thrice) as port:
-        result = run_cli("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
-                         "--out", str(out), "--timeout", "5", "--json")  # fmt: skip
+    result = _get_from(_get_same_instance_thrice, out, "--json")
     summary = json.loads(result.stdout)
     assert summary["stored"] == 1
     # Each copy names another series: each has a path of its own (not deduplicated here).
@@ -393,9 +391,7 @@ def _get_refused_without_counts(conn: socket.socket) -> None:
 def test_a_failure_status_says_error_and_absent_counts_are_not_zeros(tmp_path: Path) -> None:
     # Walk-through 4: no "netdicom: error:" line (find and echo have one), and "the peer
     # reports 0 completed, 0 failed" for a peer that reported no counts at all.
-    with scripted_peer(_get_refused_without_counts) as port:
-        result = run_cli("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
-                         "--out", str(tmp_path / "out"), "--timeout", "5")  # fmt: skip
+    result = _get_from(_get_refused_without_counts, tmp_path / "out")
     assert result.returncode == 1
     assert "netdicom: error: C-GET failed: " in result.stderr and "0xC123" in result.stderr
     assert "the peer gave no sub-operation counts" in result.stderr
@@ -419,9 +415,7 @@ def _get_unreadable_failed_list(conn: socket.socket) -> None:
 
 def test_an_unreadable_failed_list_is_said(tmp_path: Path) -> None:
     # It was logged where no user sees it: two failed instances, named nowhere, no word why.
-    with scripted_peer(_get_unreadable_failed_list) as port:
-        result = run_cli("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
-                         "--out", str(tmp_path / "out"), "--timeout", "5")  # fmt: skip
+    result = _get_from(_get_unreadable_failed_list, tmp_path / "out")
     assert result.returncode == 1
     assert "warning: the peer's Failed SOP Instance UID List could not be read" in result.stderr
 
@@ -440,9 +434,7 @@ def _get_with_growing_counts(conn: socket.socket) -> None:
 
 def test_sub_operation_counts_that_grow_are_noted(tmp_path: Path) -> None:
     # Remaining went 1, 5, 9 while completed went 0, 1, 2: only the final totals were checked.
-    with scripted_peer(_get_with_growing_counts) as port:
-        result = run_cli("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
-                         "--out", str(tmp_path / "out"), "--timeout", "5", "--json")  # fmt: skip
+    result = _get_from(_get_with_growing_counts, tmp_path / "out", "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["stored"] == 2
@@ -475,9 +467,7 @@ def test_instances_after_the_cancel_are_counted(tmp_path: Path) -> None:
 
 def test_rejected_get_leaves_no_incoming_folder(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    with scripted_peer(_reject) as port:
-        result = run_cli("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3",
-                         "--out", str(out), "--timeout", "5", "--json")  # fmt: skip
+    result = _get_from(_reject, out, "--json")
     assert result.returncode == 5, result.stderr
     assert json.loads(result.stdout)["error"].startswith("association rejected")
     assert list(out.iterdir()) == []

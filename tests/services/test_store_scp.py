@@ -380,6 +380,17 @@ def test_duplicates_are_found_by_uid_when_the_layout_moves_them(
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == folders
 
 
+async def _store_damage_store(app: ServeApp, root: Path, first: Any, second: Any) -> Path:
+    """Store `first`, cut its file in half, store `second` (the same instance); the cut file."""
+    assoc = await connect(app)
+    assert (await c_store(assoc, encode(first), first.SOPInstanceUID)).status == 0
+    (stored,) = archive_files(root)
+    stored.write_bytes(stored.read_bytes()[: stored.stat().st_size // 2])
+    assert (await c_store(assoc, encode(second), second.SOPInstanceUID)).status == 0
+    await assoc.release()
+    return stored
+
+
 @pytest.mark.parametrize("same_path", [True, False])
 def test_rename_indexes_the_good_copy_when_the_first_is_damaged(
     tmp_path: Path, same_path: bool
@@ -392,12 +403,7 @@ def test_rename_indexes_the_good_copy_when_the_first_is_damaged(
 
     async def main() -> None:
         async with serving(tmp_path, on_duplicate=DuplicatePolicy.RENAME) as app:
-            assoc = await connect(app)
-            assert (await c_store(assoc, encode(first), first.SOPInstanceUID)).status == 0
-            (stored,) = archive_files(tmp_path)
-            stored.write_bytes(stored.read_bytes()[: stored.stat().st_size // 2])
-            assert (await c_store(assoc, encode(second), second.SOPInstanceUID)).status == 0
-            await assoc.release()
+            stored = await _store_damage_store(app, tmp_path, first, second)
             app.flush_index()
             indexed = app.index.sop_instance_paths([first.SOPInstanceUID])[first.SOPInstanceUID]
             assert tmp_path / indexed != stored  # the good copy is the indexed one
@@ -419,12 +425,7 @@ def test_keep_replaces_a_damaged_copy_found_by_uid_at_another_path(tmp_path: Pat
     async def main() -> None:
         async with serving(tmp_path, on_duplicate=DuplicatePolicy.KEEP) as app:
             app.storage.on_stored.append(lambda stored: outcomes.append(stored.outcome))
-            assoc = await connect(app)
-            assert (await c_store(assoc, encode(first), first.SOPInstanceUID)).status == 0
-            (stored,) = archive_files(tmp_path)
-            stored.write_bytes(stored.read_bytes()[: stored.stat().st_size // 2])
-            assert (await c_store(assoc, encode(second), second.SOPInstanceUID)).status == 0
-            await assoc.release()
+            await _store_damage_store(app, tmp_path, first, second)
 
     run(main)
     assert outcomes == [Outcome.STORED, Outcome.REPLACED_DAMAGED]
