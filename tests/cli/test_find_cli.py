@@ -244,6 +244,36 @@ def test_a_date_or_time_key_that_cannot_match_is_a_usage_error(command: str, key
     assert key.partition("=")[0] in result.stderr and "C.2.2.2.5" in result.stderr
 
 
+@pytest.mark.parametrize("command", ["find", "get"])
+@pytest.mark.parametrize(
+    ("key", "words"),
+    [
+        ("StudyDate=20240231", "20240231 is no day of the calendar"),
+        ("StudyDate=20241231-20240101", "the range ends (20240101) before it starts (20241231)"),
+        ("StudyTime=25", "25 is no time of day"),
+        ("StudyTime=1260-", "1260 is no time of day"),
+        ("StudyTime=10-0930", "the range ends (0930) before it starts (10)"),
+        ("AcquisitionDateTime=20240101250000", "250000 is no time of day"),
+    ],
+)
+def test_a_date_or_time_that_does_not_exist_is_a_usage_error(
+    command: str, key: str, words: str
+) -> None:
+    # Sent as they were, these matched nothing without a word.
+    result = cli(command, "127.0.0.1:1", key)
+    assert result.returncode == 2, result.stderr
+    assert words in " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize(
+    "key", ["StudyDate=20240229", "StudyTime=235960", "StudyTime=1000-10", "StudyDate=-20240101"]
+)
+def test_dates_and_times_that_exist_pass_the_check(key: str) -> None:
+    from netdicom.services.find_scu import parse_key
+
+    assert parse_key(key).value == key.partition("=")[2]
+
+
 @pytest.mark.parametrize(
     "key", ["StudyInstanceUID=1.2.840.*", "SeriesInstanceUID=*", "SOPClassUID=1.2.?"]
 )

@@ -115,13 +115,75 @@ _MATCHABLE: Final = {
 
 def _check_date_time(keyword: str, vr: str, value: str) -> None:
     form = _MATCHABLE.get(vr)
-    if form is None or value in ("", "*") or form[0].fullmatch(value.strip(" ")):
+    if form is None or value in ("", "*"):
+        return
+    text = value.strip(" ")
+    if form[0].fullmatch(text):
+        problem = _calendar_problem(vr, text)
+        if problem:
+            raise BadKey(f"{keyword}={value!r}: {problem}; such a key matches nothing")
         return
     _, one, more = form
     raise BadKey(
         f"{keyword}={value!r}: a {vr} key is one value or a range ({one}, {one}-{one}, "
         f"{one}- or -{one}{more}), without wildcards (PS3.4 C.2.2.2.5)"
     )
+
+
+def _calendar_problem(vr: str, text: str) -> str | None:
+    """What makes a well-formed DA/TM/DT key impossible: a day or time that does not exist
+    (`20240231`, `25`), or a range that ends before it starts. Such a key was sent and matched
+    nothing, without a word. A DT value with a UTC offset is left to the peer (a `-` may then
+    be a sign or a range)."""
+    if vr == "DT" and ("+" in text or text.count("-") > 1):
+        return None
+    start, dash, end = text.partition("-")
+    for part in (start, end):
+        date, clock = (
+            (part, "") if vr == "DA" else ("", part) if vr == "TM" else (part[:8], part[8:])
+        )
+        if date and not _real_date(date):
+            return f"{date} is no day of the calendar"
+        if clock and not _real_time(clock):
+            return f"{clock} is no time of day (HH 00-23, MM 00-59, SS 00-60)"
+    if dash and start and end and _lowest(vr, start) > _highest(vr, end):
+        return f"the range ends ({end}) before it starts ({start})"
+    return None
+
+
+def _real_date(date: str) -> bool:
+    """YYYY, YYYYMM or YYYYMMDD (DT may stop early) naming a year, month or day that exists."""
+    import datetime
+
+    month, day = int(date[4:6] or 1), int(date[6:8] or 1)
+    try:
+        datetime.date(int(date[:4]) or 1, month, day)
+    except ValueError:
+        return False
+    return True
+
+
+def _real_time(clock: str) -> bool:
+    """HH, HHMM or HHMMSS(.F...) within a day; SS may be 60, a leap second (PS3.5 Table 6.2-1)."""
+    hours, minutes, seconds = int(clock[0:2]), int(clock[2:4] or 0), int(clock[4:6] or 0)
+    return hours <= 23 and minutes <= 59 and seconds <= 60
+
+
+# The first and last instant of a DA/TM/DT value that stops early (`2024` is a year), laid out
+# so that two ends compare as text.
+_SPAN: Final = {
+    "DA": ("", ""),
+    "TM": ("000000.000000", "235960.999999"),
+    "DT": ("00000101000000.000000", "99991231235960.999999"),
+}
+
+
+def _lowest(vr: str, end: str) -> str:
+    return end + _SPAN[vr][0][len(end) :]
+
+
+def _highest(vr: str, end: str) -> str:
+    return end + _SPAN[vr][1][len(end) :]
 
 
 def _numbers(keyword: str, vr: str, value: str) -> list[int | float] | None:
