@@ -29,6 +29,7 @@ from dataclasses import field
 from pathlib import Path
 
 from netdicom.core.errors import NetDicomError
+from netdicom.core.printable import quoted
 from netdicom.core.records import frozen
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
@@ -126,7 +127,7 @@ def _parse(data: Mapping[str, object], where: Path) -> Config:
     peers: dict[str, NamedPeer] = {}
     for name, table in raw_peers.items():
         if not _NAME.fullmatch(name):
-            raise ConfigError(f"{where}: peer name {name!r}: use letters, digits, - _ .")
+            raise ConfigError(f"{where}: peer name {quoted(name)}: use letters, digits, - _ .")
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: [peers.{name}] must be a table")
         peers[name] = _peer(name, table, where)
@@ -134,7 +135,7 @@ def _parse(data: Mapping[str, object], where: Path) -> Config:
     if default is not None and not isinstance(default, str):
         raise ConfigError(f"{where}: default must be a peer name (a string)")
     if default is not None and default not in peers:
-        raise ConfigError(f"{where}: default = {default!r} but there is no [peers.{default}]")
+        raise ConfigError(f"{where}: default = {quoted(default)} but there is no [peers.{default}]")
     return Config(peers=peers, default=default, path=where, allow=_serve_allow(data, where))
 
 

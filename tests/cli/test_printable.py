@@ -1,4 +1,4 @@
-"""netdicom.render.printable: what a peer sends cannot steer the terminal it is printed on."""
+"""netdicom.core.printable: what a peer sends cannot steer the terminal it is printed on."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from netdicom.render.printable import printable
+from netdicom.core.printable import printable
 
 
 @pytest.mark.parametrize("text", ["DOE^JOHN", "Müller^Hans", "山田^太郎", "a b\\c", ""])
@@ -244,3 +244,20 @@ def test_find_rich_table_never_cuts_a_uid(monkeypatch: pytest.MonkeyPatch) -> No
     text = out.getvalue()
     assert uid in text and "…" not in text
     assert max(len(line) for line in text.splitlines()) <= 100
+
+
+def test_a_backslash_in_a_message_is_shown_once() -> None:
+    # Error messages quoted values with repr, which doubles a backslash (DICOM's value
+    # separator): `Rows='1\\2x'` for what the user typed as `Rows=1\2x`.
+    from netdicom.services.find_scu import BadKey, parse_key
+
+    with pytest.raises(BadKey) as caught:
+        parse_key("Rows=1\\2x")
+    assert "Rows='1\\2x'" in str(caught.value)
+    assert "\\\\" not in str(caught.value)
+
+
+def test_quoted_still_escapes_control_characters() -> None:
+    from netdicom.core.printable import quoted
+
+    assert quoted("A\\B\n\x1b") == "'A\\B\\n\\x1b'"

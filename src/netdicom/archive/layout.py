@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Final
 
 from netdicom.archive.charset import TEXT_VRS, decode_text, parse_charset
+from netdicom.core.printable import quoted
 from netdicom.core.records import frozen
 
 DEFAULT_LAYOUT: Final = "{PatientID}/{StudyInstanceUID}/{SeriesInstanceUID}/{SOPInstanceUID}.dcm"
@@ -85,7 +86,7 @@ class Layout:
             try:
                 parsed = list(string.Formatter().parse(raw))
             except ValueError as exc:
-                raise LayoutError(f"bad layout component {raw!r}: {exc}") from None
+                raise LayoutError(f"bad layout component {quoted(raw)}: {exc}") from None
             for literal, name, spec, conversion in parsed:
                 if literal:
                     parts.append(literal)
@@ -107,7 +108,7 @@ class Layout:
             if not parts or (
                 all(isinstance(p, str) for p in parts) and literal_only in (".", "..")
             ):
-                raise LayoutError(f"empty, '.' or '..' component in layout {template!r}")
+                raise LayoutError(f"empty, '.' or '..' component in layout {quoted(template)}")
             components.append(tuple(parts))
         if SOP_INSTANCE_UID not in tags:
             raise LayoutError("the layout must contain {SOPInstanceUID}, or instances collide")
@@ -140,7 +141,7 @@ class Layout:
             ]
             name = _fit(pieces, texts)
             if name in (".", "..") or not name or "/" in name:
-                raise UnsafePath(f"layout gave an unsafe path component {name!r}")
+                raise UnsafePath(f"layout gave an unsafe path component {quoted(name)}")
             out.append(name)
         return PurePosixPath(*out)
 
@@ -169,7 +170,7 @@ def _uid_component(keyword: str, value: str) -> str:
     if not value:
         return PLACEHOLDER
     if len(value) > 64 or not _UID.fullmatch(value):
-        raise UnsafePath(f"{keyword} {value[:80]!r} is not a valid UID")
+        raise UnsafePath(f"{keyword} {quoted(value[:80])} is not a valid UID")
     return value
 
 

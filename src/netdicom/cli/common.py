@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from netdicom.core.printable import quoted
 from netdicom.core.records import frozen
 
 if TYPE_CHECKING:
@@ -304,7 +305,7 @@ def stderr(message: str) -> None:
     """Write one line on stderr. Our messages embed text a peer chose (its Error Comment, its
     AE title, UIDs): escaped here, the one place they all pass, so a newline in it cannot
     forge lines of ours and an escape sequence cannot reach the terminal."""
-    from netdicom.render.printable import printable
+    from netdicom.core.printable import printable
 
     sys.stderr.write(printable(message) + "\n")
 
@@ -319,7 +320,7 @@ def fail(exc: BaseException, *, debug: bool, quiet: bool = False) -> typer.Exit:
     if debug:
         import traceback
 
-        from netdicom.render.printable import printable
+        from netdicom.core.printable import printable
 
         # The traceback ends with the exception's message, peer text included: its lines
         # are ours to keep, the escape sequences in them are not.
@@ -512,11 +513,11 @@ def resolve_peer(text: str | None) -> Peer:
             # The name came from the environment, not the command line: say so, or the user
             # looks for it in the wrong place.
             raise BadPeer(
-                f"$NETDICOM_PEER is {name!r}, which names no peer in {where} (configured: "
+                f"$NETDICOM_PEER is {quoted(name)}, which names no peer in {where} (configured: "
                 f"{known}): set it to one of those, unset it, or give PEER"
             )
         raise BadPeer(
-            f"{name!r} is not HOST:PORT, AET@HOST:PORT or a peer named in {where} "
+            f"{quoted(name)} is not HOST:PORT, AET@HOST:PORT or a peer named in {where} "
             f"(configured: {known})"
         )
     # The called AE title, most explicit first: AET@ in PEER (handled above), --aec, the

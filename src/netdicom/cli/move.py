@@ -52,6 +52,7 @@ from netdicom.cli.get import (
     show_plan,
 )
 from netdicom.core.address import host_port
+from netdicom.core.printable import quoted
 
 EXAMPLES = """\
 Examples:
@@ -330,7 +331,7 @@ async def _move(
             if any(o.status == status.MOVE_DESTINATION_UNKNOWN for o in outcomes):
                 where = f"this host, port {receiver.port}" if receiver else "its host and port"
                 stderr(
-                    f"hint: the peer does not know the move destination {destination!r}: add "
+                    f"hint: the peer does not know the move destination {quoted(destination)}: add "
                     f"{destination} with {where} to its list of destination AEs"
                 )
             if isinstance(error, TimeoutExpired) and requested and not received:

@@ -21,6 +21,7 @@ from netdicom.cli.common import (
     run,
 )
 from netdicom.core.address import host_port
+from netdicom.core.printable import quoted
 
 EXAMPLES = """\
 Examples:
@@ -64,10 +65,10 @@ def transfer_syntax_param(value: str) -> str:
     if not uid[:1].isdigit():
         found = getattr(pydicom.uid, uid, None)
         if not isinstance(found, str):
-            raise typer.BadParameter(f"{value!r} is not a transfer syntax UID or keyword")
+            raise typer.BadParameter(f"{quoted(value)} is not a transfer syntax UID or keyword")
         uid = str(found)
     if uid not in known_transfer_syntaxes():
-        raise typer.BadParameter(f"{value!r} is not a public transfer syntax")
+        raise typer.BadParameter(f"{quoted(value)} is not a public transfer syntax")
     return uid
 
 
@@ -391,7 +392,7 @@ def _remotes(values: list[str]) -> tuple[dict[str, Peer], frozenset[str]]:
         ae, sep, address = value.partition("=")
         ae = ae.strip()
         if not sep or not 0 < len(ae) <= 16:
-            raise typer.BadParameter(f"{value!r} is not AE=HOST:PORT", param_hint="--remote")
+            raise typer.BadParameter(f"{quoted(value)} is not AE=HOST:PORT", param_hint="--remote")
         try:
             peer = parse_peer(address)
         except BadPeer as exc:

@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol, TextIO
 
-from netdicom.render.printable import printable
+from netdicom.core.printable import printable
 
 Mode = Literal["table", "json", "csv"]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from netdicom.render.printable import printable
+from netdicom.core.printable import printable
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S%z"
 

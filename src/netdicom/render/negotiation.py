@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from netdicom.render.printable import printable
+from netdicom.core.printable import printable
 from netdicom.transport.association import Association
 
 

@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any
 
 from netdicom.core.dimse import StatusCategory, category, status_name
-from netdicom.render.printable import printable
+from netdicom.core.printable import printable
 from netdicom.services.retrieve_common import (
     CountProblem,
     Kind,

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from netdicom.render.printable import printable
+from netdicom.core.printable import printable
 from netdicom.services.store_scu import FileOutcome, Result, StoreReport
 from netdicom.transport.association import Association
 

@@ -14,7 +14,7 @@ from netdicom.core.pdu import (
     ReleaseRP,
     ReleaseRQ,
 )
-from netdicom.render.printable import printable
+from netdicom.core.printable import printable
 
 _START = time.monotonic()
 

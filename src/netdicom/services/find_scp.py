@@ -60,6 +60,7 @@ from netdicom.core import uids
 from netdicom.core.acse import AcceptedContext
 from netdicom.core.dimse import CCancelRQ, CFindRQ, CFindRSP, DatasetFragment, DimseMessage, status
 from netdicom.core.errors import ConnectionClosed, NetDicomError, TimeoutExpired
+from netdicom.core.printable import quoted
 from netdicom.core.records import frozen
 from netdicom.services.events import emit
 from netdicom.transport.association import Association, ReleaseRequested
@@ -219,7 +220,7 @@ def parse_identifier(ds: Any, model: Model) -> ParsedIdentifier:
     if level is None or level not in model.levels:
         # Error Comment is an LO: at most 64 characters.
         comment = (
-            f"(0008,0052) {level_text[:12]!r} not in {model.value} root: {allowed}"
+            f"(0008,0052) {quoted(level_text[:12])} not in {model.value} root: {allowed}"
             if level_text
             else "Query/Retrieve Level (0008,0052) missing"
         )

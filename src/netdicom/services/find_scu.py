@@ -30,6 +30,7 @@ from netdicom.core import uids
 from netdicom.core.acse import ProposedContext
 from netdicom.core.dimse import CCancelRQ, CFindRQ, CFindRSP, status
 from netdicom.core.errors import NetDicomError, RemoteProtocolError
+from netdicom.core.printable import quoted
 from netdicom.core.records import frozen
 from netdicom.services.find_scp import check_identifier, decode_identifier, encode_identifier
 from netdicom.services.session import (
@@ -121,11 +122,11 @@ def _check_date_time(keyword: str, vr: str, value: str) -> None:
     if form[0].fullmatch(text):
         problem = _calendar_problem(vr, text)
         if problem:
-            raise BadKey(f"{keyword}={value!r}: {problem}; such a key matches nothing")
+            raise BadKey(f"{keyword}={quoted(value)}: {problem}; such a key matches nothing")
         return
     _, one, more = form
     raise BadKey(
-        f"{keyword}={value!r}: a {vr} key is one value or a range ({one}, {one}-{one}, "
+        f"{keyword}={quoted(value)}: a {vr} key is one value or a range ({one}, {one}-{one}, "
         f"{one}- or -{one}{more}), without wildcards (PS3.4 C.2.2.2.5)"
     )
 
@@ -198,7 +199,9 @@ def _numbers(keyword: str, vr: str, value: str) -> list[int | float] | None:
     except ValueError:
         # "an FD", "an SS", but "a US": the article goes with the letter's spoken name.
         article = "an" if vr[0] in "FS" else "a"
-        raise BadKey(f"{keyword}={value!r}: {article} {vr} key is {_number_form(vr)}") from None
+        raise BadKey(
+            f"{keyword}={quoted(value)}: {article} {vr} key is {_number_form(vr)}"
+        ) from None
 
 
 def _number_form(vr: str) -> str:
@@ -216,7 +219,7 @@ def parse_key(text: str) -> KeyArg:
     name, sep, value = text.partition("=")
     name = name.strip()
     if not sep:
-        raise BadKey(f"{text!r} is not KEY=VALUE (use KEY= to ask for a return key)")
+        raise BadKey(f"{quoted(text)} is not KEY=VALUE (use KEY= to ask for a return key)")
     found = _TAG.fullmatch(name)
     if found:
         tag = int(found.group(1) + found.group(2), 16)
@@ -225,7 +228,7 @@ def parse_key(text: str) -> KeyArg:
         number = tag_for_keyword(name)
         if number is None:
             raise BadKey(
-                f"{name!r} is not a DICOM keyword or a tag (e.g. PatientName or 0010,0010)"
+                f"{quoted(name)} is not a DICOM keyword or a tag (e.g. PatientName or 0010,0010)"
             )
         tag, keyword = int(number), name
     vr = _dictionary_vr(tag)
@@ -234,7 +237,7 @@ def parse_key(text: str) -> KeyArg:
         # Wild cards do not apply to UIDs (PS3.4 C.2.2.2.4): an SCP matches the text as it
         # is, and `1.2.840.*` found nothing, without a word.
         raise BadKey(
-            f"{keyword}={value!r}: a UID key is one UID or a list of UIDs separated by "
+            f"{keyword}={quoted(value)}: a UID key is one UID or a list of UIDs separated by "
             "\\, never a wildcard (PS3.4 C.2.2.2.4): give whole UIDs (in a find, KEY= with "
             "no value asks for it)"
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from netdicom.core.address import host_port
 from netdicom.core.errors import NetDicomError
+from netdicom.core.printable import quoted
 from netdicom.core.records import frozen
 
 
@@ -30,17 +31,17 @@ def parse_peer(text: str) -> Peer:
         ae, rest = rest.rsplit("@", 1)
         ae = ae.strip()
         if not ae or len(ae) > 16:
-            raise BadPeer(f"{text!r}: the AE title before '@' must be 1 to 16 characters")
+            raise BadPeer(f"{quoted(text)}: the AE title before '@' must be 1 to 16 characters")
     if rest.startswith("["):
         host, sep, port_text = rest[1:].partition("]:")
     else:
         host, sep, port_text = rest.rpartition(":")
     if not sep or not host:
-        raise BadPeer(f"{text!r} is not HOST:PORT or AET@HOST:PORT (e.g. PACS@10.0.0.5:104)")
+        raise BadPeer(f"{quoted(text)} is not HOST:PORT or AET@HOST:PORT (e.g. PACS@10.0.0.5:104)")
     try:
         port = int(port_text)
     except ValueError:
-        raise BadPeer(f"{text!r}: port {port_text!r} is not a number") from None
+        raise BadPeer(f"{quoted(text)}: port {quoted(port_text)} is not a number") from None
     if not 0 < port < 65536:
-        raise BadPeer(f"{text!r}: port {port} is outside 1-65535")
+        raise BadPeer(f"{quoted(text)}: port {port} is outside 1-65535")
     return Peer(host=host, port=port, ae_title=ae)

@@ -20,6 +20,7 @@ from netdicom.archive.matching import UNIQUE_KEYS, Level, Model
 from netdicom.core import uids
 from netdicom.core.dimse import StatusCategory, category, status
 from netdicom.core.errors import NetDicomError
+from netdicom.core.printable import quoted
 from netdicom.core.records import frozen
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ def direct_requests(
     Raises UnsafeRetrieve for an empty or wildcard unique key, or a list above the level."""
     if not any(value.strip(" \x00") not in ("", "*") for value in keys.values()):
         # Nothing but universal keys: "retrieve everything", whatever the peer makes of it.
-        shown = ", ".join(f"{_keyword(tag)}={value!r}" for tag, value in keys.items())
+        shown = ", ".join(f"{_keyword(tag)}={quoted(value)}" for tag, value in keys.items())
         raise UnsafeRetrieve(
             f"refusing to retrieve with {shown or 'no key'}: every key is empty or *, which "
             "a lenient peer could read as everything. Give the UIDs, or a key that narrows "
@@ -221,7 +222,7 @@ def resolve_matches(
             if len(values) != 1 or not is_safe_unique_value(values[0]):
                 bad = True
                 shown = "\\".join(values)
-                result.skipped.append(f"{_keyword(tag)}={shown!r}")
+                result.skipped.append(f"{_keyword(tag)}={quoted(shown)}")
                 break
             found.append((tag, values[0]))
         if bad:

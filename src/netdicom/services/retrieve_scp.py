@@ -56,6 +56,7 @@ from netdicom.core.dimse import (
     status_name,
 )
 from netdicom.core.errors import ConnectionClosed, NetDicomError, TimeoutExpired
+from netdicom.core.printable import quoted
 from netdicom.core.records import frozen
 from netdicom.services.events import emit
 from netdicom.services.find_scp import (
@@ -200,7 +201,7 @@ class RetrieveSCP:
                 if destination is None:
                     raise _Refused(
                         status.MOVE_DESTINATION_UNKNOWN,
-                        f"move destination {message.move_destination.strip()!r} unknown",
+                        f"move destination {quoted(message.move_destination.strip())} unknown",
                     )
         except _Refused as refused:
             log.info(
@@ -282,7 +283,7 @@ class RetrieveSCP:
         if level is None or level not in model.levels:
             raise _Refused(
                 status.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
-                f"(0008,0052) {str(text or '')[:12]!r} not a {model.value} root level",
+                f"(0008,0052) {quoted(str(text or '')[:12])} not a {model.value} root level",
             )
         keys: list[Key] = []
         for lv, tag in unique_tags(model, level):

@@ -38,6 +38,7 @@ from netdicom.core.pdu import (
     UserIdentityRQ,
     UserIdentityType,
 )
+from netdicom.core.printable import quoted
 from netdicom.core.records import frozen
 from netdicom.services.dispatcher import Dispatcher
 from netdicom.services.echo import answer_echo_now, handle_echo
@@ -339,7 +340,7 @@ class ServeApp:
             why = f"A-ASSOCIATE-RQ unusable: {pdu_problem}"
         called = rq.called_ae_title.strip()
         if (rj.source, rj.reason) == (1, 7) and called.upper() == self.config.ae_title.upper():
-            why += f"; it differs only in case: AE titles are case-sensitive ({called!r})"
+            why += f"; it differs only in case: AE titles are case-sensitive ({quoted(called)})"
         if (rj.source, rj.reason) == (2, 1) and self.users is not None:
             identity = rq.user_information.user_identity_rq
             if identity is None:
@@ -349,7 +350,7 @@ class ServeApp:
                 UserIdentityType.USERNAME_AND_PASSCODE,
             ):
                 who = identity.primary.decode("utf-8", "replace")
-                why = f"user identity {who[:64]!r} refused"
+                why = f"user identity {quoted(who[:64])} refused"
             else:
                 # A Kerberos ticket, a SAML assertion, a JWT: the primary field is the
                 # credential itself (PS3.7 D.3.3.7), never written to a log.

@@ -57,6 +57,7 @@ from netdicom.core.datasets import file_damage
 from netdicom.core.dimse import CStoreRQ, CStoreRSP, DatasetFragment, DimseMessage, status
 from netdicom.core.errors import TimeoutExpired
 from netdicom.core.pdu.types import ContextResult
+from netdicom.core.printable import quoted
 from netdicom.core.records import frozen
 from netdicom.core.sop_classes import is_compressed
 from netdicom.services.dispatcher import Completion
@@ -330,7 +331,7 @@ class StorageSCP:
         pending: PendingFile | DeferredFile | None = None
         instance_uid = rq.affected_sop_instance_uid
         if not is_valid_uid(instance_uid):
-            failure = _Failed(UNSAFE_UID, f"invalid SOP Instance UID {instance_uid[:40]!r}")
+            failure = _Failed(UNSAFE_UID, f"invalid SOP Instance UID {quoted(instance_uid[:40])}")
         elif not is_valid_uid(rq.affected_sop_class_uid):
             failure = _Failed(UNSAFE_UID, "invalid SOP Class UID")
         elif rq.affected_sop_class_uid != context.abstract_syntax:
@@ -559,7 +560,7 @@ class StorageSCP:
         """The data set must be the instance the command names (PS3.4 B.2.2)."""
         found = _text(scanner.values.get(SOP_INSTANCE_UID))
         if found != rq.affected_sop_instance_uid:
-            what = f"{found[:24]!r}" if found else "missing"
+            what = f"{quoted(found[:24])}" if found else "missing"
             raise _Failed(SOP_INSTANCE_MISMATCH, f"data set SOP Instance UID {what} != command")
         sop_class = _text(scanner.values.get(SOP_CLASS_UID))
         if sop_class and sop_class != rq.affected_sop_class_uid:

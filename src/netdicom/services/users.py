@@ -33,6 +33,7 @@ from pathlib import Path
 
 from netdicom.core.errors import NetDicomError
 from netdicom.core.pdu import UserIdentityRQ, UserIdentityType
+from netdicom.core.printable import quoted
 from netdicom.core.records import frozen
 
 log = logging.getLogger("netdicom.serve")
@@ -84,7 +85,9 @@ def check_user_name(name: str) -> str:
     if not name or len(name.encode("utf-8")) > _MAX_NAME:
         raise UsersFileError(f"a user name must be 1 to {_MAX_NAME} bytes")
     if ":" in name or any(c in name for c in "\r\n#") or name != name.strip():
-        raise UsersFileError(f"user name {name!r}: no ':', '#', line breaks or surrounding spaces")
+        raise UsersFileError(
+            f"user name {quoted(name)}: no ':', '#', line breaks or surrounding spaces"
+        )
     return name
 
 
@@ -282,10 +285,10 @@ def _parse_rule(entry: str) -> AllowRule:
     ae = ae.strip()
     if not ae or (ae != "*" and len(ae) > 16) or (not at and ae == "*"):
         raise AllowListError(
-            f"--allow {entry!r}: give AE, AE@HOST or *@HOST (AE titles are 1 to 16 characters)"
+            f"--allow {quoted(entry)}: give AE, AE@HOST or *@HOST (AE titles are 1 to 16 characters)"
         )
     if at and not host.strip():
-        raise AllowListError(f"--allow {entry!r}: HOST is missing after '@'")
+        raise AllowListError(f"--allow {quoted(entry)}: HOST is missing after '@'")
     addresses = _resolve(host.strip(), entry) if at else None
     return AllowRule(text, None if ae == "*" else ae, addresses)
 
@@ -308,6 +311,8 @@ def _resolve(host: str, entry: str) -> frozenset[IPAddress]:
     try:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except OSError as exc:
-        raise AllowListError(f"--allow {entry!r}: cannot resolve {host!r}: {exc}") from None
+        raise AllowListError(
+            f"--allow {quoted(entry)}: cannot resolve {quoted(host)}: {exc}"
+        ) from None
     found = {_address(str(info[4][0])) for info in infos}
     return frozenset(a for a in found if a is not None)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from netdicom.core.address import host_port
 from netdicom.core.errors import NetDicomError
+from netdicom.core.printable import quoted
 from netdicom.core.records import frozen
 
 DICOM_TLS_PORT = 2762  # PS3.15 B.1: the port registered for DICOM over TLS
@@ -155,7 +156,7 @@ def describe_handshake_failure(exc: BaseException, host: str, port: int) -> str:
         lowered = detail.lower()
         if "mismatch" in lowered or "hostname" in lowered:
             return (
-                f"{text}; the server's certificate does not name {host!r}: dial a name it "
+                f"{text}; the server's certificate does not name {quoted(host)}: dial a name it "
                 "carries, or accept any name with --tls-no-hostname-check (the certificate "
                 "is still verified against the CA)"
             )

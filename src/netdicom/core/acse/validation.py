@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from netdicom.core.dimse.fragments import MIN_PEER_MAX_PDU
 from netdicom.core.errors import LocalProtocolError
+from netdicom.core.printable import quoted
 
 # PS3.8 Annex D.1: Maximum Length is a 32-bit unsigned field; 0 means "no limit".
 MAX_PDU_FIELD = 0xFFFF_FFFF
@@ -18,25 +19,25 @@ def clean_ae_title(title: str, what: str) -> str:
     """
     trimmed = title.strip(" ")
     if not trimmed:
-        raise LocalProtocolError(f"{what} AE title {title!r} is empty or only spaces")
+        raise LocalProtocolError(f"{what} AE title {quoted(title)} is empty or only spaces")
     if len(trimmed) > 16:
-        raise LocalProtocolError(f"{what} AE title {trimmed!r} is longer than 16 characters")
+        raise LocalProtocolError(f"{what} AE title {quoted(trimmed)} is longer than 16 characters")
     for char in trimmed:
         if not (0x20 <= ord(char) < 0x7F):
             raise LocalProtocolError(
-                f"{what} AE title {trimmed!r} holds {char!r}: only printable ASCII is allowed"
+                f"{what} AE title {quoted(trimmed)} holds {quoted(char)}: only printable ASCII is allowed"
             )
         if char == "\\":
-            raise LocalProtocolError(f"{what} AE title {trimmed!r} holds a backslash")
+            raise LocalProtocolError(f"{what} AE title {quoted(trimmed)} holds a backslash")
     return trimmed
 
 
 def check_uid(uid: str, what: str) -> None:
     """Raise LocalProtocolError unless `uid` looks like a UID (PS3.5 §9.1: digits, dots, ≤ 64)."""
     if not uid or len(uid) > 64:
-        raise LocalProtocolError(f"{what} {uid!r} must hold 1 to 64 characters")
+        raise LocalProtocolError(f"{what} {quoted(uid)} must hold 1 to 64 characters")
     if any(not part.isdigit() or not part.isascii() for part in uid.split(".")):
-        raise LocalProtocolError(f"{what} {uid!r} is not a UID (digits separated by dots)")
+        raise LocalProtocolError(f"{what} {quoted(uid)} is not a UID (digits separated by dots)")
 
 
 def check_version_name(name: str | None) -> None:
@@ -45,10 +46,12 @@ def check_version_name(name: str | None) -> None:
         return
     if not 1 <= len(name) <= 16:
         raise LocalProtocolError(
-            f"implementation version name {name!r} must hold 1 to 16 characters"
+            f"implementation version name {quoted(name)} must hold 1 to 16 characters"
         )
     if any(not (0x20 <= ord(char) < 0x7F) for char in name):
-        raise LocalProtocolError(f"implementation version name {name!r} must be printable ASCII")
+        raise LocalProtocolError(
+            f"implementation version name {quoted(name)} must be printable ASCII"
+        )
 
 
 def peer_max_pdu_problem(max_pdu: int) -> str | None:

@@ -27,3 +27,9 @@ def printable(text: str) -> str:
         return text
     # repr escapes each of them (none is printable to Python either): '\n', '\x1b', '\u202e'
     return _UNSAFE.sub(lambda found: repr(found.group())[1:-1], text)
+
+
+def quoted(text: str) -> str:
+    """`text` in quotes for a message, made `printable`. Unlike repr, a backslash (the DICOM
+    value separator, `1\\2`) is shown once, as typed, not doubled."""
+    return f"'{printable(text)}'"
