@@ -59,7 +59,7 @@ from netdicom.archive.matching import (
 from netdicom.core import uids
 from netdicom.core.acse import AcceptedContext
 from netdicom.core.dimse import CCancelRQ, CFindRQ, CFindRSP, DatasetFragment, DimseMessage, status
-from netdicom.core.errors import ConnectionClosed, NetDicomError, TimeoutExpired
+from netdicom.core.errors import NetDicomError, TimeoutExpired
 from netdicom.core.printable import quoted
 from netdicom.core.records import frozen
 from netdicom.services.events import emit
@@ -537,16 +537,18 @@ async def _cancel_requested(assoc: Association, message_id: int) -> bool:
     """Take a queued C-CANCEL-RQ for `message_id` without waiting (PS3.7 9.3.2.3).
 
     The peer may send nothing else while its C-FIND is pending (one outstanding operation:
-    no asynchronous window is negotiated); a release request ends the work (and the
-    association), anything else is logged and ignored."""
-    while True:
+    no asynchronous window is negotiated); a release request waits for the matches and the
+    final response (answered dropping them, the C-FIND was lost without a word); anything
+    else is logged and ignored."""
+    while not assoc.release_queued:
         try:
             event = await assoc.receive(0)
         except TimeoutExpired:
             return False
         if isinstance(event, ReleaseRequested):
-            assoc.answer_release()
-            raise ConnectionClosed(f"{assoc.peer} released the association during its C-FIND")
+            log.info("%s asked for the release during its C-FIND: answered after it", assoc.peer)
+            assoc.keep_release(event)
+            return False
         if isinstance(event, DatasetFragment):
             continue
         if isinstance(event.message, CCancelRQ):
@@ -558,3 +560,4 @@ async def _cancel_requested(assoc: Association, message_id: int) -> bool:
             assoc.peer,
             type(event.message).__name__,
         )
+    return False

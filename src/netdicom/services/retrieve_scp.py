@@ -352,7 +352,7 @@ class RetrieveSCP:
     ) -> bool:
         """The sub-operations on the requestor's association; True when cancelled."""
         timeout = assoc.config.timeouts.dimse
-        cancel = _CancelWatch(message.message_id)
+        cancel = _CancelWatch(message.message_id, release_cancels=True)
         for instance in instances:
             if cancel.requested or await cancel.poll(assoc):
                 return True
@@ -378,7 +378,7 @@ class RetrieveSCP:
         counters: _Tally,
     ) -> bool:
         """The sub-operations over associations to `destination`; True when cancelled."""
-        cancel = _CancelWatch(message.message_id)
+        cancel = _CancelWatch(message.message_id, release_cancels=False)
         files: list[DicomFile] = []
         by_uid: dict[str, _Instance] = {}
         for instance in instances:
@@ -630,9 +630,13 @@ async def _release(assoc: Association) -> None:
 class _CancelWatch:
     """Looks for the C-CANCEL-RQ of one request (PS3.7 §9.3.3.3, §9.3.4.3)."""
 
-    def __init__(self, message_id: int) -> None:
+    def __init__(self, message_id: int, *, release_cancels: bool) -> None:
         self.message_id = message_id
         self.requested = False
+        # A requestor that asked for the release can answer no more C-STORE sub-operations
+        # (it sends no P-DATA in Sta7, PS3.8 Table 9-10): for a C-GET the release is a cancel.
+        # A C-MOVE's sub-operations go elsewhere and are finished first.
+        self.release_cancels = release_cancels
 
     def offer(self, message: object) -> bool:
         """True when `message` is a C-CANCEL-RQ (ours: remembered; another's: dropped)."""
@@ -642,17 +646,30 @@ class _CancelWatch:
             self.requested = True
         return True
 
+    def released(self, assoc: Association, event: ReleaseRequested) -> None:
+        log.info(
+            "%s asked for the release during its retrieve: answered after the final response%s",
+            assoc.peer,
+            " (the remaining sub-operations are cancelled)" if self.release_cancels else "",
+        )
+        assoc.keep_release(event)
+        self.requested = self.requested or self.release_cancels
+
     async def poll(self, assoc: Association) -> bool:
         """Take what the requestor sent meanwhile without waiting; True once cancelled.
-        Raises when the requestor released or aborted."""
+        A release request is kept for the service loop, which answers it after the final
+        response (it was answered at once, and the retrieve's answers were lost). Raises when
+        the requestor aborted."""
         while not self.requested:
+            if assoc.release_queued:
+                return self.requested
             try:
                 event = await assoc.receive(0)
             except TimeoutExpired:
                 return False
             if isinstance(event, ReleaseRequested):
-                assoc.answer_release()
-                raise ConnectionClosed(f"{assoc.peer} released the association mid retrieve")
+                self.released(assoc, event)
+                continue
             if isinstance(event, DatasetFragment):
                 continue
             if not self.offer(event.message):
@@ -711,8 +728,13 @@ async def send_sub_operation(
         while True:
             event = await assoc.receive(timeout)
             if isinstance(event, ReleaseRequested):
-                assoc.answer_release()
-                raise ConnectionClosed(f"{assoc.peer} released the association mid C-STORE")
+                if cancel is None:  # a C-MOVE's destination ended its association
+                    assoc.answer_release()
+                    raise ConnectionClosed(f"{assoc.peer} released the association mid C-STORE")
+                # A C-GET's requestor released instead of answering: it never will (Sta7).
+                cancel.released(assoc, event)
+                why = "the requestor asked for the release instead of answering"
+                return _SubResult(None, why, reason=why)
             if isinstance(event, DatasetFragment):
                 continue
             response = event.message

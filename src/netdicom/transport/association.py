@@ -739,6 +739,19 @@ class Association:
             if event.is_last:
                 return b"".join(parts)
 
+    def keep_release(self, event: ReleaseRequested) -> None:
+        """Put a release request back at the head of the queue. A service that meets it while
+        it still owes answers (a C-FIND's matches, a C-MOVE's sub-operations) answers first;
+        the service loop then answers the release (PS3.8 7.2: nothing in transit is lost).
+        Nothing can queue behind it: a requestor sends no P-DATA after its A-RELEASE-RQ
+        (Sta7, PS3.8 Table 9-10)."""
+        self._events.appendleft(event)
+
+    @property
+    def release_queued(self) -> bool:
+        """The peer's A-RELEASE-RQ is the next event (kept by `keep_release`)."""
+        return bool(self._events) and isinstance(self._events[0], ReleaseRequested)
+
     def _push(self, event: ReceivedEvent) -> None:
         self._events.append(event)
         if isinstance(event, DatasetFragment):
