@@ -465,3 +465,20 @@ def test_a_group_is_synced_file_by_file_while_much_is_waiting_to_be_written(
     results = _group(Archive(tmp_path), ["a/1.dcm", "a/2.dcm"])
     assert all(getattr(r, "outcome", None) is Outcome.STORED for r in results)
     assert (syncs.syncfs, syncs.fdatasync, syncs.folders) == (0, 2, 2)
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+def test_a_removed_version_is_made_durable_before_the_answer(
+    tmp_path: Path, fsync: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Walkthrough 6a: an overwrite that moved an instance to another path removed the old
+    # file without syncing its folder; after a power cut both versions could be back.
+    archive = Archive(tmp_path, fsync=fsync)
+    store(archive, "a/one.dcm", b"one")
+    old, _ = store(archive, "b/c/two.dcm", b"two")
+    synced: list[str] = []
+    monkeypatch.setattr(writer, "_fsync_dir", synced.append)
+    archive.remove(old)
+    assert files(tmp_path) == ["a/one.dcm"]
+    # b/c and b went with it: the root is what keeps the change.
+    assert synced == ([str(tmp_path)] if fsync else [])

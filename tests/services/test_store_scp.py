@@ -42,7 +42,7 @@ from netdicom.services.store_scp import (
 from netdicom.transport.association import Association
 from netdicom.transport.config import TransportConfig
 from netdicom.transport.faults import Direction, Fault, FaultAction, FaultInjector
-from tests.dicomfiles import CT, make_dataset
+from tests.dicomfiles import CT, make_dataset, write_instance
 from tests.leftovers import temp_files
 
 EXPLICIT = uids.EXPLICIT_VR_LE
@@ -378,6 +378,46 @@ def test_duplicates_are_found_by_uid_when_the_layout_moves_them(
     assert sorted(p.relative_to(tmp_path).parts[0] for p in files) == folders
     # Nothing left of a version that went (its folders included).
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == folders
+
+
+@pytest.mark.parametrize(
+    ("policy", "kept", "outcome"),
+    [
+        (DuplicatePolicy.OVERWRITE, "RIGHT01", Outcome.OVERWROTE),
+        (DuplicatePolicy.KEEP, "WRONG01", Outcome.KEPT_EXISTING),
+    ],
+)
+def test_a_copy_left_by_a_crash_at_the_new_path_is_settled_when_sent_again(
+    tmp_path: Path, policy: DuplicatePolicy, kept: str, outcome: Outcome
+) -> None:
+    # Walkthrough 6a: serve killed between placing the corrected version (another path) and
+    # removing the first one left both. Sent again, the new path was found taken (overwrite
+    # replaced it, keep kept it) and the other copy was never looked for: two files of one
+    # instance for good, and an index rebuild could bring back the version overwritten.
+    first = make_dataset(patient_id="WRONG01", patient_name="Wrong^Patient")
+    second = make_dataset(patient_id="RIGHT01", patient_name="Right^Patient",
+                          study_uid=first.StudyInstanceUID, series_uid=first.SeriesInstanceUID,
+                          sop_instance_uid=first.SOPInstanceUID)  # fmt: skip
+    uid = first.SOPInstanceUID
+    outcomes: list[Outcome] = []
+
+    indexed: list[str] = []
+
+    async def store(ds: Any) -> None:
+        async with serving(tmp_path, on_duplicate=policy) as app:
+            app.storage.on_stored.append(lambda stored: outcomes.append(stored.outcome))
+            assoc = await connect(app)
+            assert (await c_store(assoc, encode(ds), uid)).status == 0
+            await assoc.release()
+            app.flush_index()
+            indexed.append(app.index.sop_instance_paths([uid])[uid].split("/")[0])
+
+    run(lambda: store(first))
+    leftover = tmp_path / "RIGHT01" / second.StudyInstanceUID / second.SeriesInstanceUID
+    write_instance(leftover / f"{uid}.dcm", second)  # what the crash left
+    run(lambda: store(second))
+    assert indexed == ["WRONG01", kept] and outcomes[-1] is outcome
+    assert [p.relative_to(tmp_path).parts[0] for p in archive_files(tmp_path)] == [kept]
 
 
 async def _store_damage_store(app: ServeApp, root: Path, first: Any, second: Any) -> Path:

@@ -528,16 +528,23 @@ class Archive:
 
     def remove(self, path: Path) -> None:
         """Delete a stored file (a version the duplicate policy let go) and the folders it
-        leaves empty, up to the archive's root. On the thread that places files."""
+        leaves empty, up to the archive's root. On the thread that places files.
+
+        With fsync on, the folder that keeps the last removed name is made durable before
+        the caller answers: an overwrite acknowledged and then lost to a power cut left both
+        versions, and a later index rebuild could pick the old one (walkthrough 6a)."""
         path.unlink(missing_ok=True)
         folder = path.parent
         while folder != self.root and folder.is_relative_to(self.root):
             try:
                 folder.rmdir()
             except OSError:
-                return  # not empty (or gone): what is above it is not empty either
+                break  # not empty (or gone): what is above it is not empty either
             self._known_dirs.discard(str(folder))
             folder = folder.parent
+        if self.fsync:
+            with contextlib.suppress(OSError):  # gone: nothing of ours left to make durable
+                _fsync_dir(str(folder))
 
     def _replace(self, pending: PendingFile, fd: int, final: Path) -> None:
         """Give the file the name `final`, replacing what is there atomically."""

@@ -527,8 +527,12 @@ class StorageSCP:
         duplicate policy applies as it does at one path: keep drops the new file, overwrite
         removes the old one, rename keeps both (the first stays the one indexed). Without
         this, keep and overwrite both left two files of one instance, and the index half of
-        each (walkthrough 5). A damaged first copy never wins over the good new one."""
-        if self.stored_at is None or placed.outcome not in (Outcome.STORED, Outcome.RENAMED):
+        each (walkthrough 5). A damaged first copy never wins over the good new one.
+
+        Whatever the outcome at the new path: it may have been taken already by a copy of
+        this instance that an overwrite or a keep cut short by a crash left (between placing
+        one file and removing the other); that leftover stayed for good (walkthrough 6a)."""
+        if self.stored_at is None:
             return placed
         prior = self.stored_at(instance_uid)
         if prior is None:
