@@ -581,3 +581,46 @@ def test_an_instance_placed_as_the_association_ends_is_logged(
         run(go)
     assert any("stored 1.2.826.0.1.77.5" in r.getMessage() for r in caplog.records)
     assert list(tmp_path.rglob("1.2.826.0.1.77.5.dcm"))
+
+
+def test_stores_are_refused_while_the_index_cannot_be_written(tmp_path: Path) -> None:
+    # Walkthrough 6a: on a full disk small instances still fit, but their index rows did not:
+    # serve answered success and C-FIND went on without them (a C-MOVE by another system
+    # missed them, without a word). A full database is simulated with max_page_count.
+    def instance(number: int) -> Any:
+        return make_dataset(patient_id=f"P{number}", study_uid=f"8.{number}")
+
+    async def main() -> None:
+        async with serving(tmp_path) as app:
+            assoc = await connect(app)
+            store = [instance(n) for n in range(40)]
+            assert (await c_store(assoc, encode(store[0]), store[0].SOPInstanceUID)).status == 0
+            app.flush_index()
+            conn = app.index._conn
+            assert conn is not None
+            (pages,) = conn.execute("PRAGMA page_count").fetchone()
+            conn.execute(f"PRAGMA max_page_count = {pages}")
+            # Accepted before the index was known to be full: on disk, indexed later.
+            for ds in store[4:]:
+                assert (await c_store(assoc, encode(ds), ds.SOPInstanceUID)).status == 0
+            app.flush_index()
+            assert app.index.write_failing
+            refused = await c_store(assoc, encode(store[2]), store[2].SOPInstanceUID)
+            assert refused.status == 0xA700
+            assert "index cannot be written" in (refused.error_comment or "")
+            conn.execute("PRAGMA max_page_count = 1000000")  # space freed
+            for _ in range(50):  # a refused store tried the index again
+                await asyncio.sleep(0.1)
+                if not app.index.write_failing:
+                    break
+            else:
+                await c_store(assoc, encode(store[2]), store[2].SOPInstanceUID)  # one more try
+                await asyncio.sleep(1.5)
+            assert (await c_store(assoc, encode(store[3]), store[3].SOPInstanceUID)).status == 0
+            await assoc.release()
+            app.flush_index()
+            counts = app.index.counts()
+            assert counts["instance"] == 38  # not 2 (refused, not kept), nor 1 (never sent)
+
+    run(main)
+    assert len(archive_files(tmp_path)) == 38

@@ -295,6 +295,9 @@ class Index:
         self._uncommitted: list[tuple[InstanceSummary, bool]] = []
         # Instances queued with add_later(), added at the next flush() or read (see there).
         self._queued: deque[tuple[Callable[[], InstanceSummary], bool]] = deque()
+        # The last flush could not write (a full disk): serve refuses stores until one can,
+        # rather than answer success for instances no query would find meanwhile.
+        self.write_failing = False
         # SOP Instance UID -> path of those queued or added and not yet committed, and the
         # connections of the threads that ask stored_path() (see there).
         self._fresh: dict[str, str] = {}
@@ -557,11 +560,18 @@ class Index:
                 self._add_queued()
                 self._commit_pending()
             except sqlite3.OperationalError as exc:
-                log.warning(
-                    "the index cannot be written now (%s): %d instances wait for the next try",
-                    exc,
-                    len(self._queued),
-                )
+                if not self.write_failing:
+                    log.warning(
+                        "the index cannot be written now (%s): %d instances wait for the next "
+                        "try; stores are refused (A700) until it can",
+                        exc,
+                        len(self._queued),
+                    )
+                self.write_failing = True
+                return
+            if self.write_failing:
+                log.warning("the index can be written again: stores are accepted")
+            self.write_failing = False
 
     def _add_queued_for_reading(self) -> None:
         """Before a read on the writer's connection: the queue goes in if SQLite can write;

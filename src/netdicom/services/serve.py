@@ -66,6 +66,8 @@ log = logging.getLogger("netdicom.serve")
 # commit writes the WAL, which the next per-file fsync then has to flush too (ext4 orders data
 # before its journal): fewer commits, cheaper fsyncs. Queries flush first, so none is stale.
 _FLUSH_DELAY = 1.0
+# How often a refused store tries the index again while it cannot be written (_refusal).
+_RETRY_INDEX = 1.0
 # Operations a storage-only association may have outstanding with us (PS3.7 D.3.3.3): while
 # instances are synced the next ones arrive, and the more arrive meanwhile the more share one
 # group commit (2,000 instances of 2 KB: 0.66 and 0.96 s with 64 against 0.83 and 1.14 s
@@ -147,6 +149,8 @@ class ServeApp:
         # adds the queue is scheduled from the event loop.
         self.storage.on_placed.append(self._index_stored)
         self.storage.stored_at = self._stored_at
+        self.storage.refusal = self._refusal
+        self._retry_at = 0.0
         self.storage.on_stored.append(self._schedule_flush)
         # On placing (a worker thread), not after: an instance placed as the shutdown grace ran
         # out was kept and indexed, yet never logged (its coroutine was cancelled).
@@ -369,6 +373,19 @@ class ServeApp:
     def _stored_at(self, sop_instance_uid: str) -> str | None:
         # On the thread that places files, before this instance is queued for the index.
         return self.index.stored_path(sop_instance_uid)
+
+    def _refusal(self) -> str | None:
+        """Stores are refused (A700) while the index cannot be written (a full disk): the
+        files would be on disk, success answered, and no C-FIND or retrieve would find them
+        until space came back (walkthrough 6a). A refused store tries the index again, at
+        most once a second, so that stores resume once it can be written."""
+        if not self.index.write_failing:
+            return None
+        now = time.monotonic()
+        if now >= self._retry_at and self._flush_timer is None and not self._flushing:
+            self._retry_at = now + _RETRY_INDEX
+            self._flush_in_background()
+        return "the archive's index cannot be written (disk full?): try again later"
 
     def _index_stored(self, stored: StoredInstance) -> None:
         # After the file is durable, before success is answered. The instance is queued

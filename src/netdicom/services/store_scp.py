@@ -251,6 +251,8 @@ class StorageSCP:
         self.on_stored: list[OnStored] = []
         self.on_placed: list[OnPlaced] = []
         self.stored_at: Callable[[str], str | None] | None = None
+        # Why stores are refused now (A700), or None: serve's index cannot be written.
+        self.refusal: Callable[[], str | None] | None = None
         self._capture = self.layout.tags | {SOP_CLASS_UID, SOP_INSTANCE_UID} | CAPTURE_TAGS
         # Large data sets are written by worker threads as they arrive (archive.spool): the
         # copying overlaps with receiving.
@@ -339,6 +341,8 @@ class StorageSCP:
             failure = _Failed(
                 status.SOP_CLASS_NOT_SUPPORTED, "SOP Class UID is not the context's abstract syntax"
             )
+        elif self.refusal is not None and (why := self.refusal()) is not None:
+            failure = _Failed(status.OUT_OF_RESOURCES, why)
         ts = context.transfer_syntax
         implicit, little = _encoding(ts)
         scanner = DatasetScanner(
