@@ -295,3 +295,19 @@ def test_3_when_the_folder_cannot_be_written(
     monkeypatch.setattr(lock.os, "open", read_only)
     with pytest.raises(lock.FolderInUse, match="read-only, or not writable by this user"):
         lock.lock_folder(tmp_path)
+
+
+def test_3_when_another_serve_has_the_folder_and_its_index_folder_was_deleted(
+    tmp_path: Path,
+) -> None:
+    # Walkthrough 6a: the README says to delete DIR/.netdicom to rebuild the index; the lock
+    # file went with it, and a second serve started on the same folder.
+    import shutil
+
+    port = free_port()
+    with running(serve_argv(tmp_path, port), port) as first:
+        shutil.rmtree(tmp_path / ".netdicom")
+        second = run_cli("serve", "--dir", str(tmp_path), "--port", str(free_port()))
+        assert first.poll() is None
+    assert second.returncode == ExitCode.BAD_INPUT == 3, second.stderr
+    assert "served already by another netdicom serve" in second.stderr
