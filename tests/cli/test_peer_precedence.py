@@ -97,3 +97,36 @@ def test_aec_help_states_the_precedence() -> None:
     result = CliRunner().invoke(build_app("store"), ["store", "--help"])
     text = " ".join(result.output.split())
     assert "AET@ in PEER overrides it; it overrides the aet of a peer named in the" in text
+
+
+def test_a_configured_peer_name_wins_over_a_folder_of_that_name(tmp_path: Path) -> None:
+    # Walkthrough 6d: `netdicom store pacs -r data` with a folder pacs/ in the working folder
+    # sent data/ and pacs/ to the *default* peer, another archive than the one named.
+    from tests.dicomfiles import make_files
+
+    port = _port()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'default = "other"\n[peers.pacs]\nhost = "127.0.0.1"\nport = {port}\n\n'
+        '[peers.other]\nhost = "127.0.0.1"\nport = 1\n'
+    )
+    make_files(tmp_path / "data", 2)
+    make_files(tmp_path / "pacs", 1)  # a folder named after the peer
+    env = {**os.environ, "NETDICOM_CONFIG": str(config)}
+    env.pop("NETDICOM_PEER", None)
+
+    def store(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*NETDICOM, "store", *args, "--json"], capture_output=True,
+                              text=True, env=env, cwd=tmp_path, timeout=60)  # fmt: skip
+
+    with running(serve_argv(tmp_path / "archive", port), port):
+        sent = store("pacs", "-r", "data")
+        alone = store("pacs")
+    assert sent.returncode == 0, sent.stderr
+    summary = json.loads(sent.stdout.splitlines()[-1])["summary"]
+    assert summary["stored"] == 2 and summary["files"] == 2  # data/ only, to pacs
+    assert summary["peer"].endswith(f":{port}")
+    assert alone.returncode == 2
+    assert "'pacs' names a configured peer: for the path here, write ./pacs" in " ".join(
+        alone.stderr.split()
+    )

@@ -475,6 +475,17 @@ def run(coro: Coroutine[Any, Any, T], *, debug: bool, quiet: bool = False) -> T:
             signal.signal(signal.SIGINT, signal.SIG_IGN if state.count else restored)
 
 
+def names_a_configured_peer(text: str) -> bool:
+    """`text` is the name of a peer in the configuration file (False when it cannot be read:
+    resolving the peer says why)."""
+    from netdicom.config import ConfigError, load_config
+
+    try:
+        return text in load_config().peers
+    except ConfigError:
+        return False
+
+
 def resolve_peer(text: str | None) -> Peer:
     """PEER as given on the command line: HOST:PORT, AET@HOST:PORT or a peer name from the
     configuration file; None means the default peer ($NETDICOM_PEER, else `default`).

@@ -27,10 +27,12 @@ from netdicom.cli.common import (
     VerboseOption,
     client_options,
     fail,
+    names_a_configured_peer,
     resolve_peer,
     run,
     stderr,
 )
+from netdicom.core.printable import quoted
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -57,7 +59,8 @@ def store(
         str,
         typer.Argument(
             help="HOST:PORT, AET@HOST:PORT or a configured peer name; may be left out when a "
-            "default peer is configured (the first argument is then a path).",
+            "default peer is configured (the first argument is then a path, unless it names "
+            "a configured peer: write ./NAME for a folder of that name).",
             show_default=False,
             metavar="PEER",
         ),
@@ -113,12 +116,19 @@ def store(
 
     paths = list(paths or [])
     peer_text: str | None = peer
-    if ":" not in peer and "@" not in peer and Path(peer).exists():
+    # A configured peer's name is the peer even where a file or folder has that name: a
+    # folder named after the PACS (pacs/, archive/) sent everything to the default peer, the
+    # folder walked as data (walkthrough 6d). ./NAME is the folder.
+    bare = ":" not in peer and "@" not in peer
+    if bare and Path(peer).exists() and not names_a_configured_peer(peer):
         # `netdicom store *.dcm` with a default peer: the first argument is a path.
         paths.insert(0, Path(peer))
         peer_text = None
     if not paths:
-        raise typer.BadParameter("give at least one file or directory", param_hint="PATHS")
+        also = ""
+        if bare and Path(peer).exists():
+            also = f" ({quoted(peer)} names a configured peer: for the path here, write ./{peer})"
+        raise typer.BadParameter(f"give at least one file or directory{also}", param_hint="PATHS")
     try:
         target = resolve_peer(peer_text)
     except BadPeer as exc:
