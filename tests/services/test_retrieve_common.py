@@ -219,3 +219,15 @@ def test_tidy_incoming_removes_only_an_empty_folder(tmp_path: Path) -> None:
         (tmp_path / "new" / ".incoming").mkdir(parents=True)
         raise RuntimeError
     assert not (tmp_path / "new" / ".incoming").exists()
+
+
+def test_a_patient_level_retrieve_names_one_patient_per_request() -> None:
+    # Walkthrough 6d: two patients matched became one C-MOVE with PatientID=PAT001\PAT002;
+    # dcmqrscp matched no patient and answered success, nothing moved (PS3.4 C.4.2.2.1: one
+    # unique key above the study level).
+    matches = [_match(PatientID="PAT001"), _match(PatientID="PAT002")]
+    result = resolve_matches(Model.PATIENT_ROOT, Level.PATIENT, matches)
+    assert [r.values for r in result.requests] == [("PAT001",), ("PAT002",)]
+    direct = direct_requests(Model.PATIENT_ROOT, Level.PATIENT, {PATIENT_ID: "PAT001\\PAT002"})
+    assert direct is not None and [r.values for r in direct] == [("PAT001",), ("PAT002",)]
+    assert build_identifier(direct[1], Model.PATIENT_ROOT).PatientID == "PAT002"

@@ -124,6 +124,8 @@ def direct_requests(
             )
     tag = UNIQUE_KEYS[level]
     values = tuple(v.strip() for v in keys[tag].split("\\"))
+    if level is _ONE_PER_REQUEST:
+        return [RetrieveRequest(level, parents, tag, (value,)) for value in values]
     return [RetrieveRequest(level, parents, tag, values)]
 
 
@@ -203,6 +205,13 @@ def _values(ds: Any, tag: int) -> list[str]:
     return [str(v).strip(" \x00") for v in items if str(v).strip(" \x00")]
 
 
+# Above the study level a retrieve takes one unique key, not a list (PS3.4 C.4.2.2.1: lists
+# are for UIDs at the study, series and image levels; Patient ID is LO, VM 1). Sent as a list,
+# dcmqrscp matched no patient and answered success with nothing moved (walkthrough 6d): one
+# request per patient.
+_ONE_PER_REQUEST = Level.PATIENT
+
+
 def resolve_matches(
     model: Model, level: Level, matches: Iterable[Any], *, max_list: int = 1000
 ) -> Resolution:
@@ -248,6 +257,8 @@ def resolve_matches(
     if result.entities and counted == result.entities:
         result.instances = total
     tag = UNIQUE_KEYS[level]
+    if level is _ONE_PER_REQUEST:
+        max_list = 1  # one Patient ID per request (_ONE_PER_REQUEST)
     for parents, values in groups.items():
         for start in range(0, len(values), max_list):
             chunk = tuple(values[start : start + max_list])
