@@ -266,7 +266,14 @@ def test_a_date_or_time_that_does_not_exist_is_a_usage_error(
 
 
 @pytest.mark.parametrize(
-    "key", ["StudyDate=20240229", "StudyTime=235960", "StudyTime=1000-10", "StudyDate=-20240101"]
+    "key",
+    [
+        "StudyDate=20240229",
+        "StudyTime=235960",
+        "StudyTime=1000-10",
+        "StudyDate=-20240101",
+        'StudyDate=""',  # empty or absent (walkthrough 6b: refused, though serve matches it)
+    ],
 )
 def test_dates_and_times_that_exist_pass_the_check(key: str) -> None:
     from netdicom.services.find_scu import parse_key
@@ -361,3 +368,35 @@ def test_plain_table_into_a_pipe_streams_after_the_first_rows() -> None:
     writer.finish()
     lines = out.getvalue().splitlines()
     assert len(lines) == 151 and lines[121] == "P" * 20  # a wider value later is whole
+
+
+@pytest.mark.parametrize("command", ["find", "get", "move"])
+@pytest.mark.parametrize(
+    ("charset", "words"),
+    [
+        ("ISO_IR 100", "cannot be written in SpecificCharacterSet='ISO_IR 100'"),
+        ("FOO", "SpecificCharacterSet='FOO' is not a character set DICOM defines"),
+    ],
+)
+def test_a_value_its_character_set_cannot_hold_is_a_usage_error(
+    command: str, charset: str, words: str
+) -> None:
+    # Walkthrough 6b: pydicom wrote '?' for each Cyrillic letter, a wildcard: the query
+    # matched every name of six letters, exit 0.
+    result = cli(command, "127.0.0.1:1", "PatientName=Иванов*", f"SpecificCharacterSet={charset}")
+    assert result.returncode == 2, result.stderr
+    assert words in " ".join(result.stderr.split())
+
+
+def test_the_identifier_is_written_in_the_character_set_asked_for() -> None:
+    from netdicom.archive.matching import Level
+    from netdicom.services.find_scu import build_identifier
+
+    cyrillic = build_identifier(Level.PATIENT, {0x00100010: "Иванов*", 0x00080005: "ISO_IR 144"})
+    assert cyrillic.SpecificCharacterSet == "ISO_IR 144"
+    # `SpecificCharacterSet=` shows the responses' set: never a zero-length element in the
+    # identifier (PS3.4 C.2.2.2), which had also replaced the UTF-8 the value needed.
+    shown = build_identifier(Level.PATIENT, {0x00100010: "Иванов*", 0x00080005: ""})
+    assert shown.SpecificCharacterSet == "ISO_IR 192"
+    plain = build_identifier(Level.PATIENT, {0x00100010: "DOE*", 0x00080005: ""})
+    assert "SpecificCharacterSet" not in plain

@@ -101,8 +101,8 @@ def parse_request(
 ) -> tuple[str | None, Any, Any, dict[int, str], Any]:
     """(peer text, model, level, keys, direct requests or None); usage errors as BadParameter."""
     from netdicom.archive.matching import Level, Model
-    from netdicom.services.find_scu import BadKey, parse_key
-    from netdicom.services.retrieve_common import UnsafeRetrieve, direct_requests
+    from netdicom.services.find_scu import BadKey, build_identifier, parse_key
+    from netdicom.services.retrieve_common import UnsafeRetrieve, direct_requests, find_keys
 
     peer_text = items.pop(0) if items and "=" not in items[0] else None
     the_model = Model(model.value)
@@ -118,6 +118,10 @@ def parse_request(
     try:
         keys = {key.tag: key.value for key in (parse_key(item) for item in items)}
         requests = direct_requests(the_model, the_level, keys)
+        if requests is None:
+            # The resolving C-FIND's identifier, built now: what cannot be sent (a value its
+            # SpecificCharacterSet cannot hold) is a usage error, not an internal one.
+            build_identifier(the_level, find_keys(the_model, the_level, keys))
     except BadKey as exc:
         raise typer.BadParameter(str(exc), param_hint="KEY=VALUE") from None
     except UnsafeRetrieve as exc:

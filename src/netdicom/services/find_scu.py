@@ -116,8 +116,8 @@ _MATCHABLE: Final = {
 
 def _check_date_time(keyword: str, vr: str, value: str) -> None:
     form = _MATCHABLE.get(vr)
-    if form is None or value in ("", "*"):
-        return
+    if form is None or value in ("", "*", '""'):
+        return  # universal, or `""`: the attribute empty or absent (as serve and dcmtk match)
     text = value.strip(" ")
     if form[0].fullmatch(text):
         problem = _calendar_problem(vr, text)
@@ -313,12 +313,23 @@ def build_identifier(level: Level, wanted: Mapping[int, str]) -> Any:
     from pydicom.dataset import Dataset
 
     ds = Dataset()
-    if any(not v.isascii() for v in wanted.values()):
+    charset = wanted.get(_CHARSET_TAG, "").strip(" ")
+    if charset:
+        # Given by the user: the identifier is written in it, so each value must fit (pydicom
+        # put '?' for what did not, a wildcard: `PatientName=Иванов*` in ISO_IR 100 matched
+        # every name of six letters, walkthrough 6b).
+        terms = [term.strip(" ") for term in charset.split("\\")]
+        _check_encodable(terms, wanted)
+        ds.SpecificCharacterSet = terms if len(terms) > 1 else terms[0]
+    elif any(not v.isascii() for v in wanted.values()):
         ds.SpecificCharacterSet = "ISO_IR 192"
     # Otherwise absent (the default repertoire): it is not a return key, and must never be
-    # zero-length (PS3.4 C.2.2.2). The SCP names the set of its responses when they need one.
+    # zero-length (PS3.4 C.2.2.2; `SpecificCharacterSet=` only shows the responses' set). The
+    # SCP names the set of its responses when they need one.
     ds.QueryRetrieveLevel = level.name
     for tag, value in wanted.items():
+        if tag == _CHARSET_TAG:
+            continue
         computed = COMPUTED_BY_TAG.get(tag)
         vr = computed.vr if computed else _dictionary_vr(tag)
         element_value: object
@@ -336,6 +347,38 @@ def build_identifier(level: Level, wanted: Mapping[int, str]) -> Any:
             element_value = value or None
         ds.add(DataElement(tag, vr, element_value, validation_mode=config.IGNORE))
     return ds
+
+
+_CHARSET_TAG: Final = 0x00080005
+
+
+def _check_encodable(terms: list[str], wanted: Mapping[int, str]) -> None:
+    """BadKey unless the character set `terms` is known and holds every value of `wanted`."""
+    import warnings
+
+    from pydicom.charset import convert_encodings, encode_string
+
+    shown = "\\".join(terms)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pydicom warns, and falls back or puts '?'
+        try:
+            encodings = convert_encodings(terms)
+        except (UserWarning, LookupError, ValueError):
+            raise BadKey(
+                f"SpecificCharacterSet={quoted(shown)} is not a character set DICOM defines "
+                "(PS3.3 C.12.1.1.2), e.g. ISO_IR 100 or ISO_IR 192"
+            ) from None
+        for tag, value in wanted.items():
+            if value.isascii() or tag == _CHARSET_TAG:
+                continue
+            try:
+                encode_string(value, encodings)
+            except (UserWarning, UnicodeError, LookupError, ValueError):
+                raise BadKey(
+                    f"{_keyword(tag)}={quoted(value)} cannot be written in SpecificCharacterSet="
+                    f"{quoted(shown)}: give a set that holds it, or leave SpecificCharacterSet "
+                    "out (netdicom then writes UTF-8, ISO_IR 192)"
+                ) from None
 
 
 @frozen
