@@ -499,3 +499,27 @@ def test_an_index_removed_while_serving_says_so_and_is_not_made_again(tmp_path: 
         assert not index_path(tmp_path).exists()
     finally:
         index.close()
+
+
+def test_studies_without_a_patient_id_keep_their_own_patient(tmp_path: Path) -> None:
+    # Walkthrough 6b: every instance with an empty (or no) PatientID was filed under one
+    # patient, answered with the first one's name: a query by the others' names found nothing.
+    index, _ = open_index(tmp_path)
+    for number, name in enumerate(("First^Person", "Second^Person", "Third^Person")):
+        ds = make_dataset(patient_id="", patient_name=name, study_uid=f"7.{number}")
+        index_file(index, write_instance(tmp_path / f"{number}.dcm", ds))
+    more = make_dataset(patient_id="", patient_name="Second^Person", study_uid="7.1",
+                        series_uid="7.1.9", sop_instance_uid="7.1.9.1")  # fmt: skip
+    index_file(index, write_instance(tmp_path / "3.dcm", more))  # the same study: its patient
+    assert index.counts() == {"patient": 3, "study": 3, "series": 4, "instance": 4}
+    found = _find((index, tmp_path), Level.STUDY, Key(PATIENT_NAME, "PN", "Second*"))
+    assert _uids(found, STUDY_UID) == ["7.1"]
+    named = _find((index, tmp_path), Level.STUDY, wanted=(STUDY_UID, PATIENT_NAME))
+    assert sorted(str(r[PATIENT_NAME][0]) for r in named) == [  # type: ignore[index]
+        "First^Person", "Second^Person", "Third^Person"
+    ]  # fmt: skip
+    # A Patient ID still identifies its patient across studies.
+    for number in (1, 2):
+        ds = make_dataset(patient_id="P9", patient_name="Known^Person", study_uid=f"6.{number}")
+        index_file(index, write_instance(tmp_path / f"p{number}.dcm", ds))
+    assert index.counts()["patient"] == 4

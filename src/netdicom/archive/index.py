@@ -59,7 +59,7 @@ from netdicom.core.records import frozen
 log = logging.getLogger("netdicom.index")
 
 # 3: person names folded one character for one (fold_case); instances by SOP class
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 INDEX_DIR: Final = ".netdicom"
 INDEX_FILE: Final = "index.sqlite"
 
@@ -89,7 +89,11 @@ CREATE TABLE patient (
     n_studies INTEGER NOT NULL DEFAULT 0,
     n_series INTEGER NOT NULL DEFAULT 0,
     n_instances INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (patient_id, issuer)
+    -- A Patient ID identifies a patient; an empty one does not: such a patient row belongs to
+    -- one study (its Study Instance UID here), so that studies of different people without
+    -- an ID each keep their own name (all of them answered the first one's, walkthrough 6b).
+    anonymous_study TEXT NOT NULL DEFAULT '',
+    UNIQUE (patient_id, issuer, anonymous_study)
 );
 CREATE TABLE study (
     pk INTEGER PRIMARY KEY,
@@ -701,9 +705,10 @@ class Index:
         filed there too, unless it replaces a stored instance (a correction, --on-duplicate
         overwrite): the study then moves to the patient it names. (The patient row was made
         before the study was looked at, and left empty when the study had another.)"""
+        anonymous = {"anonymous_study": row["study_uid"] if not row["patient_id"] else ""}
         found = db.execute(
-            "SELECT pk FROM patient WHERE patient_id = ? AND issuer = ?",
-            (row["patient_id"], row["issuer"]),
+            "SELECT pk FROM patient WHERE patient_id = ? AND issuer = ? AND anonymous_study = ?",
+            (row["patient_id"], row["issuer"], anonymous["anonymous_study"]),
         ).fetchone()
         patient_pk: int | None = found[0] if found else None
         study = db.execute(
@@ -712,7 +717,7 @@ class Index:
         ).fetchone()
         if study is None:
             if patient_pk is None:
-                patient_pk = self._insert_row(db, Level.PATIENT, row, {})
+                patient_pk = self._insert_row(db, Level.PATIENT, row, anonymous)
             return patient_pk, self._insert_row(db, Level.STUDY, row, {"patient_pk": patient_pk})
         study_pk, owner, n_series, n_instances = study
         if patient_pk == owner:
@@ -723,7 +728,7 @@ class Index:
         if correction is None:
             return owner, study_pk
         if patient_pk is None:
-            patient_pk = self._insert_row(db, Level.PATIENT, row, {})
+            patient_pk = self._insert_row(db, Level.PATIENT, row, anonymous)
         # The counters follow the study (the triggers only see inserts and deletes).
         move = "UPDATE patient SET n_studies = n_studies + ?, n_series = n_series + ?, "
         move += "n_instances = n_instances + ? WHERE pk = ?"
