@@ -523,3 +523,24 @@ def test_studies_without_a_patient_id_keep_their_own_patient(tmp_path: Path) -> 
         ds = make_dataset(patient_id="P9", patient_name="Known^Person", study_uid=f"6.{number}")
         index_file(index, write_instance(tmp_path / f"p{number}.dcm", ds))
     assert index.counts()["patient"] == 4
+
+
+def test_a_rebuild_takes_a_patient_s_attributes_from_its_oldest_file(tmp_path: Path) -> None:
+    # Walkthrough 6d: rebuilt in path order, the index answered whichever name the walk met
+    # first; live, the first instance stored sets it. Oldest file first gives the same.
+    import os
+
+    for number, (folder, name) in enumerate((("b", "First^Stored"), ("a", "Later^Name"))):
+        ds = make_dataset(patient_id="P1", patient_name=name, study_uid=f"5.{number}",
+                          sop_instance_uid=f"5.{number}.1")  # fmt: skip
+        path = write_instance(tmp_path / folder / "x.dcm", ds)
+        os.utime(path, ns=(10**18 + number * 10**9,) * 2)
+    copy = tmp_path / "c" / "x.dcm"  # a second copy of the first instance, newer
+    copy.parent.mkdir()
+    copy.write_bytes((tmp_path / "b" / "x.dcm").read_bytes())
+    index, report = open_index(tmp_path)
+    (patient,) = _find((index, tmp_path), Level.PATIENT, model=Model.PATIENT_ROOT,
+                       wanted=(PATIENT_ID, PATIENT_NAME))  # fmt: skip
+    assert str(patient[PATIENT_NAME][0]) == "First^Stored"  # type: ignore[index]
+    assert report.skipped == 1
+    assert index.stored_path("5.0.1") == "b/x.dcm"

@@ -220,7 +220,13 @@ def reconcile(
     on_disk = walk(directory)
     gone = [path for path in known if path not in on_disk]
     removed = index.remove(gone) if gone else 0
-    todo = sorted(p for p, stat in on_disk.items() if known.get(p) != stat)
+    # Oldest first, as serve stored them: the first instance of a patient or study sets its
+    # attributes, and the first copy of an instance is the indexed one, as they were before
+    # the rebuild (in path order a rebuild could bring back another name, walkthrough 6d).
+    todo = sorted(
+        (p for p, stat in on_disk.items() if known.get(p) != stat),
+        key=lambda p: (on_disk[p][1], p),
+    )
     added = skipped = 0
     done = 0
     if progress is not None:
