@@ -247,6 +247,25 @@ def test_netdicom_move_from_dcmqrscp(
     assert by_uid(list(tmp_path.rglob("*.dcm"))) == expected(originals, STUDY_CT)
 
 
+@needs_dcmtk
+@pytest.mark.parametrize(
+    "query",
+    [
+        ["--model", "patient", "--level", "study", "PatientName=ROE*"],
+        ["--level", "series", "PatientID=P2"],
+    ],
+)
+def test_a_key_of_a_higher_level_is_resolved_level_by_level_at_dcmqrscp(
+    dcmqrscp: tuple[int, int], originals: dict[str, list[Path]], tmp_path: Path, query: list[str]
+) -> None:
+    # Walkthrough 6d: asked in one C-FIND, a hierarchical SCP ignored the patient key above
+    # the query level and matched every patient's studies: both patients were retrieved.
+    port, _ = dcmqrscp
+    result = run_cli("get", f"DCMQRSCP@127.0.0.1:{port}", *query, "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert by_uid(list(tmp_path.rglob("*.dcm"))) == expected(originals, STUDY_MR)
+
+
 # --- netdicom -> pynetdicom qrscp -----------------------------------------------------------
 
 _QRSCP_INI = """\

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from netdicom.archive.matching import UNIQUE_KEYS, Level, Model
+from netdicom.archive.matching import UNIQUE_KEYS, Level, Model, level_of
 from netdicom.core import uids
 from netdicom.core.dimse import StatusCategory, category, status
 from netdicom.core.errors import NetDicomError
@@ -563,31 +563,93 @@ async def resolve(
     *,
     timeout: float | None = None,
 ) -> Resolution:
-    """Run the C-FIND that turns `keys` into retrieve requests, on an association of its own
-    (PS3.4 C.4.2.2.1: a retrieve carries unique keys only)."""
-    from netdicom.services.find_scu import build_identifier as find_identifier
-    from netdicom.services.find_scu import find, find_contexts
+    """Run the C-FINDs that turn `keys` into retrieve requests, on an association of their
+    own (PS3.4 C.4.2.2.1: a retrieve carries unique keys only). Top down, as a hierarchical
+    SCP needs (see _find_down)."""
+    from netdicom.services.find_scu import find_contexts
     from netdicom.services.session import open_association
 
-    identifier = find_identifier(level, find_keys(model, level, keys))
     assoc = await open_association(peer, options, find_contexts(model))
     matches: list[Any] = []
+    skipped: list[str] = []
     try:
-        result = await find(
-            assoc, model, identifier, lambda ds, _: matches.append(ds), timeout=timeout
-        )
+        await _find_down(assoc, model, level, dict(keys), {}, matches, skipped, timeout)
     except BaseException:
         assoc.abort()
         raise
     await assoc.release()
-    from netdicom.core.dimse import StatusCategory, category, status_name
-    from netdicom.core.errors import DimseFailure
+    resolution = resolve_matches(model, level, matches)
+    resolution.skipped[:0] = skipped
+    return resolution
 
+
+async def _find_down(
+    assoc: Any,
+    model: Model,
+    level: Level,
+    keys: dict[int, str],
+    parents: dict[int, str],
+    matches: list[Any],
+    skipped: list[str],
+    timeout: float | None,
+) -> None:
+    """The matches at `level` of `keys` under the entity `parents` names (unique keys).
+
+    A key of a level above `level` that is not that level's unique key with a single value
+    is asked at its own level first, then each match's unique keys narrow the next level:
+    a hierarchical SCP (dcmqrscp; the baseline, PS3.4 C.4.1.3.1) takes the query level's
+    keys and one unique key per level above, and ignores the rest. Asked in one C-FIND,
+    `--model patient --level study PatientName=DOE*` matched every patient's studies (and
+    retrieved them all), `--level series PatientID=P2` every patient's series (6d)."""
+    step = _first_step(model, level, keys)
+    if step is None:
+        matches.extend(await _find_once(assoc, model, level, {**keys, **parents}, timeout))
+        return
+    here = {tag: value for tag, value in keys.items() if level_of(tag, model) <= step}
+    below = {tag: value for tag, value in keys.items() if level_of(tag, model) > step}
+    seen: set[tuple[tuple[int, str], ...]] = set()
+    for match in await _find_once(assoc, model, step, {**here, **parents}, timeout):
+        found: dict[int, str] = {}
+        for _, tag in unique_tags(model, step):
+            values = _values(match, tag)
+            if len(values) != 1 or not is_safe_unique_value(values[0]):
+                skipped.append(f"{_keyword(tag)}={quoted(chr(92).join(values))}")
+                break
+            found[tag] = values[0]
+        else:
+            if tuple(found.items()) not in seen:
+                seen.add(tuple(found.items()))
+                await _find_down(assoc, model, level, below, found, matches, skipped, timeout)
+
+
+def _first_step(model: Model, level: Level, keys: Mapping[int, str]) -> Level | None:
+    """The highest level above `level` with a key a hierarchical C-FIND at `level` cannot
+    carry (see _find_down); None when every key above is a single unique key."""
+    uniques = {tag for _, tag in unique_tags(model, level)}
+    steps = [
+        where
+        for tag, value in keys.items()
+        if (where := level_of(tag, model)) < level
+        and not (tag in uniques and "\\" not in value and is_safe_unique_value(value))
+    ]
+    return min(steps) if steps else None
+
+
+async def _find_once(
+    assoc: Any, model: Model, level: Level, keys: Mapping[int, str], timeout: float | None
+) -> list[Any]:
+    from netdicom.core.errors import DimseFailure
+    from netdicom.services.find_scu import build_identifier as find_identifier
+    from netdicom.services.find_scu import find
+
+    identifier = find_identifier(level, find_keys(model, level, keys))
+    matches: list[Any] = []
+    result = await find(assoc, model, identifier, lambda ds, _: matches.append(ds), timeout=timeout)
     if category(result.status) not in (StatusCategory.SUCCESS, StatusCategory.WARNING):
         comment = f": {result.error_comment}" if result.error_comment else ""
         raise DimseFailure(
             result.status,
-            f"the C-FIND resolving the keys failed: {status_name(result.status, 'find')} "
-            f"(0x{result.status:04X}){comment}",
+            f"the C-FIND resolving the keys failed: "
+            f"{status.status_name(result.status, 'find')} (0x{result.status:04X}){comment}",
         )
-    return resolve_matches(model, level, matches)
+    return matches
