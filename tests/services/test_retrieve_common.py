@@ -231,3 +231,21 @@ def test_a_patient_level_retrieve_names_one_patient_per_request() -> None:
     direct = direct_requests(Model.PATIENT_ROOT, Level.PATIENT, {PATIENT_ID: "PAT001\\PAT002"})
     assert direct is not None and [r.values for r in direct] == [("PAT001",), ("PAT002",)]
     assert build_identifier(direct[1], Model.PATIENT_ROOT).PatientID == "PAT002"
+
+
+def test_a_non_ascii_patient_id_is_declared_in_the_retrieve_identifier() -> None:
+    # Walkthrough 6d: PatientID=MÜ001 went out as Latin-1 with no Specific Character Set.
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    request = RetrieveRequest(Level.PATIENT, (), PATIENT_ID, ("MÜ001",))
+    ds = build_identifier(request, Model.PATIENT_ROOT)
+    assert ds.SpecificCharacterSet == "ISO_IR 192"
+    buffer = DicomBytesIO()
+    buffer.is_little_endian, buffer.is_implicit_VR = True, False
+    write_dataset(buffer, ds)
+    assert "MÜ001".encode() in buffer.getvalue()
+    plain = build_identifier(
+        RetrieveRequest(Level.PATIENT, (), PATIENT_ID, ("M1",)), Model.PATIENT_ROOT
+    )
+    assert "SpecificCharacterSet" not in plain

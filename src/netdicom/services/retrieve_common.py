@@ -149,6 +149,12 @@ def build_identifier(request: RetrieveRequest, model: Model) -> Any:
     from pydicom.dataset import Dataset
 
     ds = Dataset()
+    if not all(value.isascii() for _, value in request.parents) or not all(
+        value.isascii() for value in request.values
+    ):
+        # A Patient ID outside the default repertoire (PS3.4 C.4.2.1.4.1, C.4.3.1.3.1): it was
+        # written as Latin-1 without a word, and dcmqrscp moved nothing (walkthrough 6d).
+        ds.SpecificCharacterSet = "ISO_IR 192"
     ds.QueryRetrieveLevel = request.level.name
     for tag, value in request.parents:
         ds.add_new(tag, "LO" if tag == UNIQUE_KEYS[Level.PATIENT] else "UI", value)
