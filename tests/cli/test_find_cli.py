@@ -400,3 +400,23 @@ def test_the_identifier_is_written_in_the_character_set_asked_for() -> None:
     assert shown.SpecificCharacterSet == "ISO_IR 192"
     plain = build_identifier(Level.PATIENT, {0x00100010: "DOE*", 0x00080005: ""})
     assert "SpecificCharacterSet" not in plain
+
+
+def test_find_out_sweeps_what_a_killed_run_left(tmp_path: Path) -> None:
+    # Walkthrough 6a: SIGKILL mid-write left .rsp-*.part files in DIR for good.
+    from pydicom.dataset import Dataset
+
+    from netdicom.services.find_scu import first_response_number, write_response
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # its PID names no process now
+    left = tmp_path / f".rsp-{gone.pid}-abc.part"
+    left.write_bytes(b"half")
+    running_now = tmp_path / f".rsp-{os.getpid()}-def.part"  # a run going on beside this one
+    running_now.write_bytes(b"")
+    assert first_response_number(tmp_path) == 1
+    assert not left.exists() and running_now.exists()
+    ds = Dataset()
+    ds.PatientID = "P1"
+    write_response(ds, tmp_path, 1, "1.2.840.10008.5.1.4.1.2.2.1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [running_now.name, "rsp00001.dcm"]

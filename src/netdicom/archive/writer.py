@@ -299,7 +299,7 @@ class Archive:
             if match is None or not entry.is_file(follow_symlinks=False):
                 continue
             pid = int(match.group(1))
-            if pid != os.getpid() and _alive(pid):
+            if pid != os.getpid() and process_alive(pid):
                 continue  # another serve process on the same folder is writing it
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(entry.path)
@@ -646,7 +646,7 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

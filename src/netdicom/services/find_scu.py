@@ -480,10 +480,24 @@ def first_response_number(out: Path) -> int:
     a second query into the same folder neither rewrites the first one's files nor leaves its
     extra ones looking like its own."""
     numbers = [int(m.group(1)) for p in out.glob("rsp*.dcm") if (m := _RSP.fullmatch(p.name))]
+    _sweep_responses(out)
     return max(numbers, default=0) + 1
 
 
+def _sweep_responses(out: Path) -> None:
+    """Remove the temporary files of runs that were killed mid-write (SIGKILL leaves them:
+    they stayed for good, walkthrough 6a); those of a run still going are left alone."""
+    from netdicom.archive.writer import process_alive
+
+    for path in out.glob(".rsp-*.part"):
+        found = _PART.fullmatch(path.name)
+        if found and not process_alive(int(found.group(1))):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
 _RSP = re.compile(r"rsp(\d+)\.dcm")
+_PART = re.compile(r"\.rsp-(\d+)-.*\.part")
 
 
 def write_response(ds: Any, out: Path, number: int, sop_class: str) -> int:
@@ -507,7 +521,7 @@ def write_response(ds: Any, out: Path, number: int, sop_class: str) -> int:
     meta.ImplementationVersionName = uids.IMPLEMENTATION_VERSION_NAME
     ds.file_meta = meta
     out.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=out, prefix=".rsp-", suffix=".part")
+    fd, temporary = tempfile.mkstemp(dir=out, prefix=f".rsp-{os.getpid()}-", suffix=".part")
     try:
         # mkstemp makes it 0600: the mode any other file of ours gets instead (the umask's).
         mask = os.umask(0)
