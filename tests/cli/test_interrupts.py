@@ -133,8 +133,11 @@ def test_move_listen_second_ctrl_c_aborts_and_exits_130(tmp_path: Path) -> None:
     assert summary["stored"] == 0 and summary["error"] == INTERRUPTED
 
 
-def test_get_one_ctrl_c_json_says_interrupted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_get_one_ctrl_c_json_says_interrupted(tmp_path: Path, signum: int) -> None:
     # A cancel by Ctrl-C is not one by --max: the JSON tells them apart, not only the exit code.
+    # SIGTERM and SIGHUP (timeout, systemd, a cancelled CI job) are a Ctrl-C: they killed the
+    # client at once, no C-CANCEL, no report, no JSON, exit 143 (walkthrough 6d).
     marks = _Marks()
 
     def behaviour(conn: socket.socket) -> None:
@@ -152,7 +155,7 @@ def test_get_one_ctrl_c_json_says_interrupted(tmp_path: Path) -> None:
         proc = _start("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3", "--out",
                       str(tmp_path), "--timeout", "20", "--json")  # fmt: skip
         _wait(marks.ready, proc)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         stdout, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     summary = json.loads(stdout)

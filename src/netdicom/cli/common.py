@@ -417,8 +417,15 @@ def interrupted() -> bool:
     return _interrupts.count > 0
 
 
-def run(coro: Coroutine[Any, Any, T], *, debug: bool, quiet: bool = False) -> T:
-    """Run `coro` to completion, turning any failure into the documented exit code."""
+def run(
+    coro: Coroutine[Any, Any, T], *, debug: bool, quiet: bool = False, terminate: bool = True
+) -> T:
+    """Run `coro` to completion, turning any failure into the documented exit code.
+
+    `terminate`: SIGTERM and SIGHUP mean what Ctrl-C means (a client stopped by `timeout`,
+    systemd or a cancelled CI job sent no C-CANCEL, printed no report and no JSON, and ended
+    with 143: walkthrough 6d). serve handles them itself. A signal ignored when we started
+    (nohup) stays ignored."""
     import asyncio
     import gc
     import logging
@@ -452,7 +459,12 @@ def run(coro: Coroutine[Any, Any, T], *, debug: bool, quiet: bool = False) -> T:
 
     # Not the main thread (tests): Ctrl-C keeps its meaning there.
     owned = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, state.signalled) if owned else None
+    previous: dict[int, Any] = {}
+    if owned:
+        wanted = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP) if terminate else (signal.SIGINT,)
+        for number in wanted:
+            if number == signal.SIGINT or signal.getsignal(number) is not signal.SIG_IGN:
+                previous[number] = signal.signal(number, state.signalled)
     try:
         return asyncio.run(main())
     except KeyboardInterrupt as exc:
@@ -468,11 +480,11 @@ def run(coro: Coroutine[Any, Any, T], *, debug: bool, quiet: bool = False) -> T:
         raise fail(exc, debug=debug, quiet=quiet) from None
     finally:
         state.loop = state.task = None
-        if owned:
-            # Interrupted, the command is on its way out with 130: a further Ctrl-C must
-            # not cut its last lines short nor raise in the interpreter's shutdown.
-            restored = previous if previous is not None else signal.default_int_handler
-            signal.signal(signal.SIGINT, signal.SIG_IGN if state.count else restored)
+        # Interrupted, the command is on its way out with 130: a further Ctrl-C must not cut
+        # its last lines short nor raise in the interpreter's shutdown.
+        for signum, before in previous.items():
+            fallback = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+            signal.signal(signum, signal.SIG_IGN if state.count else before or fallback)
 
 
 def names_a_configured_peer(text: str) -> bool:

@@ -25,7 +25,8 @@ class ExitCode(IntEnum):
 EXIT_CODE_HELP = (
     "Exit codes: 0 success; 1 operation failed; 2 usage error; 3 bad or missing input; "
     "4 connection failed; 5 association rejected or no usable context; 6 aborted or protocol "
-    "error; 7 timeout; 130 interrupted; 141 standard output closed (as by `| head`)."
+    "error; 7 timeout; 130 interrupted (Ctrl-C; a client takes SIGTERM and SIGHUP as one); "
+    "141 standard output closed (as by `| head`)."
 )
 
 

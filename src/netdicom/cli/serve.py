@@ -362,7 +362,7 @@ def serve(
         shutdown_grace=shutdown_grace,
         outbound_ssl_context=outbound,
     )
-    run(_serve(config), debug=debug, quiet=quiet)
+    run(_serve(config), debug=debug, quiet=quiet, terminate=False)
 
 
 def _debug_trace() -> Any:
