@@ -66,8 +66,10 @@ def test_quiet_json_prints_the_json_and_nothing_else(server: int) -> None:
     result = cli("find", f"127.0.0.1:{server}", "--json", "-q", "PatientName=doe*")
     assert result.returncode == 0, result.stderr
     assert len(json.loads(result.stdout)) == 2 and result.stderr == ""
+    # --csv asks for data as --json does (walkthrough 6d: `find -q --csv > x.csv` was empty).
     csv = cli("find", f"127.0.0.1:{server}", "--csv", "-q", "PatientName=doe*")
-    assert csv.stdout == "" and csv.returncode == 0  # text output: -q prints nothing
+    assert csv.returncode == 0 and csv.stderr == ""
+    assert len(csv.stdout.splitlines()) == 3  # the header and two rows
 
 
 def test_no_match_is_not_a_failure(server: int) -> None:

@@ -69,7 +69,9 @@ VerboseOption = Annotated[
 QuietOption = Annotated[
     bool,
     typer.Option(
-        "-q", "--quiet", help="Print nothing but what --json asks for; the exit code says."
+        "-q",
+        "--quiet",
+        help="Print nothing but what --json (or find's --csv) asks for; the exit code says.",
     ),
 ]
 # serve has no result to print: -q keeps its log to warnings and errors.

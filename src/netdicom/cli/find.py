@@ -201,9 +201,10 @@ async def _find(
         from netdicom.render.negotiation import print_negotiation
 
         print_negotiation(assoc)
-    # -q silences the text (a CSV header too); asked for, JSON is printed all the same, as by
-    # store, echo, get and move (find alone printed nothing, and `| jq` failed).
-    writer = make_writer(mode, columns) if not quiet or mode == "json" else None
+    # -q silences the text; asked for, JSON and CSV are printed all the same, as store, echo,
+    # get and move print their JSON (find printed nothing, and `| jq` failed; a CSV file
+    # written by a script with -q was empty, walkthrough 6d).
+    writer = make_writer(mode, columns) if not quiet or mode != "table" else None
     count = 0
     next_number = 1 if out is None or not out.is_dir() else first_response_number(out)
     unsupported = False
