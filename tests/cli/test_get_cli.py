@@ -482,3 +482,27 @@ def test_failed_sub_operations_fail_whatever_the_status() -> None:
     assert exit_code([clean], [], False, "get") == 0
     failed = RetrieveOutcome(status.CANCEL, Progress(2, 1, 1, 0), cancelled=True)
     assert exit_code([failed], [], False, "get") == 1
+
+
+@pytest.mark.parametrize("json_output", [False, True])
+def test_a_match_that_cannot_be_retrieved_is_not_nothing_to_retrieve(
+    tmp_path: Path, json_output: bool
+) -> None:
+    # Walkthrough 6b: an instance without a Study Instance UID (Type 1, but found in the wild)
+    # was found by the C-FIND, skipped, and get said "nothing to retrieve", exit 0.
+    from tests.dicomfiles import write_instance
+
+    orphan = make_dataset(sop_instance_uid="1.2.826.0.1.43.1")
+    del orphan.StudyInstanceUID
+    write_instance(tmp_path / "served" / "orphan.dcm", orphan)
+    port = free_port()
+    with running(serve_argv(tmp_path / "served", port), port):
+        result = run_cli("get", f"127.0.0.1:{port}", "--level", "image",
+                         "SOPInstanceUID=1.2.826.0.1.43.1", "SOPClassUID=",
+                         "--out", str(tmp_path / "out"), *(["--json"] if json_output else []))  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "StudyInstanceUID='' skipped" in result.stderr
+    if json_output:
+        assert "cannot be retrieved" in json.loads(result.stdout)["error"]
+    else:
+        assert "nothing retrieved: 1 match(es) cannot be retrieved" in result.stderr

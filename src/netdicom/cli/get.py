@@ -178,15 +178,27 @@ def show_plan(resolution: Any, service: str, *, json_output: bool) -> None:
 
 
 def nothing_to_retrieve(
-    service: Literal["get", "move"], *, json_output: bool, quiet: bool, checked: bool
+    service: Literal["get", "move"],
+    *,
+    json_output: bool,
+    quiet: bool,
+    checked: bool,
+    skipped: Sequence[str] = (),
 ) -> int:
     """The query matched nothing: exit 0, saying so (with --json, the usual summary, empty;
-    `checked` False: a move to another AE, whose "stored" is null)."""
+    `checked` False: a move to another AE, whose "stored" is null). Matches skipped for want
+    of a usable unique key are not nothing: exit 1 (it was 0, "nothing to retrieve", for an
+    instance the C-FIND had just found, walkthrough 6b)."""
+    from netdicom.cli.exit_codes import ExitCode
+
+    error = None
+    if skipped:
+        error = f"{len(skipped)} match(es) cannot be retrieved: no usable unique key"
     if json_output:
-        _empty_summary(service, checked)
+        _empty_summary(service, checked, error)
     elif not quiet:
-        stderr("nothing to retrieve")
-    return 0
+        stderr(f"nothing retrieved: {error}" if error else "nothing to retrieve")
+    return int(ExitCode.FAILED) if skipped else 0
 
 
 def _empty_summary(
@@ -255,9 +267,15 @@ async def send_requests(
 
 
 def exit_code(
-    outcomes: Any, received: Any, interrupted: bool, service: str, problems: Any = ()
+    outcomes: Any,
+    received: Any,
+    interrupted: bool,
+    service: str,
+    problems: Any = (),
+    skipped: Sequence[str] = (),
 ) -> int:
-    """0 all succeeded (or --max cancelled), 1 something failed, 130 Ctrl-C."""
+    """0 all succeeded (or --max cancelled), 1 something failed (or a match was `skipped`,
+    having no usable unique key), 130 Ctrl-C."""
     from netdicom.cli.exit_codes import ExitCode
     from netdicom.core.dimse import status
 
@@ -270,7 +288,7 @@ def exit_code(
             continue
         if outcome.status != status.SUCCESS:
             return int(ExitCode.FAILED)
-    if any(not r.ok for r in received) or any(p.fails for p in problems):
+    if any(not r.ok for r in received) or any(p.fails for p in problems) or skipped:
         return int(ExitCode.FAILED)
     return int(ExitCode.OK)
 
@@ -446,7 +464,9 @@ async def _get(
         show_plan(resolution, "get", json_output=json_output)
         return 0
     if not resolution.requests:
-        return nothing_to_retrieve("get", json_output=json_output, quiet=quiet, checked=True)
+        return nothing_to_retrieve(
+            "get", json_output=json_output, quiet=quiet, checked=True, skipped=resolution.skipped
+        )
     sop_classes = sop_classes_or_curated(sorted(resolution.sop_classes), extra_sop_classes)
     proposal = get_contexts(model, sop_classes, transfer_syntaxes or None)
     if proposal.dropped and not quiet:
@@ -540,7 +560,7 @@ async def _get(
             raise cancelled
         if error is not None:
             raise error
-    return exit_code(outcomes, received, interrupted, "get", problems)
+    return exit_code(outcomes, received, interrupted, "get", problems, resolution.skipped)
 
 
 def _count(number: int, singular: str, plural: str) -> str:

@@ -251,7 +251,11 @@ async def _move(
         return 0
     if not resolution.requests:
         return nothing_to_retrieve(
-            "move", json_output=json_output, quiet=quiet, checked=listen is not None
+            "move",
+            json_output=json_output,
+            quiet=quiet,
+            checked=listen is not None,
+            skipped=resolution.skipped,
         )
     progress = RetrieveProgress("move", enabled=bar_enabled(quiet or json_output or no_progress))
     receiver: MoveReceiver | None = None
@@ -379,7 +383,7 @@ async def _move(
             raise cancelled
         if error is not None:
             raise error
-    return exit_code(outcomes, received, interrupted, "move", problems)
+    return exit_code(outcomes, received, interrupted, "move", problems, resolution.skipped)
 
 
 _SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
