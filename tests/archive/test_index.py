@@ -544,3 +544,24 @@ def test_a_rebuild_takes_a_patient_s_attributes_from_its_oldest_file(tmp_path: P
     assert str(patient[PATIENT_NAME][0]) == "First^Stored"  # type: ignore[index]
     assert report.skipped == 1
     assert index.stored_path("5.0.1") == "b/x.dcm"
+
+
+def test_an_index_of_another_schema_is_rebuilt_without_a_damaged_copy(tmp_path: Path) -> None:
+    # Walkthrough 6b: after an upgrade that changed the schema the old index was logged as
+    # damaged and left behind as index.sqlite.damaged.
+    import sqlite3
+
+    from netdicom.archive.index import SCHEMA_VERSION
+
+    write_instance(tmp_path / "a.dcm", make_dataset(study_uid="4.1"))
+    index, _ = open_index(tmp_path)
+    path = index.path
+    index.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+    again = Index(path.parent.parent)
+    assert again.open() == "outdated"
+    again.close()
+    assert not list(path.parent.glob("*.damaged"))
+    rebuilt, report = open_index(tmp_path)
+    assert rebuilt.counts()["instance"] == 1

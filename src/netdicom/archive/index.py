@@ -222,6 +222,10 @@ class IndexUnusable(Exception):
     """The index file cannot be used (damaged, or of another schema version)."""
 
 
+class IndexOutdated(IndexUnusable):
+    """The index was made by a netdicom with another schema: not damaged, only rebuilt."""
+
+
 @frozen
 class InstanceSummary:
     """What the index keeps of one stored instance: its file and decoded column values."""
@@ -312,10 +316,12 @@ class Index:
     # --- opening ---------------------------------------------------------------------------
 
     def open(self) -> str:
-        """Open or create the index: "ok", "created", or "damaged" (moved aside and created
-        again: the caller rebuilds it from the files)."""
+        """Open or create the index: "ok", "created", "damaged" (moved aside and created
+        again: the caller rebuilds it from the files) or "outdated" (of another schema
+        version: deleted, it holds nothing the files do not, and created again)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         existed = self.path.exists() and self.path.stat().st_size > 0
+        outdated = False
         if existed:
             try:
                 self._conn = _connect(self.path)
@@ -330,27 +336,43 @@ class Index:
                     self._conn = None
                 raise IndexUnavailable(self.path, exc) from exc
             except (sqlite3.DatabaseError, IndexUnusable) as exc:
-                log.warning("index %s is not usable (%s): rebuilding it", self.path, exc)
                 if self._conn is not None:
                     with contextlib.suppress(sqlite3.Error):
                         self._conn.close()
                     self._conn = None
-                self._move_aside()
+                if isinstance(exc, IndexOutdated):
+                    # An upgrade: logged as damage, it left a *.damaged file behind (6b).
+                    log.info("index %s is %s: rebuilding it", self.path, exc)
+                    self._remove_files()
+                    outdated = True
+                else:
+                    log.warning("index %s is not usable (%s): rebuilding it", self.path, exc)
+                    self._move_aside()
         try:
             self._conn = _connect(self.path)
             self._conn.executescript(_SCHEMA)
         except sqlite3.OperationalError as exc:
             raise IndexUnavailable(self.path, exc) from exc
-        return "damaged" if existed else "created"
+        if not existed:
+            return "created"
+        return "outdated" if outdated else "damaged"
 
     @staticmethod
     def _check(conn: sqlite3.Connection) -> None:
         (version,) = conn.execute("PRAGMA user_version").fetchone()
         if version != SCHEMA_VERSION:
-            raise IndexUnusable(f"schema version {version}, expected {SCHEMA_VERSION}")
+            raise IndexOutdated(
+                f"of schema version {version}, made by another netdicom (this one's is "
+                f"{SCHEMA_VERSION})"
+            )
         (verdict,) = conn.execute("PRAGMA quick_check").fetchone()
         if verdict != "ok":
             raise IndexUnusable(f"integrity check failed: {verdict}")
+
+    def _remove_files(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                self.path.with_name(self.path.name + suffix).unlink()
 
     def _move_aside(self) -> None:
         for suffix in ("", "-wal", "-shm"):
