@@ -563,5 +563,5 @@ def test_an_index_of_another_schema_is_rebuilt_without_a_damaged_copy(tmp_path: 
     assert again.open() == "outdated"
     again.close()
     assert not list(path.parent.glob("*.damaged"))
-    rebuilt, report = open_index(tmp_path)
+    rebuilt, _ = open_index(tmp_path)
     assert rebuilt.counts()["instance"] == 1
