@@ -422,3 +422,11 @@ def test_find_out_sweeps_what_a_killed_run_left(tmp_path: Path) -> None:
     ds.PatientID = "P1"
     write_response(ds, tmp_path, 1, "1.2.840.10008.5.1.4.1.2.2.1")
     assert sorted(p.name for p in tmp_path.iterdir()) == [running_now.name, "rsp00001.dcm"]
+
+
+@pytest.mark.parametrize("command", ["find", "get"])
+def test_a_key_given_twice_is_a_usage_error(command: str) -> None:
+    # Walkthrough 6b: the later `PatientName=` replaced `PatientName=DOE*`: everyone matched.
+    result = cli(command, "127.0.0.1:1", "PatientName=DOE*", "0010,0010=")
+    assert result.returncode == 2, result.stderr
+    assert "PatientName is given twice" in " ".join(result.stderr.split())

@@ -113,7 +113,7 @@ def find(
 ) -> None:
     """Query a peer with C-FIND and print the matches."""
     from netdicom.archive.matching import Level, Model
-    from netdicom.services.find_scu import BadKey, build_identifier, parse_key, wanted_keys
+    from netdicom.services.find_scu import BadKey, build_identifier, parse_keys, wanted_keys
     from netdicom.services.peer import BadPeer
 
     if json_output and csv_output:
@@ -128,7 +128,7 @@ def find(
             param_hint="--level",
         )
     try:
-        keys = [parse_key(item) for item in items]
+        keys = parse_keys(items)
         wanted = wanted_keys(the_level, the_model, keys, defaults=not no_defaults)
         identifier = build_identifier(the_level, wanted)
     except BadKey as exc:

@@ -101,7 +101,7 @@ def parse_request(
 ) -> tuple[str | None, Any, Any, dict[int, str], Any]:
     """(peer text, model, level, keys, direct requests or None); usage errors as BadParameter."""
     from netdicom.archive.matching import Level, Model
-    from netdicom.services.find_scu import BadKey, build_identifier, parse_key
+    from netdicom.services.find_scu import BadKey, build_identifier, parse_keys
     from netdicom.services.retrieve_common import UnsafeRetrieve, direct_requests, find_keys
 
     peer_text = items.pop(0) if items and "=" not in items[0] else None
@@ -116,7 +116,7 @@ def parse_request(
             "give the keys of what to retrieve, e.g. StudyInstanceUID=1.2.3", param_hint="KEY=VALUE"
         )
     try:
-        keys = {key.tag: key.value for key in (parse_key(item) for item in items)}
+        keys = {key.tag: key.value for key in parse_keys(items)}
         requests = direct_requests(the_model, the_level, keys)
         if requests is None:
             # The resolving C-FIND's identifier, built now: what cannot be sent (a value its

@@ -212,6 +212,24 @@ def _number_form(vr: str) -> str:
     return f"a decimal number such as 1.5 or -2e-3{several}"
 
 
+def parse_keys(texts: Sequence[str]) -> list[KeyArg]:
+    """Each KEY=VALUE of the command line; one attribute given twice is a BadKey (the later
+    one silently replaced the first: `PatientName=DOE* PatientName=` matched everyone)."""
+    keys: list[KeyArg] = []
+    seen: dict[int, str] = {}
+    for text in texts:
+        key = parse_key(text)
+        if key.tag in seen:
+            raise BadKey(
+                f"{key.keyword} is given twice ({quoted(seen[key.tag])} and "
+                f"{quoted(text)}): one key per attribute; several values go in one, "
+                "separated by \\"
+            )
+        seen[key.tag] = text
+        keys.append(key)
+    return keys
+
+
 def parse_key(text: str) -> KeyArg:
     """`PatientName=DOE*`, `0010,0010=DOE*`, `(0010,0010)=`, `00100010=`."""
     from pydicom.datadict import tag_for_keyword
