@@ -749,3 +749,22 @@ def test_move_receiver_lists_an_instance_cut_off_mid_data_set(tmp_path: Path) ->
         assert not list((tmp_path / "moved").rglob("*.dcm"))
 
     run(body)
+
+
+def test_the_receivers_refusal_is_not_hidden_by_one_instance_it_could_not_take() -> None:
+    # Walkthrough 6b: 28 instances refused by the destination (A700, its disk full) and one of
+    # a class it accepted no context for: "C003, 1 not sent: SOP class not accepted".
+    from netdicom.services.retrieve_scp import _Tally
+
+    tally = _Tally(total=29)
+    for number in range(28):
+        tally.fail(f"1.{number}")
+        tally.note("refused by the receiver: Refused: out of resources (0xA700)")
+    tally.fail("1.99")
+    tally.not_accepted.append(("SOP class", "1.2.3.4"))
+    assert not tally.all_ours()
+    assert (tally.comment() or "").startswith("refused by the receiver")
+    only_ours = _Tally(total=1)
+    only_ours.fail("1.99")
+    only_ours.not_accepted.append(("SOP class", "1.2.3.4"))
+    assert only_ours.all_ours() and "not sent" in (only_ours.comment() or "")

@@ -137,8 +137,17 @@ class _Tally(Counters):
         self.fail(sop_instance_uid)
         self.unsendable.append(reason)
 
+    def all_ours(self) -> bool:
+        """Every failed sub-operation failed for a reason of ours (no context accepted for
+        it, or a file we could not read or convert), none for the receiver's refusal."""
+        return len(self.not_accepted) + len(self.unsendable) >= (self.failed or 0)
+
     def comment(self) -> str | None:
-        """The final response's Error Comment: what the requestor can act on first."""
+        """The final response's Error Comment: what the requestor can act on first. The
+        receiver's own refusal comes first unless every failure was ours: one instance of a
+        class it did not accept hid 28 it refused for a full disk (walkthrough 6b)."""
+        if self.problem is not None and not self.all_ours():
+            return self.problem
         if self.not_accepted:
             # Instances not sent for other reasons count too, and add to the "(+N more)".
             return _not_accepted_comment(self.not_accepted, others=self.unsendable)
@@ -240,10 +249,8 @@ class RetrieveSCP:
             assert destination is not None
             cancelled = await self._move(assoc, context, message, destination, instances, counters)
         code = final_status(counters, cancelled=cancelled)
-        if code == status.OUT_OF_RESOURCES_SUBOPERATIONS and (
-            counters.not_accepted or counters.unsendable
-        ):
-            # Nothing went for reasons that are not a lack of resources: say "unable to
+        if code == status.OUT_OF_RESOURCES_SUBOPERATIONS and counters.all_ours():
+            # Nothing went, for reasons that are not a lack of resources: say "unable to
             # process", and the Error Comment says why (A702 sent users looking for a full disk).
             code = NO_ACCEPTED_CONTEXT
         await self._final(
