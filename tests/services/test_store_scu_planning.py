@@ -157,9 +157,12 @@ def test_a_file_named_twice_or_through_a_link_is_sent_once(tmp_path: Path) -> No
     link.symlink_to(paths[0])
     (tmp_path / "dirlink").symlink_to(tmp_path / "in", target_is_directory=True)
     files, skipped = collect([paths[0], paths[0], link, tmp_path / "dirlink"], recursive=True)
-    assert skipped == []
     assert sorted(p.resolve() for p in files) == sorted(p.resolve() for p in paths)
     assert files[0] == paths[0]  # the name first given is the one reported
+    # Every other name is accounted for (it was in no record, walkthrough 6b), not failed.
+    assert [s.path for s in skipped] == [paths[0], link, tmp_path / "dirlink" / paths[0].name]
+    assert {s.reason for s in skipped} == {f"the same file as {paths[0]} (sent once)"}
+    assert not any(s.failed for s in skipped)
 
 
 def test_a_store_report_repr_does_not_list_every_file() -> None:

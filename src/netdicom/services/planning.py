@@ -114,9 +114,11 @@ def collect(paths: Iterable[Path], recursive: bool) -> tuple[list[Path], list[Sk
     """The files named or found under the directories; FileNotFoundError for a missing path."""
     files: list[Path] = []
     skipped: list[Skipped] = []
-    # The same file named twice (or reached through two paths, a link): sent once. Its
-    # device and inode say so with one stat, where resolve() walks every path component.
-    seen: set[tuple[int, int] | Path] = set()
+    # The same file named twice (or reached through two paths, a link): sent once, and the
+    # other names listed as skipped (they were in no record: a script checking each name it
+    # passed found one missing, walkthrough 6b). Its device and inode say so with one stat,
+    # where resolve() walks every path component.
+    seen: dict[tuple[int, int] | Path, Path] = {}
     visited: set[tuple[int, int]] = set()
     for path in paths:
         if path.is_dir():
@@ -140,9 +142,12 @@ def collect(paths: Iterable[Path], recursive: bool) -> tuple[list[Path], list[Sk
                 key = (info.st_dev, info.st_ino)
             except OSError:
                 key = item  # gone or unreadable: probing it says so
-            if key not in seen:
-                seen.add(key)
+            first = seen.get(key)
+            if first is None:
+                seen[key] = item
                 files.append(item)
+            else:
+                skipped.append(Skipped(item, f"the same file as {first} (sent once)", failed=False))
     return files, skipped
 
 
