@@ -114,6 +114,15 @@ def test_meta_and_data_set_uids_must_match(tmp_path: Path) -> None:
     ) as caught:
         probe_file(path)
     assert not caught.value.skip
+    assert "dcmconv" in str(caught.value)  # what to do about it (walkthrough 6b)
+
+
+def test_a_transfer_syntax_dicom_does_not_define_is_named_as_such(tmp_path: Path) -> None:
+    # Walkthrough 6b: reported as "Pixel Data is native, but the transfer syntax encapsulates
+    # it", every unknown UID being taken for a compressed syntax.
+    path = write_instance(tmp_path / "a.dcm", make_dataset(), "1.2.3.4.5.6")
+    with pytest.raises(NotSendable, match=r"transfer syntax 1\.2\.3\.4\.5\.6 is not one DICOM"):
+        probe_file(path)
 
 
 def test_meta_transfer_syntax_must_match_encoding(tmp_path: Path) -> None:

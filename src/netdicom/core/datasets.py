@@ -348,6 +348,16 @@ def _check(
 ) -> DicomFile:
     if not meta.transfer_syntax:
         raise NotSendable("file meta has an empty Transfer Syntax UID", skip=False)
+    from netdicom.core.sop_classes import known_transfer_syntaxes
+
+    if meta.transfer_syntax not in known_transfer_syntaxes():
+        # Its encoding cannot be known: it was walked as a compressed one and reported as
+        # "Pixel Data is native, but the transfer syntax encapsulates it" (walkthrough 6b).
+        raise NotSendable(
+            f"its transfer syntax {meta.transfer_syntax} is not one DICOM defines (PS3.5 "
+            "Annex A; a private one?): netdicom cannot check or convert it",
+            skip=False,
+        )
     length = size - meta.end
     if length == 0:
         raise NotSendable("the file holds no data set after its meta information", skip=False)
@@ -373,8 +383,13 @@ def _check(
         if actual is None:
             raise NotSendable(f"the data set has no {name} (0008,{tag & 0xFFFF:04X})", skip=False)
         if actual != value:
+            # Which one is right cannot be told from here (an anonymiser that rewrote one of
+            # them?): the file is fixed first, as a peer would store the data set's UID.
             raise NotSendable(
-                f"file meta {name} {value} differs from the data set's {actual}", skip=False
+                f"file meta {name} {value} differs from the data set's {actual}: fix the file "
+                "(the data set's UID is what a peer stores; rewrite the meta to match, e.g. "
+                "with dcmtk's dcmconv, or correct the data set) and send it again",
+                skip=False,
             )
     return DicomFile(
         path=path,
