@@ -273,7 +273,7 @@ def test_a_sub_association_calling_another_title_is_warned_about(tmp_path: Path)
                          "--listen", str(listen), "--listen-host", "127.0.0.1",
                          "--out", str(out), "--grace", "0", "--timeout", "5")  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "called this receiver as WRONGAE, not NETDICOM: accepted" in result.stderr
+    assert "called this receiver as 'WRONGAE', not NETDICOM: accepted" in result.stderr
     assert [p.name for p in out.rglob("*.dcm")] == ["1.2.826.0.1.66.1.dcm"]
 
 

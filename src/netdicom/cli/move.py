@@ -362,7 +362,9 @@ async def _move(
                     f"that the peer maps {destination} to this host and port {receiver.port}"
                 )
             if receiver is not None and receiver.other_called:
-                names = ", ".join(sorted(receiver.other_called))
+                # An empty title is named as such (it showed as nothing: "as , not MOVER").
+                names = ", ".join(quoted(n) if n.strip() else "an empty title"
+                                  for n in sorted(receiver.other_called))  # fmt: skip
                 stderr(
                     f"netdicom: warning: the peer called this receiver as {names}, not "
                     f"{destination}: accepted; check the AE title it has for this host and port"
