@@ -565,3 +565,20 @@ def test_an_index_of_another_schema_is_rebuilt_without_a_damaged_copy(tmp_path: 
     assert not list(path.parent.glob("*.damaged"))
     rebuilt, _ = open_index(tmp_path)
     assert rebuilt.counts()["instance"] == 1
+
+
+@pytest.mark.parametrize("copies_expected", [False, True])
+def test_a_second_copy_of_an_instance_is_a_warning_unless_copies_are_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, copies_expected: bool
+) -> None:
+    # Walkthrough 6a: a store cut short by a kill left second copies, named only at info level
+    # (hidden by serve -q) at every start. With --on-duplicate rename they are expected.
+    import logging
+
+    ds = make_dataset(sop_instance_uid="3.1")
+    write_instance(tmp_path / "a.dcm", ds)
+    (tmp_path / "b.dcm").write_bytes((tmp_path / "a.dcm").read_bytes())
+    with caplog.at_level(logging.INFO, logger="netdicom"):
+        open_index(tmp_path, copies_expected=copies_expected)
+    (record,) = [r for r in caplog.records if "not indexed" in r.getMessage()]
+    assert record.levelno == (logging.INFO if copies_expected else logging.WARNING)

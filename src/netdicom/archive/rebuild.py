@@ -211,7 +211,12 @@ def walk(directory: Path) -> dict[str, tuple[int, int]]:
 
 
 def reconcile(
-    index: Index, directory: Path, progress: Progress | None = None, *, batch: int = 500
+    index: Index,
+    directory: Path,
+    progress: Progress | None = None,
+    *,
+    batch: int = 500,
+    copies_expected: bool = False,
 ) -> ReconcileReport:
     """Make the index hold exactly the files in place: index new or changed files, drop rows
     whose file is gone or no longer reads as a DICOM instance. On an empty index this is a full
@@ -235,7 +240,7 @@ def reconcile(
         chunk = todo[start : start + batch]
         summaries, unreadable = _read_summaries(directory, chunk, known)
         skipped += len(unreadable)
-        summaries, duplicates = _without_duplicates(index, summaries, on_disk)
+        summaries, duplicates = _without_duplicates(index, summaries, on_disk, copies_expected)
         skipped += duplicates
         # A changed file the index knows that is not indexed again (unreadable now, or now a
         # second file of another indexed instance): its row describes what the file no longer
@@ -295,7 +300,10 @@ _NAMED_DUPLICATES = 20  # per batch; beyond, only counted
 
 
 def _without_duplicates(
-    index: Index, summaries: Iterable[InstanceSummary], on_disk: Mapping[str, tuple[int, int]]
+    index: Index,
+    summaries: Iterable[InstanceSummary],
+    on_disk: Mapping[str, tuple[int, int]],
+    copies_expected: bool = False,
 ) -> tuple[list[InstanceSummary], int]:
     # A second file of an indexed SOP instance (kept by a "rename" duplicate policy) stays out:
     # the index keeps the file it already has while that file is in place.
@@ -317,21 +325,37 @@ def _without_duplicates(
                 # Said by name (it was only counted): a copy kept by --on-duplicate rename is
                 # expected, a file dropped in by hand that reuses a UID is worth a look.
                 where = current if current is not None else "another file of this run"
-                log.info("not indexed: %s holds %s, indexed as %s", summary.path, uid, where)
+                if copies_expected:  # --on-duplicate rename keeps them
+                    log.info("not indexed: %s holds %s, indexed as %s", summary.path, uid, where)
+                else:
+                    # Otherwise one is not expected: left by a store cut short (serve killed
+                    # between placing a corrected version and removing the other), or put
+                    # there by hand. It stayed unseen at info level (walkthrough 6a).
+                    log.warning(
+                        "not indexed: %s holds %s, indexed as %s: a second copy of one "
+                        "instance (a store cut short, or a copy put in by hand): remove the one "
+                        "not wanted",
+                        summary.path,
+                        uid,
+                        where,
+                    )
             continue
         seen.add(uid)
         kept.append(summary)
     return kept, len(items) - len(kept)
 
 
-def open_index(directory: Path, progress: Progress | None = None) -> tuple[Index, ReconcileReport]:
+def open_index(
+    directory: Path, progress: Progress | None = None, *, copies_expected: bool = False
+) -> tuple[Index, ReconcileReport]:
     """Open DIR's index (rebuilding it when missing or damaged) and reconcile it with the
-    files."""
+    files. `copies_expected`: second files of one instance are normal (kept by --on-duplicate
+    rename) and logged at info level, else as warnings."""
     index = Index(Path(os.path.realpath(directory)))
     state = index.open()
     if state != "ok":
         log.info("index %s %s: building it from the files", index.path, state)
-    report = reconcile(index, directory, progress)
+    report = reconcile(index, directory, progress, copies_expected=copies_expected)
     return index, report
 
 

@@ -140,7 +140,11 @@ class ServeApp:
         # Other services add theirs here before the server starts.
         self.service_syntaxes: dict[str, tuple[str, ...]] = {uids.VERIFICATION: _PLAIN_SYNTAXES}
         # Query/Retrieve FIND (PS3.4 C.4.1): the index of DIR, verified or rebuilt here.
-        self.index = _open_index(config.directory, index_progress)
+        self.index = _open_index(
+            config.directory,
+            index_progress,
+            copies_expected=config.on_duplicate is DuplicatePolicy.RENAME,
+        )
         self._flush_timer: asyncio.TimerHandle | None = None
         self._index_gone = False
         self._flushing: set[asyncio.Future[None]] = set()
@@ -503,7 +507,12 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
     return info.st_ino, info.st_size, info.st_mtime_ns
 
 
-def _open_index(directory: Path, bar: Callable[[int, int], None] | None = None) -> Index:
+def _open_index(
+    directory: Path,
+    bar: Callable[[int, int], None] | None = None,
+    *,
+    copies_expected: bool = False,
+) -> Index:
     """Open DIR's index, rebuilding it from the files when missing or damaged, and reconcile
     it with the files (progress logged every few seconds)."""
     import sqlite3
@@ -523,7 +532,7 @@ def _open_index(directory: Path, bar: Callable[[int, int], None] | None = None) 
             log.info("indexing %s: %d/%d files", directory, done, total)
 
     try:
-        index, report = open_index(directory, progress)
+        index, report = open_index(directory, progress, copies_expected=copies_expected)
     except sqlite3.OperationalError as exc:
         # Reconciling writes the index: a full or read-only file system says so here.
         raise IndexUnavailable(index_path(directory), exc) from exc
