@@ -338,6 +338,8 @@ def test_get_success_with_failed_sub_operations_exit_1(tmp_path: Path) -> None:
     assert "Success (0x0000) but counts 5 failed sub-operations" in problem
     assert len(list(out.rglob("*.dcm"))) == 1
     assert not _incoming_left(out)
+    # With --json too, a failure is one line on stderr, for the job's log (walkthrough 6d).
+    assert "netdicom: error: 5 sub-operation(s) failed (listed in the JSON)" in result.stderr
 
 
 def test_get_json_after_a_mid_transfer_failure_says_what_was_stored(tmp_path: Path) -> None:

@@ -141,6 +141,22 @@ def print_summary(
         _stderr(f"netdicom: error: C-{service.upper()} failed: {describe(outcome, service)}")
 
 
+def _json_mode_alarm(
+    service: str, outcomes: Sequence[RetrieveOutcome], problems: Sequence[CountProblem]
+) -> None:
+    """With --json, one stderr line when something failed, as the other commands give: a
+    nightly job's log (stderr) showed only "C-FIND: 5 studies match" for a failed retrieve,
+    the failure being in the JSON alone (walkthrough 6d)."""
+    failed = sum(o.final.failed or 0 for o in outcomes)
+    worst = [o for o in outcomes if category(o.status) is StatusCategory.FAILURE]
+    if worst:
+        _stderr(f"netdicom: error: C-{service.upper()} failed: {describe(worst[0], service)}")
+    elif failed:
+        _stderr(f"netdicom: error: {failed} sub-operation(s) failed (listed in the JSON)")
+    elif any(problem.fails for problem in problems):
+        _stderr("netdicom: error: the peer's counts do not add up (see problems in the JSON)")
+
+
 def stored_count(received: Sequence[Received]) -> int:
     """Instances stored here: one per SOP Instance UID, however often the peer sent it."""
     return len({r.sop_instance_uid for r in received if r.ok})
@@ -218,6 +234,8 @@ def report(
         checked = out_dir is not None
         print(summary_json(service, outcomes, received, checked=checked, problems=problems,
                            error=error))  # fmt: skip
+        if not quiet:
+            _json_mode_alarm(service, outcomes, problems)
     elif not quiet:
         print_summary(service, outcomes, received, out_dir=out_dir, problems=problems)
     return problems
