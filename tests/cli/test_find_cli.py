@@ -425,8 +425,19 @@ def test_find_out_sweeps_what_a_killed_run_left(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("command", ["find", "get"])
-def test_a_key_given_twice_is_a_usage_error(command: str) -> None:
-    # Walkthrough 6b: the later `PatientName=` replaced `PatientName=DOE*`: everyone matched.
-    result = cli(command, "127.0.0.1:1", "PatientName=DOE*", "0010,0010=")
+def test_a_key_given_twice_with_two_values_is_a_usage_error(command: str) -> None:
+    result = cli(command, "127.0.0.1:1", "PatientName=DOE*", "0010,0010=ROE*")
     assert result.returncode == 2, result.stderr
     assert "PatientName is given twice" in " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize(
+    "keys", [["PatientName=DOE*", "0010,0010="], ["PatientName=", "PatientName=DOE*"]]
+)
+def test_a_key_given_again_empty_keeps_its_value(keys: list[str]) -> None:
+    # Walkthrough 6b, 6d: the later `PatientName=` replaced `PatientName=DOE*`, and the query
+    # matched everyone. "Filter on it and show it" keeps the filter.
+    from netdicom.services.find_scu import parse_keys
+
+    (key,) = parse_keys(keys)
+    assert key.keyword == "PatientName" and key.value == "DOE*"

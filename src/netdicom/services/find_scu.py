@@ -213,21 +213,23 @@ def _number_form(vr: str) -> str:
 
 
 def parse_keys(texts: Sequence[str]) -> list[KeyArg]:
-    """Each KEY=VALUE of the command line; one attribute given twice is a BadKey (the later
-    one silently replaced the first: `PatientName=DOE* PatientName=` matched everyone)."""
-    keys: list[KeyArg] = []
-    seen: dict[int, str] = {}
+    """Each KEY=VALUE of the command line, one per attribute. An attribute given twice keeps
+    its value when the other is `KEY=` (asking to show it: a matching key returns its value
+    anyway); with two values it is a BadKey. The later one silently replaced the first:
+    `PatientName=DOE* PatientName=` matched everyone (walkthrough 6b, 6d)."""
+    keys: dict[int, KeyArg] = {}
+    given: dict[int, str] = {}
     for text in texts:
         key = parse_key(text)
-        if key.tag in seen:
+        earlier = keys.get(key.tag)
+        if earlier is None or not earlier.value:
+            keys[key.tag], given[key.tag] = key, text
+        elif key.value and key.value != earlier.value:
             raise BadKey(
-                f"{key.keyword} is given twice ({quoted(seen[key.tag])} and "
-                f"{quoted(text)}): one key per attribute; several values go in one, "
-                "separated by \\"
+                f"{key.keyword} is given twice ({quoted(given[key.tag])} and {quoted(text)}): "
+                "one value per attribute; several values go in one, separated by \\"
             )
-        seen[key.tag] = text
-        keys.append(key)
-    return keys
+    return list(keys.values())
 
 
 def parse_key(text: str) -> KeyArg:
