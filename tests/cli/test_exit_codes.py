@@ -311,3 +311,4 @@ def test_3_when_another_serve_has_the_folder_and_its_index_folder_was_deleted(
         assert first.poll() is None
     assert second.returncode == ExitCode.BAD_INPUT == 3, second.stderr
     assert "served already by another netdicom serve" in second.stderr
+    assert "read-only" not in second.stderr  # it is held, not unwritable

@@ -34,6 +34,8 @@ def lock_folder(directory: Path) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         _lock_the_folder_itself(directory, path)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except FolderInUse:
+        raise  # held by another serve: not a write problem (it said "is it read-only?")
     except OSError as exc:
         raise FolderInUse(
             f"cannot write in {path.parent}: {exc.strerror or exc} (serve keeps its index and "
