@@ -608,6 +608,16 @@ def test_stores_are_refused_while_the_index_cannot_be_written(tmp_path: Path) ->
             refused = await c_store(assoc, encode(store[2]), store[2].SOPInstanceUID)
             assert refused.status == 0xA700
             assert "index cannot be written" in (refused.error_comment or "")
+            # A C-FIND meanwhile gives its matches, then says they may be incomplete.
+            from netdicom.archive.matching import Level, Model
+            from netdicom.services.find_scu import build_identifier, find, find_contexts
+
+            finder = await connect(app, list(find_contexts(Model.STUDY_ROOT)))
+            identifier = build_identifier(Level.STUDY, {0x0020000D: ""})
+            result = await find(finder, Model.STUDY_ROOT, identifier, lambda ds, code: None)
+            await finder.release()
+            assert result.status == 0xC002 and result.matches >= 1
+            assert "not yet indexed" in (result.error_comment or "")
             conn.execute("PRAGMA max_page_count = 1000000")  # space freed
             for _ in range(50):  # a refused store tried the index again
                 await asyncio.sleep(0.1)

@@ -381,6 +381,16 @@ class FindSCP:
             status=code,
         )
 
+    def _complete_or_not(self) -> tuple[int, str | None]:
+        """Success, unless stored instances wait for an index that cannot be written (a full
+        disk): the matches are sent, then a failure that says the answer may lack them. It
+        was Success, and an SCU took the list for complete (walkthrough 6a)."""
+        waiting = self.index.pending if self.index.write_failing else 0
+        if not waiting:
+            return status.SUCCESS, None
+        log.warning("C-FIND answered without %d stored instances not yet indexed", waiting)
+        return QUERY_FAILED, f"{waiting} stored instances not yet indexed (disk full?)"[:64]
+
     async def _answer(
         self,
         assoc: Association,
@@ -398,7 +408,7 @@ class FindSCP:
             while True:
                 batch = await asyncio.to_thread(next, batches, None)
                 if batch is None:
-                    return status.SUCCESS, None
+                    return self._complete_or_not()
                 for match in batch:
                     if await _cancel_requested(assoc, message.message_id):
                         log.info("C-FIND cancelled by %s after %d matches", assoc.peer, sent)
