@@ -701,3 +701,16 @@ def test_lingering_associations_are_bounded(
                 peer.close()
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_a_release_in_the_middle_of_a_data_set_is_aborted(dimse_serve: int) -> None:
+    # Walkthrough 6c: answered with A-RELEASE-RP, as if nothing had been lost in transit;
+    # the C-STORE was dropped without a word. The peer hears it now.
+    dataset = make_dataset()
+    data = _implicit_le(dataset)
+    with _associated(dimse_serve, CT) as peer:
+        peer.send(_store_rq(dataset) + pdata(1, data[:64], command=False, last=False))
+        peer.send(encode_pdu(ReleaseRQ()))
+        answer = peer.read_pdu(PROMPT)
+    assert isinstance(answer, AbortPDU), answer
+    assert echo_works(dimse_serve) < PROMPT

@@ -55,7 +55,7 @@ from netdicom.core import uids
 from netdicom.core.acse import AcceptedContext
 from netdicom.core.datasets import file_damage
 from netdicom.core.dimse import CStoreRQ, CStoreRSP, DatasetFragment, DimseMessage, status
-from netdicom.core.errors import TimeoutExpired
+from netdicom.core.errors import RemoteProtocolError, TimeoutExpired
 from netdicom.core.pdu.types import ContextResult
 from netdicom.core.printable import quoted
 from netdicom.core.records import frozen
@@ -371,9 +371,12 @@ class StorageSCP:
                     assoc.abort(source=2)
                     raise
                 if isinstance(event, ReleaseRequested):
-                    # A release in the middle of a data set: nothing to store, answer it.
-                    assoc.answer_release()
-                    raise _Failed(status.CANNOT_UNDERSTAND, "released mid data set")
+                    # A release in the middle of a data set: the C-STORE is lost, and the
+                    # peer must hear it. Answered as an orderly release, it was taken for
+                    # one with nothing lost in transit (walkthrough 6c): A-ABORT.
+                    raise RemoteProtocolError(
+                        "A-RELEASE-RQ in the middle of a data set: the C-STORE is lost"
+                    )
                 if not isinstance(event, DatasetFragment):
                     raise _Failed(status.CANNOT_UNDERSTAND, "data set incomplete")
                 if failure is None and not started:
