@@ -304,3 +304,21 @@ def test_a_connection_to_the_receiver_that_is_not_dicom_is_warned_about(
                          "--out", str(tmp_path / "out"), "--grace", "1", "--timeout", "5")  # fmt: skip
     assert "1 connection(s) to the receiver did not speak DICOM" in result.stderr, result.stderr
     assert "unknown PDU type 0x47" in result.stderr
+
+
+def test_listen_hint_when_the_peer_sent_everything_elsewhere(tmp_path: Path) -> None:
+    # Walkthrough 6d: the peer maps our title to another receiver (here another serve; there,
+    # serve itself, from the README's sample configuration): "6 completed, 0 stored here",
+    # exit 1, and no word on why.
+    root = tmp_path / "served"
+    make_files(root, 2, study_uid=STUDY)
+    port, other, listen = free_port(), free_port(), free_port()
+    with (
+        running(serve_argv(tmp_path / "other", other), other),
+        running(serve_argv(root, port, "--remote", f"ME=127.0.0.1:{other}"), port),
+    ):
+        result = run_cli("move", f"127.0.0.1:{port}", f"StudyInstanceUID={STUDY}", "--aet", "ME",
+                         "--listen", str(listen), "--listen-host", "127.0.0.1",
+                         "--out", str(tmp_path / "out"), "--grace", "1")  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert f"hint: nothing reached 127.0.0.1:{listen}" in result.stderr

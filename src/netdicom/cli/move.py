@@ -346,12 +346,13 @@ async def _move(
                     "can, or give it longer with --timeout"
                 )
             failed = sum(o.final.failed or 0 for o in outcomes)
+            completed = sum(o.final.completed or 0 for o in outcomes)
             # Unable to process (Cxxx): the peer could not read or send its files; the
             # destination was not the problem.
             unprocessable = any(o.status >> 12 == 0xC for o in outcomes)
             if (
                 receiver is not None
-                and failed
+                and (failed or completed)  # completed: sent elsewhere (walkthrough 6d)
                 and not received
                 and not receiver.not_dicom
                 and not unprocessable
