@@ -13,6 +13,8 @@ _netdicom() {
         "find --model") COMPREPLY=( $(compgen -W "patient study" -- "$cur") ); return 0 ;;
         "get --level") COMPREPLY=( $(compgen -W "patient study series image" -- "$cur") ); return 0 ;;
         "get --model") COMPREPLY=( $(compgen -W "patient study" -- "$cur") ); return 0 ;;
+        "get --on-duplicate") COMPREPLY=( $(compgen -W "keep overwrite rename" -- "$cur") ); return 0 ;;
+        "move --on-duplicate") COMPREPLY=( $(compgen -W "keep overwrite rename" -- "$cur") ); return 0 ;;
         "move --level") COMPREPLY=( $(compgen -W "patient study series image" -- "$cur") ); return 0 ;;
         "move --model") COMPREPLY=( $(compgen -W "patient study" -- "$cur") ); return 0 ;;
         "serve --on-duplicate") COMPREPLY=( $(compgen -W "keep overwrite rename" -- "$cur") ); return 0 ;;
@@ -20,8 +22,8 @@ _netdicom() {
     case "$sub" in
         echo) opts="--aet --aec --repeat --timeout --max-pdu --tls --tls-cert --tls-key --tls-ca --tls-no-hostname-check --username --password --json -v --verbose -q --quiet --debug -h --help" ;;
         find) opts="--level --model --json --csv --out --max-results --no-defaults --aet --aec --timeout --max-pdu --tls --tls-cert --tls-key --tls-ca --tls-no-hostname-check --username --password -v --verbose -q --quiet --debug -h --help" ;;
-        get) opts="--out --level --model --sop-class --ts --layout --max --dry-run --json --aet --aec --timeout --max-pdu --tls --tls-cert --tls-key --tls-ca --tls-no-hostname-check --username --password -v --verbose --no-progress -q --quiet --debug -h --help" ;;
-        move) opts="--dest --listen --listen-host --out --grace --layout --level --model --dry-run --json --aet --aec --timeout --max-pdu --tls --tls-cert --tls-key --tls-ca --tls-no-hostname-check --username --password -v --verbose --no-progress -q --quiet --debug -h --help" ;;
+        get) opts="--out --level --model --sop-class --ts --layout --on-duplicate --max --dry-run --json --aet --aec --timeout --max-pdu --tls --tls-cert --tls-key --tls-ca --tls-no-hostname-check --username --password -v --verbose --no-progress -q --quiet --debug -h --help" ;;
+        move) opts="--dest --listen --listen-host --out --grace --layout --on-duplicate --level --model --dry-run --json --aet --aec --timeout --max-pdu --tls --tls-cert --tls-key --tls-ca --tls-no-hostname-check --username --password -v --verbose --no-progress -q --quiet --debug -h --help" ;;
         serve) opts="--dir --host --port --aet --max-associations --idle-timeout --acse-timeout --dimse-timeout --max-pdu --layout --on-duplicate --no-unknown --prefer-ts --no-fsync --remote --tls --tls-cert --tls-key --tls-ca --tls-verify-peer --allow --strict-aet --users-file --add-user --shutdown-grace --log-json -q --quiet --debug -h --help" ;;
         store) opts="-r --recursive -j --associations --window --aet --aec --timeout --max-pdu --tls --tls-cert --tls-key --tls-ca --tls-no-hostname-check --username --password --json -v --verbose --no-progress -q --quiet --debug -h --help" ;;
         *) opts="" ;;

@@ -508,3 +508,27 @@ def test_a_match_that_cannot_be_retrieved_is_not_nothing_to_retrieve(
         assert "cannot be retrieved" in json.loads(result.stdout)["error"]
     else:
         assert "nothing retrieved: 1 match(es) cannot be retrieved" in result.stderr
+
+
+@pytest.mark.parametrize(("policy", "files", "changed_kept"), [
+    ("keep", 3, True), ("overwrite", 3, False), ("rename", 6, True),
+])  # fmt: skip
+def test_get_on_duplicate_decides_what_a_second_run_does(
+    server: tuple[int, Path], tmp_path: Path, policy: str, files: int, changed_kept: bool
+) -> None:
+    # Walkthrough 6a, 6d: a second run kept every file already there, even one that had
+    # changed, and said "stored 3"; get had no --on-duplicate as serve has.
+    from pydicom import dcmread
+
+    port, _ = server
+    argv = ["get", f"ARCHIVE@127.0.0.1:{port}", f"StudyInstanceUID={STUDY_A}",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert run_cli(*argv).returncode == 0
+    first = sorted(tmp_path.rglob("*.dcm"))[0]
+    local = dcmread(first)
+    local.PatientName = "CHANGED^HERE"
+    local.save_as(first)
+    again = run_cli(*argv, "--on-duplicate", policy)
+    assert again.returncode == 0, again.stderr
+    assert len(list(tmp_path.rglob("*.dcm"))) == files
+    assert (str(dcmread(first).PatientName) == "CHANGED^HERE") is changed_kept

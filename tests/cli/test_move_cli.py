@@ -322,3 +322,25 @@ def test_listen_hint_when_the_peer_sent_everything_elsewhere(tmp_path: Path) -> 
                          "--out", str(tmp_path / "out"), "--grace", "1")  # fmt: skip
     assert result.returncode == 1, result.stderr
     assert f"hint: nothing reached 127.0.0.1:{listen}" in result.stderr
+
+
+def test_move_listen_on_duplicate_overwrite_replaces_a_changed_copy(tmp_path: Path) -> None:
+    from pydicom import dcmread
+
+    root = tmp_path / "served"
+    make_files(root, 1, study_uid=STUDY)
+    port, listen = free_port(), free_port()
+    argv = ["move", f"127.0.0.1:{port}", f"StudyInstanceUID={STUDY}", "--aet", "ME",
+            "--listen", str(listen), "--listen-host", "127.0.0.1",
+            "--out", str(tmp_path / "out"), "--grace", "1"]  # fmt: skip
+    with running(serve_argv(root, port, "--remote", f"ME=127.0.0.1:{listen}"), port):
+        assert run_cli(*argv).returncode == 0
+        (copy,) = (tmp_path / "out").rglob("*.dcm")
+        local = dcmread(copy)
+        local.PatientName = "CHANGED^HERE"
+        local.save_as(copy)
+        kept = run_cli(*argv)
+        assert kept.returncode == 0 and str(dcmread(copy).PatientName) == "CHANGED^HERE"
+        replaced = run_cli(*argv, "--on-duplicate", "overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    assert str(dcmread(copy).PatientName) != "CHANGED^HERE"

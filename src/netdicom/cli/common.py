@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -65,6 +66,25 @@ MaxPduOption = Annotated[
 ]
 VerboseOption = Annotated[
     bool, typer.Option("-v", "--verbose", help="Show the negotiation (proposed vs accepted).")
+]
+
+
+class OnDuplicate(StrEnum):
+    """What --on-duplicate names (serve, get, move --listen): see archive.writer."""
+
+    keep = "keep"
+    overwrite = "overwrite"
+    rename = "rename"
+
+
+RetrievedDuplicateOption = Annotated[
+    OnDuplicate,
+    typer.Option(
+        "--on-duplicate",
+        help="An instance already in DIR (same SOP Instance UID at its path, as on a second "
+        "run): keep the file there, overwrite it with the one received, or store it too "
+        "(NAME_1.dcm beside it).",
+    ),
 ]
 QuietOption = Annotated[
     bool,

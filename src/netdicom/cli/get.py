@@ -18,8 +18,10 @@ from netdicom.cli.common import (
     DebugOption,
     MaxPduOption,
     NoProgressOption,
+    OnDuplicate,
     PasswordOption,
     QuietOption,
+    RetrievedDuplicateOption,
     TimeoutOption,
     TlsCaOption,
     TlsCertOption,
@@ -347,6 +349,7 @@ def get(
         ),
     ] = None,
     layout: LayoutOption = DEFAULT_LAYOUT,
+    on_duplicate: RetrievedDuplicateOption = OnDuplicate.keep,
     max_instances: Annotated[
         int | None,
         typer.Option("--max", help="Send C-CANCEL after N instances arrived.", min=1),
@@ -405,6 +408,7 @@ def get(
             requests,
             out,
             layout,
+            on_duplicate.value,
             list(sop_class or []),
             syntaxes,
             max_instances,
@@ -430,6 +434,7 @@ async def _get(
     requests: Any,
     out: Path,
     layout: str,
+    on_duplicate: str,
     extra_sop_classes: list[str],
     transfer_syntaxes: list[str],
     max_instances: int | None,
@@ -444,7 +449,7 @@ async def _get(
     import asyncio
 
     from netdicom.archive.layout import Layout
-    from netdicom.archive.writer import Archive
+    from netdicom.archive.writer import Archive, DuplicatePolicy
     from netdicom.render.retrieve_output import RetrieveProgress, bar_enabled, report
     from netdicom.services.get_scu import get, get_contexts, sop_classes_or_curated
     from netdicom.services.retrieve_common import (
@@ -478,7 +483,9 @@ async def _get(
         )
     out.mkdir(parents=True, exist_ok=True)
     with tidy_incoming(out):
-        storage = StorageSCP(Archive(out), Layout.parse(layout))
+        storage = StorageSCP(
+            Archive(out, on_duplicate=DuplicatePolicy(on_duplicate)), Layout.parse(layout)
+        )
         kept = Kept(storage)  # also what a second Ctrl-C kept from being answered
         interrupted = False
         outcomes: list[RetrieveOutcome] = []

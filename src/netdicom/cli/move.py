@@ -17,8 +17,10 @@ from netdicom.cli.common import (
     DebugOption,
     MaxPduOption,
     NoProgressOption,
+    OnDuplicate,
     PasswordOption,
     QuietOption,
+    RetrievedDuplicateOption,
     TimeoutOption,
     TlsCaOption,
     TlsCertOption,
@@ -115,6 +117,7 @@ def move(
         ),
     ] = 5.0,
     layout: LayoutOption = DEFAULT_LAYOUT,
+    on_duplicate: RetrievedDuplicateOption = OnDuplicate.keep,
     level: LevelOption = LevelChoice.study,
     model: ModelOption = ModelChoice.study,
     dry_run: DryRunOption = False,
@@ -187,6 +190,7 @@ def move(
             verbose,
             quiet,
             no_progress=no_progress,
+            on_duplicate=on_duplicate.value,
         ),
         debug=debug,
         quiet=quiet,
@@ -213,12 +217,14 @@ async def _move(
     verbose: bool,
     quiet: bool,
     *,
+    on_duplicate: str = "keep",
     no_progress: bool = False,
 ) -> int:
     import asyncio
     import contextlib
     import dataclasses
 
+    from netdicom.archive.writer import DuplicatePolicy
     from netdicom.core.acse import ProposedContext
     from netdicom.core.dimse import status
     from netdicom.core.errors import TimeoutExpired
@@ -275,6 +281,7 @@ async def _move(
                     host=listen_host,
                     port=listen,
                     layout=layout,
+                    on_duplicate=DuplicatePolicy(on_duplicate),
                     # The receiver is a server: the client TLS context of --tls cannot accept
                     # connections, so it listens in plain (sub-associations come from the peer).
                     transport=dataclasses.replace(options.transport, ssl_context=None),

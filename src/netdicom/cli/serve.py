@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -12,6 +11,7 @@ from netdicom.cli.common import (
     SECURITY_PANEL,
     DebugOption,
     MaxPduOption,
+    OnDuplicate,
     ServeQuietOption,
     TlsCaOption,
     TlsCertOption,
@@ -47,12 +47,6 @@ RETRIEVE_PANEL = "Query/Retrieve"
 # 32 is far above what one site's modalities open at once; --max-associations 0 lifts it.
 DEFAULT_MAX_ASSOCIATIONS = 32
 DEFAULT_LAYOUT = "{PatientID}/{StudyInstanceUID}/{SeriesInstanceUID}/{SOPInstanceUID}.dcm"
-
-
-class OnDuplicate(StrEnum):
-    keep = "keep"
-    overwrite = "overwrite"
-    rename = "rename"
 
 
 def transfer_syntax_param(value: str) -> str:

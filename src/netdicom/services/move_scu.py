@@ -19,7 +19,7 @@ from pathlib import Path
 
 from netdicom.archive.layout import DEFAULT_LAYOUT, Layout
 from netdicom.archive.matching import Model
-from netdicom.archive.writer import Archive
+from netdicom.archive.writer import Archive, DuplicatePolicy
 from netdicom.core import uids
 from netdicom.core.acse import (
     AcceptedContext,
@@ -139,9 +139,10 @@ class MoveReceiver:
         transport: TransportConfig | None = None,
         fsync: bool = True,
         on_received: Callable[[Received], None] | None = None,
+        on_duplicate: DuplicatePolicy = DuplicatePolicy.KEEP,
     ) -> None:
         self.ae_title = ae_title
-        self.archive = Archive(directory, fsync=fsync)
+        self.archive = Archive(directory, fsync=fsync, on_duplicate=on_duplicate)
         self.archive.sweep()
         self.storage = StorageSCP(self.archive, Layout.parse(layout))
         self._kept = Kept(self.storage)
