@@ -582,3 +582,16 @@ def test_a_second_copy_of_an_instance_is_a_warning_unless_copies_are_kept(
         open_index(tmp_path, copies_expected=copies_expected)
     (record,) = [r for r in caplog.records if "not indexed" in r.getMessage()]
     assert record.levelno == (logging.INFO if copies_expected else logging.WARNING)
+
+
+def test_a_series_uid_seen_in_two_studies_is_a_series_of_each(tmp_path: Path) -> None:
+    # Walkthrough 6a: the second study's instance was filed under the first study (the
+    # series row was found by its UID alone), and a C-GET of its own study found nothing.
+    index, _ = open_index(tmp_path)
+    for study in ("2.1", "2.2"):
+        ds = make_dataset(study_uid=study, series_uid="2.9", sop_instance_uid=f"{study}.1")
+        index_file(index, write_instance(tmp_path / f"{study}.dcm", ds))
+    assert index.counts() == {"patient": 1, "study": 2, "series": 2, "instance": 2}
+    found = _find((index, tmp_path), Level.IMAGE, Key(STUDY_UID, "UI", "2.2"),
+                  wanted=(STUDY_UID, 0x00080018))  # fmt: skip
+    assert _uids(found, 0x00080018) == ["2.2.1"]

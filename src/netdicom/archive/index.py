@@ -108,7 +108,10 @@ CREATE TABLE series (
     study_pk INTEGER NOT NULL REFERENCES study(pk),
     {_column_defs(Level.SERIES)},
     n_instances INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (series_uid)
+    -- A Series Instance UID names one series, but one seen in two studies (a sender's
+    -- error) is a series of each: filed under the first study, an instance was not in its
+    -- own study's C-GET, which answered Success with nothing (walkthrough 6a).
+    UNIQUE (series_uid, study_pk)
 );
 CREATE TABLE instance (
     pk INTEGER PRIMARY KEY,
@@ -680,11 +683,12 @@ class Index:
         study_pk = cache.get(study_key)
         if patient_pk is None or study_pk is None:
             patient_pk, study_pk = self._patient_and_study(db, row)
-        series_key = ("series", row["series_uid"], "")
+        series_key = ("series", row["series_uid"], str(study_pk))
         series_pk = cache.get(series_key)
         if series_pk is None:
             found = db.execute(
-                "SELECT pk FROM series WHERE series_uid = ?", (row["series_uid"],)
+                "SELECT pk FROM series WHERE series_uid = ? AND study_pk = ?",
+                (row["series_uid"], study_pk),
             ).fetchone()
             if found:
                 series_pk = found[0]
