@@ -157,3 +157,19 @@ def test_store_r_sends_what_storescu_sends_behind_links(tmp_path: Path) -> None:
         )
     assert len(_received(by_us)) == 4
     assert _received(by_us) == _received(by_dcmtk)
+
+
+def test_store_r_of_an_archive_skips_serve_s_own_folders(tmp_path: Path) -> None:
+    # Walkthrough 6d: index.sqlite, its -wal, -shm and serve.lock were listed as skipped
+    # non-DICOM files of a `store -r` of an archive folder.
+    from netdicom.archive.index import INDEX_DIR
+    from netdicom.archive.writer import TEMP_DIR
+    from netdicom.services import planning
+
+    assert {INDEX_DIR, TEMP_DIR} == planning._OWN_FOLDERS  # kept as text: no sqlite import
+    make_files(tmp_path / "P1", 2)
+    for folder in (INDEX_DIR, TEMP_DIR):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "index.sqlite").write_bytes(b"SQLite format 3\0")
+    files, skipped = collect([tmp_path], recursive=True)
+    assert len(files) == 2 and skipped == []

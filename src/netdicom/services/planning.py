@@ -10,7 +10,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from netdicom.core import uids
 from netdicom.core.acse import AcceptedContext, ProposedContext
@@ -46,6 +46,12 @@ class Scan:
 _Kind = Literal["dir", "file", "walked"]
 
 
+# The folders serve keeps in an archive (index and lock; transfers in progress): a `store -r`
+# of an archive listed index.sqlite, its -wal and -shm and serve.lock as skipped non-DICOM
+# files (walkthrough 6d).
+_OWN_FOLDERS: Final = frozenset({".netdicom", ".incoming"})  # INDEX_DIR, TEMP_DIR
+
+
 def _walk(directory: Path, visited: set[tuple[int, int]], skipped: list[Skipped]) -> list[Path]:
     """The files under `directory`, depth first and sorted (runs are reproducible and instances
     go out in series order). Links to directories are followed, as `storescu +sd +r` does;
@@ -65,6 +71,8 @@ def _walk(directory: Path, visited: set[tuple[int, int]], skipped: list[Skipped]
             continue
         folders: list[Path] = []
         for entry in entries:
+            if entry.name in _OWN_FOLDERS and entry.is_dir(follow_symlinks=False):
+                continue  # an archive of serve's: its index and temporary files are no data
             path = Path(entry.path)
             kind = _kind(entry, visited)
             if isinstance(kind, Skipped):
