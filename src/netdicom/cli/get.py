@@ -92,7 +92,8 @@ LayoutOption = Annotated[
     str,
     typer.Option(
         "--layout",
-        help="Where each instance goes under DIR: {Keyword} fields of the data set.",
+        help="Where each instance goes under DIR: {Keyword} fields of the data set; it "
+        "must hold {SOPInstanceUID}.",
         rich_help_panel=RETRIEVE_PANEL,
     ),
 ]

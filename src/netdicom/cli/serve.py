@@ -123,7 +123,8 @@ def serve(
         str,
         typer.Option(
             "--layout",
-            help="Where each instance goes under DIR: {Keyword} fields of the data set.",
+            help="Where each instance goes under DIR: {Keyword} fields of the data set; it "
+            "must hold {SOPInstanceUID}.",
             rich_help_panel=STORAGE_PANEL,
         ),
     ] = DEFAULT_LAYOUT,
