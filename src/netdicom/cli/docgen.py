@@ -204,10 +204,13 @@ def man_page(name: str | None) -> str:
                 text += f" One of: {', '.join(opt.choices)}."
             if opt.limits is not None:
                 text += f" [{opt.limits}]"
-            if opt.default is not None:
-                # As --help shows it ("Default: .." read as the parent folder).
-                text += f" [default: {opt.default}]"
             out += [".TP", names, _roff(text)]
+            if opt.default is not None:
+                # As --help shows it ("Default: .." read as the parent folder). A long one
+                # (the layout) goes on a line of its own: it cannot be broken, and troff
+                # could not fill the line before it ("cannot adjust line").
+                shown = _roff(f"[default: {opt.default}]")
+                out += [".br", shown] if len(opt.default) > 30 else [out.pop() + " " + shown]
         examples = _examples(command)
     if examples:
         out.append(".SH EXAMPLES")
