@@ -65,7 +65,9 @@ def test_wildcard_unique_key_is_refused(keys: list[str], tmp_path: Path) -> None
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("key", ["PatientName=*", "Modality=*", "StudyInstanceUID="])
+@pytest.mark.parametrize(
+    "key", ["PatientName=*", "Modality=*", "StudyInstanceUID=", "PatientName=**"]
+)  # `**` passed for a narrowing key, and retrieved everything (walkthrough 6d)
 def test_only_universal_keys_are_refused_as_such(key: str) -> None:
     # PatientName is no unique key, yet the refusal called it one; and the UID-wildcard
     # refusal advised KEY=, which this refusal then met.
@@ -532,3 +534,17 @@ def test_get_on_duplicate_decides_what_a_second_run_does(
     assert again.returncode == 0, again.stderr
     assert len(list(tmp_path.rglob("*.dcm"))) == files
     assert (str(dcmread(first).PatientName) == "CHANGED^HERE") is changed_kept
+
+
+@pytest.mark.parametrize("keys", [[], ["PatientID=*"]])
+def test_get_all_retrieves_every_entity_the_peer_lists(
+    server: tuple[int, Path], tmp_path: Path, keys: list[str]
+) -> None:
+    # Walkthrough 6d: an archive could not be migrated whole without inventing a narrowing
+    # key (which left studies without it behind) or dodging the check with `**`.
+    port, _ = server
+    result = run_cli("get", f"ARCHIVE@127.0.0.1:{port}", *keys, "--all",
+                     "--out", str(tmp_path), "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["stored"] == 5  # both studies (3 + 2)
+    assert "C-FIND: 2 studies" in result.stderr

@@ -88,6 +88,14 @@ DryRunOption = Annotated[
     typer.Option("--dry-run", help="Resolve and show what would be retrieved; retrieve nothing."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="A JSON summary on stdout.")]
+AllOption = Annotated[
+    bool,
+    typer.Option(
+        "--all",
+        help="Retrieve every entity of --level the peer lists (a C-FIND first, then their "
+        "UIDs): keys that are all empty or * are refused without it.",
+    ),
+]
 LayoutOption = Annotated[
     str,
     typer.Option(
@@ -100,7 +108,7 @@ LayoutOption = Annotated[
 
 
 def parse_request(
-    items: list[str], level: LevelChoice, model: ModelChoice
+    items: list[str], level: LevelChoice, model: ModelChoice, *, everything: bool = False
 ) -> tuple[str | None, Any, Any, dict[int, str], Any]:
     """(peer text, model, level, keys, direct requests or None); usage errors as BadParameter."""
     from netdicom.archive.matching import Level, Model
@@ -114,13 +122,14 @@ def parse_request(
         raise typer.BadParameter(
             "the study root model has no PATIENT level: use --model patient", param_hint="--level"
         )
-    if not items:
+    if not items and not everything:
         raise typer.BadParameter(
-            "give the keys of what to retrieve, e.g. StudyInstanceUID=1.2.3", param_hint="KEY=VALUE"
+            "give the keys of what to retrieve, e.g. StudyInstanceUID=1.2.3 (or --all)",
+            param_hint="KEY=VALUE",
         )
     try:
         keys = {key.tag: key.value for key in parse_keys(items)}
-        requests = direct_requests(the_model, the_level, keys)
+        requests = direct_requests(the_model, the_level, keys, everything=everything)
         if requests is None:
             # The resolving C-FIND's identifier, built now: what cannot be sent (a value its
             # SpecificCharacterSet cannot hold) is a usage error, not an internal one.
@@ -351,6 +360,7 @@ def get(
     ] = None,
     layout: LayoutOption = DEFAULT_LAYOUT,
     on_duplicate: RetrievedDuplicateOption = OnDuplicate.keep,
+    everything: AllOption = False,
     max_instances: Annotated[
         int | None,
         typer.Option("--max", help="Send C-CANCEL after N instances arrived.", min=1),
@@ -376,7 +386,9 @@ def get(
     """Retrieve instances with C-GET and store them in DIR."""
     from netdicom.services.peer import BadPeer
 
-    peer_text, the_model, the_level, keys, requests = parse_request(list(args or []), level, model)
+    peer_text, the_model, the_level, keys, requests = parse_request(
+        list(args or []), level, model, everything=everything
+    )
     from netdicom.archive.layout import Layout, LayoutError
     from netdicom.cli.serve import transfer_syntax_param
 

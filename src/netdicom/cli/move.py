@@ -37,6 +37,7 @@ from netdicom.cli.common import (
 from netdicom.cli.get import (
     DEFAULT_LAYOUT,
     RETRIEVE_PANEL,
+    AllOption,
     ArgsArgument,
     DryRunOption,
     JsonOption,
@@ -118,6 +119,7 @@ def move(
     ] = 5.0,
     layout: LayoutOption = DEFAULT_LAYOUT,
     on_duplicate: RetrievedDuplicateOption = OnDuplicate.keep,
+    everything: AllOption = False,
     level: LevelOption = LevelChoice.study,
     model: ModelOption = ModelChoice.study,
     dry_run: DryRunOption = False,
@@ -141,7 +143,9 @@ def move(
     """Ask a peer to send instances to an AE with C-MOVE (or to ourselves with --listen)."""
     from netdicom.services.peer import BadPeer
 
-    peer_text, the_model, the_level, keys, requests = parse_request(list(args or []), level, model)
+    peer_text, the_model, the_level, keys, requests = parse_request(
+        list(args or []), level, model, everything=everything
+    )
     destination = dest or (aet if listen is not None else None)
     if destination is None and not dry_run:
         raise typer.BadParameter(

@@ -64,6 +64,12 @@ def model_of(sop_class: str) -> tuple[Model, Kind] | None:
     return None
 
 
+def _universal(value: str) -> bool:
+    """Empty, or nothing but `*`: matches everything (`**` passed for a narrowing key, and
+    retrieved everything, walkthrough 6d)."""
+    return set(value.strip(" \x00")) <= {"*"}
+
+
 class UnsafeRetrieve(NetDicomError):
     """A retrieve whose unique key is empty or a wildcard: refused, never sent."""
 
@@ -95,19 +101,24 @@ class RetrieveRequest:
 
 
 def direct_requests(
-    model: Model, level: Level, keys: Mapping[int, str]
+    model: Model, level: Level, keys: Mapping[int, str], *, everything: bool = False
 ) -> list[RetrieveRequest] | None:
     """The request when the user's keys are exactly the unique keys of `level` and the levels
     above it in `model` (no C-FIND needed); None when other keys call for resolving first.
 
-    Raises UnsafeRetrieve for an empty or wildcard unique key, or a list above the level."""
-    if not any(value.strip(" \x00") not in ("", "*") for value in keys.values()):
+    Raises UnsafeRetrieve for an empty or wildcard unique key, a list above the level, or
+    keys that are all universal unless `everything` (--all) asks for that: then None, and
+    a C-FIND lists every entity, retrieved by its UIDs."""
+    if not any(not _universal(value) for value in keys.values()):
+        if everything:
+            return None
         # Nothing but universal keys: "retrieve everything", whatever the peer makes of it.
         shown = ", ".join(f"{_keyword(tag)}={quoted(value)}" for tag, value in keys.items())
         raise UnsafeRetrieve(
             f"refusing to retrieve with {shown or 'no key'}: every key is empty or *, which "
-            "a lenient peer could read as everything. Give the UIDs, or a key that narrows "
-            "the match (e.g. PatientName=DOE*) to resolve with a C-FIND first"
+            "a lenient peer could read as everything. Give the UIDs, a key that narrows the "
+            "match (e.g. PatientName=DOE*) to resolve with a C-FIND first, or --all to "
+            "retrieve every entity the peer lists"
         )
     wanted = unique_tags(model, level)
     if set(keys) != {tag for _, tag in wanted}:
