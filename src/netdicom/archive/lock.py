@@ -41,14 +41,7 @@ def lock_folder(directory: Path) -> int:
             f"cannot write in {path.parent}: {exc.strerror or exc} (serve keeps its index and "
             "lock there: is the folder read-only, or not writable by this user?)"
         ) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise _in_use(directory, path) from None
-    except BaseException:
-        os.close(fd)
-        raise
+    _take(fd, directory, path)
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
@@ -58,13 +51,25 @@ def _lock_the_folder_itself(directory: Path, path: Path) -> None:
     """flock(2) on the folder's own descriptor, kept open for the life of the process."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        _take(fd, directory, path)
+    except FolderInUse:
+        raise
+    except OSError:
+        return  # a file system without flock on folders: the lock file alone
+    _HELD.append(fd)
+
+
+def _take(fd: int, directory: Path, path: Path) -> None:
+    """flock(2) `fd` exclusively, at once; on failure `fd` is closed (FolderInUse when
+    another process holds it)."""
+    try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         raise _in_use(directory, path) from None
-    except OSError:
-        os.close(fd)  # a file system without flock on folders: the lock file alone
-    _HELD.append(fd)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _in_use(directory: Path, path: Path) -> FolderInUse:
