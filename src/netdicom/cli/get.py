@@ -150,22 +150,12 @@ async def plan(
     requests: Any,
     timeout: float,
     quiet: bool,
-    *,
-    sop_classes: bool = False,
 ) -> Any:
-    """The Resolution to retrieve: the direct request, or what a C-FIND resolved.
-    `sop_classes`: for direct study requests, ask the peer which SOP classes they hold
-    (C-GET proposes contexts for them)."""
-    from netdicom.archive.matching import Level
-    from netdicom.services.retrieve_common import Resolution, resolve, study_sop_classes
+    """The Resolution to retrieve: the direct request, or what a C-FIND resolved."""
+    from netdicom.services.retrieve_common import Resolution, resolve
 
     if requests is not None:
-        direct = Resolution(level, list(requests), entities=len(requests[0].values))
-        if sop_classes and level is Level.STUDY:
-            direct.sop_classes = await study_sop_classes(
-                target, options, model, requests, timeout=timeout
-            )
-        return direct
+        return Resolution(level, list(requests), entities=len(requests[0].values))
     resolution = await resolve(target, options, model, level, keys, timeout=timeout)
     if not quiet:
         noun = level.name.lower()
@@ -324,7 +314,7 @@ async def plan_or_report(
     import asyncio
 
     try:
-        return await plan(*args, sop_classes=service == "get")
+        return await plan(*args)
     except (Exception, KeyboardInterrupt, asyncio.CancelledError) as exc:
         if json_output:
             interrupted = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)

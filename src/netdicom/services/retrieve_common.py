@@ -566,7 +566,6 @@ __all__ = [
     "resolve",
     "resolve_matches",
     "sop_class_for",
-    "study_sop_classes",
     "tidy_incoming",
     "unique_tags",
 ]
@@ -599,39 +598,6 @@ async def resolve(
     resolution = resolve_matches(model, level, matches)
     resolution.skipped[:0] = skipped
     return resolution
-
-
-async def study_sop_classes(
-    peer: Any,
-    options: Any,
-    model: Model,
-    requests: Sequence[RetrieveRequest],
-    *,
-    timeout: float | None = None,
-) -> set[str]:
-    """The SOP Classes in Study of the studies `requests` name, from one C-FIND per request;
-    empty when the peer cannot be asked or does not say (the caller then proposes its curated
-    set). Given Study Instance UIDs, get proposed that curated set: 32 classes times the
-    compressed syntaxes ran out of the 128 contexts before JPEG-LS, and a study's JPEG-LS CT
-    images were not sent; the same study asked for by another key came whole (6d)."""
-    from netdicom.services.find_scu import find_contexts
-    from netdicom.services.session import open_association
-
-    found: set[str] = set()
-    try:
-        assoc = await open_association(peer, options, find_contexts(model))
-    except NetDicomError:
-        return found
-    try:
-        for request in requests:
-            keys = {**dict(request.parents), request.tag: "\\".join(request.values)}
-            for match in await _find_once(assoc, model, Level.STUDY, keys, timeout):
-                found.update(_values(match, SOP_CLASSES_IN_STUDY))
-    except NetDicomError:
-        assoc.abort()
-        return set()
-    await assoc.release()
-    return found
 
 
 async def _find_down(
