@@ -548,3 +548,29 @@ def test_get_all_retrieves_every_entity_the_peer_lists(
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["stored"] == 5  # both studies (3 + 2)
     assert "C-FIND: 2 studies" in result.stderr
+
+
+def test_get_by_study_uid_receives_jpeg_ls_ct(tmp_path: Path) -> None:
+    # Walkthrough 6d: with Study Instance UIDs no C-FIND is made, so the curated 32 SOP
+    # classes were proposed syntax by syntax: the 128 contexts ran out before JPEG-LS, and a
+    # study's JPEG-LS CT images were "not sent: transfer syntax not accepted".
+    from pydicom.encaps import encapsulate
+
+    from netdicom.archive.matching import Model
+    from netdicom.services.get_scu import CURATED_SOP_CLASSES, get_contexts
+    from tests.dicomfiles import write_instance
+
+    jpeg_ls = "1.2.840.10008.1.2.4.80"
+    proposal = get_contexts(Model.STUDY_ROOT, CURATED_SOP_CLASSES)
+    assert any(c.abstract_syntax == CT and c.transfer_syntaxes == (jpeg_ls,)
+               for c in proposal.contexts)  # fmt: skip
+    ds = make_dataset(study_uid="1.2.826.0.1.44.1", sop_instance_uid="1.2.826.0.1.44.1.1")
+    ds.PixelData = encapsulate([b"\xff\xd8not really JPEG-LS\xff\xd9"])
+    ds["PixelData"].VR = "OB"
+    write_instance(tmp_path / "served" / "ls.dcm", ds, jpeg_ls)
+    port = free_port()
+    with running(serve_argv(tmp_path / "served", port), port):
+        result = run_cli("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.826.0.1.44.1",
+                         "--out", str(tmp_path / "out"), "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["stored"] == 1

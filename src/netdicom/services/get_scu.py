@@ -119,6 +119,11 @@ _WITHOUT_PIXEL_DATA: Final = (
     "1.2.840.10008.5.1.4.1.1.104.1",  # encapsulated PDF
 )
 CURATED_SOP_CLASSES: Final = _IMAGE_SOP_CLASSES + _WITHOUT_PIXEL_DATA
+# Offered every transfer syntax before the other classes get their second: proposed syntax by
+# syntax only, the curated 32 classes ran out of the 128 contexts before JPEG-LS, and a
+# study's JPEG-LS CT images were not sent (walkthrough 6d: `get StudyInstanceUID=...` makes
+# no C-FIND, so it proposes the curated set).
+_EVERY_SYNTAX_FIRST: Final = frozenset(_IMAGE_SOP_CLASSES[:6])  # CT, MR, CR, DX, MG, US
 
 
 @frozen
@@ -138,8 +143,9 @@ def get_contexts(
 ) -> GetContexts:
     """The Q/R GET context first; per SOP class one context with explicit and implicit VR
     little endian (the fallback every peer supports); then one context per other transfer
-    syntax (`transfer_syntaxes`, default COMPRESSED_SYNTAXES) and SOP class, syntax by
-    syntax in that order, while the 128 context IDs last. Compressed and uncompressed
+    syntax (`transfer_syntaxes`, default COMPRESSED_SYNTAXES) and SOP class: every syntax
+    for the commonest image classes (_EVERY_SYNTAX_FIRST), then syntax by syntax in that
+    order for the others, while the 128 context IDs last. Compressed and uncompressed
     syntaxes never share a context (DESIGN.md §3)."""
     # Standard SOP classes first, when not all fit: a study with 131 private classes of one
     # instance each lost its 263 CT images, whose UID sorted after theirs (walkthrough 5).
@@ -148,12 +154,16 @@ def get_contexts(
     kept, dropped = wanted[:budget], wanted[budget:]
     contexts = [ProposedContext(sop_class_for("get", model), _NATIVE)]
     contexts += [ProposedContext(sop_class, _NATIVE) for sop_class in kept]
-    extra = [
+    syntaxes = [ts for ts in dict.fromkeys(transfer_syntaxes or COMPRESSED_SYNTAXES)
+                if ts not in _NATIVE]  # fmt: skip
+    major = [sop_class for sop_class in kept if sop_class in _EVERY_SYNTAX_FIRST]
+    extra = [(sop_class, ts) for sop_class in major for ts in syntaxes]
+    extra += [
         (sop_class, ts)
-        for ts in dict.fromkeys(transfer_syntaxes or COMPRESSED_SYNTAXES)
-        if ts not in _NATIVE
+        for ts in syntaxes
         for sop_class in kept
-        if ts == uids.DEFLATED_EXPLICIT_VR_LE or sop_class not in _WITHOUT_PIXEL_DATA
+        if sop_class not in _EVERY_SYNTAX_FIRST
+        and (ts == uids.DEFLATED_EXPLICIT_VR_LE or sop_class not in _WITHOUT_PIXEL_DATA)
     ]
     room = budget - len(kept)
     contexts += [ProposedContext(sop_class, (ts,)) for sop_class, ts in extra[:room]]
