@@ -192,3 +192,22 @@ def test_the_log_accounts_for_each_association(tmp_path: Path) -> None:
     instances = [e for e in events if e["event"] == "stored"]
     assert len(instances) == 2
     assert all(e["peer"] == association["peer"] for e in instances)
+
+
+def test_the_start_names_the_move_destinations_and_shared_titles(tmp_path: Path) -> None:
+    # Walkthrough 6d: serve never showed where a C-MOVE may send, and two configured peers
+    # with one AE title collapsed to the last without a word.
+    import os
+
+    config = tmp_path / "config.toml"
+    config.write_text('[peers.a]\nhost = "127.0.0.1"\nport = 4001\naet = "DEST"\n\n'
+                      '[peers.b]\nhost = "127.0.0.1"\nport = 4002\naet = "DEST"\n')  # fmt: skip
+    port = free_port()
+    env = {**os.environ, "NETDICOM_CONFIG": str(config)}
+    argv = serve_argv(tmp_path / "archive", port, "--remote", "OTHER=127.0.0.1:4003")
+    with running(argv, port, env=env) as proc:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    text = out.decode()
+    assert "configured peers share the AE title DEST: a C-MOVE to it goes to [peers.b]" in text
+    assert "C-MOVE destinations: DEST = 127.0.0.1:4002, OTHER = 127.0.0.1:4003" in text

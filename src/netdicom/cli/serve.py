@@ -19,6 +19,7 @@ from netdicom.cli.common import (
     TlsOption,
     announced_max_pdu,
     run,
+    stderr,
 )
 from netdicom.core.address import host_port
 from netdicom.core.printable import quoted
@@ -378,8 +379,14 @@ def _remotes(values: list[str]) -> tuple[dict[str, Peer], frozenset[str]]:
         config = load_config()
     except ConfigError as exc:
         _bad_input(str(exc))  # the configuration file, not --remote: exit 3 naming it
-    for named in config.peers.values():
+    for name, named in config.peers.items():
         if named.aet:
+            if named.aet in remotes:
+                # Two peers with one AE title: a C-MOVE to it goes to one of them only.
+                stderr(
+                    f"netdicom: warning: configured peers share the AE title {named.aet}: a "
+                    f"C-MOVE to it goes to [peers.{name}] only"
+                )
             remotes[named.aet] = Peer(named.host, named.port, named.aet)
             if named.tls:
                 tls_remotes.add(named.aet)
@@ -444,6 +451,15 @@ async def _serve(config: object) -> None:
     log.info("listening on %s as AE %s, serving %s", where, config.ae_title, config.directory)
     if config.host in ("127.0.0.1", "localhost", "::1"):
         log.info("only this machine can connect; use --host 0.0.0.0 to listen on all interfaces")
+    # Where a C-MOVE may send (it was never shown; walkthrough 6d).
+    if config.remotes:
+        shown = ", ".join(
+            f"{ae} = {host_port(peer.host, peer.port)}"
+            for ae, peer in sorted(config.remotes.items())
+        )
+        log.info("C-MOVE destinations: %s", shown)
+    else:
+        log.info("no C-MOVE destinations (configure peers with an aet, or --remote AE=HOST:PORT)")
     _log_exposure(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -522,7 +538,6 @@ def _tls_contexts(
 
 
 def _bad_input(message: str) -> NoReturn:
-    from netdicom.cli.common import stderr
     from netdicom.cli.exit_codes import ExitCode
 
     stderr(f"netdicom: error: {message}")
