@@ -385,10 +385,16 @@ def test_dicom_without_the_part10_header_fails_rather_than_being_skipped(tmp_pat
     write_dataset(buffer, make_dataset())
     bare = tmp_path / "bare.dcm"
     bare.write_bytes(buffer.getvalue())
+    buffer = DicomBytesIO()
+    buffer.is_little_endian, buffer.is_implicit_VR = False, False
+    write_dataset(buffer, make_dataset())
+    bare_big = tmp_path / "bare_big.dcm"  # skipped as "not DICOM" (walkthrough 6b)
+    bare_big.write_bytes(buffer.getvalue())
     text = tmp_path / "notes.txt"
     text.write_text("not DICOM at all, and long enough to pass the preamble length check" * 3)
     for path, what in ((no_preamble, "without the 128-byte preamble"),
-                       (bare, "without the Part 10 header")):  # fmt: skip
+                       (bare, "without the Part 10 header"),
+                       (bare_big, "big endian DICOM data set without the Part 10")):  # fmt: skip
         with pytest.raises(NotSendable, match=what) as info:
             probe_file(path)
         assert not info.value.skip

@@ -100,14 +100,21 @@ def _headerless(head: bytes) -> str | None:
     its first element tells). Such files come from old tools and from raw data set dumps."""
     if len(head) < 8:
         return None
-    group, element = struct.unpack_from("<HH", head)
     vr = head[4:6]
     explicit = vr in SHORT_VRS or vr in LONG_VRS
+    group, element = struct.unpack_from("<HH", head)
     if group == 0x0002 and element <= 0x0002 and explicit:
         return "a DICOM file without the 128-byte preamble and 'DICM'"
     (implicit_length,) = struct.unpack_from("<I", head, 4)
     if group == 0x0008 and element <= 0x0018 and (explicit or implicit_length <= 1024):
         return "a DICOM data set without the Part 10 header (preamble, 'DICM', file meta)"
+    # Big endian (explicit VR: the only big endian encoding there is); it was taken for no
+    # DICOM at all and skipped, where its little endian twin failed (walkthrough 6b).
+    group, element = struct.unpack_from(">HH", head)
+    if group == 0x0008 and element <= 0x0018 and explicit:
+        return (
+            "a big endian DICOM data set without the Part 10 header (preamble, 'DICM', file meta)"
+        )
     return None
 
 
