@@ -260,14 +260,17 @@ def choose(accepted: Mapping[int, AcceptedContext], info: DicomFile) -> Choice:
                 # A deflated stream of odd length is sent as it is, with the trailing pad of
                 # PS3.5 A.5 (FileSource adds it): it was inflated and converted instead.
                 return Choice(ctx, convert=False)
-            if info.compressed:
-                raise NotSendable(
-                    f"the data set has an odd length ({info.dataset_length} bytes), which "
-                    "PS3.5 §7.1 forbids, and compressed data is not re-encoded",
-                    skip=False,
-                )
-            if ctx.transfer_syntax in _NATIVE:
+            if ctx.transfer_syntax in _NATIVE and not info.compressed:
                 return Choice(ctx, convert=True)
+            odd_length = (
+                f"the data set has an odd length ({info.dataset_length} bytes), which PS3.5 "
+                f"§7.1 forbids, and {'compressed' if info.compressed else 'big endian'} data "
+                "is not re-encoded"
+            )
+            if info.compressed or not any(c.transfer_syntax in _NATIVE for c in mine):
+                # Named for what it is: the peer did accept the file's own syntax (a big
+                # endian file read "the peer accepted it only in ...", walkthrough 6b).
+                raise NotSendable(odd_length, skip=False)
     if not mine:
         raise NotSendable(
             f"the peer accepted no presentation context for SOP class {info.sop_class_uid}",
