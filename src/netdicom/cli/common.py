@@ -380,15 +380,20 @@ class _Interrupts:
     once the command has said what it did). A third one raises KeyboardInterrupt at once: the
     way out of a command that does not stop. Once the work is done they are only counted."""
 
-    __slots__ = ("count", "handler", "loop", "task")
+    __slots__ = ("count", "handler", "how", "loop", "task")
 
     def __init__(self) -> None:
         self.count = 0
+        self.how = "Ctrl-C"  # or the name of the first signal that was not SIGINT
         self.handler: Callable[[], None] | None = None
         self.loop: Any = None
         self.task: Any = None
 
     def signalled(self, signum: int, frame: object) -> None:
+        import signal
+
+        if not self.count and signum != signal.SIGINT:
+            self.how = signal.Signals(signum).name
         self.count += 1
         loop, task = self.loop, self.task
         if loop is None or task is None or task.done() or loop.is_closed():
@@ -410,8 +415,10 @@ class _Interrupts:
 _interrupts = _Interrupts()
 
 
-# What --json's "error" says after Ctrl-C (exit 130), for every client command.
-INTERRUPTED_TEXT = "interrupted (Ctrl-C)"
+def interrupted_text() -> str:
+    """What --json's "error" says after Ctrl-C (exit 130), for every client command; SIGTERM
+    or SIGHUP by name (a CI job's log blamed a Ctrl-C nobody pressed)."""
+    return f"interrupted ({_interrupts.how})"
 
 
 def on_interrupt(handler: Callable[[], None] | None) -> None:
@@ -428,7 +435,7 @@ def install_interrupt(cancel: Any, abort: Any) -> None:
             stderr("netdicom: interrupted again: aborting the association (A-ABORT)")
             abort()
         else:
-            stderr("netdicom: interrupted: sending C-CANCEL (Ctrl-C again to abort)")
+            stderr(f"netdicom: {interrupted_text()}: sending C-CANCEL (again to abort)")
             cancel.set()
 
     on_interrupt(on_ctrl_c)

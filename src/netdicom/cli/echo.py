@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from netdicom.cli.common import (
-    INTERRUPTED_TEXT,
     AecOption,
     AetOption,
     ClientSecurity,
@@ -24,6 +23,7 @@ from netdicom.cli.common import (
     UsernameOption,
     VerboseOption,
     client_options,
+    interrupted_text,
     resolve_peer,
     run,
     stderr,
@@ -149,7 +149,7 @@ async def _echo(
         # Ctrl-C (common.run; the association is aborted): the echoes done so far, as ping
         # does, then exit 130.
         _show(summary, replies, called, target, quiet=quiet, json_output=json_output,
-              error=INTERRUPTED_TEXT)  # fmt: skip
+              error=interrupted_text())  # fmt: skip
         raise
     failed = [r for r in replies if not _succeeded(r.status)]
     # Whether the peer releases properly is part of what an echo checks (dcmtk's echoscu

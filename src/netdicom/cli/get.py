@@ -11,7 +11,6 @@ from typing import Annotated, Any, Literal
 import typer
 
 from netdicom.cli.common import (
-    INTERRUPTED_TEXT,
     AecOption,
     AetOption,
     ClientSecurity,
@@ -32,6 +31,7 @@ from netdicom.cli.common import (
     VerboseOption,
     client_options,
     install_interrupt,
+    interrupted_text,
     on_interrupt,
     release_or_warn,
     resolve_peer,
@@ -318,7 +318,7 @@ async def plan_or_report(
     except (Exception, KeyboardInterrupt, asyncio.CancelledError) as exc:
         if json_output:
             interrupted = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
-            _empty_summary(service, checked, INTERRUPTED_TEXT if interrupted else error_text(exc))
+            _empty_summary(service, checked, interrupted_text() if interrupted else error_text(exc))
         raise
 
 
@@ -550,7 +550,7 @@ async def _get(
             # reported as any interruption (--json printed nothing), then on its way.
             cancelled, interrupted = exc, True
         kept.count_in(received)
-        text = INTERRUPTED_TEXT if interrupted else None if error is None else error_text(error)
+        text = interrupted_text() if interrupted else None if error is None else error_text(error)
         problems = report("get", outcomes, received, out_dir=str(out), json_output=json_output,
                           quiet=quiet, error=text)  # fmt: skip
         if not quiet:  # warnings and hints on stderr, with --json too

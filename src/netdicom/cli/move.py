@@ -10,7 +10,6 @@ from typing import Annotated, Any
 import typer
 
 from netdicom.cli.common import (
-    INTERRUPTED_TEXT,
     AecOption,
     AetOption,
     ClientSecurity,
@@ -30,6 +29,7 @@ from netdicom.cli.common import (
     UsernameOption,
     VerboseOption,
     client_options,
+    interrupted_text,
     resolve_peer,
     run,
     stderr,
@@ -335,7 +335,7 @@ async def _move(
             # Ctrl-C before our own handler was in place: reported as any interruption.
             cancelled, interrupted = exc, True
         received: list[Received] = list(receiver.received) if receiver is not None else []
-        text = INTERRUPTED_TEXT if interrupted else None if error is None else error_text(error)
+        text = interrupted_text() if interrupted else None if error is None else error_text(error)
         # Only our own receiver shows what arrived; another AE's we cannot check.
         out_dir = str(out) if receiver is not None else None
         problems = report("move", outcomes, received, out_dir=out_dir, json_output=json_output,

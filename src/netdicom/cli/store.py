@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from netdicom.cli.common import (
-    INTERRUPTED_TEXT,
     AecOption,
     AetOption,
     ClientSecurity,
@@ -27,6 +26,7 @@ from netdicom.cli.common import (
     VerboseOption,
     client_options,
     fail,
+    interrupted_text,
     names_a_configured_peer,
     resolve_peer,
     run,
@@ -297,7 +297,7 @@ async def _store(
             # Ctrl-C (common.run): the associations are aborted by now. The summary of what
             # was done still comes, then exit 130.
             cancelled = True
-            report = seen.report(found.files, INTERRUPTED_TEXT)
+            report = seen.report(found.files, interrupted_text())
             # The files not sent get their line too, as after any other early end.
             for outcome in report.outcomes[len(seen.outcomes) :]:
                 for observer in (o for o in observers if o is not seen):
