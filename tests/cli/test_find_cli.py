@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -441,3 +442,24 @@ def test_a_key_given_again_empty_keeps_its_value(keys: list[str]) -> None:
 
     (key,) = parse_keys(keys)
     assert key.keyword == "PatientName" and key.value == "DOE*"
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("AcquisitionDateTime=20240101120000-0500", None),  # a negative UTC offset, not a range
+        ("AcquisitionDateTime=20240101120000+0100", None),
+        ("AcquisitionDateTime=20240101120000+1500", "+1500 is no UTC offset"),  # 6v NEW-5
+        ("AcquisitionDateTime=20240101120000+0099", "+0099 is no UTC offset"),
+        ("AcquisitionDateTime=20240101250000-0500", "250000 is no time of day"),
+        ("AcquisitionDateTime=2025-2024", "the range ends (2024) before it starts (2025)"),
+    ],
+)
+def test_date_time_keys_with_offsets(key: str, problem: str | None) -> None:
+    from netdicom.services.find_scu import BadKey, parse_key
+
+    if problem is None:
+        assert parse_key(key).value == key.partition("=")[2]
+        return
+    with pytest.raises(BadKey, match=re.escape(problem)):
+        parse_key(key)

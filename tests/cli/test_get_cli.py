@@ -574,3 +574,20 @@ def test_get_by_study_uid_receives_jpeg_ls_ct(tmp_path: Path) -> None:
                          "--out", str(tmp_path / "out"), "--json")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["stored"] == 1
+
+
+def test_get_all_with_a_match_it_cannot_retrieve_says_so_last(tmp_path: Path) -> None:
+    # Verification of walkthrough 6: "C-GET Success ... stored", then exit 1 with no word why.
+    from tests.dicomfiles import write_instance
+
+    orphan = make_dataset(sop_instance_uid="1.2.826.0.1.45.1")
+    del orphan.StudyInstanceUID
+    write_instance(tmp_path / "served" / "orphan.dcm", orphan)
+    make_files(tmp_path / "served" / "a", 1, study_uid="1.2.826.0.1.45.2")
+    port = free_port()
+    with running(serve_argv(tmp_path / "served", port), port):
+        result = run_cli("get", f"127.0.0.1:{port}", "--all", "--out", str(tmp_path / "out"))
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.rstrip().endswith(
+        "netdicom: error: 1 match(es) not retrieved: no usable unique key"
+    )

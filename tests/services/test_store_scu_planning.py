@@ -143,7 +143,7 @@ def test_choose_failures_say_why() -> None:
     # Big endian of odd length, accepted only in big endian: said as such (walkthrough 6b:
     # "the peer accepted it only in ...BE, to which netdicom does not convert").
     big = _accepted((1, CT, uids.EXPLICIT_VR_BE))
-    with pytest.raises(NotSendable, match="odd length .* big endian data is not re-encoded"):
+    with pytest.raises(NotSendable, match=r"odd length .* big endian data is not re-encoded"):
         choose(big, _file(CT, uids.EXPLICIT_VR_BE, length=101))
     both = _accepted((1, CT, uids.EXPLICIT_VR_BE), (3, CT, uids.EXPLICIT_VR_LE))
     assert choose(both, _file(CT, uids.EXPLICIT_VR_BE, length=101)).context.context_id == 3

@@ -300,7 +300,11 @@ def exit_code(
             continue
         if outcome.status != status.SUCCESS:
             return int(ExitCode.FAILED)
-    if any(not r.ok for r in received) or any(p.fails for p in problems) or skipped:
+    if skipped:
+        # Said once more at the end: the last lines read "Success ... stored", exit 1.
+        stderr(f"netdicom: error: {len(skipped)} match(es) not retrieved: no usable unique key")
+        return int(ExitCode.FAILED)
+    if any(not r.ok for r in received) or any(p.fails for p in problems):
         return int(ExitCode.FAILED)
     return int(ExitCode.OK)
 

@@ -137,8 +137,12 @@ def _calendar_problem(vr: str, text: str) -> str | None:
     nothing, without a word. A DT value with a UTC offset is left to the peer (a `-` may then
     be a sign or a range)."""
     if vr == "DT" and ("+" in text or text.count("-") > 1):
-        return None
+        return _offset_problem(text)
     start, dash, end = text.partition("-")
+    if vr == "DT" and start and len(end) == 4 and _offset_problem(f"-{end}") is None:
+        # `20240101120000-0500`: a UTC offset as much as a range of years; only the value
+        # before it is checked.
+        return _calendar_problem(vr, start)
     for part in (start, end):
         date, clock = (
             (part, "") if vr == "DA" else ("", part) if vr == "TM" else (part[:8], part[8:])
@@ -149,6 +153,20 @@ def _calendar_problem(vr: str, text: str) -> str | None:
             return f"{clock} is no time of day (HH 00-23, MM 00-59, SS 00-60)"
     if dash and start and end and _lowest(vr, start) > _highest(vr, end):
         return f"the range ends ({end}) before it starts ({start})"
+    return None
+
+
+def _offset_problem(text: str) -> str | None:
+    """A DT UTC offset outside -1200..+1400, or with minutes past 59 (PS3.5 Table 6.2-1).
+    The rest of such a value is left to the peer (a `-` may be a sign or a range)."""
+    for sign, hours, minutes in re.findall(r"([+-])(\d{2})(\d{2})(?=$|-)", text):
+        value = int(hours) * 60 + int(minutes)
+        if (
+            int(minutes) > 59
+            or (sign == "+" and value > 14 * 60)
+            or (sign == "-" and value > 12 * 60)
+        ):
+            return f"{sign}{hours}{minutes} is no UTC offset (-1200 to +1400)"
     return None
 
 
