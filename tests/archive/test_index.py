@@ -584,6 +584,22 @@ def test_a_second_copy_of_an_instance_is_a_warning_unless_copies_are_kept(
     assert record.levelno == (logging.INFO if copies_expected else logging.WARNING)
 
 
+def test_second_copies_beyond_those_named_are_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from netdicom.archive import rebuild
+
+    for number in range(rebuild._NAMED_DUPLICATES + 3):
+        path = write_instance(tmp_path / f"a{number}.dcm",
+                              make_dataset(sop_instance_uid=f"3.{number}"))  # fmt: skip
+        (tmp_path / f"b{number}.dcm").write_bytes(path.read_bytes())
+    with caplog.at_level(logging.INFO, logger="netdicom"):
+        open_index(tmp_path)
+    assert "not indexed: 3 more second copies of indexed instances, not named" in caplog.text
+
+
 def test_a_series_uid_seen_in_two_studies_is_a_series_of_each(tmp_path: Path) -> None:
     # Walkthrough 6a: the second study's instance was filed under the first study (the
     # series row was found by its UID alone), and a C-GET of its own study found nothing.

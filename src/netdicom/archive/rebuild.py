@@ -312,7 +312,7 @@ def _without_duplicates(
     indexed = index.sop_instance_paths([u for u in uids if u])
     kept: list[InstanceSummary] = []
     seen: set[str] = set()
-    named = 0
+    named = unnamed = 0
     for summary, uid in zip(items, uids, strict=True):
         current = indexed.get(uid)
         if (
@@ -320,6 +320,7 @@ def _without_duplicates(
             or uid in seen
             or (current is not None and current != summary.path and current in on_disk)
         ):
+            unnamed += bool(uid) and named >= _NAMED_DUPLICATES
             if uid and named < _NAMED_DUPLICATES:
                 named += 1
                 # Said by name (it was only counted): a copy kept by --on-duplicate rename is
@@ -342,6 +343,13 @@ def _without_duplicates(
             continue
         seen.add(uid)
         kept.append(summary)
+    if unnamed:
+        # Beyond the first ones named, counted (6v: "nothing says how many more").
+        log.log(
+            logging.INFO if copies_expected else logging.WARNING,
+            "not indexed: %d more second copies of indexed instances, not named",
+            unnamed,
+        )
     return kept, len(items) - len(kept)
 
 
