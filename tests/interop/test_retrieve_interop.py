@@ -315,6 +315,21 @@ def test_netdicom_get_from_pynetdicom_qrscp(
     assert decoded(list(tmp_path.rglob("*.dcm"))) == decoded(originals[STUDY_CT])
 
 
+def test_a_list_of_uids_pynetdicom_qrscp_cannot_match_goes_one_at_a_time(
+    qrscp: tuple[int, int], originals: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    # Verification of walkthrough 6: pynetdicom's qrscp answers C413 to a C-GET whose
+    # identifier holds a list of Study Instance UIDs (its database cannot match one).
+    port, _ = qrscp
+    result = run_cli("get", f"QRSCP@127.0.0.1:{port}", f"StudyInstanceUID={STUDY_CT}\\{STUDY_MR}",
+                     "--out", str(tmp_path))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "asking for them one at a time" in result.stderr
+    assert decoded(list(tmp_path.rglob("*.dcm"))) == decoded(
+        originals[STUDY_CT] + originals[STUDY_MR]
+    )
+
+
 def test_netdicom_move_from_pynetdicom_qrscp(
     qrscp: tuple[int, int], originals: dict[str, list[Path]], tmp_path: Path
 ) -> None:

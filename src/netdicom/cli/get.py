@@ -239,6 +239,9 @@ async def send_requests(
     the association and is raised; the outcomes so far are in `outcomes`. True when
     interrupted."""
     import asyncio
+    import collections
+
+    from netdicom.services.retrieve_common import one_at_a_time, single_requests
 
     cancel = asyncio.Event()
     aborted = False
@@ -250,12 +253,25 @@ async def send_requests(
 
     install_interrupt(cancel, abort)
     interrupted = False
+    pending = collections.deque(requests)
     try:
         with progress:
-            for request in requests:
+            while pending:
+                request = pending.popleft()
                 outcome = await send(request, cancel)
                 if outcome is None:
                     break
+                if one_at_a_time(request, outcome) and not cancel.is_set():
+                    # pynetdicom's qrscp cannot match a list of UIDs (C413 for the request,
+                    # walkthrough 6 verification): the same UIDs, one request each.
+                    if not quiet:
+                        stderr(
+                            f"netdicom: warning: the peer refused a list of "
+                            f"{len(request.values)} UIDs (0x{outcome.status:04X}): asking "
+                            "for them one at a time"
+                        )
+                    pending.extendleft(reversed(single_requests(request)))
+                    continue
                 outcomes.append(outcome)
                 if cancel.is_set():
                     interrupted = True

@@ -175,6 +175,23 @@ def build_identifier(request: RetrieveRequest, model: Model) -> Any:
     return ds
 
 
+def one_at_a_time(request: RetrieveRequest, outcome: RetrieveOutcome) -> bool:
+    """The peer refused `request`, a list of UIDs, as a whole and did nothing: "unable to
+    process" (Cxxx) or "identifier does not match SOP class" (A900), no sub-operation. Some
+    SCPs cannot match a list (PS3.4 C.2.2.2.2 asks them to): sent one UID each, they serve."""
+    final = outcome.final
+    done = (final.completed or 0) + (final.failed or 0) + (final.warning or 0)
+    refused = outcome.status >> 12 == 0xC or outcome.status == 0xA900
+    return len(request.values) > 1 and refused and not done and not outcome.cancelled
+
+
+def single_requests(request: RetrieveRequest) -> list[RetrieveRequest]:
+    return [
+        RetrieveRequest(request.level, request.parents, request.tag, (value,))
+        for value in request.values
+    ]
+
+
 # --- resolving other keys with a C-FIND ------------------------------------------------------
 
 
@@ -562,9 +579,11 @@ __all__ = [
     "find_keys",
     "is_safe_unique_value",
     "model_of",
+    "one_at_a_time",
     "progress_of",
     "resolve",
     "resolve_matches",
+    "single_requests",
     "sop_class_for",
     "tidy_incoming",
     "unique_tags",
