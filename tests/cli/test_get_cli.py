@@ -591,3 +591,24 @@ def test_get_all_with_a_match_it_cannot_retrieve_says_so_last(tmp_path: Path) ->
     assert result.stderr.rstrip().endswith(
         "netdicom: error: 1 match(es) not retrieved: no usable unique key"
     )
+
+
+def test_patients_sharing_an_id_under_two_issuers_are_not_merged(tmp_path: Path) -> None:
+    # Verification of walkthrough 6: resolved level by level with the Patient ID alone, the
+    # study level matched both patients with ID P1 and retrieved the other one's study.
+    from tests.dicomfiles import write_instance
+
+    for name, issuer, study in (("ALPHA^ONE", "HOSP_A", "1.2.826.0.1.46.1"),
+                                ("BETA^TWO", "HOSP_B", "1.2.826.0.1.46.2")):  # fmt: skip
+        ds = make_dataset(patient_id="P1", patient_name=name, study_uid=study)
+        ds.IssuerOfPatientID = issuer
+        write_instance(tmp_path / "served" / f"{issuer}.dcm", ds)
+    port = free_port()
+    with running(serve_argv(tmp_path / "served", port), port):
+        result = run_cli("get", f"127.0.0.1:{port}", "--model", "patient", "--level", "study",
+                         "PatientName=ALPHA*", "--out", str(tmp_path / "out"), "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    from pydicom import dcmread
+
+    (got,) = (tmp_path / "out").rglob("*.dcm")
+    assert str(dcmread(got).PatientName) == "ALPHA^ONE"

@@ -40,6 +40,7 @@ RETRIEVE_SOP_CLASSES: Final = frozenset({*GET_SOP_CLASSES.values(), *MOVE_SOP_CL
 
 FAILED_SOP_INSTANCE_UID_LIST: Final = 0x00080058
 SOP_CLASSES_IN_STUDY: Final = 0x00080062
+ISSUER_OF_PATIENT_ID: Final = 0x00100021
 SOP_CLASS_UID: Final = 0x00080016
 # Number of Study/Series Related Instances (PS3.4 C.3.4): how much a match stands for.
 _INSTANCE_COUNTS: Final = {Level.STUDY: 0x00201208, Level.SERIES: 0x00201209}
@@ -643,6 +644,10 @@ async def _find_down(
         return
     here = {tag: value for tag, value in keys.items() if level_of(tag, model) <= step}
     below = {tag: value for tag, value in keys.items() if level_of(tag, model) > step}
+    if step is Level.PATIENT:
+        # A Patient ID is unique only within its issuer: two patients with one ID from two
+        # issuers were merged, and the other's studies retrieved (walkthrough 6 verification).
+        here.setdefault(ISSUER_OF_PATIENT_ID, "")
     seen: set[tuple[tuple[int, str], ...]] = set()
     for match in await _find_once(assoc, model, step, {**here, **parents}, timeout):
         found: dict[int, str] = {}
@@ -653,6 +658,9 @@ async def _find_down(
                 break
             found[tag] = values[0]
         else:
+            issuer = _values(match, ISSUER_OF_PATIENT_ID) if step is Level.PATIENT else []
+            if len(issuer) == 1:
+                found[ISSUER_OF_PATIENT_ID] = issuer[0]
             if tuple(found.items()) not in seen:
                 seen.add(tuple(found.items()))
                 await _find_down(assoc, model, level, below, found, matches, skipped, timeout)
