@@ -173,3 +173,9 @@ def test_store_r_of_an_archive_skips_serve_s_own_folders(tmp_path: Path) -> None
         (tmp_path / folder / "index.sqlite").write_bytes(b"SQLite format 3\0")
     files, skipped = collect([tmp_path], recursive=True)
     assert len(files) == 2 and skipped == []
+    # Folders of those names elsewhere are walked (their files were dropped unseen, 6v).
+    other = tmp_path.parent / f"{tmp_path.name}-other"
+    make_files(other / ".incoming", 1)
+    make_files(other / ".netdicom", 1)
+    files, _ = collect([other], recursive=True)
+    assert len(files) == 2

@@ -52,6 +52,14 @@ _Kind = Literal["dir", "file", "walked"]
 _OWN_FOLDERS: Final = frozenset({".netdicom", ".incoming"})  # INDEX_DIR, TEMP_DIR
 
 
+def _serves(entry: os.DirEntry[str]) -> bool:
+    """`entry` is the .netdicom folder of a serve archive (its index or lock is there): a
+    folder of another tool's with that name is walked (its files were dropped unseen)."""
+    if not entry.is_dir(follow_symlinks=False):
+        return False
+    return any(os.path.exists(os.path.join(entry.path, n)) for n in ("index.sqlite", "serve.lock"))
+
+
 def _walk(directory: Path, visited: set[tuple[int, int]], skipped: list[Skipped]) -> list[Path]:
     """The files under `directory`, depth first and sorted (runs are reproducible and instances
     go out in series order). Links to directories are followed, as `storescu +sd +r` does;
@@ -70,8 +78,9 @@ def _walk(directory: Path, visited: set[tuple[int, int]], skipped: list[Skipped]
             skipped.append(_unreachable(folder, "cannot list the folder", exc))
             continue
         folders: list[Path] = []
+        archive = any(e.name == ".netdicom" and _serves(e) for e in entries)
         for entry in entries:
-            if entry.name in _OWN_FOLDERS and entry.is_dir(follow_symlinks=False):
+            if archive and entry.name in _OWN_FOLDERS and entry.is_dir(follow_symlinks=False):
                 continue  # an archive of serve's: its index and temporary files are no data
             path = Path(entry.path)
             kind = _kind(entry, visited)
