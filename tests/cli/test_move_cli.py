@@ -43,8 +43,13 @@ def test_out_without_listen_is_said_to_be_ignored() -> None:
     result = CliRunner().invoke(
         app, ["move", "127.0.0.1:9", f"StudyInstanceUID={STUDY}", "--dest", "X", "--out", "o"]
     )
-    assert "--out is used only with --listen; ignored" in result.output
+    assert "--out: used only with --listen; ignored" in result.output
     assert result.exit_code == 4  # and then the connection is refused, as usual
+    # --layout and --on-duplicate too (6v: ignored without a word).
+    both = CliRunner().invoke(app, ["move", "127.0.0.1:9", f"StudyInstanceUID={STUDY}",
+                                    "--dest", "X", "--layout", "{SOPInstanceUID}.dcm",
+                                    "--on-duplicate", "overwrite"])  # fmt: skip
+    assert "--layout, --on-duplicate: used only with --listen; ignored" in both.output
 
 
 @pytest.fixture(scope="module")

@@ -154,9 +154,14 @@ def move(
         )
     if destination is not None and not 0 < len(destination.strip()) <= 16:
         raise typer.BadParameter("an AE title has 1 to 16 characters", param_hint="--dest")
-    if out is not None and listen is None and not quiet:
-        # The instances go to DEST, wherever that is: nothing would be written to --out.
-        stderr("netdicom: warning: --out is used only with --listen; ignored")
+    if listen is None and not quiet:
+        # The instances go to DEST, wherever that is: nothing is written here.
+        given = [name for name, used in (("--out", out is not None),
+                                         ("--layout", layout != DEFAULT_LAYOUT),
+                                         ("--on-duplicate", on_duplicate is not OnDuplicate.keep))
+                 if used]  # fmt: skip
+        if given:
+            stderr(f"netdicom: warning: {', '.join(given)}: used only with --listen; ignored")
     if listen is not None:
         from netdicom.archive.layout import Layout, LayoutError
 
