@@ -618,6 +618,34 @@ def test_stores_are_refused_while_the_index_cannot_be_written(tmp_path: Path) ->
             await finder.release()
             assert result.status == 0xC002 and result.matches >= 1
             assert "not yet indexed" in (result.error_comment or "")
+            # A C-GET of an instance waiting for the index says so too (it said Success, 0).
+            from netdicom.archive.layout import Layout
+            from netdicom.archive.writer import Archive
+            from netdicom.services.get_scu import get, get_contexts
+            from netdicom.services.retrieve_common import RetrieveRequest
+            from netdicom.services.retrieve_common import build_identifier as get_identifier
+            from netdicom.services.store_scp import StorageSCP
+
+            proposal = get_contexts(Model.STUDY_ROOT, [CT])
+            getter = await open_association(
+                Peer("127.0.0.1", app.server.port, "NETDICOM"),
+                ClientOptions(calling_ae="GETTER"),
+                proposal.contexts,
+                roles=proposal.roles,
+            )
+            waiting = RetrieveRequest(
+                Level.STUDY, (), 0x0020000D, (str(store[5].StudyInstanceUID),)
+            )
+            receiver = StorageSCP(
+                Archive(tmp_path.parent / f"{tmp_path.name}-got"),
+                Layout.parse("{SOPInstanceUID}.dcm"),
+            )
+            outcome = await get(
+                getter, Model.STUDY_ROOT, get_identifier(waiting, Model.STUDY_ROOT), receiver
+            )
+            await getter.release()
+            assert outcome.status == 0xC002
+            assert "not yet indexed" in (outcome.error_comment or "")
             conn.execute("PRAGMA max_page_count = 1000000")  # space freed
             for _ in range(50):  # a refused store tried the index again
                 await asyncio.sleep(0.1)

@@ -235,6 +235,17 @@ class RetrieveSCP:
                 comment=f"query failed: {exc}"[:64],
             )  # fmt: skip
             return
+        waiting = self.index.pending if self.index.write_failing else 0
+        if not instances and waiting:
+            # As C-FIND says it: the instances asked for may be among those stored and not
+            # yet indexed (a full disk); Success with nothing was taken for "none there".
+            log.warning("C-%s from %s: no match, %d stored instances not yet indexed",
+                        kind.upper(), assoc.peer, waiting)  # fmt: skip
+            await self._final(
+                assoc, context, message, QUERY_FAILED, Counters(0),
+                comment=f"{waiting} stored instances not yet indexed (disk full?)"[:64],
+            )  # fmt: skip
+            return
         counters = _Tally(len(instances))
         log.info(
             "C-%s from %s: %s%s",
