@@ -369,3 +369,27 @@ def test_ctrl_c_after_an_interrupted_command_is_ignored() -> None:
             pytest.fail("a Ctrl-C after the interrupted command raised KeyboardInterrupt")
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def test_after_a_sigterm_run_sigterm_is_not_left_ignored() -> None:
+    # An ignored signal is inherited by every program started later: after one interrupted
+    # command in this process, every peer a test started outlived its SIGTERM by 10 s.
+    import asyncio
+    import os
+
+    import typer
+
+    from netdicom.cli.common import run
+
+    before = signal.getsignal(signal.SIGTERM)
+
+    async def interrupted() -> int:
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.sleep(5)
+        return 0
+
+    with pytest.raises(typer.Exit) as stopped:
+        run(interrupted(), debug=False, quiet=True)
+    assert stopped.value.exit_code == 130
+    assert signal.getsignal(signal.SIGTERM) == before
+    assert signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN

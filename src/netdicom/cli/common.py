@@ -510,10 +510,17 @@ def run(
     finally:
         state.loop = state.task = None
         # Interrupted, the command is on its way out with 130: a further Ctrl-C must not cut
-        # its last lines short nor raise in the interpreter's shutdown.
+        # its last lines short nor raise in the interpreter's shutdown. SIGTERM and SIGHUP get
+        # their handlers back: an ignored one is inherited by every program started later
+        # (in a test run, every peer then outlived its SIGTERM by the 10 s kill timeout).
         for signum, before in previous.items():
-            fallback = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
-            signal.signal(signum, signal.SIG_IGN if state.count else before or fallback)
+            if signum == signal.SIGINT:
+                ignore = bool(state.count)
+                signal.signal(
+                    signum, signal.SIG_IGN if ignore else before or signal.default_int_handler
+                )
+            else:
+                signal.signal(signum, before if before is not None else signal.SIG_DFL)
 
 
 def names_a_configured_peer(text: str) -> bool:
