@@ -401,3 +401,19 @@ def test_dicom_without_the_part10_header_fails_rather_than_being_skipped(tmp_pat
     with pytest.raises(NotSendable, match="not a DICOM Part 10 file") as info:
         probe_file(text)
     assert info.value.skip
+
+
+def test_probing_a_file_imports_no_pydicom(tmp_path: Path) -> None:
+    # `store` probes every file before the association: the transfer syntax check of the
+    # twelfth session imported pydicom (and numpy, PIL, ...) there, 0.25 s per run.
+    import subprocess
+    import sys
+
+    path = write_instance(tmp_path / "a.dcm", make_dataset())
+    code = (
+        "import sys; from pathlib import Path; from netdicom.core.datasets import probe_file; "
+        f"probe_file(Path({str(path)!r})); print(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('pydicom', 'numpy')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
