@@ -312,3 +312,25 @@ def test_3_when_another_serve_has_the_folder_and_its_index_folder_was_deleted(
     assert second.returncode == ExitCode.BAD_INPUT == 3, second.stderr
     assert "served already by another netdicom serve" in second.stderr
     assert "read-only" not in second.stderr  # it is held, not unwritable
+
+
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        (b"HTTP/1.1 400 Bad Request\r\n\r\n", "a web server answered, not a DICOM port"),
+        (b"SSH-2.0-OpenSSH_9.6\r\n", "an SSH server answered"),
+        (b"\x15\x03\x03\x00\x02\x02\x46", "it speaks TLS (add --tls)"),
+    ],
+)
+def test_a_peer_that_speaks_another_protocol_is_named(answer: bytes, words: str) -> None:
+    # "unknown PDU type 0x48" left the user to work out that 0x48 is the H of HTTP/1.1.
+    def behaviour(conn: socket.socket) -> None:
+        conn.recv(65536)
+        conn.sendall(answer)
+        with contextlib.suppress(OSError):
+            conn.recv(65536)
+
+    with scripted_peer(behaviour) as port:
+        result = run_cli("echo", f"127.0.0.1:{port}", "--timeout", "5")
+    assert result.returncode == 6, result.stderr
+    assert words in result.stderr

@@ -28,7 +28,7 @@ from collections import deque
 from typing import Final
 
 from netdicom.core.errors import AbortReason, LocalProtocolError, RemoteProtocolError
-from netdicom.core.pdu.codec import PDU_NAMES, decode_pdu
+from netdicom.core.pdu.codec import PDU_NAMES, decode_pdu, unknown_pdu
 from netdicom.core.pdu.framer import INTERNAL_PDATA_CAP, MAX_OTHER_PDU
 from netdicom.core.pdu.types import PDU, PDUType
 
@@ -170,13 +170,7 @@ class PduReceiver:
             pdu_type = arena[pos]
             cap = caps.get(pdu_type)
             if cap is None:
-                self._fail(
-                    RemoteProtocolError(
-                        f"unknown PDU type 0x{pdu_type:02X}",
-                        field="PDU type",
-                        abort_reason=AbortReason.UNRECOGNIZED_PDU,
-                    )
-                )
+                self._fail(unknown_pdu(arena[pos : min(pos + 4, end)]))
                 return
             if end - pos < _HEADER.size:
                 break

@@ -249,11 +249,29 @@ def decode_pdu(pdu_type: int, body: bytes | bytearray | memoryview) -> PDU:
         return _decode_associate(buf, rq=False)
     if pdu_type in PDU_NAMES:
         return _decode_short(PDUType(pdu_type), buf)
-    raise RemoteProtocolError(
-        f"unknown PDU type 0x{pdu_type:02X}",
-        field="PDU type",
-        abort_reason=AbortReason.UNRECOGNIZED_PDU,
-    )
+    raise unknown_pdu(buf)
+
+
+# What a peer that is no DICOM peer at all sends first, and what to do about it: the bare
+# "unknown PDU type 0x48" left the user to work out that 0x48 is the H of HTTP/1.1.
+_NOT_DICOM: Final = (
+    (b"HTTP", "a web server answered, not a DICOM port: check the port"),
+    (b"SSH-", "an SSH server answered, not a DICOM port: check the port"),
+    (b"\x15\x03", "the peer answered with a TLS alert: it speaks TLS (add --tls)"),
+    (b"\x16\x03", "the peer opened with a TLS handshake: it speaks TLS (add --tls)"),
+)
+
+
+def unknown_pdu(head: bytes | bytearray | memoryview) -> RemoteProtocolError:
+    """The error for bytes that start with no PDU type (PS3.8 Table 9-26: unrecognized PDU),
+    naming the protocol they look like when it is a common one."""
+    start = bytes(head[:4])
+    text = f"unknown PDU type 0x{start[0]:02X}" if start else "unknown PDU type"
+    for prefix, hint in _NOT_DICOM:
+        if start.startswith(prefix):
+            text += f" ({hint})"
+            break
+    return RemoteProtocolError(text, field="PDU type", abort_reason=AbortReason.UNRECOGNIZED_PDU)
 
 
 def _decode_short(pdu_type: PDUType, buf: memoryview) -> PDU:

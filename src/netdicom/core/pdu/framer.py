@@ -12,7 +12,7 @@ import struct
 from typing import Final
 
 from netdicom.core.errors import AbortReason, LocalProtocolError, RemoteProtocolError
-from netdicom.core.pdu.codec import PDU_NAMES, decode_pdu
+from netdicom.core.pdu.codec import PDU_NAMES, decode_pdu, unknown_pdu
 from netdicom.core.pdu.types import PDU, PDUType
 
 __all__ = ["INTERNAL_PDATA_CAP", "MAX_OTHER_PDU", "Framer"]
@@ -120,14 +120,7 @@ class Framer:
         while scan < len(buf):
             pdu_type = buf[scan]
             if pdu_type not in self._caps:
-                self._fail(
-                    scan,
-                    RemoteProtocolError(
-                        f"unknown PDU type 0x{pdu_type:02X}",
-                        field="PDU type",
-                        abort_reason=AbortReason.UNRECOGNIZED_PDU,
-                    ),
-                )
+                self._fail(scan, unknown_pdu(buf[scan : scan + 4]))
                 return
             if len(buf) - scan < _HEADER.size:
                 break
