@@ -168,3 +168,16 @@ def test_serve_with_a_broken_configuration_exits_3(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 3, result.stderr
     assert str(config) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_bad_serve_allow_entry_names_the_file_not_an_option(tmp_path: Path) -> None:
+    # Walkthrough 6d: "Invalid value for --allow: --allow 'X@...'", exit 2, for an entry of
+    # the configuration file (the README: a broken configuration exits 3 naming it).
+    config = tmp_path / "config.toml"
+    config.write_text('[serve]\nallow = ["PACS@no.such.host.invalid"]\n')
+    env = {**os.environ, "NETDICOM_CONFIG": str(config)}
+    result = subprocess.run([*NETDICOM, "serve", "--dir", str(tmp_path / "a"), "--port", "1"],
+                            capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert f"{config}: [serve] allow: 'PACS@no.such.host.invalid': cannot resolve" in result.stderr
+    assert "--allow" not in result.stderr

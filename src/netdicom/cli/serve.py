@@ -545,12 +545,21 @@ def _bad_input(message: str) -> NoReturn:
 
 
 def _configured_allow() -> tuple[str, ...]:
+    """The config file's `[serve] allow`, checked here: an entry that does not parse or
+    resolve is the file's fault (exit 3 naming it), not an --allow the user never gave."""
     from netdicom.config import ConfigError, load_config
+    from netdicom.services.users import AllowList, AllowListError
 
     try:
-        return load_config().allow
+        config = load_config()
     except ConfigError as exc:
         _bad_input(str(exc))
+    try:
+        AllowList.parse(list(config.allow))
+    except AllowListError as exc:
+        where = config.path or "the configuration file"
+        _bad_input(f"{where}: [serve] allow: {str(exc).removeprefix('--allow ')}")
+    return config.allow
 
 
 def _allow_list(entries: list[str]) -> tuple[str, ...]:
