@@ -349,3 +349,18 @@ def test_move_listen_on_duplicate_overwrite_replaces_a_changed_copy(tmp_path: Pa
         replaced = run_cli(*argv, "--on-duplicate", "overwrite")
     assert replaced.returncode == 0, replaced.stderr
     assert str(dcmread(copy).PatientName) != "CHANGED^HERE"
+
+
+def test_move_listen_on_a_port_in_use_fails_before_the_c_find(server: int, tmp_path: Path) -> None:
+    # Walkthrough 6d: the C-FIND ran ("C-FIND: 1 study matches"), then "cannot listen".
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        result = run_cli("move", f"127.0.0.1:{server}", "PatientID=PAT001", "--listen", str(busy),
+                         "--listen-host", "127.0.0.1", "--out", str(tmp_path))  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert f"cannot listen on 127.0.0.1:{busy}: the port is in use" in result.stderr
+    assert "C-FIND:" not in result.stderr

@@ -248,6 +248,11 @@ async def _move(
     )
     from netdicom.services.session import open_association
 
+    if listen is not None and not dry_run:
+        from netdicom.transport.server import check_listen
+
+        # Before the C-FIND: a port in use was found only after the query had run.
+        check_listen(listen_host, listen)
     resolution = await plan_or_report(
         "move",
         json_output,
