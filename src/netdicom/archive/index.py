@@ -580,6 +580,12 @@ class Index:
         """Instances added or queued and not yet committed."""
         return self._pending + len(self._queued)
 
+    @property
+    def stranded(self) -> int:
+        """Instances stored and waiting for an index that cannot be written (a full disk):
+        a query or retrieve answered now may lack them."""
+        return self.pending if self.write_failing else 0
+
     def flush(self) -> None:
         """Add what add_later() queued and commit what add_deferred() added. When SQLite
         cannot write (a full disk), the instances stay queued and the next flush tries again:

@@ -385,11 +385,11 @@ class FindSCP:
         """Success, unless stored instances wait for an index that cannot be written (a full
         disk): the matches are sent, then a failure that says the answer may lack them. It
         was Success, and an SCU took the list for complete (walkthrough 6a)."""
-        waiting = self.index.pending if self.index.write_failing else 0
+        waiting = self.index.stranded
         if not waiting:
             return status.SUCCESS, None
         log.warning("C-FIND answered without %d stored instances not yet indexed", waiting)
-        return QUERY_FAILED, f"{waiting} stored instances not yet indexed (disk full?)"[:64]
+        return QUERY_FAILED, not_yet_indexed(waiting)
 
     async def _answer(
         self,
@@ -535,6 +535,12 @@ def _numbers_or_none(vr: str, values: Values) -> int | float | list[int | float]
     if not numbers:
         return None
     return numbers[0] if len(numbers) == 1 else numbers
+
+
+def not_yet_indexed(count: int) -> str:
+    """The Error Comment (LO, 64 characters) of a query or retrieve answered while `count`
+    stored instances wait for an index that cannot be written."""
+    return f"{count} stored instances not yet indexed (disk full?)"[:64]
 
 
 async def _identifier(assoc: Association, message: CFindRQ) -> bytes | None:

@@ -65,6 +65,7 @@ from netdicom.services.find_scp import (
     check_identifier,
     decode_identifier,
     encode_identifier,
+    not_yet_indexed,
 )
 from netdicom.services.peer import Peer
 from netdicom.services.planning import batches, choose
@@ -235,7 +236,7 @@ class RetrieveSCP:
                 comment=f"query failed: {exc}"[:64],
             )  # fmt: skip
             return
-        waiting = self.index.pending if self.index.write_failing else 0
+        waiting = self.index.stranded
         if not instances and waiting:
             # As C-FIND says it: the instances asked for may be among those stored and not
             # yet indexed (a full disk); Success with nothing was taken for "none there".
@@ -243,7 +244,7 @@ class RetrieveSCP:
                         kind.upper(), assoc.peer, waiting)  # fmt: skip
             await self._final(
                 assoc, context, message, QUERY_FAILED, Counters(0),
-                comment=f"{waiting} stored instances not yet indexed (disk full?)"[:64],
+                comment=not_yet_indexed(waiting),
             )  # fmt: skip
             return
         counters = _Tally(len(instances))
