@@ -587,10 +587,13 @@ def test_get_all_with_a_match_it_cannot_retrieve_says_so_last(tmp_path: Path) ->
     port = free_port()
     with running(serve_argv(tmp_path / "served", port), port):
         result = run_cli("get", f"127.0.0.1:{port}", "--all", "--out", str(tmp_path / "out"))
+        quiet = run_cli("get", f"127.0.0.1:{port}", "--all", "-q",
+                        "--out", str(tmp_path / "out-q"))  # fmt: skip
     assert result.returncode == 1, result.stderr
     assert result.stderr.rstrip().endswith(
         "netdicom: error: 1 match(es) not retrieved: no usable unique key"
     )
+    assert quiet.returncode == 1 and "not retrieved" not in quiet.stderr  # -q: the exit code
 
 
 def test_patients_sharing_an_id_under_two_issuers_are_not_merged(tmp_path: Path) -> None:

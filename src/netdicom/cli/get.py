@@ -301,9 +301,11 @@ def exit_code(
     service: str,
     problems: Any = (),
     skipped: Sequence[str] = (),
+    *,
+    quiet: bool = False,
 ) -> int:
     """0 all succeeded (or --max cancelled), 1 something failed (or a match was `skipped`,
-    having no usable unique key), 130 Ctrl-C."""
+    having no usable unique key, said last unless `quiet`), 130 Ctrl-C."""
     from netdicom.cli.exit_codes import ExitCode
     from netdicom.core.dimse import status
 
@@ -317,8 +319,8 @@ def exit_code(
         if outcome.status != status.SUCCESS:
             return int(ExitCode.FAILED)
     if skipped:
-        # Said once more at the end: the last lines read "Success ... stored", exit 1.
-        stderr(f"netdicom: error: {len(skipped)} match(es) not retrieved: no usable unique key")
+        if not quiet:  # said once more at the end: the last lines read "Success ... stored"
+            stderr(f"netdicom: error: {len(skipped)} match(es) not retrieved: no usable unique key")
         return int(ExitCode.FAILED)
     if any(not r.ok for r in received) or any(p.fails for p in problems):
         return int(ExitCode.FAILED)
@@ -600,7 +602,9 @@ async def _get(
             raise cancelled
         if error is not None:
             raise error
-    return exit_code(outcomes, received, interrupted, "get", problems, resolution.skipped)
+    return exit_code(
+        outcomes, received, interrupted, "get", problems, resolution.skipped, quiet=quiet
+    )
 
 
 def _count(number: int, singular: str, plural: str) -> str:

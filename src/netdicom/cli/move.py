@@ -407,7 +407,9 @@ async def _move(
             raise cancelled
         if error is not None:
             raise error
-    return exit_code(outcomes, received, interrupted, "move", problems, resolution.skipped)
+    return exit_code(
+        outcomes, received, interrupted, "move", problems, resolution.skipped, quiet=quiet
+    )
 
 
 _SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
