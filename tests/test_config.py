@@ -44,6 +44,15 @@ def test_load_peers_and_default(tmp_path: Path) -> None:
     assert config.default_peer({"NETDICOM_PEER": "local"}) == "local"
 
 
+def test_calling_ae_titles_are_read_trimmed(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('calling_aet = " WS1 "\n' + GOOD + 'calling_aet = "WS1-LOCAL"\n')
+    config = load_config(path)
+    assert config.calling_aet == "WS1"
+    assert config.peers["local"].calling_aet == "WS1-LOCAL"
+    assert config.peers["pacs"].calling_aet is None
+
+
 def test_missing_file_is_empty(tmp_path: Path) -> None:
     config = load_config(tmp_path / "nope.toml")
     assert not config.peers and config.default is None
@@ -63,6 +72,10 @@ def test_missing_file_is_empty(tmp_path: Path) -> None:
         ('[serv]\nallow = ["CT1"]\n', "unknown keys or tables: serv"),
         ('[peer.x]\nhost = "h"\nport = 1\n', "unknown keys or tables: peer"),
         ('defualt = "x"\n', "unknown keys or tables: defualt"),
+        ('calling_aet = "12345678901234567"\n', "calling_aet AE title"),
+        ('calling_aet = "WS\\\\1"\n', "backslash"),
+        ("calling_aet = 7\n", "calling_aet must be an AE title"),
+        ('[peers.a]\nhost = "h"\nport = 1\ncalling_aet = "  "\n', "[peers.a] calling_aet"),
     ],
 )
 def test_broken_config_says_what_is_wrong(tmp_path: Path, text: str, message: str) -> None:

@@ -4,18 +4,20 @@ Where: `$NETDICOM_CONFIG` when set, else `$XDG_CONFIG_HOME/netdicom/config.toml`
 `~/.config/netdicom/config.toml`. A missing file is an empty configuration.
 
     default = "pacs"            # the peer used when PEER is left out
+    calling_aet = "WS1"         # our (calling) AE title towards every peer; optional
 
     [peers.pacs]
     host = "10.0.0.5"
     port = 104
     aet = "PACS"                # the peer's (called) AE title; optional
-
+    calling_aet = "WS1-PACS"    # our AE title towards this peer; optional
     tls = true                  # connect with TLS (the --tls-* options give the files)
 
     [serve]
     allow = ["MODALITY1", "CT@10.0.0.7", "*@10.0.0.8"]   # added to `netdicom serve --allow`
 
-`$NETDICOM_PEER` names the default peer and overrides `default`. Peer names are letters,
+`$NETDICOM_PEER` names the default peer and overrides `default`; `--aet`, then `$NETDICOM_AET`,
+override both `calling_aet`s (see cli.common.calling_ae_title). Peer names are letters,
 digits, `-`, `_` and `.`; they never contain `:` or `@`, so they cannot be taken for
 HOST:PORT.
 """
@@ -46,6 +48,9 @@ class NamedPeer:
     port: int
     aet: str | None = None
     tls: bool = False
+    # The AE title we call this peer with (PACS register each caller's title, and some give
+    # one workstation a title per archive).
+    calling_aet: str | None = None
 
 
 @frozen
@@ -53,6 +58,8 @@ class Config:
     peers: Mapping[str, NamedPeer] = field(default_factory=dict)
     default: str | None = None
     path: Path | None = None
+    # Our AE title towards every peer without its own calling_aet.
+    calling_aet: str | None = None
     # [serve] allow: callers `netdicom serve` accepts besides its --allow options.
     allow: tuple[str, ...] = ()
 
@@ -75,8 +82,6 @@ def config_path(env: Mapping[str, str] | None = None) -> Path:
 
 def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Read the configuration; a missing file gives an empty Config, a broken one ConfigError."""
-    import tomllib
-
     where = path or config_path(env)
     try:
         raw = where.read_bytes()
@@ -91,6 +96,8 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read {where}: {exc.strerror or exc}") from None
+    import tomllib  # here: every client without --aet looks for the file, most find none
+
     try:
         data = tomllib.loads(_text(raw, where))
     except tomllib.TOMLDecodeError as exc:
@@ -113,13 +120,13 @@ def _text(raw: bytes, where: Path) -> str:
 
 
 def _parse(data: Mapping[str, object], where: Path) -> Config:
-    unknown = set(data) - {"default", "peers", "serve"}
+    unknown = set(data) - {"default", "calling_aet", "peers", "serve"}
     if unknown:
         # A typo here dropped what it held without a word: `[serv]` an allow list (serve
         # then accepted every caller), `[peer.x]` a peer, `defualt` the default.
         raise ConfigError(
             f"{where}: unknown keys or tables: {', '.join(sorted(unknown))} (the file takes "
-            "default, [peers.NAME] and [serve])"
+            "default, calling_aet, [peers.NAME] and [serve])"
         )
     raw_peers = data.get("peers", {})
     if not isinstance(raw_peers, dict):
@@ -136,7 +143,28 @@ def _parse(data: Mapping[str, object], where: Path) -> Config:
         raise ConfigError(f"{where}: default must be a peer name (a string)")
     if default is not None and default not in peers:
         raise ConfigError(f"{where}: default = {quoted(default)} but there is no [peers.{default}]")
-    return Config(peers=peers, default=default, path=where, allow=_serve_allow(data, where))
+    return Config(
+        peers=peers,
+        default=default,
+        path=where,
+        allow=_serve_allow(data, where),
+        calling_aet=_ae_title(data.get("calling_aet"), "calling_aet", where),
+    )
+
+
+def _ae_title(value: object, what: str, where: Path) -> str | None:
+    """An AE title of the file, trimmed (PS3.8 Table 9-11); None when absent."""
+    from netdicom.core.acse.validation import clean_ae_title
+    from netdicom.core.errors import LocalProtocolError
+
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: {what} must be an AE title (a string)")
+    try:
+        return clean_ae_title(value, what)
+    except LocalProtocolError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _serve_allow(data: Mapping[str, object], where: Path) -> tuple[str, ...]:
@@ -155,17 +183,16 @@ def _serve_allow(data: Mapping[str, object], where: Path) -> tuple[str, ...]:
 def _peer(name: str, table: Mapping[str, object], where: Path) -> NamedPeer:
     host = table.get("host")
     port = table.get("port")
-    aet = table.get("aet")
     tls = table.get("tls", False)
     if not isinstance(host, str) or not host:
         raise ConfigError(f'{where}: [peers.{name}] needs host = "..."')
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise ConfigError(f"{where}: [peers.{name}] needs port = 1..65535, got {port!r}")
-    if aet is not None and (not isinstance(aet, str) or not 0 < len(aet.strip()) <= 16):
-        raise ConfigError(f"{where}: [peers.{name}] aet must be 1 to 16 characters")
+    aet = _ae_title(table.get("aet"), f"[peers.{name}] aet", where)
+    calling = _ae_title(table.get("calling_aet"), f"[peers.{name}] calling_aet", where)
     if not isinstance(tls, bool):
         raise ConfigError(f"{where}: [peers.{name}] tls must be true or false")
-    unknown = set(table) - {"host", "port", "aet", "tls"}
+    unknown = set(table) - {"host", "port", "aet", "calling_aet", "tls"}
     if unknown:
         raise ConfigError(f"{where}: [peers.{name}] has unknown keys: {', '.join(sorted(unknown))}")
-    return NamedPeer(name, host, port, aet.strip() if isinstance(aet, str) else None, tls)
+    return NamedPeer(name, host, port, aet, tls, calling)

@@ -40,9 +40,12 @@ def _config(tmp_path: Path, port: int) -> Path:
     return path
 
 
-def _echo(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _echo(config: Path, *args: str, env_aet: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NETDICOM_CONFIG": str(config)}
     env.pop("NETDICOM_PEER", None)
+    env.pop("NETDICOM_AET", None)
+    if env_aet is not None:
+        env["NETDICOM_AET"] = env_aet
     return subprocess.run(
         [*NETDICOM, "echo", *args], capture_output=True, text=True, env=env, timeout=30
     )
@@ -75,6 +78,49 @@ def test_called_ae_title_precedence_at_a_real_peer(
     # (A first connection with no A-ASSOCIATE-RQ is running()'s check that serve listens.)
     called = [e["called_ae"] for e in logged if e.get("event") == "association" and e["called_ae"]]
     assert called == ["OPTIONAE", "CONFIGAE", "PEERAE", "OPTIONAE", "ANY-SCP", "OPTIONAE"]
+
+
+def test_calling_ae_title_precedence_at_a_real_peer(tmp_path: Path) -> None:
+    # Walkthrough 6d: a PACS knows its callers by AE title, and our own title could only be
+    # given as --aet to every command. Now: --aet, $NETDICOM_AET, the peer's calling_aet, the
+    # file's calling_aet, NETDICOM.
+    port = _port()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'calling_aet = "FILEWS"\n[peers.pacs]\nhost = "127.0.0.1"\nport = {port}\n'
+        f'calling_aet = "PACSWS"\n\n[peers.bare]\nhost = "127.0.0.1"\nport = {port}\n'
+    )
+    runs: list[tuple[tuple[str, ...], str | None]] = [
+        (("pacs",), None),  # the peer's calling_aet
+        (("bare",), None),  # the file's
+        ((f"127.0.0.1:{port}",), None),  # HOST:PORT: the file's too
+        (("pacs",), "ENVWS"),  # $NETDICOM_AET beats the file
+        (("pacs", "--aet", "OPTIONWS"), "ENVWS"),  # --aet beats $NETDICOM_AET
+    ]
+    with running(serve_argv(tmp_path / "archive", port, "--log-json"), port) as serve:
+        for args, env_aet in runs:
+            result = _echo(config, *args, env_aet=env_aet)
+            assert result.returncode == 0, result.stderr
+        no_file = _echo(tmp_path / "none.toml", f"127.0.0.1:{port}")
+        assert no_file.returncode == 0, no_file.stderr
+    assert serve.stdout is not None
+    logged = [json.loads(line) for line in serve.stdout.read().decode().splitlines()]
+    calling = [
+        e["calling_ae"] for e in logged if e.get("event") == "association" and e["calling_ae"]
+    ]
+    assert calling == ["PACSWS", "FILEWS", "FILEWS", "ENVWS", "OPTIONWS", "NETDICOM"]
+
+
+def test_a_broken_file_stops_a_client_that_needs_its_calling_ae_title(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('calling_aet = "12345678901234567"\n')
+    result = _echo(config, "127.0.0.1:1")
+    assert result.returncode == 3
+    assert (
+        "config.toml: calling_aet AE title '12345678901234567' is longer than 16" in result.stderr
+    )
+    # --aet given: the file is not needed (nor read) for a HOST:PORT peer.
+    assert _echo(config, "127.0.0.1:1", "--aet", "WS1", "--timeout", "1").returncode != 3
 
 
 def test_an_unknown_name_from_netdicom_peer_says_so(

@@ -21,7 +21,16 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-AetOption = Annotated[str, typer.Option("--aet", help="Our (calling) AE title.", show_default=True)]
+AetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--aet",
+        help="Our (calling) AE title. [default: the configured calling_aet (the peer's, else "
+        "the file's), else NETDICOM]",
+        envvar="NETDICOM_AET",
+        show_envvar=True,
+    ),
+]
 # Whether the running command's --aec was set by the user, not left at its default: a
 # configured peer's aet yields to it (resolve_peer). Set by the option's callback, which runs
 # on every parse (given or not) before the command's body calls resolve_peer; a context
@@ -189,7 +198,7 @@ class ClientSecurity:
 
 
 def client_options(
-    aet: str,
+    aet: str | None,
     aec: str,
     timeout: float,
     max_pdu: int,
@@ -267,7 +276,7 @@ def client_options(
         else:
             session_log.setLevel(logging.ERROR)
     return ClientOptions(
-        calling_ae=aet,
+        calling_ae=calling_ae_title(aet, peer_text),
         called_ae=aec,
         transport=TransportConfig(
             timeouts=Timeouts(connect=timeout, acse=timeout, dimse=timeout),
@@ -532,6 +541,32 @@ def names_a_configured_peer(text: str) -> bool:
         return text in load_config().peers
     except ConfigError:
         return False
+
+
+def calling_ae_title(aet: str | None, peer_text: str | None) -> str:
+    """Our AE title: --aet (or $NETDICOM_AET: Typer hands it over as --aet), else the
+    calling_aet configured for the peer PEER names (or the default peer), else the file's
+    top-level calling_aet, else NETDICOM. A PACS knows its callers by title, so one set once
+    saves giving --aet to every command. A broken configuration file exits 3."""
+    from netdicom.services.session import DEFAULT_CALLING_AE
+
+    if aet is not None:
+        return aet
+    from netdicom.cli.exit_codes import ExitCode
+    from netdicom.config import ConfigError, load_config
+
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        stderr(f"netdicom: error: {exc}")
+        raise typer.Exit(int(ExitCode.BAD_INPUT)) from None
+    name = peer_text if peer_text is not None else os.environ.get("NETDICOM_PEER")
+    if name is None or name == "":
+        name = config.default
+    named = None if name is None or ":" in name or "@" in name else config.peers.get(name)
+    if named is not None and named.calling_aet is not None:
+        return named.calling_aet
+    return config.calling_aet or DEFAULT_CALLING_AE
 
 
 def resolve_peer(text: str | None) -> Peer:

@@ -38,6 +38,7 @@ _EXIT_WORDS = {
 _ENVIRONMENT = (
     ("NETDICOM_CONFIG", "path of the configuration file (named peers)"),
     ("NETDICOM_PEER", "the peer to use when PEER is left out, in any form PEER takes (not serve)"),
+    ("NETDICOM_AET", "our (calling) AE title when --aet is not given (not serve)"),
     ("NETDICOM_PASSWORD", "the passcode for --username, instead of --password (not serve)"),
     ("NO_COLOR", "plain output, no colour"),
     ("TCP_NODELAY", "read by dcmtk, not by netdicom: netdicom always sets TCP_NODELAY"),
@@ -392,6 +393,9 @@ def generated_files() -> Iterator[tuple[Path, str]]:
 
 
 def main() -> None:
+    if len(sys.argv) > 2 or (len(sys.argv) == 2 and sys.argv[1].startswith("-")):
+        # `--help` was taken for the folder to write into, and a tree made under ./--help.
+        sys.exit("usage: python -m netdicom.cli.docgen [ROOT]  (default: the repository)")
     root = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT
     wanted = set()
     for rel, content in generated_files():

@@ -57,7 +57,7 @@ def echo(
             metavar="PEER",
         ),
     ] = None,
-    aet: AetOption = "NETDICOM",
+    aet: AetOption = None,
     aec: AecOption = "ANY-SCP",
     repeat: Annotated[
         int, typer.Option("--repeat", help="Send N C-ECHOs on one association.", min=1)

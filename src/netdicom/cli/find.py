@@ -96,7 +96,7 @@ def find(
         bool,
         typer.Option("--no-defaults", help="Ask only for the keys given, no default return keys."),
     ] = False,
-    aet: AetOption = "NETDICOM",
+    aet: AetOption = None,
     aec: AecOption = "ANY-SCP",
     timeout: TimeoutOption = 30.0,
     max_pdu: MaxPduOption = 262144,

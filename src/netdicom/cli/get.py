@@ -389,7 +389,7 @@ def get(
     ] = None,
     dry_run: DryRunOption = False,
     json_output: JsonOption = False,
-    aet: AetOption = "NETDICOM",
+    aet: AetOption = None,
     aec: AecOption = "ANY-SCP",
     timeout: TimeoutOption = 30.0,
     max_pdu: MaxPduOption = 262144,

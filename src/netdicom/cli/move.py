@@ -28,6 +28,7 @@ from netdicom.cli.common import (
     TlsOption,
     UsernameOption,
     VerboseOption,
+    calling_ae_title,
     client_options,
     interrupted_text,
     resolve_peer,
@@ -124,7 +125,7 @@ def move(
     model: ModelOption = ModelChoice.study,
     dry_run: DryRunOption = False,
     json_output: JsonOption = False,
-    aet: AetOption = "NETDICOM",
+    aet: AetOption = None,
     aec: AecOption = "ANY-SCP",
     timeout: TimeoutOption = 30.0,
     max_pdu: MaxPduOption = 262144,
@@ -146,6 +147,8 @@ def move(
     peer_text, the_model, the_level, keys, requests = parse_request(
         list(args or []), level, model, everything=everything
     )
+    if listen is not None:
+        aet = calling_ae_title(aet, peer_text)  # the destination: the title we call with
     destination = dest or (aet if listen is not None else None)
     if destination is None and not dry_run:
         raise typer.BadParameter(

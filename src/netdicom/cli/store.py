@@ -91,7 +91,7 @@ def store(
             max=256,
         ),
     ] = 256,  # services.store_scu.DEFAULT_WINDOW (not imported: start-up; a test checks)
-    aet: AetOption = "NETDICOM",
+    aet: AetOption = None,
     aec: AecOption = "ANY-SCP",
     timeout: TimeoutOption = 30.0,
     max_pdu: MaxPduOption = 262144,
