@@ -534,6 +534,12 @@ def test_get_on_duplicate_decides_what_a_second_run_does(
     assert again.returncode == 0, again.stderr
     assert len(list(tmp_path.rglob("*.dcm"))) == files
     assert (str(dcmread(first).PatientName) == "CHANGED^HERE") is changed_kept
+    # Kept files are said to be kept: "3 stored" alone hid that one was older than the peer's.
+    note = "(3 already there: kept as they were, not replaced by the peer's copies;"
+    assert (note in again.stderr) is (policy == "keep"), again.stderr
+    reported = json.loads(run_cli(*argv, "--on-duplicate", policy, "--json").stdout)
+    assert reported["kept_existing"] == (3 if policy == "keep" else 0)
+    assert all(r["kept_existing"] is (policy == "keep") for r in reported["received"])
 
 
 @pytest.mark.parametrize("keys", [[], ["PatientID=*"]])

@@ -346,9 +346,15 @@ def test_move_listen_on_duplicate_overwrite_replaces_a_changed_copy(tmp_path: Pa
         local.save_as(copy)
         kept = run_cli(*argv)
         assert kept.returncode == 0 and str(dcmread(copy).PatientName) == "CHANGED^HERE"
-        replaced = run_cli(*argv, "--on-duplicate", "overwrite")
+        kept_json = run_cli(*argv, "--json")
+        replaced = run_cli(*argv, "--on-duplicate", "overwrite", "--json")
+    # The kept file is said to be kept (it was "1 stored", older than the peer's copy).
+    assert "1 stored in" in kept.stderr
+    assert "(1 already there: kept as they were, not replaced" in kept.stderr
+    assert json.loads(kept_json.stdout)["kept_existing"] == 1
     assert replaced.returncode == 0, replaced.stderr
     assert str(dcmread(copy).PatientName) != "CHANGED^HERE"
+    assert json.loads(replaced.stdout)["kept_existing"] == 0
 
 
 def test_move_listen_on_a_port_in_use_fails_before_the_c_find(server: int, tmp_path: Path) -> None:

@@ -115,6 +115,12 @@ def print_summary(
         prefix = f"request {number}: " if len(outcomes) > 1 else ""
         _stderr(f"{prefix}C-{service.upper()} {describe(outcome, service)}")
     stored = f"{stored_count(received)} stored in {out_dir}"
+    kept = kept_existing_count(received)
+    if kept:
+        stored += (
+            f" ({kept} already there: kept as they were, not replaced by the peer's copies; "
+            "--on-duplicate overwrite replaces them)"
+        )
     counted = any(
         v is not None
         for o in outcomes
@@ -160,6 +166,11 @@ def _json_mode_alarm(
 def stored_count(received: Sequence[Received]) -> int:
     """Instances stored here: one per SOP Instance UID, however often the peer sent it."""
     return len({r.sop_instance_uid for r in received if r.ok})
+
+
+def kept_existing_count(received: Sequence[Received]) -> int:
+    """Instances answered as stored whose file already in the folder was kept instead."""
+    return len({r.sop_instance_uid for r in received if r.ok and r.kept_existing})
 
 
 def repeated(received: Sequence[Received]) -> list[CountProblem]:
@@ -274,10 +285,12 @@ def summary_json(
                     "sop_instance_uid": r.sop_instance_uid,
                     "status": r.status,
                     "error_comment": r.error_comment,
+                    "kept_existing": r.kept_existing,
                 }
                 for r in received
             ],
             "stored": stored_count(received) if checked else None,
+            "kept_existing": kept_existing_count(received) if checked else None,
             "problems": [p.text for p in problems],
             "error": error,
         }

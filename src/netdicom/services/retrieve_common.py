@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -391,6 +391,9 @@ class Received:
     sop_instance_uid: str
     status: int | None
     error_comment: str | None
+    # Answered as stored, but the file already there was kept and this copy let go
+    # (--on-duplicate keep): what is on disk may be an older version than the peer's.
+    kept_existing: bool = False
 
     @property
     def ok(self) -> bool:
@@ -418,14 +421,21 @@ class Kept:
 
     def __init__(self, storage: StorageSCP) -> None:
         self._uids: list[tuple[str, str]] = []
+        self._kept_existing: set[str] = set()
         storage.on_placed.append(self._record)
 
     def _record(self, stored: StoredInstance) -> None:
+        from netdicom.archive.writer import Outcome
+
         self._uids.append((stored.sop_class_uid, stored.sop_instance_uid))
+        if stored.outcome is Outcome.KEPT_EXISTING:
+            self._kept_existing.add(stored.sop_instance_uid)
 
     def count_in(self, received: list[Received]) -> None:
         """Add to `received` the instances in place that it lacks, as stored (one listed as
-        cut off was placed all the same: its data set had come whole)."""
+        cut off was placed all the same: its data set had come whole), and mark those whose
+        file already there was kept (a second run with --on-duplicate keep said "stored"
+        for files older than the peer's copies, walkthrough 6d)."""
         placed = {sop_instance for _, sop_instance in self._uids}
         received[:] = [
             r for r in received if r.status is not None or r.sop_instance_uid not in placed
@@ -435,6 +445,11 @@ class Kept:
             if sop_instance not in answered:
                 answered.add(sop_instance)
                 received.append(Received(sop_class, sop_instance, status.SUCCESS, None))
+        kept = set(self._kept_existing)
+        received[:] = [
+            replace(r, kept_existing=True) if r.ok and r.sop_instance_uid in kept else r
+            for r in received
+        ]
 
 
 @dataclass(slots=True)
