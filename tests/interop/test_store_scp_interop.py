@@ -211,6 +211,24 @@ def _limit_file_size() -> None:
 
 
 @needs_dcmtk
+def test_dcmtk_hears_that_an_instance_without_study_is_refused(tmp_path: Path) -> None:
+    from tests.dicomfiles import write_instance
+
+    good = make_files(tmp_path / "good", 1)
+    orphan_ds = dcmread(good[0])
+    orphan_ds.SOPInstanceUID = "1.2.826.0.1.3680043.10.54.2"
+    del orphan_ds.StudyInstanceUID
+    orphan = write_instance(tmp_path / "orphan.dcm", orphan_ds)
+    archive = tmp_path / "archive"
+    port = free_port()
+    with running(serve_argv(archive, port), port):
+        result = storescu(port, [orphan, *good], "-v", "--no-halt")
+    output = result.stdout + result.stderr
+    assert "Error: DataSetDoesNotMatchSOPClass" in output, output
+    assert sorted(stored(archive)) == [dcmread(good[0]).SOPInstanceUID]
+
+
+@needs_dcmtk
 def test_full_disk_fails_one_instance_and_serve_goes_on(tmp_path: Path) -> None:
     big = make_files(tmp_path / "big", 1, rows=512, columns=512, patient_id="BIG")  # 512 KB
     small = make_files(tmp_path / "small", 2, patient_id="SMALL")

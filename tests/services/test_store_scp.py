@@ -212,6 +212,10 @@ def test_failures_keep_nothing_and_the_association_stays_usable(tmp_path: Path) 
     no_uid = make_dataset()
     del no_uid.SOPInstanceUID
     other_class = make_dataset(sop_class="1.2.840.10008.5.1.4.1.1.4")
+    no_study = make_dataset()
+    del no_study.StudyInstanceUID
+    empty_series = make_dataset()
+    empty_series.SeriesInstanceUID = ""
 
     async def main() -> None:
         async with serving(tmp_path) as app:
@@ -224,6 +228,9 @@ def test_failures_keep_nothing_and_the_association_stays_usable(tmp_path: Path) 
                 (encode(deep), deep.SOPInstanceUID, LIMIT_EXCEEDED),
                 (encode(no_uid), "1.2.998", SOP_INSTANCE_MISMATCH),
                 (encode(other_class), other_class.SOPInstanceUID, 0xA900),
+                # Stored, they could be neither found nor retrieved (walkthrough 6b).
+                (encode(no_study), no_study.SOPInstanceUID, 0xA900),
+                (encode(empty_series), empty_series.SOPInstanceUID, 0xA900),
                 (encode(good)[:-6] + b"\x08\x00", good.SOPInstanceUID, 0xC000),
                 (b"\x08\x00\x18\x00ZZ" + bytes(20), "1.2.3", 0xC000),
             ]
@@ -243,6 +250,42 @@ def test_failures_keep_nothing_and_the_association_stays_usable(tmp_path: Path) 
     run(main)
     assert [p.name for p in archive_files(tmp_path)] == [f"{good.SOPInstanceUID}.dcm"]
     assert not (tmp_path.parent / "etc").exists()
+
+
+@pytest.mark.parametrize("side", [8, 400])
+def test_an_instance_without_study_is_refused_unless_it_belongs_to_no_patient(
+    tmp_path: Path, side: int
+) -> None:
+    # A patient IOD without Study Instance UID was stored with success and could never be
+    # found or retrieved; a non-patient object (PS3.4 Annex GG) has no study to name. `side`
+    # 400: ~320 KB, spooled to disk as it arrives, refused all the same.
+    hanging_protocol = "1.2.840.10008.5.1.4.38.1"
+    orphan = make_dataset(rows=side, columns=side)
+    del orphan.StudyInstanceUID
+    protocol = Dataset()
+    protocol.SOPClassUID = hanging_protocol
+    protocol.SOPInstanceUID = "1.2.826.0.1.3680043.10.54.1"
+    protocol.HangingProtocolName = "CHEST"
+
+    async def main() -> None:
+        async with serving(tmp_path) as app:
+            contexts = [
+                ProposedContext(CT, (EXPLICIT,)),
+                ProposedContext(hanging_protocol, (EXPLICIT,)),
+            ]
+            assoc = await connect(app, contexts)
+            refused = await c_store(assoc, encode(orphan), orphan.SOPInstanceUID)
+            assert refused.status == 0xA900
+            assert refused.error_comment == "data set has no Study Instance UID (Type 1)"
+            assert archive_files(tmp_path) == []
+            stored = await c_store(
+                assoc, encode(protocol), protocol.SOPInstanceUID, hanging_protocol, context_id=3
+            )
+            assert stored.status == 0x0000
+            await assoc.release()
+
+    run(main)
+    assert [p.name for p in archive_files(tmp_path)] == [f"{protocol.SOPInstanceUID}.dcm"]
 
 
 def test_full_disk_answers_a700_and_the_next_store_succeeds(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ is imported when these are first used, never at start-up.
 from __future__ import annotations
 
 from functools import cache
+from typing import Final
 
 from netdicom.core import uids
 
@@ -29,6 +30,31 @@ def storage_sop_classes() -> frozenset[str]:
         and "Commitment" not in entry[0]
         and uid not in _NOT_STORAGE
     )
+
+
+# The Non-Patient Object Storage SOP classes (PS3.4 Annex GG, Table GG.3-1): objects that
+# belong to no patient, study or series (a hanging protocol, a colour palette, an implant
+# template, a defined procedure protocol). Every other storage SOP class stores an instance of
+# a patient IOD, whose Study and Series Instance UIDs are Type 1 (PS3.3 C.7.2.1, C.7.3.1).
+NON_PATIENT_STORAGE: Final = frozenset(
+    {
+        "1.2.840.10008.5.1.4.38.1",  # Hanging Protocol Storage
+        "1.2.840.10008.5.1.4.39.1",  # Color Palette Storage
+        "1.2.840.10008.5.1.4.43.1",  # Generic Implant Template Storage
+        "1.2.840.10008.5.1.4.44.1",  # Implant Assembly Template Storage
+        "1.2.840.10008.5.1.4.45.1",  # Implant Template Group Storage
+        "1.2.840.10008.5.1.4.1.1.200.1",  # CT Defined Procedure Protocol Storage
+        "1.2.840.10008.5.1.4.1.1.200.3",  # Protocol Approval Storage
+        "1.2.840.10008.5.1.4.1.1.200.7",  # XA Defined Procedure Protocol Storage
+        "1.2.840.10008.5.1.4.1.1.201.1",  # Inventory Storage
+    }
+)
+
+
+def is_patient_storage(sop_class: str) -> bool:
+    """A storage SOP class known to hold a patient's instance, filed under a study and a
+    series (False for a non-patient object, and for a SOP class we do not know)."""
+    return sop_class in storage_sop_classes() and sop_class not in NON_PATIENT_STORAGE
 
 
 UNCOMPRESSED = (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE, uids.EXPLICIT_VR_BE)

@@ -133,7 +133,10 @@ class ServeApp:
         if swept:
             log.info("removed %d temporary files left by an earlier run", swept)
         self.storage = StorageSCP(
-            self.archive, Layout.parse(config.layout), limits=config.store_limits
+            self.archive,
+            Layout.parse(config.layout),
+            limits=config.store_limits,
+            require_filing=True,
         )
         # Non-storage services: abstract syntax -> transfer syntaxes in our preference. Every
         # other abstract syntax is judged by the storage chooser.

@@ -10,7 +10,8 @@ Statuses (PS3.4 B.2.3; the low byte of A7xx and Cxxx is ours to choose):
 
 - 0x0000 stored (also for a duplicate kept or renamed under `--on-duplicate`);
 - 0xA700 out of resources: the write, fsync or rename failed (disk full, I/O error);
-- 0xA900 the data set's SOP Class UID is not the command's;
+- 0xA900 the data set's SOP Class UID is not the command's, or an instance of a patient IOD
+  has no Study or Series Instance UID (it could be stored, never found or retrieved);
 - 0xC000 the data set cannot be parsed (or the command announced none);
 - 0xC001 the data set's SOP Instance UID is missing or is not the command's;
 - 0xC002 a UID the path is built from is not a valid UID (e.g. `../x`): nothing is written;
@@ -28,7 +29,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from netdicom.archive.group_commit import GroupCommit
 from netdicom.archive.layout import (
@@ -59,7 +60,7 @@ from netdicom.core.errors import RemoteProtocolError, TimeoutExpired
 from netdicom.core.pdu.types import ContextResult
 from netdicom.core.printable import quoted
 from netdicom.core.records import frozen
-from netdicom.core.sop_classes import is_compressed
+from netdicom.core.sop_classes import is_compressed, is_patient_storage
 from netdicom.services.dispatcher import Completion
 from netdicom.transport.association import Association, ReleaseRequested
 
@@ -188,6 +189,22 @@ class _Inflater:
         self._scanner.feed(chunk)
 
 
+_STUDY_INSTANCE_UID: Final = 0x0020000D
+_SERIES_INSTANCE_UID: Final = 0x0020000E
+
+
+def _check_filing(scanner: DatasetScanner) -> None:
+    """An instance of a patient IOD must name its study and series (Type 1, PS3.3 C.7.2.1 and
+    C.7.3.1): stored without them, it was answered Success and then could not be found by
+    C-FIND nor retrieved by C-GET or C-MOVE (walkthrough 6b). Refused as Orthanc does."""
+    for tag, name in ((_STUDY_INSTANCE_UID, "Study"), (_SERIES_INSTANCE_UID, "Series")):
+        if not _text(scanner.values.get(tag)):
+            raise _Failed(
+                status.DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
+                f"data set has no {name} Instance UID (Type 1)",
+            )
+
+
 def _text(raw: bytes | None) -> str:
     return "" if raw is None else raw.decode("latin-1").strip(" \x00")
 
@@ -236,6 +253,9 @@ class StorageSCP:
     `stored_at`: where an SOP instance is already stored (relative to the archive), None when
     it is not: the archive's duplicate policy then applies by SOP Instance UID, not only when
     two versions map to the same path (serve sets it from its index).
+    `require_filing`: refuse (A900) an instance of a patient IOD without Study or Series
+    Instance UID: an archive others query must be able to find what it stored (serve). A
+    folder get and move --listen write for us takes what the peer sends.
     """
 
     def __init__(
@@ -244,8 +264,10 @@ class StorageSCP:
         layout: Layout | None = None,
         *,
         limits: StoreLimits | None = None,
+        require_filing: bool = False,
     ) -> None:
         self.archive = archive
+        self.require_filing = require_filing
         self.layout = layout or Layout.parse(DEFAULT_LAYOUT)
         self.limits = limits or StoreLimits()
         self.on_stored: list[OnStored] = []
@@ -363,6 +385,9 @@ class StorageSCP:
         )
         started = False
         checked = False
+        # Study and Series Instance UIDs are checked once the scanner is past them (or at the
+        # end); a class that files none has nothing to check.
+        filed = not (self.require_filing and is_patient_storage(rq.affected_sop_class_uid))
         try:
             while True:
                 try:
@@ -429,6 +454,9 @@ class StorageSCP:
                         if not checked and scanner.passed(SOP_INSTANCE_UID + 1):
                             self._check(scanner, rq)
                             checked = True
+                        if not filed and scanner.passed(_SERIES_INSTANCE_UID + 1):
+                            _check_filing(scanner)
+                            filed = True
                     except _Failed as exc:
                         failure = exc
                     except LimitExceeded as exc:
@@ -458,6 +486,8 @@ class StorageSCP:
                 raise _Failed(status.CANNOT_UNDERSTAND, str(exc)) from None
             if not checked:
                 self._check(scanner, rq)
+            if not filed:
+                _check_filing(scanner)
             if isinstance(pending, DeferredFile):
                 pending.seal()
             received = _Received(rq, ts, calling_ae, scanner.values, len(header), assoc.peer)
