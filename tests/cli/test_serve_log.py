@@ -211,3 +211,26 @@ def test_the_start_names_the_move_destinations_and_shared_titles(tmp_path: Path)
     text = out.decode()
     assert "configured peers share the AE title DEST: a C-MOVE to it goes to [peers.b]" in text
     assert "C-MOVE destinations: DEST = 127.0.0.1:4002, OTHER = 127.0.0.1:4003" in text
+
+
+def test_an_incoming_folder_on_another_file_system_stops_the_start(tmp_path: Path) -> None:
+    # Walkthrough 6a: DIR/.incoming as a link to another disk: serve started, and refused
+    # every store with A700 (a file cannot be moved into place across file systems).
+    import os
+    import shutil
+    import tempfile
+
+    if not os.path.isdir("/dev/shm") or os.stat("/dev/shm").st_dev == os.stat(tmp_path).st_dev:
+        import pytest
+
+        pytest.skip("no second file system to link to")
+    elsewhere = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        archive = tmp_path / "archive"
+        archive.mkdir()
+        (archive / ".incoming").symlink_to(elsewhere)
+        result = run_cli("serve", "--dir", str(archive), "--port", str(free_port()))
+    finally:
+        shutil.rmtree(elsewhere)
+    assert result.returncode == 3
+    assert f"{archive}/.incoming is on another file system than {archive}" in result.stderr

@@ -256,6 +256,16 @@ class Archive:
         self.file_write = file_write
         self.temp_dir = self.root / TEMP_DIR
         self.temp_dir.mkdir(exist_ok=True)
+        if os.stat(self.temp_dir).st_dev != os.stat(self.root).st_dev:
+            # A file is written here and then linked or renamed into place: across file
+            # systems that fails (EXDEV), and every store was refused with A700 while serve
+            # ran as if all were well.
+            raise OSError(
+                f"{self.temp_dir} is on another file system than {self.root} (a link to "
+                f"another disk, or a mount?): instances are written there, then moved into "
+                f"place, which cannot cross file systems; make it a plain folder inside "
+                f"{self.root}",
+            )
         self._counter = itertools.count(1)
         self._known_dirs: set[str] = {str(self.root)}
         # Unnamed temporary files are named through this descriptor of /proc/self/fd (None:
