@@ -62,6 +62,20 @@ def test_json_loads_back_with_pydicom(server: int) -> None:
     assert "2 matches" in result.stderr
 
 
+def test_json_is_an_array_even_when_the_association_fails(tmp_path: Path) -> None:
+    # Walkthrough 7a: refused, rejected or timed out, stdout was empty and a script's JSON
+    # parser failed; the exit code and stderr say what happened.
+    port = free_port()
+    refused = cli("find", f"127.0.0.1:{port}", "--json", "PatientID=X")
+    assert refused.returncode == 4 and json.loads(refused.stdout) == []
+    assert "refused" in refused.stderr
+    with running(serve_argv(tmp_path, port, "--allow", "OTHER"), port):
+        rejected = cli("find", f"127.0.0.1:{port}", "--json", "-q", "PatientID=X")
+        as_csv = cli("find", f"127.0.0.1:{port}", "--csv", "PatientID=X")
+    assert rejected.returncode == 5 and json.loads(rejected.stdout) == []
+    assert as_csv.returncode == 5 and as_csv.stdout == ""  # CSV: no header for no query
+
+
 def test_quiet_json_prints_the_json_and_nothing_else(server: int) -> None:
     # -q --json printed nothing in find (store, echo, get and move print their JSON).
     result = cli("find", f"127.0.0.1:{server}", "--json", "-q", "PatientName=doe*")

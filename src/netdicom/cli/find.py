@@ -196,7 +196,15 @@ async def _find(
     columns = [
         (tag, keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})") for tag in order
     ]
-    assoc = await open_association(target, options, find_contexts(model))
+    try:
+        assoc = await open_association(target, options, find_contexts(model))
+    except BaseException:
+        # With --json, stdout is a JSON array whatever happens: `[]` when the association
+        # failed (refused, rejected, a timeout, Ctrl-C); it was empty, and a script's JSON
+        # parser failed where the exit code and stderr say what went wrong (walkthrough 7a).
+        if mode == "json":
+            make_writer(mode, columns).finish()
+        raise
     if verbose and not quiet:
         from netdicom.render.negotiation import print_negotiation
 
