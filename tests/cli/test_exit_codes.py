@@ -108,7 +108,7 @@ def test_5_association_rejected_with_a_hint(tmp_path: Path) -> None:
     with running(serve_argv(tmp_path, port, "--strict-aet"), port):
         result = run_cli("echo", f"netdicom@127.0.0.1:{port}")
     assert result.returncode == ExitCode.REJECTED == 5
-    assert "called AE title not recognized" in result.stderr
+    assert "called AE title not recognized (we called 'netdicom')" in result.stderr
     assert "hint:" in result.stderr and "case" in result.stderr
 
 

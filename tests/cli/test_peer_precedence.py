@@ -111,6 +111,36 @@ def test_calling_ae_title_precedence_at_a_real_peer(tmp_path: Path) -> None:
     assert calling == ["PACSWS", "FILEWS", "FILEWS", "ENVWS", "OPTIONWS", "NETDICOM"]
 
 
+def test_a_rejected_title_is_named_with_where_it_came_from(tmp_path: Path) -> None:
+    # Walkthrough 7a: "calling AE title not recognized", and five places that may have set
+    # it; the title sent and its source were in the --debug trace only.
+    port = _port()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'calling_aet = "FILEWS"\n[peers.pacs]\nhost = "127.0.0.1"\nport = {port}\n'
+        'calling_aet = "PACSWS"\n'
+    )
+    plain = f"127.0.0.1:{port}"
+    with running(serve_argv(tmp_path / "archive", port, "--allow", "GOODWS"), port):
+        runs = {
+            "from --aet": _echo(config, plain, "--aet", "bad"),
+            "from $NETDICOM_AET": _echo(config, plain, env_aet="envws"),
+            "from calling_aet of [peers.pacs] in": _echo(config, "pacs"),
+            "from calling_aet in": _echo(config, plain),
+            "from netdicom's default": _echo(tmp_path / "none.toml", plain),
+        }
+    sent = {
+        "from --aet": "bad",
+        "from $NETDICOM_AET": "envws",
+        "from netdicom's default": "NETDICOM",
+    }
+    sent |= {"from calling_aet of [peers.pacs] in": "PACSWS", "from calling_aet in": "FILEWS"}
+    for origin, result in runs.items():
+        assert result.returncode == 5, result.stderr
+        assert f"(we called as '{sent[origin]}', {origin}" in result.stderr, result.stderr
+        assert "set it with --aet, $NETDICOM_AET or calling_aet" in result.stderr
+
+
 def test_a_broken_file_stops_a_client_that_needs_its_calling_ae_title(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text('calling_aet = "12345678901234567"\n')

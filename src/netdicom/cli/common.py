@@ -21,10 +21,23 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+# Whether --aet was given on the command line or came from $NETDICOM_AET (Typer hands both
+# over as the option's value): said when a peer rejects the title. Set as _AEC_GIVEN is.
+_AET_FROM_ENV: ContextVar[bool] = ContextVar("netdicom_aet_from_env", default=False)
+
+
+def _note_aet(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    source = ctx.get_parameter_source(param.name or "aet")
+    token = _AET_FROM_ENV.set(source is not None and source.name == "ENVIRONMENT")
+    ctx.call_on_close(lambda: _AET_FROM_ENV.reset(token))
+    return value
+
+
 AetOption = Annotated[
     str | None,
     typer.Option(
         "--aet",
+        callback=_note_aet,
         help="Our (calling) AE title. [default: the configured calling_aet (the peer's, else "
         "the file's), else NETDICOM]",
         envvar="NETDICOM_AET",
@@ -275,8 +288,10 @@ def client_options(
             session_log.addHandler(handler)
         else:
             session_log.setLevel(logging.ERROR)
+    calling, origin = calling_ae_and_origin(aet, peer_text)
     return ClientOptions(
-        calling_ae=calling_ae_title(aet, peer_text),
+        calling_ae=calling,
+        calling_ae_origin=origin,
         called_ae=aec,
         transport=TransportConfig(
             timeouts=Timeouts(connect=timeout, acse=timeout, dimse=timeout),
@@ -548,10 +563,15 @@ def calling_ae_title(aet: str | None, peer_text: str | None) -> str:
     calling_aet configured for the peer PEER names (or the default peer), else the file's
     top-level calling_aet, else NETDICOM. A PACS knows its callers by title, so one set once
     saves giving --aet to every command. A broken configuration file exits 3."""
+    return calling_ae_and_origin(aet, peer_text)[0]
+
+
+def calling_ae_and_origin(aet: str | None, peer_text: str | None) -> tuple[str, str]:
+    """calling_ae_title, and where it came from, in words."""
     from netdicom.services.session import DEFAULT_CALLING_AE
 
     if aet is not None:
-        return aet
+        return aet, "$NETDICOM_AET" if _AET_FROM_ENV.get() else "--aet"
     from netdicom.cli.exit_codes import ExitCode
     from netdicom.config import ConfigError, load_config
 
@@ -565,8 +585,10 @@ def calling_ae_title(aet: str | None, peer_text: str | None) -> str:
         name = config.default
     named = None if name is None or ":" in name or "@" in name else config.peers.get(name)
     if named is not None and named.calling_aet is not None:
-        return named.calling_aet
-    return config.calling_aet or DEFAULT_CALLING_AE
+        return named.calling_aet, f"calling_aet of [peers.{named.name}] in {config.path}"
+    if config.calling_aet is not None:
+        return config.calling_aet, f"calling_aet in {config.path}"
+    return DEFAULT_CALLING_AE, "netdicom's default"
 
 
 def resolve_peer(text: str | None) -> Peer:

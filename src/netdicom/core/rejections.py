@@ -19,8 +19,9 @@ _REASON = {
     (3, 2): "local limit exceeded",
 }
 _HINT = {
-    (1, 3): "the peer does not accept our AE title: set it with --aet (case matters), or ask "
-    "the peer's administrator to add it",
+    (1, 3): "the peer does not accept our AE title: set it with --aet, $NETDICOM_AET or "
+    "calling_aet in the configuration file (case matters), or ask the peer's administrator "
+    "to add it",
     (1, 7): "check the called AE title (--aec, or AET@HOST:PORT): it must match the peer's own "
     "title exactly, upper and lower case included",
     (3, 1): "the peer is busy: try again later",

@@ -22,6 +22,7 @@ from netdicom.core.dimse import (
     UnsupportedCommand,
 )
 from netdicom.core.errors import (
+    AssociationRejected,
     CancelIgnored,
     ConnectionClosed,
     NoAcceptedContext,
@@ -29,6 +30,7 @@ from netdicom.core.errors import (
     TimeoutExpired,
 )
 from netdicom.core.pdu import AsyncOpsWindow, UserIdentityRQ
+from netdicom.core.printable import quoted
 from netdicom.core.records import frozen
 from netdicom.services.peer import Peer
 from netdicom.transport.association import Association, ReleaseRequested
@@ -51,6 +53,9 @@ class ClientOptions:
     called_ae: str = DEFAULT_CALLED_AE
     transport: TransportConfig = field(default_factory=TransportConfig)
     user_identity: UserIdentityRQ | None = None
+    # Where calling_ae came from ("--aet", "$NETDICOM_AET", a configuration file...), said
+    # when a peer rejects it: five places can set it, and the user must know which to change.
+    calling_ae_origin: str | None = None
 
 
 async def open_association(
@@ -74,7 +79,10 @@ async def open_association(
         user_identity=options.user_identity,
         async_window=AsyncOpsWindow(max_invoked=window, max_performed=1) if window > 1 else None,
     )
-    assoc = await associate(peer.host, peer.port, rq, options.transport, faults=faults)
+    try:
+        assoc = await associate(peer.host, peer.port, rq, options.transport, faults=faults)
+    except AssociationRejected as exc:
+        raise _naming_titles(exc, rq.calling_ae_title, rq.called_ae_title, options) from None
     identity = options.user_identity
     negotiated = assoc.negotiated
     if (
@@ -87,6 +95,22 @@ async def open_association(
         # without a response; the requestor decides whether to go on. We go on, and say so.
         log.warning("%s accepted without confirming the user identity: it may not check it", peer)
     return assoc
+
+
+def _naming_titles(
+    exc: AssociationRejected, calling: str, called: str, options: ClientOptions
+) -> AssociationRejected:
+    """A rejection for an AE title, saying which title was sent (and where ours came from):
+    the user fixes the setting, the peer's administrator the list, and either needs the
+    exact title (walkthrough 7a)."""
+    if exc.source != 1 or exc.reason not in (3, 7):
+        return exc
+    if exc.reason == 3:
+        origin = f", from {options.calling_ae_origin}" if options.calling_ae_origin else ""
+        sent = f"we called as {quoted(calling.strip())}{origin}"
+    else:
+        sent = f"we called {quoted(called.strip())}"
+    return AssociationRejected(exc.result, exc.source, exc.reason, f"{exc} ({sent})")
 
 
 def negotiated_window(assoc: Association) -> int:
