@@ -234,3 +234,30 @@ def test_an_incoming_folder_on_another_file_system_stops_the_start(tmp_path: Pat
         shutil.rmtree(elsewhere)
     assert result.returncode == 3
     assert f"{archive}/.incoming is on another file system than {archive}" in result.stderr
+
+
+def test_a_script_learns_the_port_of_serve_port_0_from_the_listening_event(tmp_path: Path) -> None:
+    # Walkthrough 7a: with --port 0 the port was only inside an English log message.
+    import subprocess
+
+    from tests.peers import NETDICOM
+
+    argv = [*NETDICOM, "serve", "--dir", str(tmp_path), "--port", "0", "--log-json"]
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    import threading
+
+    deadline = threading.Timer(20, proc.kill)  # no event: the loop ends when serve does
+    deadline.start()
+    try:
+        assert proc.stderr is not None
+        events = (json.loads(line) for line in proc.stderr)
+        event = next((e for e in events if e["event"] == "listening"), {})
+        assert event["host"] == "127.0.0.1" and event["ae_title"] == "NETDICOM"
+        assert event["directory"] == str(tmp_path)
+        port = event["port"]
+        assert isinstance(port, int) and port > 0
+        assert run_cli("echo", f"127.0.0.1:{port}", "-q").returncode == 0
+    finally:
+        deadline.cancel()
+        proc.terminate()
+        proc.wait(20)

@@ -448,7 +448,19 @@ async def _serve(config: object) -> None:
             signal.signal(sig, handler)
     await app.server.start()
     where = host_port(config.host, app.server.port)
-    log.info("listening on %s as AE %s, serving %s", where, config.ae_title, config.directory)
+    from netdicom.services.events import emit
+
+    # An event (--log-json: {"event": "listening", "port": ...}): a script that started serve
+    # in the background, maybe with --port 0, learns from it that serve takes associations
+    # and on which port, without reading the English message (walkthrough 7a).
+    emit(
+        "listening",
+        f"listening on {where} as AE {config.ae_title}, serving {config.directory}",
+        host=config.host,
+        port=app.server.port,
+        ae_title=config.ae_title,
+        directory=str(config.directory),
+    )
     if config.host in ("127.0.0.1", "localhost", "::1"):
         log.info("only this machine can connect; use --host 0.0.0.0 to listen on all interfaces")
     # Where a C-MOVE may send (it was never shown; walkthrough 6d).
