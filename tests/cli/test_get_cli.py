@@ -621,3 +621,29 @@ def test_patients_sharing_an_id_under_two_issuers_are_not_merged(tmp_path: Path)
 
     (got,) = (tmp_path / "out").rglob("*.dcm")
     assert str(dcmread(got).PatientName) == "ALPHA^ONE"
+
+
+@pytest.mark.parametrize("command", ["get", "move", "find"])
+def test_an_unusable_out_folder_is_bad_input_before_any_query(tmp_path: Path, command: str) -> None:
+    # Walkthrough 7a: found after the C-FIND, in words such as "[Errno 20] Not a directory",
+    # without the --json summary; a file given as --out was exit 2, one level down exit 3.
+    # Nothing listens on the port: had the peer been asked, the exit would be 4.
+    (tmp_path / "afile").write_text("x")
+    extra = ["--listen", str(free_port())] if command == "move" else []
+    for out, why in [("afile", "a file is in the way, not a folder"),
+                     ("afile/sub", "cannot create it: Not a directory")]:  # fmt: skip
+        result = run_cli(command, f"127.0.0.1:{free_port()}", "PatientID=X", *extra,
+                         "--out", str(tmp_path / out), "--json")  # fmt: skip
+        assert result.returncode == 3, result.stderr
+        assert f"netdicom: error: --out {tmp_path / out}: {why}" in result.stderr
+        if command == "find":
+            assert json.loads(result.stdout) == []
+        else:
+            assert json.loads(result.stdout)["error"] == f"--out {tmp_path / out}: {why}"
+
+
+def test_serve_dir_that_is_a_file_is_bad_input(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    result = run_cli("serve", "--dir", str(tmp_path / "afile"), "--port", str(free_port()))
+    assert result.returncode == 3
+    assert f"--dir {tmp_path / 'afile'}: a file is in the way, not a folder" in result.stderr

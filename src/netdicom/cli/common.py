@@ -558,6 +558,33 @@ def names_a_configured_peer(text: str) -> bool:
         return False
 
 
+def check_folder(path: Path, option: str) -> None:
+    """Make `path` (and its parents) when missing, and check that files can be created in it:
+    before any network traffic. An output folder that could not be used was found after the
+    peer had been queried, in words such as "[Errno 1] Operation not permitted" (and a path
+    that is a file was a usage error, exit 2, one level up bad input, exit 3; walkthrough 7a).
+    Raises OSError saying what to fix (exit 3)."""
+    import tempfile
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OSError(f"{option} {path}: a file is in the way, not a folder") from None
+    except OSError as exc:
+        raise OSError(f"{option} {path}: cannot create it: {exc.strerror or exc}") from None
+    if not path.is_dir():
+        raise OSError(f"{option} {path}: a file is in the way, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".netdicom-probe-")
+    except OSError as exc:
+        raise OSError(
+            f"{option} {path}: cannot write in it: {exc.strerror or exc} (is it read-only, or "
+            "not writable by this user?)"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+
+
 def calling_ae_title(aet: str | None, peer_text: str | None) -> str:
     """Our AE title: --aet (or $NETDICOM_AET: Typer hands it over as --aet), else the
     calling_aet configured for the peer PEER names (or the default peer), else the file's

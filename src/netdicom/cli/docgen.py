@@ -83,7 +83,10 @@ def _options(command: Command) -> list[OptionDoc]:
         choices = tuple(str(c) for c in getattr(param.type, "choices", ()) or ())
         path = None
         if hasattr(param.type, "dir_okay"):  # click's Path type, whatever Typer's version
-            path = "file" if param.type.file_okay else "folder"
+            # metavar DIR: a folder we check ourselves (cli.common.check_folder), so that a
+            # file given there is bad input (exit 3), not click's usage error (exit 2).
+            folder = not param.type.file_okay or param.metavar == "DIR"
+            path = "folder" if folder else "file"
         low, high = getattr(param.type, "min", None), getattr(param.type, "max", None)
         limits = None
         if low is not None or high is not None:

@@ -85,7 +85,7 @@ def find(
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", help="Also write each response as a DICOM file in DIR.", file_okay=False
+            "--out", help="Also write each response as a DICOM file in DIR.", metavar="DIR"
         ),
     ] = None,
     max_results: Annotated[
@@ -144,6 +144,15 @@ def find(
     options = client_options(
         aet, aec, timeout, max_pdu, security, peer_text=peer_text, quiet=quiet, debug=debug
     )
+    if out is not None:
+        from netdicom.cli.common import check_folder, fail
+
+        try:
+            check_folder(out, "--out")  # before the query, not after its first match
+        except OSError as exc:
+            if json_output:
+                print("[]")  # stdout is a JSON array whatever happens
+            raise fail(exc, debug=debug, quiet=quiet) from None
     code = run(
         _find(
             target,

@@ -213,6 +213,21 @@ def nothing_to_retrieve(
     return int(ExitCode.FAILED) if skipped else 0
 
 
+def usable_out(
+    out: Path, service: Literal["get", "move"], *, json_output: bool, quiet: bool, debug: bool
+) -> None:
+    """Exit 3 now, before the peer is queried, when --out cannot be used (with --json, the
+    usual summary carries the error)."""
+    from netdicom.cli.common import check_folder, fail
+
+    try:
+        check_folder(out, "--out")
+    except OSError as exc:
+        if json_output:
+            _empty_summary(service, True, str(exc))
+        raise fail(exc, debug=debug, quiet=quiet) from None
+
+
 def _empty_summary(
     service: Literal["get", "move"], checked: bool, error: str | None = None
 ) -> None:
@@ -356,7 +371,7 @@ def get(
     out: Annotated[
         Path,
         typer.Option(
-            "--out", help="Folder to store the instances in (created if missing).", file_okay=False
+            "--out", help="Folder to store the instances in (created if missing).", metavar="DIR"
         ),
     ] = Path("."),
     level: LevelOption = LevelChoice.study,
@@ -433,6 +448,8 @@ def get(
     options = client_options(
         aet, aec, timeout, max_pdu, security, peer_text=peer_text, quiet=quiet, debug=debug
     )
+    if not dry_run:
+        usable_out(out, "get", json_output=json_output, quiet=quiet, debug=debug)
     code = run(
         _get(
             target,

@@ -54,6 +54,7 @@ from netdicom.cli.get import (
     plan_or_report,
     send_requests,
     show_plan,
+    usable_out,
 )
 from netdicom.core.address import host_port
 from netdicom.core.printable import quoted
@@ -103,7 +104,7 @@ def move(
             "--out",
             help="With --listen: folder to store the instances in (created if missing; "
             "default: the current folder).",
-            file_okay=False,
+            metavar="DIR",
             rich_help_panel=RETRIEVE_PANEL,
             show_default=False,
         ),
@@ -182,6 +183,8 @@ def move(
     options = client_options(
         aet, aec, timeout, max_pdu, security, peer_text=peer_text, quiet=quiet, debug=debug
     )
+    if listen is not None and not dry_run:
+        usable_out(out or Path("."), "move", json_output=json_output, quiet=quiet, debug=debug)
     code = run(
         _move(
             target,

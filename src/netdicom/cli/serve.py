@@ -73,7 +73,7 @@ def serve(
         typer.Option(
             "--dir",
             help="Folder to serve (created if missing); required unless --add-user.",
-            file_okay=False,
+            metavar="DIR",
             show_default=False,
         ),
     ] = None,
@@ -296,7 +296,7 @@ def serve(
         raise typer.BadParameter(str(exc), param_hint="--max-pdu") from None
     preferred = tuple(transfer_syntax_param(value) for value in prefer_ts or ())
     from netdicom.archive.lock import lock_folder
-    from netdicom.cli.common import fail
+    from netdicom.cli.common import check_folder, fail
     from netdicom.core.errors import ListenFailed
     from netdicom.transport.server import check_listen
 
@@ -304,7 +304,7 @@ def serve(
         # Before the folder and its index: building the index may take minutes, and a port
         # another server holds was found only then (a new --dir left behind, too).
         check_listen(host, port)
-        directory.mkdir(parents=True, exist_ok=True)
+        check_folder(directory, "--dir")
         # One serve per folder, held until this process ends (archive.lock).
         lock_folder(directory)
     except (OSError, ListenFailed) as exc:
