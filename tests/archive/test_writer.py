@@ -114,6 +114,21 @@ def test_the_temporary_folder_removed_while_serving_is_made_again(
     assert (tmp_path / TEMP_DIR).is_dir()
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_shared_temporary_folder_made_again_is_no_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, shared: bool
+) -> None:
+    # Walkthrough 7a: two get runs into one --out; the first removed the empty temporary
+    # folder at its end and the second warned "was removed" in cron mail. A retrieve's folder
+    # is shared (temp_shared); serve's is locked to it, and a removal there is worth a word.
+    archive = Archive(tmp_path, fsync=False, temp_shared=shared)
+    (tmp_path / TEMP_DIR).rmdir()
+    with caplog.at_level("DEBUG", logger="netdicom"):
+        store(archive, "p/1.dcm", b"1")
+    (record,) = [r for r in caplog.records if "made again" in r.getMessage()]
+    assert record.levelname == ("DEBUG" if shared else "WARNING")
+
+
 def test_the_archive_folder_gone_is_not_made_again(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -248,8 +248,14 @@ class Archive:
         file_write: FileWrite = os.write,
         unnamed_temp: bool = True,
         direct_io: bool = True,
+        temp_shared: bool = False,
     ) -> None:
         root.mkdir(parents=True, exist_ok=True)
+        # Other retrieves may write into the same folder (get and move --listen), and each
+        # removes the empty temporary folder at its end: made again without a warning then
+        # (two overlapping cron jobs warned "was removed", walkthrough 7a). For serve, whose
+        # folder is locked, someone removed it: worth a warning.
+        self.temp_shared = temp_shared
         self.root = Path(os.path.realpath(root))
         self.on_duplicate = on_duplicate
         self.fsync = fsync
@@ -332,7 +338,11 @@ class Archive:
                 raise
             # The temporary folder is gone: on Linux it is always empty (unnamed files), and
             # `find DIR -type d -empty -delete` removes it. Every store failed until a restart.
-            log.warning("the temporary folder %s was removed: made again", self.temp_dir)
+            log.log(
+                logging.DEBUG if self.temp_shared else logging.WARNING,
+                "the temporary folder %s was removed: made again",
+                self.temp_dir,
+            )
             self.temp_dir.mkdir(exist_ok=True)
             fd, path = self._open_temp(extra)
         writer = DirectWriter(fd, self.stages, self.file_write) if direct else None

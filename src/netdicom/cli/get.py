@@ -536,7 +536,8 @@ async def _get(
     out.mkdir(parents=True, exist_ok=True)
     with tidy_incoming(out):
         storage = StorageSCP(
-            Archive(out, on_duplicate=DuplicatePolicy(on_duplicate)), Layout.parse(layout)
+            Archive(out, on_duplicate=DuplicatePolicy(on_duplicate), temp_shared=True),
+            Layout.parse(layout),
         )
         kept = Kept(storage)  # also what a second Ctrl-C kept from being answered
         interrupted = False

@@ -142,7 +142,7 @@ class MoveReceiver:
         on_duplicate: DuplicatePolicy = DuplicatePolicy.KEEP,
     ) -> None:
         self.ae_title = ae_title
-        self.archive = Archive(directory, fsync=fsync, on_duplicate=on_duplicate)
+        self.archive = Archive(directory, fsync=fsync, on_duplicate=on_duplicate, temp_shared=True)
         self.archive.sweep()
         self.storage = StorageSCP(self.archive, Layout.parse(layout))
         self._kept = Kept(self.storage)
