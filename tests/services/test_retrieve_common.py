@@ -249,3 +249,32 @@ def test_a_non_ascii_patient_id_is_declared_in_the_retrieve_identifier() -> None
         RetrieveRequest(Level.PATIENT, (), PATIENT_ID, ("M1",)), Model.PATIENT_ROOT
     )
     assert "SpecificCharacterSet" not in plain
+
+
+def test_kept_existing_counts_files_that_were_there_before_the_run() -> None:
+    # Walkthrough 7c: a peer that sent instance A twice into an empty folder was reported as
+    # "1 already there: kept", its file older than the peer's copy, though this run wrote it.
+    from pathlib import Path
+    from types import SimpleNamespace
+    from typing import Any
+
+    from netdicom.archive.writer import Outcome
+    from netdicom.core.dimse import status
+    from netdicom.services.retrieve_common import Kept, Received
+    from netdicom.services.store_scp import StoredInstance
+
+    storage: Any = SimpleNamespace(on_placed=[])
+    kept = Kept(storage)
+    (hook,) = storage.on_placed
+
+    def placed(uid: str, outcome: Outcome) -> None:
+        hook(StoredInstance(Path(uid), "1.2.840.10008.5.1.4.1.1.2", uid, "1.2", "AE", 2, outcome))
+
+    placed("1.1", Outcome.STORED)
+    placed("1.1", Outcome.KEPT_EXISTING)  # the peer's second copy of this run's file
+    placed("1.2", Outcome.KEPT_EXISTING)  # a file of an earlier run
+    placed("1.2", Outcome.KEPT_EXISTING)
+    received = [Received("1.2.840.10008.5.1.4.1.1.2", uid, status.SUCCESS, None)
+                for uid in ("1.1", "1.1", "1.2", "1.2")]  # fmt: skip
+    kept.count_in(received)
+    assert [r.kept_existing for r in received] == [False, False, True, True]

@@ -421,15 +421,20 @@ class Kept:
 
     def __init__(self, storage: StorageSCP) -> None:
         self._uids: list[tuple[str, str]] = []
+        self._placed: set[str] = set()
         self._kept_existing: set[str] = set()
         storage.on_placed.append(self._record)
 
     def _record(self, stored: StoredInstance) -> None:
         from netdicom.archive.writer import Outcome
 
-        self._uids.append((stored.sop_class_uid, stored.sop_instance_uid))
-        if stored.outcome is Outcome.KEPT_EXISTING:
-            self._kept_existing.add(stored.sop_instance_uid)
+        uid = stored.sop_instance_uid
+        # Kept in favour of a file this run had just written (the peer sent it twice): not
+        # one that was there before (walkthrough 7c).
+        if stored.outcome is Outcome.KEPT_EXISTING and uid not in self._placed:
+            self._kept_existing.add(uid)
+        self._placed.add(uid)
+        self._uids.append((stored.sop_class_uid, uid))
 
     def count_in(self, received: list[Received]) -> None:
         """Add to `received` the instances in place that it lacks, as stored (one listed as
