@@ -11,14 +11,80 @@ turns it back on, after moving everything loaded so far out of its reach (gc.fre
 from __future__ import annotations
 
 import gc
+import io
 import sys
 import warnings
+from typing import Any
 
 _INTERRUPTED = 130  # netdicom.cli.exit_codes.ExitCode.INTERRUPTED (not imported: it is the CLI)
 
 
+class LossyStderr(io.TextIOBase):
+    """Standard error that never fails a command. Diagnostics written once their reader is
+    gone (`2>&1 | grep -q ...`, `2>&1 | head -1`) or to a descriptor closed before we started
+    (`2>&-`, where Python leaves sys.stderr None) are dropped: a `get` that had stored every
+    instance exited 1, and with stderr closed every command died on its first progress line
+    with an "internal error" (walkthrough 7a). Results on stdout keep their own rule
+    (exit 141 once standard output is closed)."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__()
+        self._stream = stream
+        self.lost = stream is None
+
+    def write(self, text: str) -> int:
+        if not self.lost:
+            try:
+                self._stream.write(text)
+            except (OSError, ValueError):
+                self.lost = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.lost:
+            try:
+                self._stream.flush()
+            except (OSError, ValueError):
+                self.lost = True
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return not self.lost and bool(self._stream.isatty())
+
+    def fileno(self) -> int:
+        if self._stream is None:
+            raise io.UnsupportedOperation("standard error is closed")
+        return int(self._stream.fileno())
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return str(getattr(self._stream, "encoding", None) or "utf-8")
+
+
+class ClosedStdout(io.TextIOBase):
+    """Standard output closed before we started (`>&-`): a result written there is lost, as
+    after `| head`, and said so (exit 141); Python's None made `print` drop it and exit 0,
+    and the CSV writer fail with an internal error (walkthrough 7a)."""
+
+    closed_at_start = True
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "standard output is closed")
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+
 def main() -> None:
     gc.disable()
+    sys.stderr = LossyStderr(sys.stderr)
+    if sys.stdout is None:
+        sys.stdout = ClosedStdout()
     # pydicom warns (UserWarning, with its own file paths) about values it finds invalid: in a
     # peer's data sets, in a query's matching syntax. What matters of those we check and
     # report in our own words; on a command's stderr the rest is noise a peer can cause at

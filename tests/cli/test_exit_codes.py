@@ -223,6 +223,35 @@ def test_141_when_standard_output_is_closed(tmp_path: Path) -> None:
         assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
 
 
+def test_closed_streams_lose_words_not_results_or_exit_codes(tmp_path: Path) -> None:
+    # Walkthrough 7a: with stderr closed (`2>&-`) every command died on its first progress
+    # line ("internal error", exit 1: a refused echo, a good find); after `2>&1 | grep -q`
+    # a get that had stored everything exited 1; with stdout closed (`>&-`) find --csv was an
+    # internal error and echo --json exited 0, its result lost.
+    import shlex
+
+    files = [str(path) for path in make_files(tmp_path / "in", 3)]
+    port = free_port()
+    nd = shlex.join(NETDICOM)
+
+    def sh(line: str) -> str:
+        result = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=60)
+        return result.stdout.strip()
+
+    with running(serve_argv(tmp_path / "archive", port), port):
+        assert run_cli("store", f"127.0.0.1:{port}", *files, "-q").returncode == 0
+        refused = sh(f"{nd} echo 127.0.0.1:{free_port()} 2>&-; echo $?")
+        found = sh(f"{nd} find 127.0.0.1:{port} PatientID= --csv 2>&-; echo $?")
+        grepped = sh(f"{nd} get 127.0.0.1:{port} PatientID=PAT001 --out {tmp_path / 'out'} "
+                     "2>&1 | grep -q C-FIND; echo ${PIPESTATUS[0]}")  # fmt: skip
+        no_stdout = sh(f"{nd} find 127.0.0.1:{port} PatientID= --csv >&-; echo $?")
+        no_json = sh(f"{nd} echo 127.0.0.1:{port} --json >&-; echo $?")
+    assert refused == "4"
+    assert found.splitlines()[-1] == "0" and "PAT001" in found
+    assert grepped == "0" and len(list((tmp_path / "out").rglob("*.dcm"))) == 3
+    assert no_stdout == "141" and no_json == "141"
+
+
 def test_3_when_serve_cannot_listen(tmp_path: Path) -> None:
     # The port is taken: one line that says so (was "[Errno 98] error while attempting to
     # bind on address ..."), exit 3 like other bad input, nothing listening afterwards.

@@ -385,9 +385,13 @@ def _discard_stdout() -> None:
     exit) must not raise BrokenPipeError again once its reader is gone."""
     import os
 
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):
+        return  # closed before we started (launch.ClosedStdout): nothing is buffered there
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, fd)
     finally:
         os.close(devnull)
 

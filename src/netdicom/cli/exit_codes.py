@@ -83,6 +83,8 @@ def stdout_closed() -> bool:
     import select
     import sys
 
+    if getattr(sys.stdout, "closed_at_start", False):  # launch.ClosedStdout: `>&-`
+        return True
     try:
         fd = sys.stdout.fileno()
     except (AttributeError, ValueError, OSError):
