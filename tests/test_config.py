@@ -53,6 +53,12 @@ def test_calling_ae_titles_are_read_trimmed(tmp_path: Path) -> None:
     assert config.peers["pacs"].calling_aet is None
 
 
+def test_a_byte_order_mark_and_crlf_are_fine(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.replace("\n", "\r\n").encode())
+    assert load_config(path).peers["pacs"].aet == "PACS"
+
+
 def test_missing_file_is_empty(tmp_path: Path) -> None:
     config = load_config(tmp_path / "nope.toml")
     assert not config.peers and config.default is None

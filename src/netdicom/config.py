@@ -109,7 +109,9 @@ def _text(raw: bytes, where: Path) -> str:
     # TOML files are UTF-8 (TOML v1.0.0, "Spec"); a file saved in Latin-1 or a Windows code
     # page is the usual mistake, so say where the first bad byte is and what to do.
     try:
-        return raw.decode("utf-8")
+        # "utf-8-sig": a byte-order mark (Windows editors, PowerShell's Out-File write one) is
+        # UTF-8 too; left in, it was "Invalid statement (at line 1, column 1)" (walkthrough 7a).
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
