@@ -111,7 +111,11 @@ def test_allow_list_resolves_host_names() -> None:
     )
 
 
-@pytest.mark.parametrize("entry", ["", "*", "@host", "CT@", "A" * 17, "CT@no-such-host.invalid"])
+@pytest.mark.parametrize(
+    "entry",
+    # A backslash or a control character: a title no caller can send (walkthrough 7a).
+    ["", "*", "@host", "CT@", "A" * 17, "CT@no-such-host.invalid", "BAD\\AE", "CT\tX@127.0.0.1"],
+)
 def test_bad_allow_entries(entry: str) -> None:
     with pytest.raises(AllowListError):
         AllowList.parse([entry])

@@ -287,6 +287,16 @@ def _parse_rule(entry: str) -> AllowRule:
         raise AllowListError(
             f"--allow {quoted(entry)}: give AE, AE@HOST or *@HOST (AE titles are 1 to 16 characters)"
         )
+    if ae != "*":
+        from netdicom.core.acse.validation import clean_ae_title
+        from netdicom.core.errors import LocalProtocolError
+
+        try:
+            # As every other title: no caller can send one with a backslash or a control
+            # character, so such an entry refused everyone (walkthrough 7a).
+            clean_ae_title(ae, "the")
+        except LocalProtocolError as exc:
+            raise AllowListError(f"--allow {quoted(entry)}: {exc}") from None
     if at and not host.strip():
         raise AllowListError(f"--allow {quoted(entry)}: HOST is missing after '@'")
     addresses = _resolve(host.strip(), entry) if at else None
