@@ -647,3 +647,24 @@ def test_serve_dir_that_is_a_file_is_bad_input(tmp_path: Path) -> None:
     result = run_cli("serve", "--dir", str(tmp_path / "afile"), "--port", str(free_port()))
     assert result.returncode == 3
     assert f"--dir {tmp_path / 'afile'}: a file is in the way, not a folder" in result.stderr
+
+
+def test_get_by_unique_key_names_a_sop_class_the_curated_set_lacks(tmp_path: Path) -> None:
+    # Walkthrough 7a: a study with a private SOP class, asked by StudyInstanceUID (no C-FIND,
+    # the curated set proposed): the hint spoke of transfer syntaxes and --ts.
+    from tests.dicomfiles import write_instance
+
+    private = "1.2.826.0.1.3680043.9999.1"
+    study = "1.2.826.0.1.3680043.10.54.77"
+    write_instance(tmp_path / "served" / "ct.dcm", make_dataset(study_uid=study))
+    write_instance(tmp_path / "served" / "p.dcm", make_dataset(study_uid=study, sop_class=private))
+    port = free_port()
+    argv = ["get", f"127.0.0.1:{port}", f"StudyInstanceUID={study}"]
+    with running(serve_argv(tmp_path / "served", port), port):
+        short = run_cli(*argv, "--out", str(tmp_path / "a"))
+        whole = run_cli(*argv, "--out", str(tmp_path / "b"), "--sop-class", private)
+    assert short.returncode == 1
+    assert f"(the peer names {private}): add --sop-class {private}" in short.stderr
+    assert "--ts" not in short.stderr
+    assert whole.returncode == 0, whole.stderr
+    assert len(list((tmp_path / "b").rglob("*.dcm"))) == 2

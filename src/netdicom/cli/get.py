@@ -614,8 +614,12 @@ async def _get(
             # for its UID) are no lead to the contexts left out.
             refused_here = sum(1 for r in received if not r.ok and r.status is not None)
             unexplained = sum(o.final.failed or 0 for o in outcomes) > refused_here
-            if failed and unexplained and proposal.left_out and scp_role:
-                stderr(_left_out_hint(proposal.left_out))
+            if failed and unexplained and scp_role:
+                unproposed = _unproposed_classes(outcomes, proposal)
+                if not resolution.sop_classes:
+                    stderr(_curated_hint(unproposed, len(proposal.roles)))
+                if proposal.left_out and not unproposed:  # a class named: syntaxes no lead
+                    stderr(_left_out_hint(proposal.left_out))
         if cancelled is not None:
             raise cancelled
         if error is not None:
@@ -635,6 +639,34 @@ def _maybe_context(outcome: Any) -> bool:
     it could not read) makes the hint about the 128 contexts a wrong lead."""
     comment = (outcome.error_comment or "").lower()
     return not comment or "accept" in comment or "context" in comment or "syntax" in comment
+
+
+def _unproposed_classes(outcomes: Sequence[Any], proposal: Any) -> list[str]:
+    """UIDs the peer's Error Comments name that are neither a SOP class we proposed nor a
+    transfer syntax (netdicom serve says "SOP class X not accepted")."""
+    import re
+
+    said = " ".join(o.error_comment or "" for o in outcomes)
+    found = dict.fromkeys(re.findall(r"\d+(?:\.\d+){3,}", said))
+    return [
+        uid
+        for uid in found
+        if uid not in proposal.roles and not uid.startswith("1.2.840.10008.1.2")
+    ]
+
+
+def _curated_hint(unproposed: Sequence[str], proposed: int) -> str:
+    """Why an instance may have failed when no C-FIND found the SOP classes (a request by
+    unique keys alone): only the curated set was proposed, and an instance of another class
+    (a vendor's private one, raw data) could not come. The hint spoke of transfer syntaxes
+    and --ts, which cannot help (walkthrough 7a)."""
+    named = f" (the peer names {unproposed[0]})" if unproposed else ""
+    example = unproposed[0] if unproposed else "UID"
+    return (
+        f"hint: with unique keys alone no C-FIND found the SOP classes, so only a curated set "
+        f"of {proposed} was proposed{named}: add --sop-class {example}, or give a key that "
+        "needs a C-FIND (e.g. PatientID), which finds them"
+    )
 
 
 def _left_out_hint(left_out: Sequence[tuple[str, str]]) -> str:
