@@ -668,3 +668,45 @@ def test_get_by_unique_key_names_a_sop_class_the_curated_set_lacks(tmp_path: Pat
     assert "--ts" not in short.stderr
     assert whole.returncode == 0, whole.stderr
     assert len(list((tmp_path / "b").rglob("*.dcm"))) == 2
+
+
+def test_a_patient_level_retrieve_never_brings_another_issuers_patient(tmp_path: Path) -> None:
+    # Walkthrough 7b: `--level patient PatientID=PAT12 IssuerOfPatientID=HOSP_A` matched one
+    # patient and retrieved by PatientID alone: HOSP_B's patient PAT12 came too, exit 0.
+    from pydicom import dcmread
+
+    from tests.dicomfiles import write_instance
+
+    for issuer, name, study in [("HOSP_A", "ALPHA^A", "1.2.826.0.1.3680043.10.54.80"),
+                                ("HOSP_B", "BETA^B", "1.2.826.0.1.3680043.10.54.81")]:  # fmt: skip
+        ds = make_dataset(patient_id="PAT12", patient_name=name, study_uid=study)
+        ds.IssuerOfPatientID = issuer
+        write_instance(tmp_path / "served" / f"{issuer}.dcm", ds)
+    write_instance(
+        tmp_path / "served" / "solo.dcm", make_dataset(patient_id="SOLO", patient_name="SOLO^S")
+    )
+    port = free_port()
+    base = ["get", f"127.0.0.1:{port}", "--model", "patient"]
+
+    def names(out: str) -> list[str]:
+        return sorted(str(dcmread(p).PatientName) for p in (tmp_path / out).rglob("*.dcm"))
+
+    with running(serve_argv(tmp_path / "served", port), port):
+        narrowed = run_cli(*base, "--level", "patient", "PatientID=PAT12",
+                           "IssuerOfPatientID=HOSP_A", "--out", str(tmp_path / "a"))  # fmt: skip
+        by_study = run_cli(*base, "--level", "study", "PatientID=PAT12",
+                           "IssuerOfPatientID=HOSP_A", "--out", str(tmp_path / "b"))  # fmt: skip
+        by_id = run_cli(
+            *base, "--level", "patient", "PatientID=PAT12", "--out", str(tmp_path / "c")
+        )
+        unique = run_cli(
+            *base, "--level", "patient", "PatientName=SOLO*", "--out", str(tmp_path / "d")
+        )
+    assert narrowed.returncode == 1 and names("a") == []
+    assert (
+        "PatientID='PAT12' skipped (2 patients on the peer share this Patient ID" in narrowed.stderr
+    )
+    assert "retrieve at study level (--level study, same keys)" in narrowed.stderr
+    assert by_study.returncode == 0 and names("b") == ["ALPHA^A"], by_study.stderr
+    assert by_id.returncode == 0 and names("c") == ["ALPHA^A", "BETA^B"]  # the ID asked for
+    assert unique.returncode == 0 and names("d") == ["SOLO^S"], unique.stderr

@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -38,6 +38,9 @@ from netdicom.cli.common import (
     run,
     stderr,
 )
+
+if TYPE_CHECKING:
+    from netdicom.services.retrieve_common import Unretrievable
 
 EXAMPLES = """\
 Examples:
@@ -166,7 +169,7 @@ async def plan(
         verb = "matches" if resolution.entities == 1 else "match"
         stderr(f"C-FIND: {what} {verb}")
         for skipped in resolution.skipped:
-            stderr(f"netdicom: warning: a match with {skipped} skipped (not a usable unique key)")
+            stderr(f"netdicom: warning: a match with {skipped.what} skipped ({skipped.why})")
     return resolution
 
 
@@ -195,7 +198,7 @@ def nothing_to_retrieve(
     json_output: bool,
     quiet: bool,
     checked: bool,
-    skipped: Sequence[str] = (),
+    skipped: Sequence[Unretrievable] = (),
 ) -> int:
     """The query matched nothing: exit 0, saying so (with --json, the usual summary, empty;
     `checked` False: a move to another AE, whose "stored" is null). Matches skipped for want
@@ -205,7 +208,7 @@ def nothing_to_retrieve(
 
     error = None
     if skipped:
-        error = f"{len(skipped)} match(es) cannot be retrieved: no usable unique key"
+        error = f"{len(skipped)} match(es) cannot be retrieved: {_why_left_out(skipped)}"
     if json_output:
         _empty_summary(service, checked, error)
     elif not quiet:
@@ -226,6 +229,18 @@ def usable_out(
         if json_output:
             _empty_summary(service, True, str(exc))
         raise fail(exc, debug=debug, quiet=quiet) from None
+
+
+def _why_left_out(skipped: Sequence[Any]) -> str:
+    """Why the matches in `skipped` (retrieve_common.Unretrievable) were left out, in brief."""
+    from netdicom.services.retrieve_common import NO_UNIQUE_KEY
+
+    reasons = {s.why for s in skipped}
+    if reasons == {NO_UNIQUE_KEY}:
+        return "no usable unique key"
+    if len(reasons) == 1 and len(skipped) == 1:
+        return str(skipped[0].why)
+    return "see the warnings above"
 
 
 def _empty_summary(
@@ -315,7 +330,7 @@ def exit_code(
     interrupted: bool,
     service: str,
     problems: Any = (),
-    skipped: Sequence[str] = (),
+    skipped: Sequence[Unretrievable] = (),
     *,
     quiet: bool = False,
 ) -> int:
@@ -335,7 +350,9 @@ def exit_code(
             return int(ExitCode.FAILED)
     if skipped:
         if not quiet:  # said once more at the end: the last lines read "Success ... stored"
-            stderr(f"netdicom: error: {len(skipped)} match(es) not retrieved: no usable unique key")
+            stderr(
+                f"netdicom: error: {len(skipped)} match(es) not retrieved: {_why_left_out(skipped)}"
+            )
         return int(ExitCode.FAILED)
     if any(not r.ok for r in received) or any(p.fails for p in problems):
         return int(ExitCode.FAILED)

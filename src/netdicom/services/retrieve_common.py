@@ -207,7 +207,19 @@ class Resolution:
     entities: int = 0
     instances: int | None = None
     sop_classes: set[str] = field(default_factory=set)
-    skipped: list[str] = field(default_factory=list)  # matches without a usable unique key
+    skipped: list[Unretrievable] = field(default_factory=list)  # matches left out, and why
+
+
+NO_UNIQUE_KEY: Final = "not a usable unique key"
+
+
+@frozen
+class Unretrievable:
+    """A match that is not retrieved: `what` names it (e.g. "StudyInstanceUID=''"), `why` it
+    cannot be asked for without asking for something else too."""
+
+    what: str
+    why: str = NO_UNIQUE_KEY
 
 
 def find_keys(model: Model, level: Level, keys: Mapping[int, str]) -> dict[int, str]:
@@ -266,7 +278,7 @@ def resolve_matches(
             if len(values) != 1 or not is_safe_unique_value(values[0]):
                 bad = True
                 shown = "\\".join(values)
-                result.skipped.append(f"{_keyword(tag)}={quoted(shown)}")
+                result.skipped.append(Unretrievable(f"{_keyword(tag)}={quoted(shown)}"))
                 break
             found.append((tag, values[0]))
         if bad:
@@ -590,6 +602,7 @@ __all__ = [
     "Resolution",
     "RetrieveOutcome",
     "RetrieveRequest",
+    "Unretrievable",
     "UnsafeRetrieve",
     "build_identifier",
     "check_counts",
@@ -628,16 +641,65 @@ async def resolve(
 
     assoc = await open_association(peer, options, find_contexts(model))
     matches: list[Any] = []
-    skipped: list[str] = []
+    skipped: list[Unretrievable] = []
     try:
         await _find_down(assoc, model, level, dict(keys), {}, matches, skipped, timeout)
+        resolution = resolve_matches(model, level, matches)
+        if level is Level.PATIENT and _narrows_patients(model, keys):
+            await _leave_out_shared_ids(assoc, model, resolution, matches, timeout)
     except BaseException:
         assoc.abort()
         raise
     await assoc.release()
-    resolution = resolve_matches(model, level, matches)
     resolution.skipped[:0] = skipped
     return resolution
+
+
+_PATIENT_NAME: Final = 0x00100010
+
+
+def _narrows_patients(model: Model, keys: Mapping[int, str]) -> bool:
+    """Whether a patient-level key other than Patient ID chose among patients (an issuer, a
+    name, a birth date): then the patients matched may share their Patient ID with others."""
+    patient_id = UNIQUE_KEYS[Level.PATIENT]
+    return any(
+        tag != patient_id and level_of(tag, model) is Level.PATIENT and not _universal(value)
+        for tag, value in keys.items()
+    )
+
+
+async def _leave_out_shared_ids(
+    assoc: Any, model: Model, resolution: Resolution, matches: Sequence[Any], timeout: float | None
+) -> None:
+    """Leave out the patient-level requests whose Patient ID also names a patient the C-FIND
+    did not match. A retrieve carries unique keys only, and a Patient ID "cannot be qualified
+    by the Issuer of Patient ID, and so a STUDY rather than PATIENT level retrieval should be
+    used in such cases" (PS3.4 C.4.2.2.1, CP-1649): `--level patient PatientID=X
+    IssuerOfPatientID=A` matched one patient and retrieved every patient with ID X, another
+    issuer's images included (walkthrough 7b)."""
+    patient_id = UNIQUE_KEYS[Level.PATIENT]
+
+    def who(ds: Any) -> tuple[str, ...]:
+        return tuple("\\".join(_values(ds, tag)) for tag in (ISSUER_OF_PATIENT_ID, _PATIENT_NAME))
+
+    matched: dict[str, set[tuple[str, ...]]] = {}
+    for ds in matches:
+        for value in _values(ds, patient_id)[:1]:
+            matched.setdefault(value, set()).add(who(ds))
+    for request in list(resolution.requests):
+        (value,) = request.values
+        keys = {patient_id: value, ISSUER_OF_PATIENT_ID: "", _PATIENT_NAME: ""}
+        everyone = {who(ds) for ds in await _find_once(assoc, model, Level.PATIENT, keys, timeout)}
+        if len(everyone - matched.get(value, set())) > 0:
+            resolution.requests.remove(request)
+            resolution.skipped.append(
+                Unretrievable(
+                    f"PatientID={quoted(value)}",
+                    f"{len(everyone)} patients on the peer share this Patient ID, and a "
+                    "patient-level retrieve would bring them all (PS3.4 C.4.2.2.1): retrieve "
+                    "at study level (--level study, same keys)",
+                )
+            )
 
 
 async def _find_down(
@@ -647,7 +709,7 @@ async def _find_down(
     keys: dict[int, str],
     parents: dict[int, str],
     matches: list[Any],
-    skipped: list[str],
+    skipped: list[Unretrievable],
     timeout: float | None,
 ) -> None:
     """The matches at `level` of `keys` under the entity `parents` names (unique keys).
@@ -674,7 +736,7 @@ async def _find_down(
         for _, tag in unique_tags(model, step):
             values = _values(match, tag)
             if len(values) != 1 or not is_safe_unique_value(values[0]):
-                skipped.append(f"{_keyword(tag)}={quoted(chr(92).join(values))}")
+                skipped.append(Unretrievable(f"{_keyword(tag)}={quoted(chr(92).join(values))}"))
                 break
             found[tag] = values[0]
         else:
