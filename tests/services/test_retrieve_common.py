@@ -201,6 +201,33 @@ def test_success_with_failed_or_warning_sub_operations_contradicts_ps34() -> Non
     assert check_counts("get", [_final(status.SUBOPERATIONS_WARNING, 1, 5, 0)], 1) == []
 
 
+def test_a_final_response_that_leaves_work_undone_or_lists_failures_fails() -> None:
+    # Walkthrough 7c: Success with Remaining 9 of 10 (1 stored), and Success with a Failed
+    # SOP Instance UID List, were both reported as complete, exit 0.
+    early = RetrieveOutcome(status.SUCCESS, Progress(9, 1, 0, 0), announced=10)
+    (problem,) = check_counts("get", [early], 1)
+    assert problem.fails
+    assert problem.text == (
+        "the peer's final response leaves 9 of 10 sub-operations neither completed nor failed"
+    )
+    short = RetrieveOutcome(status.SUBOPERATIONS_WARNING, Progress(None, 8, 2, 0), announced=15)
+    (problem,) = check_counts("move", [short], None)
+    assert "leaves 5 of 15 sub-operations" in problem.text
+    listed = RetrieveOutcome(status.SUCCESS, Progress(None, 2, 0, 0), ["1.2.3.999.1"])
+    (problem,) = check_counts("get", [listed], 2)
+    assert problem.fails and "Success (0x0000) but lists 1 failed SOP instance(s)" in problem.text
+    # A cancel ends what remains; a failure need not count every announced one.
+    cancelled = RetrieveOutcome(status.CANCEL, Progress(7, 3, 0, 0), cancelled=True, announced=10)
+    assert check_counts("get", [cancelled], 3) == []
+    failure = RetrieveOutcome(0xA701, Progress(None, 0, 0, 0), announced=10)
+    assert check_counts("move", [failure], None) == []
+    honest = RetrieveOutcome(status.SUCCESS, Progress(0, 10, 0, 0), announced=10)
+    assert check_counts("get", [honest], 10) == []
+    # Counts left out of a final Success (PS3.7 allows it) claim nothing.
+    silent = RetrieveOutcome(status.SUCCESS, Progress(None, None, None, None), announced=10)
+    assert check_counts("get", [silent], 10) == []
+
+
 def test_tidy_incoming_removes_only_an_empty_folder(tmp_path: Path) -> None:
     with tidy_incoming(tmp_path):
         (tmp_path / ".incoming").mkdir()

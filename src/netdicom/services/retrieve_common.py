@@ -531,6 +531,38 @@ def check_counts(
                 fails=failed > 0,
             )
         )
+    for number, outcome in enumerate(outcomes, 1):
+        prefix = f"request {number}: " if len(outcomes) > 1 else ""
+        final = outcome.final
+        if outcome.status == status.SUCCESS and outcome.failed_uids:
+            # The list goes with Warning, Failure or Cancel only (PS3.4 C.4.2.3.1, C.4.3.3.1):
+            # "no failures" was printed above the UIDs it named, exit 0 (walkthrough 7c).
+            problems.append(
+                CountProblem(
+                    f"{prefix}the peer answered Success (0x0000) but lists "
+                    f"{len(outcome.failed_uids)} failed SOP instance(s)",
+                    fails=True,
+                )
+            )
+        given = (final.completed, final.failed, final.warning)
+        # A final Success may leave its counts out (PS3.7 9.1.3, 9.1.4): then it claims nothing.
+        if outcome.status != status.CANCEL and not outcome.cancelled and given != (None,) * 3:
+            accounted = sum(v or 0 for v in given)
+            undone = final.remaining or 0
+            missing = (outcome.announced or 0) - accounted
+            if undone or (category(outcome.status) is not StatusCategory.FAILURE and missing > 0):
+                # A final response ends every sub-operation (PS3.4 C.4.2.3.1, C.4.3.3.1): one
+                # that leaves some remaining, or accounts for fewer than the pending responses
+                # announced, lost them without a word (exit 0 with 1 of 10, walkthrough 7c).
+                left = undone or missing
+                problems.append(
+                    CountProblem(
+                        f"{prefix}the peer's final response leaves {left} of "
+                        f"{max(outcome.announced or 0, accounted + undone)} sub-operations "
+                        "neither completed nor failed",
+                        fails=True,
+                    )
+                )
     for outcome in outcomes:
         if outcome.after_cancel:
             problems.append(
