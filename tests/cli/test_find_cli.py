@@ -326,6 +326,11 @@ def test_wildcards_and_ranges_pass_without_pydicom_warnings(server: int) -> None
         ("Rows=16x", "an integer from 0 to 65535"),
         ("Rows=70000", "an integer from 0 to 65535"),
         ("DiffusionBValue=high", "a decimal number"),
+        # IS, DS and AT values pydicom converts: a traceback, exit 1 (walkthrough 7b).
+        ("SeriesNumber=1*", "an IS key takes an integer"),
+        ('SeriesNumber=""', "an IS key takes an integer"),
+        ("PatientWeight=7O", "a DS key takes a decimal number"),
+        ("FrameIncrementPointer=00XY,1063", "an AT key takes a tag such as 0018,1063"),
     ],
 )
 def test_a_number_key_that_is_no_number_is_a_usage_error(
@@ -337,6 +342,14 @@ def test_a_number_key_that_is_no_number_is_a_usage_error(
     flat = " ".join(result.stderr.split())  # the usage panel wraps lines
     assert key.partition("=")[0] in flat and words in flat
     assert "Traceback" not in result.stderr
+
+
+def test_a_tag_key_is_taken_as_the_readme_writes_tags() -> None:
+    from netdicom.archive.matching import Level
+    from netdicom.services.find_scu import build_identifier
+
+    ds = build_identifier(Level.IMAGE, {0x00280009: "0018,1063\\(0018,1065)"})
+    assert list(ds.FrameIncrementPointer) == [0x00181063, 0x00181065]
 
 
 def test_number_keys_match_and_return_values(server: int) -> None:

@@ -379,11 +379,25 @@ def build_identifier(level: Level, wanted: Mapping[int, str]) -> Any:
             vr = _number_vr(tag, value)
             numbers = _numbers(_keyword(tag), vr, value)
             element_value = numbers[0] if numbers and len(numbers) == 1 else numbers
+        elif vr == "AT" and value:
+            # As tags are written here and in the README: 0018,1063 or (0018,1063).
+            element_value = [v.strip("() ").replace(",", "") for v in value.split("\\")]
         elif vr == "UI" or ("\\" in value and vr != "PN"):
             element_value = value.split("\\") if "\\" in value else value or None
         else:
             element_value = value or None
-        ds.add(DataElement(tag, vr, element_value, validation_mode=config.IGNORE))
+        try:
+            ds.add(DataElement(tag, vr, element_value, validation_mode=config.IGNORE))
+        except (ValueError, TypeError, OverflowError):
+            # pydicom converts IS, DS and AT values itself: `SeriesNumber=1*` or a typo in a
+            # weight was a traceback, exit 1 (walkthrough 7b). Wildcards and ranges do not
+            # apply to numbers, nor `""` to a value pydicom must convert (PS3.4 C.2.2.2).
+            kind = {"IS": "an integer", "DS": "a decimal number", "AT": "a tag such as 0018,1063"}
+            article = "a" if vr == "DS" else "an"
+            raise BadKey(
+                f"{_keyword(tag)}={quoted(value)}: {article} {vr} key takes "
+                f"{kind.get(vr, 'a value of its VR')}, a list of them, or nothing"
+            ) from None
     return ds
 
 
