@@ -363,3 +363,20 @@ def test_a_peer_that_speaks_another_protocol_is_named(answer: bytes, words: str)
         result = run_cli("echo", f"127.0.0.1:{port}", "--timeout", "5")
     assert result.returncode == 6, result.stderr
     assert words in result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["echo", "127.0.0.1:1", "--timeout", "nan"],
+        ["move", "127.0.0.1:1", "StudyInstanceUID=1.2", "--listen", "1", "--grace", "inf"],
+        ["serve", "--dir", "{tmp}", "--idle-timeout", "nan"],
+        ["serve", "--dir", "{tmp}", "--dimse-timeout", "inf"],
+    ],
+)
+def test_seconds_that_are_not_a_number_are_a_usage_error(tmp_path: Path, argv: list[str]) -> None:
+    # Walkthrough 7a: nan passed every range check; echo timed out at once against a live
+    # peer, serve aborted every association.
+    result = run_cli(*(arg.format(tmp=tmp_path) for arg in argv))
+    assert result.returncode == 2
+    assert "is not a number of seconds" in result.stderr

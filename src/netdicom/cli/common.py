@@ -70,10 +70,23 @@ AecOption = Annotated[
         "a peer named in the configuration file.",
     ),
 ]
+
+
+def finite_seconds(value: float) -> float:
+    """Seconds must be a number: `nan` passed every range check (it compares false), and a
+    client then timed out at once, serve aborted every association (walkthrough 7a)."""
+    import math
+
+    if not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a number of seconds")
+    return value
+
+
 TimeoutOption = Annotated[
     float,
     typer.Option(
         "--timeout",
+        callback=finite_seconds,
         help="Seconds to wait for the connection, the association and each DIMSE reply.",
         min=0.1,
     ),

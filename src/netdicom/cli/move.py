@@ -30,6 +30,7 @@ from netdicom.cli.common import (
     VerboseOption,
     calling_ae_title,
     client_options,
+    finite_seconds,
     interrupted_text,
     resolve_peer,
     run,
@@ -113,6 +114,7 @@ def move(
         float,
         typer.Option(
             "--grace",
+            callback=finite_seconds,
             help="With --listen: seconds to wait after the final response for open "
             "sub-associations.",
             min=0,

@@ -18,6 +18,7 @@ from netdicom.cli.common import (
     TlsKeyOption,
     TlsOption,
     announced_max_pdu,
+    finite_seconds,
     run,
     stderr,
 )
@@ -99,13 +100,17 @@ def serve(
     idle_timeout: Annotated[
         float,
         typer.Option(
-            "--idle-timeout", help="Abort an association silent this many seconds.", min=0.1
+            "--idle-timeout",
+            help="Abort an association silent this many seconds.",
+            min=0.1,
+            callback=finite_seconds,
         ),
     ] = 60.0,
     acse_timeout: Annotated[
         float,
         typer.Option(
             "--acse-timeout",
+            callback=finite_seconds,
             help="Seconds a connection may take to send its A-ASSOCIATE-RQ (ARTIM), and to close.",
             min=0.1,
         ),
@@ -114,6 +119,7 @@ def serve(
         float,
         typer.Option(
             "--dimse-timeout",
+            callback=finite_seconds,
             help="Abort a peer that sends less than 64 KiB of a message (or its end) in this "
             "many seconds; also how long a C-MOVE destination may take to answer.",
             min=0.1,
@@ -227,6 +233,7 @@ def serve(
         float,
         typer.Option(
             "--shutdown-grace",
+            callback=finite_seconds,
             help="On SIGTERM/SIGINT: seconds running associations get to finish before they "
             "are aborted (nothing half-stored is kept).",
             min=0,
