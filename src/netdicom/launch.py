@@ -82,6 +82,11 @@ class ClosedStdout(io.TextIOBase):
 
 def main() -> None:
     gc.disable()
+    for stream in (sys.stdout, sys.stderr):
+        # A character the locale's encoding cannot hold (a Japanese name under an ISO 8859
+        # locale) is written escaped: it stopped the query with an internal error.
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     sys.stderr = LossyStderr(sys.stderr)
     if sys.stdout is None:
         sys.stdout = ClosedStdout()

@@ -490,3 +490,27 @@ def test_date_time_keys_with_offsets(key: str, problem: str | None) -> None:
         return
     with pytest.raises(BadKey, match=re.escape(problem)):
         parse_key(key)
+
+
+def test_a_name_the_locale_cannot_hold_is_escaped_not_a_crash(tmp_path: Path) -> None:
+    # Walkthrough 7a: under an ISO 8859 locale (PYTHONIOENCODING=latin-1 is what such a
+    # locale gives Python), a Japanese name stopped find with an internal error; --json left
+    # `[]` ("no match"), and Latin-1 bytes in JSON nobody could read.
+    write_instance(
+        tmp_path / "jp.dcm",
+        make_dataset(patient_id="PATJP", patient_name="Yamada^Tarou=山田^太郎",
+                     character_set="ISO_IR 192"),
+    )  # fmt: skip
+    port = free_port()
+    env = {"PYTHONIOENCODING": "latin-1"}
+    with running(serve_argv(tmp_path, port), port):
+        as_json = cli("find", f"127.0.0.1:{port}", "PatientID=PATJP", "PatientName=", "--json",
+                      env=env)  # fmt: skip
+        as_csv = cli("find", f"127.0.0.1:{port}", "PatientID=PATJP", "PatientName=", "--csv",
+                     env=env)  # fmt: skip
+    assert as_json.returncode == 0, as_json.stderr
+    assert as_json.stdout.isascii()
+    (match,) = json.loads(as_json.stdout)
+    assert match["00100010"]["Value"][0]["Ideographic"] == "山田^太郎"
+    assert as_csv.returncode == 0, as_csv.stderr
+    assert "\\u5c71\\u7530" in as_csv.stdout  # shown escaped, not lost

@@ -47,7 +47,10 @@ class JsonWriter:
         self._count = 0
 
     def add(self, ds: Any) -> None:
-        text = json.dumps(ds.to_json_dict(bulk_data_threshold=1 << 20), ensure_ascii=False)
+        # ASCII, non-ASCII as \u escapes: valid JSON whatever the locale's encoding (written
+        # in Latin-1 it was no JSON, and a name it could not hold was a crash: walkthrough
+        # 7a); store --json does the same.
+        text = json.dumps(ds.to_json_dict(bulk_data_threshold=1 << 20))
         self._out.write(("[\n" if self._count == 0 else ",\n") + text)
         self._out.flush()
         self._count += 1

@@ -29,4 +29,5 @@ class JsonFormatter(logging.Formatter):
             from netdicom.render.log_text import exception_text
 
             payload["error"] = exception_text(record.exc_info)  # the cause, not a traceback
-        return json.dumps(payload, ensure_ascii=False, default=str)
+        # ASCII (\u escapes): one valid JSON line whatever the locale's encoding.
+        return json.dumps(payload, default=str)
