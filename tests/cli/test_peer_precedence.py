@@ -206,3 +206,17 @@ def test_a_configured_peer_name_wins_over_a_folder_of_that_name(tmp_path: Path) 
     assert "'pacs' names a configured peer: for the path here, write ./pacs" in " ".join(
         alone.stderr.split()
     )
+
+
+def test_a_missing_file_with_a_default_peer_is_a_missing_file(tmp_path: Path) -> None:
+    # Walkthrough 7a: `netdicom store "$f"` in a cron job, the file gone: "give at least one
+    # file or directory" or "not a configured peer" (exit 2), as if no file had been given.
+    config = tmp_path / "config.toml"
+    config.write_text('default = "pacs"\n[peers.pacs]\nhost = "127.0.0.1"\nport = 1\n')
+    env = {**os.environ, "NETDICOM_CONFIG": str(config)}
+    env.pop("NETDICOM_PEER", None)
+    for args in (["missing.dcm"], ["missing.dcm", "other.dcm"]):
+        result = subprocess.run([*NETDICOM, "store", *args], capture_output=True, text=True,
+                                env=env, cwd=tmp_path, timeout=60)  # fmt: skip
+        assert result.returncode == 3, result.stderr
+        assert "no such file or directory: missing.dcm" in result.stderr

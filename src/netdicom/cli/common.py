@@ -575,6 +575,18 @@ def names_a_configured_peer(text: str) -> bool:
         return False
 
 
+def has_default_peer() -> bool:
+    """A default peer is configured ($NETDICOM_PEER, or `default` in the file)."""
+    from netdicom.config import ConfigError, load_config
+
+    if os.environ.get("NETDICOM_PEER"):
+        return True
+    try:
+        return load_config().default is not None
+    except ConfigError:
+        return False
+
+
 def check_folder(path: Path, option: str) -> None:
     """Make `path` (and its parents) when missing, and check that files can be created in it:
     before any network traffic. An output folder that could not be used was found after the

@@ -26,6 +26,7 @@ from netdicom.cli.common import (
     VerboseOption,
     client_options,
     fail,
+    has_default_peer,
     interrupted_text,
     names_a_configured_peer,
     resolve_peer,
@@ -120,8 +121,10 @@ def store(
     # folder named after the PACS (pacs/, archive/) sent everything to the default peer, the
     # folder walked as data (walkthrough 6d). ./NAME is the folder.
     bare = ":" not in peer and "@" not in peer
-    if bare and Path(peer).exists() and not names_a_configured_peer(peer):
-        # `netdicom store *.dcm` with a default peer: the first argument is a path.
+    if bare and not names_a_configured_peer(peer) and (Path(peer).exists() or has_default_peer()):
+        # `netdicom store *.dcm` with a default peer: the first argument is a path, also one
+        # that is missing: said as such (exit 3), not "give at least one file" or "not a
+        # configured peer" (exit 2) when a cron job's file had vanished (walkthrough 7a).
         paths.insert(0, Path(peer))
         peer_text = None
     if not paths:
