@@ -261,3 +261,20 @@ def test_a_script_learns_the_port_of_serve_port_0_from_the_listening_event(tmp_p
         deadline.cancel()
         proc.terminate()
         proc.wait(20)
+
+
+def test_log_json_says_why_serve_did_not_start_in_json(tmp_path: Path) -> None:
+    # Walkthrough 7a: a port in use, a folder already served, a broken configuration: plain
+    # text on stderr where a script read JSON lines.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--dir", str(tmp_path), "--port", str(port), "--log-json")
+    assert result.returncode == 3
+    (record,) = [json.loads(line) for line in result.stderr.splitlines()]
+    assert record["level"] == "error" and record["event"] == "log"
+    assert (
+        record["message"]
+        == f"cannot listen on 127.0.0.1:{port}: the port is in use (another server on it?)"
+    )

@@ -360,12 +360,26 @@ async def release_or_warn(assoc: Any, *, quiet: bool) -> None:
             stderr(f"netdicom: warning: all done, then: {classify(exc)[1]}")
 
 
+# Where stderr() lines go instead of standard error: serve --log-json makes each one a JSON
+# log record, so that its fatal start-up errors are JSON lines too (walkthrough 7a).
+_line_sink: Callable[[str], None] | None = None
+
+
+def send_lines_to(sink: Callable[[str], None] | None) -> None:
+    """Route stderr() lines to `sink` (None: standard error again)."""
+    global _line_sink
+    _line_sink = sink
+
+
 def stderr(message: str) -> None:
     """Write one line on stderr. Our messages embed text a peer chose (its Error Comment, its
     AE title, UIDs): escaped here, the one place they all pass, so a newline in it cannot
     forge lines of ours and an escape sequence cannot reach the terminal."""
     from netdicom.core.printable import printable
 
+    if _line_sink is not None:
+        _line_sink(printable(message))
+        return
     sys.stderr.write(printable(message) + "\n")
 
 

@@ -271,9 +271,11 @@ def serve(
         logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     if log_json:
+        from netdicom.cli.common import send_lines_to
         from netdicom.render.log_json import JsonFormatter
 
         handler.setFormatter(JsonFormatter())
+        send_lines_to(_as_log_record)
     else:
         from netdicom.render.log_text import TextFormatter
 
@@ -554,6 +556,22 @@ def _tls_contexts(
         return server_context(options), client_context(options)
     except TlsSetupError as exc:
         _bad_input(str(exc))
+
+
+def _as_log_record(line: str) -> None:
+    """One of our stderr lines ("netdicom: error: ...", "hint: ...") as a log record, for
+    --log-json: a script reading JSON lines got plain text for why serve did not start."""
+    import logging
+
+    logger = logging.getLogger("netdicom.serve")
+    for prefix, level in (
+        ("netdicom: error: ", logging.ERROR),
+        ("netdicom: warning: ", logging.WARNING),
+    ):
+        if line.startswith(prefix):
+            logger.log(level, "%s", line.removeprefix(prefix))
+            return
+    logger.info("%s", line.removeprefix("netdicom: "))
 
 
 def _bad_input(message: str) -> NoReturn:
