@@ -141,6 +141,12 @@ def test_a_rejected_title_is_named_with_where_it_came_from(tmp_path: Path) -> No
         assert "set it with --aet, $NETDICOM_AET or calling_aet" in result.stderr
 
 
+def test_a_bad_title_from_the_environment_says_where_it_came_from(tmp_path: Path) -> None:
+    result = _echo(tmp_path / "none.toml", "127.0.0.1:1", env_aet="ABCDEFGHIJKLMNOPQ")
+    assert result.returncode == 2
+    assert "is longer than 16 characters (from $NETDICOM_AET)" in result.stderr
+
+
 def test_a_broken_file_stops_a_client_that_needs_its_calling_ae_title(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text('calling_aet = "12345678901234567"\n')

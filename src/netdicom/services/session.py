@@ -25,6 +25,7 @@ from netdicom.core.errors import (
     AssociationRejected,
     CancelIgnored,
     ConnectionClosed,
+    LocalProtocolError,
     NoAcceptedContext,
     RemoteProtocolError,
     TimeoutExpired,
@@ -70,6 +71,14 @@ async def open_association(
     """Open an association proposing `contexts`. `window` > 1 proposes an asynchronous
     operations window (PS3.7 D.3.3.3): up to `window` requests outstanding from us, none
     performed for the peer; the peer's answer is in `negotiated_window`."""
+    if options.calling_ae_origin is not None:
+        from netdicom.core.acse.validation import clean_ae_title
+
+        try:
+            clean_ae_title(options.calling_ae, "calling")
+        except LocalProtocolError as exc:
+            # Which of five places holds the bad title (walkthrough 7a).
+            raise LocalProtocolError(f"{exc} (from {options.calling_ae_origin})") from None
     rq = build_associate_rq(
         calling_ae=options.calling_ae,
         called_ae=peer.ae_title or options.called_ae,
