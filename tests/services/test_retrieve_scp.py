@@ -258,7 +258,7 @@ def test_get_comment_counts_every_kind_of_failure(tmp_path: Path, source: list[P
         assert result.final.failed == 2 and result.final.completed == 2
         assert result.error_comment is not None
         assert result.error_comment.startswith("2 not sent: SOP class")
-        assert result.error_comment.endswith("(+1 more)")
+        assert result.error_comment.endswith("(+1 more reason)")
 
     run(body)
 
@@ -699,9 +699,9 @@ def test_get_of_a_mixed_study_warns_b000_with_the_reason(tmp_path: Path, mixed: 
             await assoc.release()
         assert result.status == status.SUBOPERATIONS_WARNING
         assert (result.final.completed, result.final.failed) == (1, 2)
-        # Two syntaxes not accepted: the UID of the first and "(+1 more)" do not both fit in
+        # Two syntaxes not accepted: the UID of the first and "(+1 more reason)" do not both fit in
         # the 64 characters of an LO; the count of kinds stays (it once put both on the first).
-        assert result.error_comment == "2 not sent: transfer syntax not accepted (+1 more)"
+        assert result.error_comment == "2 not sent: transfer syntax not accepted (+1 more reason)"
 
     run(body)
 

@@ -598,7 +598,9 @@ def _not_accepted_comment(
     more = len(kinds) - 1 + len(set(others))
     if more:
         # Never a comment that puts every instance on the first kind (walk-through 4).
-        candidates = [f"{text} (+{more} more)" for text in candidates]
+        # "(+3 more)" read as three more instances (walkthrough 7c): reasons, said so.
+        reasons = "reason" if more == 1 else "reasons"
+        candidates = [f"{text} (+{more} more {reasons})" for text in candidates]
     return next((text for text in candidates if len(text) <= 64), _error_comment(candidates[-1]))
 
 
