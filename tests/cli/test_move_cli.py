@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -370,3 +371,49 @@ def test_move_listen_on_a_port_in_use_fails_before_the_c_find(server: int, tmp_p
     assert result.returncode == 3, result.stderr
     assert f"cannot listen on 127.0.0.1:{busy}: the port is in use" in result.stderr
     assert "C-FIND:" not in result.stderr
+
+
+_MOVE_SCP_THAT_CANNOT_SEND = textwrap.dedent(
+    """
+    import sys
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian
+    from pynetdicom import AE, evt
+    from pynetdicom.sop_class import CTImageStorage, StudyRootQueryRetrieveInformationModelMove
+
+    def on_move(event):
+        yield "127.0.0.1", int(sys.argv[2])
+        yield 1
+        ds = Dataset()
+        ds.SOPClassUID = CTImageStorage
+        ds.SOPInstanceUID = "1.2.826.0.1.3680043.10.54.90"
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
+        yield 0xFF00, ds  # held big endian, which it cannot convert: the sub-operation fails
+
+    ae = AE("MOVER")
+    ae.add_supported_context(StudyRootQueryRetrieveInformationModelMove)
+    ae.add_requested_context(CTImageStorage, [ExplicitVRLittleEndian])
+    ae.start_server(("127.0.0.1", int(sys.argv[1])), evt_handlers=[(evt.EVT_C_MOVE, on_move)])
+    """
+)
+
+
+def test_a_peer_that_connected_and_sent_nothing_is_not_told_to_fix_its_ae_mapping(
+    tmp_path: Path,
+) -> None:
+    # Walkthrough 7c: the peer reached our listener, which refused what it proposed, and the
+    # hint said "nothing reached ...: check that the peer maps ME to this host and port".
+    import sys
+
+    port, listen = free_port(), free_port()
+    script = tmp_path / "mover.py"
+    script.write_text(_MOVE_SCP_THAT_CANNOT_SEND)
+    with running([sys.executable, str(script), str(port), str(listen)], port):
+        result = run_cli("move", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.3", "--aet", "ME",
+                         "--listen", str(listen), "--listen-host", "127.0.0.1",
+                         "--out", str(tmp_path / "out"), "--grace", "1")  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert f"hint: the peer connected to 127.0.0.1:{listen} (1 association(s))" in result.stderr
+    assert "a transfer syntax it cannot convert" in result.stderr
+    assert "nothing reached" not in result.stderr

@@ -386,11 +386,26 @@ async def _move(
                 and not receiver.not_dicom
                 and not unprocessable
             ):
-                # The peer could not reach us: nothing ever connected to the listener.
-                stderr(
-                    f"hint: nothing reached {host_port(listen_host, receiver.port)}: check "
-                    f"that the peer maps {destination} to this host and port {receiver.port}"
-                )
+                where = host_port(listen_host, receiver.port)
+                if receiver.associations:
+                    # It connected and could send nothing: the AE mapping is right, what we
+                    # accepted is not (it said "nothing reached", walkthrough 7c).
+                    why = (
+                        f"we refused {'; '.join(receiver.refused_contexts[:3])}"
+                        if receiver.refused_contexts
+                        else "it may hold them in a transfer syntax it cannot convert to "
+                        "those we accepted (-v on its side, or `netdicom get --ts`)"
+                    )
+                    stderr(
+                        f"hint: the peer connected to {where} ({receiver.associations} "
+                        f"association(s)) but could send nothing here: {why}"
+                    )
+                else:
+                    # The peer could not reach us: nothing ever connected to the listener.
+                    stderr(
+                        f"hint: nothing reached {where}: check that the peer maps "
+                        f"{destination} to this host and port {receiver.port}"
+                    )
             if receiver is not None and receiver.other_called:
                 # An empty title is named as such (it showed as nothing: "as , not MOVER").
                 names = ", ".join(quoted(n) if n.strip() else "an empty title"

@@ -153,6 +153,9 @@ class MoveReceiver:
         self.other_called: set[str] = set()
         self.not_dicom: list[str] = []  # connections that sent no valid A-ASSOCIATE-RQ
         self.associations = 0  # sub-associations served
+        # What those sub-associations' negotiation refused ("CT Image Storage: transfer
+        # syntaxes not supported"): said when the peer connected and could send nothing.
+        self.refused_contexts: list[str] = []
         self.expected: tuple[str, int] | None = None  # (our AE title, our message ID)
         self.started = False  # listening: finish() has a server to stop
         self._on_received = on_received
@@ -183,6 +186,11 @@ class MoveReceiver:
     def _done(self, assoc: Association) -> None:
         if assoc.negotiated is not None:
             self.associations += 1
+            for context in assoc.negotiated.rejected:
+                described = context.describe()
+                if described not in self.refused_contexts:
+                    self.refused_contexts.append(described)
+            log.info("sub-association from %s: %s", assoc.peer, assoc.outcome)
         elif assoc.outcome.startswith("aborted: invalid PDU"):
             # Not DICOM (a scanner, garbage): the move goes on; the user hears of it.
             self.not_dicom.append(f"{assoc.peer}: {assoc.outcome}")
