@@ -224,6 +224,38 @@ def test_failure_status_exits_1_with_words(tmp_path: Path) -> None:
     assert "unable to process" in result.stderr.lower() and "0xC123" in result.stderr
 
 
+_NAMING_SCP = textwrap.dedent(
+    """
+    import sys
+    from pydicom.dataset import Dataset
+    from pynetdicom import AE, evt
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
+
+    def on_find(event):
+        status = Dataset()
+        status.Status = 0xC000
+        status.ErrorComment = "bad key"
+        status.OffendingElement = [0x00100010]
+        yield status, None
+
+    ae = AE("NAMING")
+    ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
+    ae.start_server(("127.0.0.1", int(sys.argv[1])), evt_handlers=[(evt.EVT_C_FIND, on_find)])
+    """
+)
+
+
+def test_the_element_a_peer_objects_to_is_named(tmp_path: Path) -> None:
+    # Walkthrough 7c: the Offending Element was decoded and never shown.
+    port = free_port()
+    script = tmp_path / "naming_scp.py"
+    script.write_text(_NAMING_SCP)
+    with running([sys.executable, str(script), str(port)], port):
+        result = cli("find", f"127.0.0.1:{port}", "PatientName=X")
+    assert result.returncode == 1
+    assert "bad key; offending element (0010,0010) PatientName" in result.stderr
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True

@@ -33,6 +33,7 @@ from netdicom.core.errors import NetDicomError, RemoteProtocolError
 from netdicom.core.printable import quoted
 from netdicom.core.records import frozen
 from netdicom.services.find_scp import check_identifier, decode_identifier, encode_identifier
+from netdicom.services.responses import peer_comment
 from netdicom.services.session import (
     CancellableReceiver,
     command_name,
@@ -506,7 +507,8 @@ async def find(
                 if max_results is not None and matches >= max_results:
                     await send_cancel()
                 continue
-            return FindResult(response.status, matches, cancelled, response.error_comment)
+            comment = peer_comment(response.error_comment, response.offending_element)
+            return FindResult(response.status, matches, cancelled, comment)
     finally:
         receiver.close()
         assoc.message_ids.release(message_id)

@@ -41,6 +41,7 @@ from netdicom.core.dimse import (
 from netdicom.core.errors import NetDicomError, RemoteProtocolError
 from netdicom.core.records import frozen
 from netdicom.services.find_scp import check_identifier, decode_identifier, encode_identifier
+from netdicom.services.responses import peer_comment
 from netdicom.services.retrieve_common import (
     FAILED_SOP_INSTANCE_UID_LIST,
     OnProgress,
@@ -230,7 +231,7 @@ async def take_response(
         return False
     outcome.status = message.status
     outcome.final = progress
-    outcome.error_comment = message.error_comment
+    outcome.error_comment = peer_comment(message.error_comment, message.offending_element)
     try:
         outcome.failed_uids = failed_list(data, transfer_syntax)
     except UnreadableList as exc:

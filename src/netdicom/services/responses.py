@@ -22,6 +22,22 @@ from netdicom.core.dimse import (
 from netdicom.transport.association import Association
 
 
+def peer_comment(comment: str | None, offending: tuple[int, ...] = ()) -> str | None:
+    """The peer's Error Comment, with the Offending Element it named (PS3.7 C.4: the key or
+    attribute it objected to): decoded and never shown, the user could not tell which key
+    to fix (walkthrough 7c)."""
+    if not offending:
+        return comment
+    from pydicom.datadict import keyword_for_tag
+
+    named = ", ".join(
+        f"({tag >> 16:04X},{tag & 0xFFFF:04X})" + (f" {kw}" if (kw := keyword_for_tag(tag)) else "")
+        for tag in offending
+    )
+    said = f"offending element {named}"
+    return f"{comment}; {said}" if comment else said
+
+
 def failure_response(
     request: DimseMessage, code: int, comment: str | None = None
 ) -> DimseMessage | None:

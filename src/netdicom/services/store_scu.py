@@ -45,6 +45,7 @@ from netdicom.core.errors import (
 from netdicom.core.records import frozen
 from netdicom.services.peer import Peer
 from netdicom.services.planning import Batch, Scan, Skipped, batches, choose
+from netdicom.services.responses import peer_comment
 from netdicom.services.session import (
     ClientOptions,
     command_name,
@@ -232,7 +233,7 @@ def _outcome(sent: _Sent, response: DimseMessage | UnsupportedCommand) -> FileOu
     code = response.status
     kind = category(code)
     result = Result.FAILED
-    reason = response.error_comment
+    reason = peer_comment(response.error_comment, response.offending_element)
     if kind is StatusCategory.SUCCESS:
         result = Result.STORED
         reason = None
