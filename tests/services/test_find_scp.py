@@ -348,3 +348,32 @@ def test_identifiers_beyond_the_caps_are_refused_and_the_association_goes_on(
         assert final.status == status.SUCCESS and len(found) == 0
 
     run(go)
+
+
+def test_a_uid_list_too_long_for_a_16_bit_length_is_still_the_unique_key(tmp_path: Path) -> None:
+    # Walkthrough 7b: over 65,534 bytes a UI value goes as UN in explicit VR (PS3.5 6.2.2);
+    # read as bytes, the unique key was dropped and every study matched, UIDs empty.
+    many = [f"1.2.826.0.1.3680043.97.9.{i}" for i in range(3000)]
+
+    async def go() -> None:
+        async with serving(tmp_path) as app:
+            contexts = [ProposedContext(CT, (EXPLICIT,)), *find_contexts(Model.STUDY_ROOT)]
+            assoc = await connect(app, contexts)
+            for n, study in enumerate(("7.1", "7.2", "7.3"), 1):
+                ds = make_dataset(study_uid=study)
+                await assoc.send_message(
+                    1, CStoreRQ(n, CT, ds.SOPInstanceUID), encode_identifier(ds, EXPLICIT)
+                )
+                rsp, _ = await receive_response(assoc, n, 10)
+                assert isinstance(rsp, CStoreRSP) and rsp.status == status.SUCCESS
+            identifier = study_query(StudyInstanceUID=["7.1", "7.3", *many])
+            ctx = assoc.negotiated.context_for(STUDY_ROOT_FIND)  # type: ignore[union-attr]
+            assert ctx is not None and ctx.transfer_syntax == EXPLICIT
+            # pydicom writes the long UI as UN, as PS3.5 says.
+            assert b"UN" in encode_identifier(identifier, EXPLICIT)[:40]
+            pending, final = await raw_find(assoc, identifier)
+            await assoc.release()
+        assert sorted(str(ds.StudyInstanceUID) for _, ds in pending) == ["7.1", "7.3"]
+        assert final.status == status.SUCCESS
+
+    run(go)

@@ -251,14 +251,20 @@ def _raw_text(value: object) -> str:
 def _vr_of(ds: Any, tag: int) -> str:
     raw = ds.get_item(tag)
     vr = getattr(raw, "VR", None)
-    if vr:
+    if vr and (vr != "UN" or (tag >> 16) % 2):
         return str(vr)
+    # UN for a standard element: in explicit VR a value over 65,534 bytes cannot carry a
+    # 16-bit length, so a long list of UIDs comes as UN (PS3.5 6.2.2). pydicom maps UN back to
+    # the dictionary's VR only for short values: taken as bytes, the unique key was dropped
+    # and every study matched (walkthrough 7b). Read with the dictionary's VR, as C-GET does.
     from pydicom.datadict import dictionary_VR
 
     try:
         found = str(dictionary_VR(tag))
     except KeyError:
         return "UN"
+    if found == "SQ" and vr == "UN":
+        return "UN"  # a sequence in UN form: items in implicit VR, not read here
     # Ambiguous dictionary VRs (e.g. "US or SS") do not matter for matching: take the first.
     return found.split(" or ")[0]
 
