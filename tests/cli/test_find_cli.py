@@ -413,6 +413,36 @@ def test_plain_table_aligns_wide_characters() -> None:
     ]
 
 
+@pytest.mark.parametrize("columns", [80, 160])
+def test_a_table_on_a_terminal_never_cuts_a_uid(
+    columns: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Walkthrough 7b: the UID column kept its width, the table was wider than the terminal,
+    # and Rich cropped every line: three studies showed the same cut UID.
+    from netdicom.render.find_output import TableWriter
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    keywords = ["PatientName", "StudyDescription", "AccessionNumber", "ReferringPhysicianName",
+                "InstitutionName", "StudyID", "Modality"]  # fmt: skip
+    tags = [(0x00100010, keywords[0]), (0x00081030, keywords[1]), (0x00080050, keywords[2]),
+            (0x00080090, keywords[3]), (0x00080080, keywords[4]), (0x00200010, keywords[5]),
+            (0x00080060, keywords[6]), (0x0020000D, "StudyInstanceUID")]  # fmt: skip
+    out = _Terminal()
+    writer = TableWriter(out, tags, rich=True)
+    uids = [f"1.2.826.0.1.3680043.99.1.{n}.{n * 7}.{n * 13}.{n * 31}" for n in (1, 2, 50)]
+    for uid in uids:
+        ds = Dataset()
+        for keyword in keywords:
+            setattr(ds, keyword, "SOME TEXT HERE")
+        ds.StudyInstanceUID = uid
+        writer.add(ds)
+    writer.finish()
+    # Only the UIDs have digits: read top to bottom, folded or not, they are whole.
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue())  # Rich's bold header
+    digits = "".join(c for c in shown if c.isdigit() or c == ".")
+    assert digits == "".join(uids)
+
+
 def test_plain_table_into_a_pipe_streams_after_the_first_rows() -> None:
     # Held to the end, `find | head` waited for the whole query (8 s for 20,000 matches).
     from netdicom.render.find_output import make_writer

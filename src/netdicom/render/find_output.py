@@ -133,20 +133,27 @@ class TableWriter:
         from rich.table import Table
         from rich.text import Text
 
+        console = Console(file=self._out)
         table = Table(header_style="bold")
-        for index, (_, header) in enumerate(self._columns):
+        # Nothing is cut with "…": a UID is what one copies into get or move, so its column
+        # keeps its width while others fold; when even that cannot fit, it folds. (A width
+        # kept regardless made the table wider than the terminal, and Rich cropped every
+        # line: three studies showed the same cut UID, walkthrough 7b.)
+        kept = {}
+        room = console.width - 1 - 3 * len(self._columns)  # borders and padding
+        room -= 4 * len(self._columns)  # a few columns for each folded column
+        for index in range(len(self._columns)):
             values = [row[index] for row in self._rows]
-            # Nothing is cut with "…": a UID is what one copies into get or move, so its
-            # column keeps its width while others fold; when even that cannot fit, it folds.
-            uid = all(_UID.fullmatch(v) for v in values if v) and any(values)
-            table.add_column(
-                header,
-                overflow="fold",
-                min_width=max(map(len, values)) if uid else None,
-            )
+            if any(values) and all(_UID.fullmatch(v) for v in values if v):
+                width = max(map(len, values))
+                if width - 4 <= room:
+                    kept[index] = width
+                    room -= width - 4
+        for index, (_, header) in enumerate(self._columns):
+            table.add_column(header, overflow="fold", min_width=kept.get(index))
         for row in self._rows:
             table.add_row(*(Text(value) for value in row))
-        Console(file=self._out).print(table)
+        console.print(table, crop=False)
 
 
 _UID = re.compile(r"[0-9]+(\.[0-9]+)+")
