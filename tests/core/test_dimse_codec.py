@@ -500,6 +500,16 @@ def test_error_comment_is_truncated_to_lo_length() -> None:
     assert decoded.error_comment == "x" * 64
 
 
+def test_error_comment_is_one_value() -> None:
+    # Walkthrough 7b: a key echoed into the comment with its backslash made the LO (VM 1)
+    # two values.
+    rsp = CFindRSP(1, 0xC000, error_comment="PatientID 'A\\B' cannot match")
+    encoded = encode_command(rsp)
+    assert b"\\" not in encoded
+    decoded = decode_command(encoded)
+    assert isinstance(decoded, CFindRSP) and decoded.error_comment == "PatientID 'A/B' cannot match"
+
+
 # -- properties -----------------------------------------------------------------------------
 
 _uid = st.text(alphabet="0123456789.", min_size=1, max_size=64)

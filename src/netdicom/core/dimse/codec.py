@@ -161,8 +161,10 @@ def _us_element(element: int, value: int, keyword: str) -> bytes:
 
 def _text_element(element: int, value: str, vr: _VR, keyword: str) -> bytes:
     if vr is _VR.LO:
-        # A comment is informational: never fail a response over it.
-        raw = value[:_LO_MAX_CHARS].encode("ascii", "replace")
+        # A comment is informational: never fail a response over it. An LO holds one value
+        # (VM 1): a backslash, the value separator (PS3.5 6.4), echoed from a peer's key,
+        # made the comment two values (walkthrough 7b); it becomes "/".
+        raw = value[:_LO_MAX_CHARS].replace("\\", "/").encode("ascii", "replace")
     else:
         try:
             raw = value.encode("ascii")
