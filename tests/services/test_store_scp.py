@@ -288,6 +288,32 @@ def test_an_instance_without_study_is_refused_unless_it_belongs_to_no_patient(
     assert [p.name for p in archive_files(tmp_path)] == [f"{protocol.SOPInstanceUID}.dcm"]
 
 
+def test_a_uid_mismatch_marks_the_cut_and_logs_both_uids(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Walkthrough 7c: the data set's UID was cut to 24 characters without a mark, in the
+    # Error Comment and in the log: it looked whole, and five instances read alike.
+    sent = make_dataset(sop_instance_uid="1.2.826.0.1.3680043.8.498.1234567890123456789")
+
+    async def main() -> None:
+        async with serving(tmp_path) as app:
+            assoc = await connect(app)
+            response = await c_store(assoc, encode(sent), "1.2.999")
+            await assoc.release()
+        assert response.status == SOP_INSTANCE_MISMATCH
+        assert (
+            response.error_comment
+            == "data set SOP Instance UID '1.2.826.0.1.3680043.8....' != command"
+        )
+
+    with caplog.at_level("WARNING", logger="netdicom"):
+        run(main)
+    assert (
+        f"data set SOP Instance UID '{sent.SOPInstanceUID}' is not the command's '1.2.999'"
+        in caplog.text
+    )
+
+
 def test_full_disk_answers_a700_and_the_next_store_succeeds(tmp_path: Path) -> None:
     first, second = make_dataset(rows=128, columns=128), make_dataset()
     full = True

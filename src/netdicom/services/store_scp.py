@@ -124,10 +124,14 @@ OnPlaced = Callable[[StoredInstance], None]
 
 
 class _Failed(Exception):
-    def __init__(self, code: int, comment: str) -> None:
+    """A failure status: `comment` for the Error Comment (an LO, 64 characters), `detail`
+    for our log, which has no such limit."""
+
+    def __init__(self, code: int, comment: str, detail: str | None = None) -> None:
         super().__init__(comment)
         self.code = code
         self.comment = comment
+        self.detail = detail or comment
 
 
 @cache
@@ -333,7 +337,7 @@ class StorageSCP:
                     message.affected_sop_instance_uid,
                     _sender(assoc),
                     code,
-                    comment,
+                    failed.detail,
                 )
             response = CStoreRSP(
                 message.message_id,
@@ -601,8 +605,16 @@ class StorageSCP:
         """The data set must be the instance the command names (PS3.4 B.2.2)."""
         found = _text(scanner.values.get(SOP_INSTANCE_UID))
         if found != rq.affected_sop_instance_uid:
-            what = f"{quoted(found[:24])}" if found else "missing"
-            raise _Failed(SOP_INSTANCE_MISMATCH, f"data set SOP Instance UID {what} != command")
+            # The comment has room for 24 characters of it: a cut is marked (a cut UID looked
+            # whole, and five instances read alike, walkthrough 7c); the log has it all.
+            shown = found if len(found) <= 24 else found[:21] + "..."
+            what = quoted(shown) if found else "missing"
+            raise _Failed(
+                SOP_INSTANCE_MISMATCH,
+                f"data set SOP Instance UID {what} != command",
+                f"data set SOP Instance UID {quoted(found) if found else 'missing'} is not the "
+                f"command's {quoted(rq.affected_sop_instance_uid)}",
+            )
         sop_class = _text(scanner.values.get(SOP_CLASS_UID))
         if sop_class and sop_class != rq.affected_sop_class_uid:
             raise _Failed(
