@@ -303,7 +303,7 @@ def test_a_uid_mismatch_marks_the_cut_and_logs_both_uids(
         assert response.status == SOP_INSTANCE_MISMATCH
         assert (
             response.error_comment
-            == "data set SOP Instance UID '1.2.826.0.1.3680043.8....' != command"
+            == "data set SOP Instance UID '1.2.826.0.1.3680043.8...' != command"
         )
 
     with caplog.at_level("WARNING", logger="netdicom"):
