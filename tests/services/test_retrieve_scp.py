@@ -427,6 +427,29 @@ def test_move_to_destination_refusing_every_instance_says_so(
     assert "(0xA700)" in caplog.text
 
 
+def test_the_retrieve_log_line_counts_instances_stored_with_a_warning_as_sent(
+    tmp_path: Path, source: list[Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Walkthrough 7c: "1 sent, 2 failed" for 5 stored (4 with a warning) and 2 failed.
+    from tests.services.test_store_scu import scp
+
+    async def body(port: int) -> None:
+        app = _app(tmp_path, {"WARNS": Peer("127.0.0.1", port, "PYSCP")})
+        await app.server.start()
+        try:
+            assoc = await _move_assoc(app)
+            result = await move(assoc, Model.STUDY_ROOT, _study(), "WARNS", timeout=10)
+            await assoc.release()
+        finally:
+            await app.server.close()
+        assert (result.final.completed, result.final.warning) == (1, 2)
+
+    warn_after_first = scp(policy=lambda event, n: 0xB000 if n > 1 else 0)
+    with warn_after_first as (port, _), caplog.at_level(logging.INFO, logger="netdicom"):
+        run(lambda: body(port))
+    assert "3 sent (2 with a warning), 0 failed, status 0xB000" in caplog.text
+
+
 def test_move_needing_more_than_128_contexts_opens_several_associations(tmp_path: Path) -> None:
     # 130 SOP classes (private ones: serve and the receiver accept unknown classes), each needs
     # a context of its own: two sub-associations (PS3.8 9.3.2.2: 128 contexts at most).

@@ -274,9 +274,12 @@ class RetrieveSCP:
             cancelled=cancelled,
             comment=counters.comment(),
         )
+        # Stored with a warning is sent too (it dropped out of the line, walkthrough 7c).
+        sent = counters.completed + counters.warning
+        warned = f" ({counters.warning} with a warning)" if counters.warning else ""
         emit(
             "retrieve",
-            f"C-{kind.upper()} from {assoc.peer}: {counters.completed} sent, "
+            f"C-{kind.upper()} from {assoc.peer}: {sent} sent{warned}, "
             f"{counters.failed} failed, status 0x{code:04X}",
             peer=assoc.peer,
             operation=f"C-{kind.upper()}",
