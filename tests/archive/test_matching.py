@@ -21,11 +21,14 @@ from netdicom.archive.matching import (
 )
 
 
-@pytest.mark.parametrize("query", ["", "*"])
+# "**" too: `*` matches any run of characters, a zero-length value included (PS3.4
+# C.2.2.2.4): it left out the empty and absent values (walkthrough 7b).
+@pytest.mark.parametrize("query", ["", "*", "**", "***"])
 @pytest.mark.parametrize("vr", ["PN", "LO", "DA", "TM", "UI", "IS", "CS"])
 def test_universal_matches_present_and_absent(query: str, vr: str) -> None:
     assert match_value(vr, query, ("X",))
     assert match_value(vr, query, ())
+    assert match_value(vr, query, ("",))
 
 
 def test_empty_value_matching() -> None:

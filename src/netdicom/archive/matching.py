@@ -7,9 +7,10 @@ is a `Key`: the string value of the identifier element (a `\\`-joined string for
 requests), or for a sequence the keys of its single item.
 
 Rules, and the leniencies this module documents:
-- Universal (C.2.2.2.3): a zero-length value matches everything. A lone `*` is universal for
-  the wildcard VRs (C.2.2.2.4) and, as documented leniency, for every other VR too (DCMTK and
-  many SCUs send it for dates and numbers).
+- Universal (C.2.2.2.3): a zero-length value matches everything. A lone `*` (or `**`: `*`
+  matches any run of characters, a zero-length value included, C.2.2.2.4) is universal for
+  the wildcard VRs and, as documented leniency, for every other VR too (DCMTK and many SCUs
+  send it for dates and numbers).
 - Empty value: the two characters `""` match an absent or zero-length attribute (C.2.2.2.1).
 - Single value (C.2.2.2.1): exact, case-sensitive, except PN (case-insensitive, declared in the
   conformance statement as the standard allows). Trailing/leading spaces are padding, not data.
@@ -85,7 +86,7 @@ class Key:
     def is_universal(self) -> bool:
         if self.vr == "SQ":
             return not self.items or all(k.is_universal for k in self.items)
-        return self.value == "" or self.value == "*"
+        return only_stars(self.value)
 
 
 # --- information models, levels and where each attribute lives (PS3.4 C.3, C.6) ----------
@@ -261,9 +262,16 @@ def match_key(key: Key, stored: Values | Items) -> bool:
     return match_value(key.vr, key.value, values)
 
 
+def only_stars(query: str) -> bool:
+    """A key that matches every value, an empty or absent one too: zero-length, or nothing
+    but `*` (`**` left out the empty and absent values, where dcmqrscp matches them:
+    walkthrough 7b)."""
+    return query.strip("*") == ""
+
+
 def match_value(vr: str, query: str, values: Values) -> bool:
     """Match a string key of `vr` against the values of a stored attribute."""
-    if query == "" or query == "*":
+    if only_stars(query):
         return True
     if query == '""':
         return not any(v.strip(" \x00") for v in values)
@@ -386,7 +394,7 @@ def match_person_name(query: str, value: str) -> bool:
             return _match_pn_group(q_groups[0], v_groups[0])
         return any(_match_pn_group(q_groups[0], g) for g in v_groups)
     for i, q in enumerate(q_groups):
-        if not q or q == "*":
+        if only_stars(q):
             continue
         stored = v_groups[i] if i < len(v_groups) else ""
         if not _match_pn_group(q, stored):
@@ -395,7 +403,7 @@ def match_person_name(query: str, value: str) -> bool:
 
 
 def _match_pn_group(query: str, value: str) -> bool:
-    if query == "*":
+    if only_stars(query):
         return True
     if "*" in query or "?" in query:
         return wildcard_regex(query, ignore_case=False).fullmatch(value) is not None
