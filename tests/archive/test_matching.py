@@ -50,6 +50,15 @@ def test_multi_valued_attribute_matches_when_any_value_does() -> None:
     assert not match_value("CS", "PT", ("CT", "MR"))
 
 
+def test_a_list_of_text_values_matches_any_of_them() -> None:
+    # Walkthrough 7b: `ModalitiesInStudy=CT\\MR` matched nothing (leniency, as Orthanc).
+    assert match_value("CS", "CT\\MR", ("MR",))
+    assert match_value("CS", "CT\\MR", ("US", "CT"))
+    assert not match_value("CS", "CT\\MR", ("US",))
+    assert match_value("LO", "PAT1\\PAT2*", ("PAT22",))
+    assert match_value("CS", "CT\\", ("CT",)) and not match_value("CS", "CT\\", ("MR",))
+
+
 def test_uid_list() -> None:
     assert match_value("UI", "1.2.3\\1.2.4", ("1.2.4",))
     assert not match_value("UI", "1.2.3\\1.2.4", ("1.2.5",))

@@ -576,3 +576,17 @@ def test_a_name_the_locale_cannot_hold_is_escaped_not_a_crash(tmp_path: Path) ->
     assert match["00100010"]["Value"][0]["Ideographic"] == "山田^太郎"
     assert as_csv.returncode == 0, as_csv.stderr
     assert "\\u5c71\\u7530" in as_csv.stdout  # shown escaped, not lost
+
+
+def test_a_list_of_modalities_finds_any_of_them(tmp_path: Path) -> None:
+    # Walkthrough 7b: a list in a key other than a UID matched nothing, without a word.
+    for n, modality in enumerate(("CT", "MR", "US")):
+        write_instance(tmp_path / f"{n}.dcm", make_dataset(study_uid=f"1.{n}", modality=modality))
+    port = free_port()
+    with running(serve_argv(tmp_path, port), port):
+        series = cli("find", f"127.0.0.1:{port}", "--level", "series", "Modality=CT\\MR", "--json")
+        studies = cli("find", f"127.0.0.1:{port}", "ModalitiesInStudy=MR\\US", "--json")
+    assert series.returncode == 0 and studies.returncode == 0, series.stderr + studies.stderr
+    modalities = sorted(ds["00080060"]["Value"][0] for ds in json.loads(series.stdout))
+    assert modalities == ["CT", "MR"]
+    assert sorted(ds["0020000D"]["Value"][0] for ds in json.loads(studies.stdout)) == ["1.1", "1.2"]

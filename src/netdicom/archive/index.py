@@ -1043,6 +1043,8 @@ def _prefilter(key: Key, column: Column) -> tuple[str, list[object]] | None:
     if key.vr == "UI":
         uids = [u.strip(" \x00") for u in value.split("\\")]
         return f"{ref} IN ({', '.join('?' for _ in uids)})", list(uids)
+    if "\\" in value:
+        return None  # any of several values (matching.match_value): decided in Python
     if key.vr == "DA":
         if "-" in value:
             low, high = parse_range("DA", value)

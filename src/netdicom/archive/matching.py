@@ -278,6 +278,12 @@ def match_value(vr: str, query: str, values: Values) -> bool:
     if vr == "UI":
         wanted = {uid.strip(" \x00") for uid in query.split("\\")}
         return any(v.strip(" \x00") in wanted for v in values)
+    if "\\" in query and vr not in NUMBER_VRS:
+        # Several values: any of them, as for a UID list and the number keys (leniency:
+        # PS3.4 C.2.2.2 defines lists for UIDs; `ModalitiesInStudy=CT\MR` matched nothing,
+        # walkthrough 7b; Orthanc reads it so too). An empty one among them adds nothing.
+        parts = [part for part in query.split("\\") if part.strip(" ")]
+        return not parts or any(match_value(vr, part, values) for part in parts)
     if vr == "DT":
         return any(_match_date_time_value(query, v) for v in values)
     if vr in RANGE_VRS and _is_range(vr, query):
