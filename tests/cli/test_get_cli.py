@@ -710,3 +710,51 @@ def test_a_patient_level_retrieve_never_brings_another_issuers_patient(tmp_path:
     assert by_study.returncode == 0 and names("b") == ["ALPHA^A"], by_study.stderr
     assert by_id.returncode == 0 and names("c") == ["ALPHA^A", "BETA^B"]  # the ID asked for
     assert unique.returncode == 0 and names("d") == ["SOLO^S"], unique.stderr
+
+
+_GET_SCP_SENDING_MORE = """
+import sys
+from pydicom import dcmread
+from pynetdicom import AE, evt, StoragePresentationContexts
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet
+
+def on_get(event):
+    files = [dcmread(path) for path in sys.argv[2:]]
+    yield len(files)
+    for ds in files:  # the asked study's instance, and another patient's
+        yield 0xFF00, ds
+
+ae = AE("SENDSMORE")
+ae.add_supported_context(StudyRootQueryRetrieveInformationModelGet)
+for context in StoragePresentationContexts:
+    ae.add_supported_context(context.abstract_syntax, scu_role=False, scp_role=True)
+ae.start_server(("127.0.0.1", int(sys.argv[1])), evt_handlers=[(evt.EVT_C_GET, on_get)])
+"""
+
+
+def test_an_instance_no_request_named_is_said(tmp_path: Path) -> None:
+    # Walkthrough 7c: a peer sent another patient's instance with the study asked for; it was
+    # stored in the folder without a word.
+    import sys
+
+    from tests.dicomfiles import write_instance
+
+    asked = write_instance(
+        tmp_path / "a.dcm", make_dataset(study_uid="1.2.826.0.1.3680043.10.54.5")
+    )
+    other = write_instance(
+        tmp_path / "b.dcm",
+        make_dataset(study_uid="1.2.826.0.1.3680043.10.54.6", patient_id="OTHER"),
+    )
+    script = tmp_path / "scp.py"
+    script.write_text(_GET_SCP_SENDING_MORE)
+    port = free_port()
+    with running([sys.executable, str(script), str(port), str(asked), str(other)], port):
+        result = run_cli("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.826.0.1.3680043.10.54.5",
+                         "--out", str(tmp_path / "out"), "--json")  # fmt: skip
+    report = json.loads(result.stdout)
+    assert report["stored"] == 2
+    (problem,) = [p for p in report["problems"] if "no request named" in p]
+    assert "1 instance(s) that no request named arrived" in problem
+    assert "StudyInstanceUID is '1.2.826.0.1.3680043.10.54.6'" in problem
+    assert result.returncode == 0  # stored as answered; said, not failed

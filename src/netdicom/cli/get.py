@@ -609,7 +609,8 @@ async def _get(
         kept.count_in(received)
         text = interrupted_text() if interrupted else None if error is None else error_text(error)
         problems = report("get", outcomes, received, out_dir=str(out), json_output=json_output,
-                          quiet=quiet, error=text)  # fmt: skip
+                          quiet=quiet, error=text,
+                          more=kept.not_asked_for(resolution.requests))  # fmt: skip
         if not quiet:  # warnings and hints on stderr, with --json too
             if not scp_role and not received:
                 # No role item answered (or all refused): the default roles leave us SCU only

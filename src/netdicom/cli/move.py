@@ -356,8 +356,9 @@ async def _move(
         text = interrupted_text() if interrupted else None if error is None else error_text(error)
         # Only our own receiver shows what arrived; another AE's we cannot check.
         out_dir = str(out) if receiver is not None else None
+        stray = receiver.not_asked_for(resolution.requests) if receiver is not None else []
         problems = report("move", outcomes, received, out_dir=out_dir, json_output=json_output,
-                          quiet=quiet, error=text)  # fmt: skip
+                          quiet=quiet, error=text, more=stray)  # fmt: skip
         # On stderr with --json too (only -q silences them): a connection to our listener
         # that was not DICOM vanished from a monitoring script's view.
         if not quiet:

@@ -232,6 +232,7 @@ def report(
     json_output: bool,
     quiet: bool,
     error: str | None,
+    more: Sequence[CountProblem] = (),
 ) -> list[CountProblem]:
     """The end of a get or move: the final responses' counts checked against what arrived
     (`out_dir` None: the instances went to another AE, where we cannot see them), then the
@@ -240,7 +241,7 @@ def report(
     # Sub-operations we answered with success (a repeated instance counts each time, as the
     # peer counts it), against the peer's counts; `stored` says how many instances that was.
     arrived = None if out_dir is None else sum(1 for r in received if r.ok)
-    problems = check_counts(service, outcomes, arrived) + repeated(received)
+    problems = check_counts(service, outcomes, arrived) + repeated(received) + list(more)
     if json_output:
         checked = out_dir is not None
         print(summary_json(service, outcomes, received, checked=checked, problems=problems,

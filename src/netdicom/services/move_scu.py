@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from netdicom.archive.layout import DEFAULT_LAYOUT, Layout
@@ -47,11 +47,13 @@ from netdicom.services.find_scp import encode_identifier
 from netdicom.services.get_scu import take_response
 from netdicom.services.responses import refuse
 from netdicom.services.retrieve_common import (
+    CountProblem,
     Kept,
     OnProgress,
     Progress,
     Received,
     RetrieveOutcome,
+    RetrieveRequest,
     cut_off,
     sop_class_for,
 )
@@ -240,6 +242,10 @@ class MoveReceiver:
         self.received.append(received)
         if self._on_received is not None:
             self._on_received(received)
+
+    def not_asked_for(self, requests: Sequence[RetrieveRequest]) -> list[CountProblem]:
+        """Instances stored here that no request named (Kept.not_asked_for)."""
+        return self._kept.not_asked_for(requests)
 
     async def finish(self, grace: float) -> None:
         """Wait up to `grace` seconds for open sub-associations to end, then stop."""

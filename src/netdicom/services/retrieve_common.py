@@ -435,18 +435,51 @@ class Kept:
         self._uids: list[tuple[str, str]] = []
         self._placed: set[str] = set()
         self._kept_existing: set[str] = set()
+        # Each instance's unique keys (tag -> value), to tell one that was not asked for.
+        self._keys: dict[str, dict[int, str]] = {}
         storage.on_placed.append(self._record)
 
     def _record(self, stored: StoredInstance) -> None:
         from netdicom.archive.writer import Outcome
 
         uid = stored.sop_instance_uid
+        self._keys[uid] = {
+            tag: stored.values.get(tag, b"").decode("ascii", "replace").strip(" \x00")
+            for tag in UNIQUE_KEYS.values()
+            if tag != UNIQUE_KEYS[Level.IMAGE]
+        } | {UNIQUE_KEYS[Level.IMAGE]: uid}
         # Kept in favour of a file this run had just written (the peer sent it twice): not
         # one that was there before (walkthrough 7c).
         if stored.outcome is Outcome.KEPT_EXISTING and uid not in self._placed:
             self._kept_existing.add(uid)
         self._placed.add(uid)
         self._uids.append((stored.sop_class_uid, uid))
+
+    def not_asked_for(self, requests: Sequence[RetrieveRequest]) -> list[CountProblem]:
+        """A problem (a warning) for the instances stored that none of `requests` named: a
+        peer that sends another study's, or another patient's, instances put them in the
+        folder without a word (walkthrough 7c). They stay: they were answered as stored."""
+        wanted: dict[int, set[str]] = {}
+        for request in requests:
+            wanted.setdefault(request.tag, set()).update(request.values)
+        stray = [
+            (uid, tag, keys.get(tag, ""))
+            for uid, keys in self._keys.items()
+            for tag in wanted
+            if keys.get(tag, "") not in wanted[tag]
+        ]
+        if not stray:
+            return []
+        uid, tag, value = stray[0]
+        shown = quoted(value) if value else "none"
+        return [
+            CountProblem(
+                f"{len({s[0] for s in stray})} instance(s) that no request named arrived and "
+                f"were stored (e.g. {uid[:64]}, whose {_keyword(tag)} is {shown}): the peer "
+                "sent more than was asked for",
+                fails=False,
+            )
+        ]
 
     def count_in(self, received: list[Received]) -> None:
         """Add to `received` the instances in place that it lacks, as stored (one listed as
