@@ -590,3 +590,21 @@ def test_a_list_of_modalities_finds_any_of_them(tmp_path: Path) -> None:
     modalities = sorted(ds["00080060"]["Value"][0] for ds in json.loads(series.stdout))
     assert modalities == ["CT", "MR"]
     assert sorted(ds["0020000D"]["Value"][0] for ds in json.loads(studies.stdout)) == ["1.1", "1.2"]
+
+
+_REFUSING_SCP = _NAMING_SCP.replace("0xC000", "0xA900").replace('"bad key"', '"no"')
+
+
+def test_a_refused_query_below_the_top_level_hints_at_the_key_above(tmp_path: Path) -> None:
+    # Walkthrough 7c: pynetdicom's qrscp refuses a series query without the study's UID
+    # (A900), and said why only in its own log.
+    port = free_port()
+    script = tmp_path / "refusing_scp.py"
+    script.write_text(_REFUSING_SCP)
+    with running([sys.executable, str(script), str(port)], port):
+        bare = cli("find", f"127.0.0.1:{port}", "--level", "series")
+        given = cli("find", f"127.0.0.1:{port}", "--level", "series", "StudyInstanceUID=1.2.3")
+    assert bare.returncode == given.returncode == 1
+    assert "hint: a hierarchical peer needs one StudyInstanceUID" in bare.stderr
+    assert "give StudyInstanceUID=..., found with --level study first" in bare.stderr
+    assert "hint:" not in given.stderr

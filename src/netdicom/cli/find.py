@@ -286,4 +286,36 @@ async def _find(
             stderr(f"{result.matches} match{'es' if result.matches != 1 else ''}")
             stderr(f"netdicom: warning: C-FIND ended with {name} (0x{result.status:04X}){comment}")
         return 0
+    if not quiet and (hint := _hierarchy_hint(model, identifier, result.status)):
+        stderr(hint)
     raise DimseFailure(result.status, f"C-FIND failed: {name} (0x{result.status:04X}){comment}")
+
+
+def _hierarchy_hint(model: Any, identifier: Any, code: int) -> str | None:
+    """A refused query below the top level whose identifier names no single entity of the
+    level above: a hierarchical SCP (pynetdicom's qrscp, the baseline of PS3.4 C.4.1.3.1)
+    wants that unique key, and said so only in its own log (walkthrough 7c)."""
+    from netdicom.archive.matching import UNIQUE_KEYS, Level
+
+    if code != 0xA900 and code >> 12 != 0xC:
+        return None
+    level = Level[str(identifier.QueryRetrieveLevel)]
+    above = [lv for lv in model.levels if lv < level]
+
+    def value(tag: int) -> str:
+        element = identifier.get(tag)
+        found = "" if element is None or element.value is None else element.value
+        if isinstance(found, str | bytes):
+            return str(found).strip()
+        return "\\".join(map(str, found))  # a list of values (pydicom's MultiValue)
+
+    missing = [lv for lv in above if not value(UNIQUE_KEYS[lv]) or "\\" in value(UNIQUE_KEYS[lv])]
+    if not missing:
+        return None
+    from pydicom.datadict import keyword_for_tag
+
+    key = keyword_for_tag(UNIQUE_KEYS[missing[-1]])
+    return (
+        f"hint: a hierarchical peer needs one {key} (a level above {level.name}) to query "
+        f"there: give {key}=..., found with --level {missing[-1].name.lower()} first"
+    )
