@@ -244,6 +244,8 @@ def test_find_rich_table_never_cuts_a_uid(monkeypatch: pytest.MonkeyPatch) -> No
     text = out.getvalue()
     assert uid in text and "…" not in text
     assert max(len(line) for line in text.splitlines()) <= 100
+    # Folded, not cropped: its end was cut off by the terminal's width (walkthrough 7b).
+    assert "folding here" in text
 
 
 def test_a_backslash_in_a_message_is_shown_once() -> None:

@@ -150,7 +150,9 @@ class TableWriter:
                     kept[index] = width
                     room -= width - 4
         for index, (_, header) in enumerate(self._columns):
-            table.add_column(header, overflow="fold", min_width=kept.get(index))
+            # no_wrap, not min_width: Rich honours a minimum by growing the table past the
+            # terminal (the other columns then lost their ends to the crop).
+            table.add_column(header, overflow="fold", no_wrap=index in kept)
         for row in self._rows:
             table.add_row(*(Text(value) for value in row))
         console.print(table, crop=False)
