@@ -377,3 +377,30 @@ def test_a_uid_list_too_long_for_a_16_bit_length_is_still_the_unique_key(tmp_pat
         assert final.status == status.SUCCESS
 
     run(go)
+
+
+def test_a_computed_key_below_its_level_is_not_supported_there(tmp_path: Path) -> None:
+    # Walkthrough 7b: ModalitiesInStudy asked at SERIES level came back empty with FF00 and,
+    # given a value, matched nothing: FF01 and not matched, as any key serve cannot use.
+    async def go() -> None:
+        async with serving(tmp_path) as app:
+            contexts = [ProposedContext(CT, (EXPLICIT,)), *find_contexts(Model.STUDY_ROOT)]
+            assoc = await connect(app, contexts)
+            ds = make_dataset(study_uid="7.9", series_uid="7.9.1")
+            await assoc.send_message(
+                1, CStoreRQ(1, CT, ds.SOPInstanceUID), encode_identifier(ds, EXPLICIT)
+            )
+            rsp, _ = await receive_response(assoc, 1, 10)
+            assert isinstance(rsp, CStoreRSP) and rsp.status == status.SUCCESS
+            query = study_query(
+                StudyInstanceUID="7.9", SeriesInstanceUID="", ModalitiesInStudy="CT"
+            )
+            query.QueryRetrieveLevel = "SERIES"
+            pending, final = await raw_find(assoc, query)
+            await assoc.release()
+        assert [(code, str(ds.SeriesInstanceUID)) for code, ds in pending] == [
+            (status.PENDING_WARNING, "7.9.1")
+        ]
+        assert final.status == status.SUCCESS
+
+    run(go)

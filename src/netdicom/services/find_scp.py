@@ -235,7 +235,15 @@ def parse_identifier(ds: Any, model: Model) -> ParsedIdentifier:
         if tag == RETRIEVE_AE_TITLE:
             requested.append(Requested(tag, "AE", Key(tag, "AE")))
             continue
-        if (tag >> 16) % 2 == 1 or vr in _BINARY_VRS or level_of(tag, model) > level:
+        if (
+            (tag >> 16) % 2 == 1
+            or vr in _BINARY_VRS
+            or level_of(tag, model) > level
+            # A computed key (ModalitiesInStudy, Number of ... Related ...) is computed at its
+            # own level only: asked below it, it came back empty with FF00 and, given a value,
+            # matched nothing (walkthrough 7b). Not supported there: FF01, not matched.
+            or (tag in COMPUTED_BY_TAG and level_of(tag, model) != level)
+        ):
             requested.append(Requested(tag, vr, None))
             continue
         requested.append(Requested(tag, vr, _key(ds, tag, vr, charset)))
