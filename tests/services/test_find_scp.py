@@ -404,3 +404,28 @@ def test_a_computed_key_below_its_level_is_not_supported_there(tmp_path: Path) -
         assert final.status == status.SUCCESS
 
     run(go)
+
+
+def test_a_private_creator_is_echoed_with_its_private_key(tmp_path: Path) -> None:
+    # Walkthrough 7c: the Private Creator came back empty, and the private key that followed
+    # belonged to no block (pydicom's private_block() raised KeyError on the response).
+    async def go() -> None:
+        async with serving(tmp_path) as app:
+            contexts = [ProposedContext(CT, (EXPLICIT,)), *find_contexts(Model.STUDY_ROOT)]
+            assoc = await connect(app, contexts)
+            ds = make_dataset(study_uid="7.8")
+            await assoc.send_message(
+                1, CStoreRQ(1, CT, ds.SOPInstanceUID), encode_identifier(ds, EXPLICIT)
+            )
+            rsp, _ = await receive_response(assoc, 1, 10)
+            assert isinstance(rsp, CStoreRSP) and rsp.status == status.SUCCESS
+            query = study_query(StudyInstanceUID="7.8")
+            query.private_block(0x0029, "ACME", create=True).add_new(0x11, "UL", None)
+            pending, _ = await raw_find(assoc, query)
+            await assoc.release()
+        ((code, match),) = pending
+        assert code == status.PENDING_WARNING  # the private key itself is not answered
+        assert match[0x00290010].value == "ACME"
+        assert match.private_block(0x0029, "ACME")[0x11].value is None
+
+    run(go)

@@ -176,6 +176,9 @@ class Requested:
     tag: int
     vr: str
     key: Key | None  # None: not answered (below the level, private, binary): empty + FF01
+    # A Private Creator's value, echoed: it reserves the block its private keys belong to
+    # (PS3.5 7.8.1), and is no key itself.
+    echo: str | None = None
 
 
 @frozen
@@ -187,7 +190,7 @@ class ParsedIdentifier:
 
     @property
     def unsupported(self) -> bool:
-        return any(r.key is None for r in self.requested)
+        return any(r.key is None and r.echo is None for r in self.requested)
 
     def query(self, combined_datetime: bool) -> Query:
         keys = tuple(
@@ -234,6 +237,12 @@ def parse_identifier(ds: Any, model: Model) -> ParsedIdentifier:
         vr = _vr_of(ds, tag)
         if tag == RETRIEVE_AE_TITLE:
             requested.append(Requested(tag, "AE", Key(tag, "AE")))
+            continue
+        if (tag >> 16) % 2 == 1 and 0x10 <= tag & 0xFFFF <= 0xFF:
+            # Returned empty, the private keys that follow belonged to no block: pydicom's
+            # private_block() raised KeyError on the response (walkthrough 7c).
+            creator = _raw_text(ds.get_item(tag).value)
+            requested.append(Requested(tag, "LO", None, echo=creator))
             continue
         if (
             (tag >> 16) % 2 == 1
@@ -457,6 +466,9 @@ class FindSCP:
         texts: list[str] = []
         computed = computed_for(query)
         for item in parsed.requested:
+            if item.echo is not None:
+                ds.add_new(item.tag, "LO", item.echo or None)
+                continue
             if item.key is None:
                 ds.add_new(item.tag, item.vr, None)
                 continue
