@@ -51,6 +51,14 @@ def _echo(config: Path, *args: str, env_aet: str | None = None) -> subprocess.Co
     )
 
 
+def _titles_logged(serve: subprocess.Popen[bytes], field: str) -> list[str]:
+    """The `field` AE title of each association serve --log-json logged. (A first connection
+    with no A-ASSOCIATE-RQ is running()'s check that serve listens: left out.)"""
+    assert serve.stdout is not None
+    logged = [json.loads(line) for line in serve.stdout.read().decode().splitlines()]
+    return [e[field] for e in logged if e.get("event") == "association" and e[field]]
+
+
 def test_called_ae_title_precedence_at_a_real_peer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -73,10 +81,7 @@ def test_called_ae_title_precedence_at_a_real_peer(
         inline = CliRunner().invoke(build_app("echo"), ["echo", "pacs", "--aec", "OPTIONAE"])
         assert inline.exit_code == 0, inline.output
         assert resolve_peer("pacs") == Peer("127.0.0.1", port, "CONFIGAE")
-    assert serve.stdout is not None
-    logged = [json.loads(line) for line in serve.stdout.read().decode().splitlines()]
-    # (A first connection with no A-ASSOCIATE-RQ is running()'s check that serve listens.)
-    called = [e["called_ae"] for e in logged if e.get("event") == "association" and e["called_ae"]]
+    called = _titles_logged(serve, "called_ae")
     assert called == ["OPTIONAE", "CONFIGAE", "PEERAE", "OPTIONAE", "ANY-SCP", "OPTIONAE"]
 
 
@@ -103,11 +108,7 @@ def test_calling_ae_title_precedence_at_a_real_peer(tmp_path: Path) -> None:
             assert result.returncode == 0, result.stderr
         no_file = _echo(tmp_path / "none.toml", f"127.0.0.1:{port}")
         assert no_file.returncode == 0, no_file.stderr
-    assert serve.stdout is not None
-    logged = [json.loads(line) for line in serve.stdout.read().decode().splitlines()]
-    calling = [
-        e["calling_ae"] for e in logged if e.get("event") == "association" and e["calling_ae"]
-    ]
+    calling = _titles_logged(serve, "calling_ae")
     assert calling == ["PACSWS", "FILEWS", "FILEWS", "ENVWS", "OPTIONWS", "NETDICOM"]
 
 

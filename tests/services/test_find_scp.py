@@ -78,6 +78,14 @@ async def raw_find(
         return pending, rsp
 
 
+async def store_via(assoc: Association, ds: Dataset, message_id: int = 1) -> None:
+    """C-STORE `ds` on the association's CT context (the first), asserting success."""
+    data = encode_identifier(ds, EXPLICIT)
+    await assoc.send_message(1, CStoreRQ(message_id, CT, ds.SOPInstanceUID), data)
+    rsp, _ = await receive_response(assoc, message_id, 10)
+    assert isinstance(rsp, CStoreRSP) and rsp.status == status.SUCCESS
+
+
 def study_query(**keys: Any) -> Dataset:
     ds = Dataset()
     ds.QueryRetrieveLevel = "STUDY"
@@ -360,12 +368,7 @@ def test_a_uid_list_too_long_for_a_16_bit_length_is_still_the_unique_key(tmp_pat
             contexts = [ProposedContext(CT, (EXPLICIT,)), *find_contexts(Model.STUDY_ROOT)]
             assoc = await connect(app, contexts)
             for n, study in enumerate(("7.1", "7.2", "7.3"), 1):
-                ds = make_dataset(study_uid=study)
-                await assoc.send_message(
-                    1, CStoreRQ(n, CT, ds.SOPInstanceUID), encode_identifier(ds, EXPLICIT)
-                )
-                rsp, _ = await receive_response(assoc, n, 10)
-                assert isinstance(rsp, CStoreRSP) and rsp.status == status.SUCCESS
+                await store_via(assoc, make_dataset(study_uid=study), n)
             identifier = study_query(StudyInstanceUID=["7.1", "7.3", *many])
             ctx = assoc.negotiated.context_for(STUDY_ROOT_FIND)  # type: ignore[union-attr]
             assert ctx is not None and ctx.transfer_syntax == EXPLICIT
@@ -386,12 +389,7 @@ def test_a_computed_key_below_its_level_is_not_supported_there(tmp_path: Path) -
         async with serving(tmp_path) as app:
             contexts = [ProposedContext(CT, (EXPLICIT,)), *find_contexts(Model.STUDY_ROOT)]
             assoc = await connect(app, contexts)
-            ds = make_dataset(study_uid="7.9", series_uid="7.9.1")
-            await assoc.send_message(
-                1, CStoreRQ(1, CT, ds.SOPInstanceUID), encode_identifier(ds, EXPLICIT)
-            )
-            rsp, _ = await receive_response(assoc, 1, 10)
-            assert isinstance(rsp, CStoreRSP) and rsp.status == status.SUCCESS
+            await store_via(assoc, make_dataset(study_uid="7.9", series_uid="7.9.1"))
             query = study_query(
                 StudyInstanceUID="7.9", SeriesInstanceUID="", ModalitiesInStudy="CT"
             )
@@ -413,12 +411,7 @@ def test_a_private_creator_is_echoed_with_its_private_key(tmp_path: Path) -> Non
         async with serving(tmp_path) as app:
             contexts = [ProposedContext(CT, (EXPLICIT,)), *find_contexts(Model.STUDY_ROOT)]
             assoc = await connect(app, contexts)
-            ds = make_dataset(study_uid="7.8")
-            await assoc.send_message(
-                1, CStoreRQ(1, CT, ds.SOPInstanceUID), encode_identifier(ds, EXPLICIT)
-            )
-            rsp, _ = await receive_response(assoc, 1, 10)
-            assert isinstance(rsp, CStoreRSP) and rsp.status == status.SUCCESS
+            await store_via(assoc, make_dataset(study_uid="7.8"))
             query = study_query(StudyInstanceUID="7.8")
             query.private_block(0x0029, "ACME", create=True).add_new(0x11, "UL", None)
             pending, _ = await raw_find(assoc, query)
