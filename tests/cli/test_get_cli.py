@@ -642,6 +642,14 @@ def test_an_unusable_out_folder_is_bad_input_before_any_query(tmp_path: Path, co
             assert json.loads(result.stdout)["error"] == f"--out {tmp_path / out}: {why}"
 
 
+def test_a_folder_that_cannot_be_made_leaves_no_parents_behind(tmp_path: Path) -> None:
+    too_long = tmp_path / "made" / "on" / ("x" * 300)
+    result = run_cli("get", f"127.0.0.1:{free_port()}", "PatientID=X", "--out", str(too_long))
+    assert result.returncode == 3
+    assert "cannot create it: File name too long" in result.stderr
+    assert not (tmp_path / "made").exists()
+
+
 def test_serve_dir_that_is_a_file_is_bad_input(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("x")
     result = run_cli("serve", "--dir", str(tmp_path / "afile"), "--port", str(free_port()))

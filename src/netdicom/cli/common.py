@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Coroutine
@@ -609,11 +610,16 @@ def check_folder(path: Path, option: str) -> None:
     Raises OSError saying what to fix (exit 3)."""
     import tempfile
 
+    missing = [p for p in (path, *path.parents) if not os.path.lexists(p)]
     try:
         path.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
         raise OSError(f"{option} {path}: a file is in the way, not a folder") from None
     except OSError as exc:
+        # The folders made on the way stay no more than the one that could not be made.
+        for made in missing:
+            with contextlib.suppress(OSError):
+                os.rmdir(made)
         raise OSError(f"{option} {path}: cannot create it: {exc.strerror or exc}") from None
     if not path.is_dir():
         raise OSError(f"{option} {path}: a file is in the way, not a folder")
