@@ -608,3 +608,26 @@ def test_a_refused_query_below_the_top_level_hints_at_the_key_above(tmp_path: Pa
     assert "hint: a hierarchical peer needs one StudyInstanceUID" in bare.stderr
     assert "give StudyInstanceUID=..., found with --level study first" in bare.stderr
     assert "hint:" not in given.stderr
+
+
+def test_a_night_is_asked_with_combined_date_time_matching(tmp_path: Path) -> None:
+    # Walkthrough 7b: `StudyDate=20240101-20240102 StudyTime=2200-0200` (the night shift,
+    # PS3.4 C.2.2.2.5.1) was refused as a range that "matches nothing", and no combined
+    # matching was ever proposed though serve implements it.
+    for n, (date, time) in enumerate([("20240101", "230000"), ("20240102", "013000"),
+                                      ("20240101", "120000")]):  # fmt: skip
+        ds = make_dataset(study_uid=f"1.{n}", study_date=date)
+        ds.StudyTime = time
+        write_instance(tmp_path / "served" / f"{n}.dcm", ds)
+    port, other = free_port(), free_port()
+    script = tmp_path / "plain_scp.py"
+    script.write_text(_NAMING_SCP)  # a pynetdicom SCP: no extended negotiation answered
+    night = ["StudyDate=20240101-20240102", "StudyTime=2200-0200", "--json"]
+    with running(serve_argv(tmp_path / "served", port), port), \
+         running([sys.executable, str(script), str(other)], other):  # fmt: skip
+        found = cli("find", f"127.0.0.1:{port}", *night)
+        refused = cli("find", f"127.0.0.1:{other}", *night)
+    assert found.returncode == 0, found.stderr
+    assert sorted(ds["0020000D"]["Value"][0] for ds in json.loads(found.stdout)) == ["1.0", "1.1"]
+    assert refused.returncode == 2 and json.loads(refused.stdout) == []
+    assert "did not accept combined date-time matching" in refused.stderr

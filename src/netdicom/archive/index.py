@@ -39,6 +39,7 @@ from netdicom.archive.matching import (
     COLUMN_BY_TAG,
     COLUMNS,
     COMPUTED_BY_TAG,
+    DATE_TIME_PAIRS,
     RANGE_VRS,
     WILDCARD_VRS,
     Column,
@@ -267,15 +268,6 @@ class Match:
 FileReader = Callable[[str, frozenset[int]], Mapping[int, Values | Items]]
 """Reads tags of a stored file (path relative to DIR) for attributes the index has no
 column for; see archive.rebuild.read_attributes."""
-
-# DA/TM pairs matched together under combined date-time matching (PS3.4 C.2.2.2.5.1).
-DATE_TIME_PAIRS: Final = (
-    (0x00080020, 0x00080030),
-    (0x00080021, 0x00080031),
-    (0x00080022, 0x00080032),
-    (0x00080023, 0x00080033),
-    (0x00100030, 0x00100032),
-)
 
 
 def index_path(directory: Path) -> Path:

@@ -201,6 +201,16 @@ COMPUTED: Final = (
 )
 COMPUTED_BY_TAG: Final = {c.tag: c for c in COMPUTED}
 
+# Date and time keys matched together under combined date-time matching (PS3.4 C.2.2.2.5.1):
+# Study, Series, Acquisition and Content Date/Time, and Patient's Birth Date/Time.
+DATE_TIME_PAIRS: Final = (
+    (0x00080020, 0x00080030),
+    (0x00080021, 0x00080031),
+    (0x00080022, 0x00080032),
+    (0x00080023, 0x00080033),
+    (0x00100030, 0x00100032),
+)
+
 # Patient Study module (PS3.3 C.7.2.2): in group 0010 but about the patient at the time of
 # the study, so study level.
 _PATIENT_STUDY: Final = frozenset(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -113,7 +114,14 @@ def find(
 ) -> None:
     """Query a peer with C-FIND and print the matches."""
     from netdicom.archive.matching import Level, Model
-    from netdicom.services.find_scu import BadKey, build_identifier, parse_keys, wanted_keys
+    from netdicom.services.find_scu import (
+        BadKey,
+        build_identifier,
+        needs_combined_matching,
+        night_keys,
+        parse_keys,
+        wanted_keys,
+    )
     from netdicom.services.peer import BadPeer
 
     if json_output and csv_output:
@@ -128,7 +136,11 @@ def find(
             param_hint="--level",
         )
     try:
-        keys = parse_keys(items)
+        # A date range with its time: asked as one date-time range (combined matching,
+        # PS3.4 C.2.2.2.5.1), where a time range across midnight is a night.
+        keys = parse_keys(items, combined=True)
+        combined = needs_combined_matching(keys)
+        nights = [f"{key.keyword}={key.value}" for key in night_keys(keys)]
         wanted = wanted_keys(the_level, the_model, keys, defaults=not no_defaults)
         identifier = build_identifier(the_level, wanted)
     except BadKey as exc:
@@ -166,6 +178,8 @@ def find(
             timeout,
             verbose,
             quiet,
+            combined=combined,
+            nights=nights,
         ),
         debug=debug,
         quiet=quiet,
@@ -185,6 +199,9 @@ async def _find(
     timeout: float,
     verbose: bool,
     quiet: bool,
+    *,
+    combined: bool = False,
+    nights: Sequence[str] = (),
 ) -> int:
     import asyncio
 
@@ -205,8 +222,14 @@ async def _find(
     columns = [
         (tag, keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})") for tag in order
     ]
+    from netdicom.core.pdu import SOPClassExtendedNegotiation
+    from netdicom.services.find_scu import COMBINED_DATE_TIME
+
+    extended = (
+        [SOPClassExtendedNegotiation(model.find_sop_class, COMBINED_DATE_TIME)] if combined else []
+    )
     try:
-        assoc = await open_association(target, options, find_contexts(model))
+        assoc = await open_association(target, options, find_contexts(model), extended=extended)
     except BaseException:
         # With --json, stdout is a JSON array whatever happens: `[]` when the association
         # failed (refused, rejected, a timeout, Ctrl-C); it was empty, and a script's JSON
@@ -218,6 +241,25 @@ async def _find(
         from netdicom.render.negotiation import print_negotiation
 
         print_negotiation(assoc)
+    if combined and not _combined_granted(assoc, model):
+        if nights:
+            # Matched apart, a time range across midnight matches nothing on any day.
+            assoc.abort()
+            if mode == "json":
+                make_writer(mode, columns).finish()
+            stderr(
+                f"netdicom: error: {', '.join(nights)} ends before it starts: a night, with "
+                "its date range, only where the peer matches date and time together, and it "
+                "did not accept combined date-time matching (PS3.4 C.2.2.2.5.1): ask each "
+                "side of midnight apart"
+            )
+            return int(ExitCode.USAGE)
+        if not quiet:
+            stderr(
+                "netdicom: warning: the peer matches dates and times apart (it did not accept "
+                "combined date-time matching): the time range applies to each day of the date "
+                "range"
+            )
     # -q silences the text; asked for, JSON and CSV are printed all the same, as store, echo,
     # get and move print their JSON (find printed nothing, and `| jq` failed; a CSV file
     # written by a script with -q was empty, walkthrough 6d).
@@ -289,6 +331,16 @@ async def _find(
     if not quiet and (hint := _hierarchy_hint(model, identifier, result.status)):
         stderr(hint)
     raise DimseFailure(result.status, f"C-FIND failed: {name} (0x{result.status:04X}){comment}")
+
+
+def _combined_granted(assoc: Any, model: Any) -> bool:
+    """Whether the peer accepted combined date-time matching (byte 2 of its SOP Class
+    Extended Negotiation answer, PS3.4 Table C.5-2)."""
+    negotiated = assoc.negotiated
+    answer: bytes = b""
+    if negotiated is not None:
+        answer = negotiated.extended_negotiation.get(model.find_sop_class, b"")
+    return len(answer) > 1 and answer[1] == 1
 
 
 def _hierarchy_hint(model: Any, identifier: Any, code: int) -> str | None:

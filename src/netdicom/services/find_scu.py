@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from netdicom.archive.matching import (
     COMPUTED_BY_TAG,
+    DATE_TIME_PAIRS,
     INTEGER_VRS,
     NUMBER_VRS,
     Level,
@@ -82,6 +83,16 @@ class BadKey(NetDicomError):
     """A KEY=VALUE argument we cannot turn into an identifier element."""
 
 
+class ReversedTime(BadKey):
+    """A time range that ends before it starts: nothing, unless combined date-time matching
+    (PS3.4 C.2.2.2.5.1) reads it with a date range as a night (`2200-0200`)."""
+
+
+# SOP Class Extended Negotiation of C-FIND (PS3.4 Table C.5-1): byte 1 relational queries
+# (not asked), byte 2 combined date and time matching.
+COMBINED_DATE_TIME: Final = b"\x00\x01"
+
+
 @frozen
 class KeyArg:
     tag: int
@@ -123,7 +134,8 @@ def _check_date_time(keyword: str, vr: str, value: str) -> None:
     if form[0].fullmatch(text):
         problem = _calendar_problem(vr, text)
         if problem:
-            raise BadKey(f"{keyword}={quoted(value)}: {problem}; such a key matches nothing")
+            error = ReversedTime if vr == "TM" and "the range ends" in problem else BadKey
+            raise error(f"{keyword}={quoted(value)}: {problem}; such a key matches nothing")
         return
     _, one, more = form
     raise BadKey(
@@ -231,15 +243,26 @@ def _number_form(vr: str) -> str:
     return f"a decimal number such as 1.5 or -2e-3{several}"
 
 
-def parse_keys(texts: Sequence[str]) -> list[KeyArg]:
+def parse_keys(texts: Sequence[str], *, combined: bool = False) -> list[KeyArg]:
     """Each KEY=VALUE of the command line, one per attribute. An attribute given twice keeps
     its value when the other is `KEY=` (asking to show it: a matching key returns its value
     anyway); with two values it is a BadKey. The later one silently replaced the first:
-    `PatientName=DOE* PatientName=` matched everyone (walkthrough 6b, 6d)."""
+    `PatientName=DOE* PatientName=` matched everyone (walkthrough 6b, 6d).
+
+    `combined`: a time range that ends before it starts is taken when its date key holds a
+    range: with combined date-time matching it is a night (`StudyDate=20240101-20240102
+    StudyTime=2200-0200`); the caller negotiates that (needs_combined_matching)."""
     keys: dict[int, KeyArg] = {}
     given: dict[int, str] = {}
+    night: dict[int, ReversedTime] = {}
     for text in texts:
-        key = parse_key(text)
+        try:
+            key = parse_key(text)
+        except ReversedTime as exc:
+            if not combined:
+                raise
+            key = parse_key(text, check_dates=False)
+            night[key.tag] = exc
         earlier = keys.get(key.tag)
         if earlier is None or not earlier.value:
             keys[key.tag], given[key.tag] = key, text
@@ -248,10 +271,39 @@ def parse_keys(texts: Sequence[str]) -> list[KeyArg]:
                 f"{key.keyword} is given twice ({quoted(given[key.tag])} and {quoted(text)}): "
                 "one value per attribute; several values go in one, separated by \\"
             )
+    dates = {date: time for date, time in DATE_TIME_PAIRS}
+    for tag, error in night.items():
+        date = next((d for d, t in dates.items() if t == tag), None)
+        if date is None or "-" not in (keys[date].value if date in keys else ""):
+            raise error
     return list(keys.values())
 
 
-def parse_key(text: str) -> KeyArg:
+def needs_combined_matching(keys: Sequence[KeyArg]) -> bool:
+    """Whether a date range and its time key are both given: matched as one date-time range
+    only with combined date-time matching, proposed in extended negotiation."""
+    values = {key.tag: key.value for key in keys}
+    return any(
+        "-" in values.get(date, "") and values.get(time, "") not in ("", "*")
+        for date, time in DATE_TIME_PAIRS
+    )
+
+
+def night_keys(keys: Sequence[KeyArg]) -> list[KeyArg]:
+    """The time keys whose range ends before it starts (read as a night only under combined
+    date-time matching)."""
+    times = {time for _, time in DATE_TIME_PAIRS}
+    found = []
+    for key in keys:
+        if key.tag in times:
+            try:
+                _check_date_time(key.keyword, "TM", key.value)
+            except ReversedTime:
+                found.append(key)
+    return found
+
+
+def parse_key(text: str, *, check_dates: bool = True) -> KeyArg:
     """`PatientName=DOE*`, `0010,0010=DOE*`, `(0010,0010)=`, `00100010=`."""
     from pydicom.datadict import tag_for_keyword
 
@@ -271,7 +323,8 @@ def parse_key(text: str) -> KeyArg:
             )
         tag, keyword = int(number), name
     vr = _dictionary_vr(tag)
-    _check_date_time(keyword, vr, value)
+    if check_dates:
+        _check_date_time(keyword, vr, value)
     if vr == "UI" and ("*" in value or "?" in value):
         # Wild cards do not apply to UIDs (PS3.4 C.2.2.2.4): an SCP matches the text as it
         # is, and `1.2.840.*` found nothing, without a word.

@@ -30,7 +30,7 @@ from netdicom.core.errors import (
     RemoteProtocolError,
     TimeoutExpired,
 )
-from netdicom.core.pdu import AsyncOpsWindow, UserIdentityRQ
+from netdicom.core.pdu import AsyncOpsWindow, SOPClassExtendedNegotiation, UserIdentityRQ
 from netdicom.core.printable import quoted
 from netdicom.core.records import frozen
 from netdicom.services.peer import Peer
@@ -67,6 +67,7 @@ async def open_association(
     roles: Mapping[str, tuple[bool, bool]] | None = None,
     faults: FaultInjector | None = None,
     window: int = 1,
+    extended: Sequence[SOPClassExtendedNegotiation] = (),
 ) -> Association:
     """Open an association proposing `contexts`. `window` > 1 proposes an asynchronous
     operations window (PS3.7 D.3.3.3): up to `window` requests outstanding from us, none
@@ -87,6 +88,7 @@ async def open_association(
         roles=roles or {},
         user_identity=options.user_identity,
         async_window=AsyncOpsWindow(max_invoked=window, max_performed=1) if window > 1 else None,
+        extended=extended,
     )
     try:
         assoc = await associate(peer.host, peer.port, rq, options.transport, faults=faults)
