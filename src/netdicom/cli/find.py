@@ -136,11 +136,12 @@ def find(
             param_hint="--level",
         )
     try:
-        # A date range with its time: asked as one date-time range (combined matching,
-        # PS3.4 C.2.2.2.5.1), where a time range across midnight is a night.
+        # A time range across midnight with a date range is a night: asked as one date-time
+        # range (combined matching, PS3.4 C.2.2.2.5.1). Only then: other date and time
+        # ranges keep the meaning other tools give them (each matched apart).
         keys = parse_keys(items, combined=True)
-        combined = needs_combined_matching(keys)
         nights = [f"{key.keyword}={key.value}" for key in night_keys(keys)]
+        combined = bool(nights) and needs_combined_matching(keys)
         wanted = wanted_keys(the_level, the_model, keys, defaults=not no_defaults)
         identifier = build_identifier(the_level, wanted)
     except BadKey as exc:
@@ -242,24 +243,17 @@ async def _find(
 
         print_negotiation(assoc)
     if combined and not _combined_granted(assoc, model):
-        if nights:
-            # Matched apart, a time range across midnight matches nothing on any day.
-            assoc.abort()
-            if mode == "json":
-                make_writer(mode, columns).finish()
-            stderr(
-                f"netdicom: error: {', '.join(nights)} ends before it starts: a night, with "
-                "its date range, only where the peer matches date and time together, and it "
-                "did not accept combined date-time matching (PS3.4 C.2.2.2.5.1): ask each "
-                "side of midnight apart"
-            )
-            return int(ExitCode.USAGE)
-        if not quiet:
-            stderr(
-                "netdicom: warning: the peer matches dates and times apart (it did not accept "
-                "combined date-time matching): the time range applies to each day of the date "
-                "range"
-            )
+        # Matched apart, a time range across midnight matches nothing on any day.
+        assoc.abort()
+        if mode == "json":
+            make_writer(mode, columns).finish()
+        stderr(
+            f"netdicom: error: {', '.join(nights)} ends before it starts: a night, with its "
+            "date range, only where the peer matches date and time together, and it did not "
+            "accept combined date-time matching (PS3.4 C.2.2.2.5.1): ask each side of "
+            "midnight apart"
+        )
+        return int(ExitCode.USAGE)
     # -q silences the text; asked for, JSON and CSV are printed all the same, as store, echo,
     # get and move print their JSON (find printed nothing, and `| jq` failed; a CSV file
     # written by a script with -q was empty, walkthrough 6d).
