@@ -6,6 +6,10 @@ milliseconds exits with 130, as it does later, instead of printing Python's trac
 The cyclic garbage collector is off while modules load (their objects live as long as the
 process: collecting them is wasted work, ~7 ms of a ~110 ms start-up here); `cli.common.run`
 turns it back on, after moving everything loaded so far out of its reach (gc.freeze).
+
+The standard streams are set up first, before anything can write: standard error never fails
+a command (LossyStderr), standard output closed from the start says so (ClosedStdout), and a
+character the locale's encoding cannot hold is written escaped.
 """
 
 from __future__ import annotations
