@@ -606,6 +606,7 @@ def test_a_refused_query_below_the_top_level_hints_at_the_key_above(tmp_path: Pa
         given = cli("find", f"127.0.0.1:{port}", "--level", "series", "StudyInstanceUID=1.2.3")
     assert bare.returncode == given.returncode == 1
     assert "hint: a hierarchical peer needs one StudyInstanceUID" in bare.stderr
+    assert bare.stderr.index("netdicom: error:") < bare.stderr.index("hint:")  # as elsewhere
     assert "give StudyInstanceUID=..., found with --level study first" in bare.stderr
     assert "hint:" not in given.stderr
 

@@ -123,7 +123,12 @@ def test_get_json_without_a_match_and_dry_run_json(
     dry = run_cli("get", peer, "PatientName=DOE*", "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr
     plan = {"QueryRetrieveLevel": "STUDY", "StudyInstanceUID": STUDY_A}
-    assert json.loads(dry.stdout) == {"service": "get", "dry_run": True, "plan": [plan]}
+    assert json.loads(dry.stdout) == {
+        "service": "get",
+        "dry_run": True,
+        "plan": [plan],
+        "skipped": [],
+    }
     assert not any(tmp_path.iterdir())
 
 
@@ -710,6 +715,8 @@ def test_a_patient_level_retrieve_never_brings_another_issuers_patient(tmp_path:
         unique = run_cli(
             *base, "--level", "patient", "PatientName=SOLO*", "--out", str(tmp_path / "d")
         )
+        planned = run_cli(*base, "--level", "patient", "PatientID=PAT12",
+                          "IssuerOfPatientID=HOSP_A", "--dry-run", "--json")  # fmt: skip
     assert narrowed.returncode == 1 and names("a") == []
     assert (
         "PatientID='PAT12' skipped (2 patients on the peer share this Patient ID" in narrowed.stderr
@@ -718,6 +725,10 @@ def test_a_patient_level_retrieve_never_brings_another_issuers_patient(tmp_path:
     assert by_study.returncode == 0 and names("b") == ["ALPHA^A"], by_study.stderr
     assert by_id.returncode == 0 and names("c") == ["ALPHA^A", "BETA^B"]  # the ID asked for
     assert unique.returncode == 0 and names("d") == ["SOLO^S"], unique.stderr
+    # --dry-run ends as the run would: the match left out, exit 1 (it was 0, an empty plan).
+    assert planned.returncode == 1
+    (skipped,) = json.loads(planned.stdout)["skipped"]
+    assert skipped["match"] == "PatientID='PAT12'" and "share this Patient ID" in skipped["why"]
 
 
 _GET_SCP_SENDING_MORE = """

@@ -79,7 +79,9 @@ def finite_seconds(value: float) -> float:
     import math
 
     if not math.isfinite(value):
-        raise typer.BadParameter(f"{value} is not a number of seconds")
+        raise typer.BadParameter(
+            f"{value} is not a number of seconds: give a finite one (86400 for a day)"
+        )
     return value
 
 

@@ -67,7 +67,7 @@ def classify(exc: BaseException) -> tuple[ExitCode, str, str | None]:
     if isinstance(exc, errors.ConnectionClosed | errors.RemoteProtocolError):
         return ExitCode.ABORTED, str(exc), None
     if isinstance(exc, errors.DimseFailure):
-        return ExitCode.FAILED, str(exc), None
+        return ExitCode.FAILED, str(exc), exc.hint
     if isinstance(exc, errors.LocalProtocolError):
         return ExitCode.USAGE, str(exc), None
     if isinstance(exc, OSError):

@@ -322,9 +322,11 @@ async def _find(
             stderr(f"{result.matches} match{'es' if result.matches != 1 else ''}")
             stderr(f"netdicom: warning: C-FIND ended with {name} (0x{result.status:04X}){comment}")
         return 0
-    if not quiet and (hint := _hierarchy_hint(model, identifier, result.status)):
-        stderr(hint)
-    raise DimseFailure(result.status, f"C-FIND failed: {name} (0x{result.status:04X}){comment}")
+    raise DimseFailure(
+        result.status,
+        f"C-FIND failed: {name} (0x{result.status:04X}){comment}",
+        hint=_hierarchy_hint(model, identifier, result.status),
+    )
 
 
 def _combined_granted(assoc: Any, model: Any) -> bool:
@@ -362,6 +364,6 @@ def _hierarchy_hint(model: Any, identifier: Any, code: int) -> str | None:
 
     key = keyword_for_tag(UNIQUE_KEYS[missing[-1]])
     return (
-        f"hint: a hierarchical peer needs one {key} (a level above {level.name}) to query "
+        f"a hierarchical peer needs one {key} (a level above {level.name}) to query "
         f"there: give {key}=..., found with --level {missing[-1].name.lower()} first"
     )

@@ -173,23 +173,29 @@ async def plan(
     return resolution
 
 
-def show_plan(resolution: Any, service: str, *, json_output: bool) -> None:
+def show_plan(resolution: Any, service: str, *, json_output: bool) -> int:
     """--dry-run: each retrieve identifier, one line, on stdout; with --json one object,
-    `{"service", "dry_run": true, "plan": [{"QueryRetrieveLevel", key: value, ...}]}`."""
+    `{"service", "dry_run": true, "plan": [{"QueryRetrieveLevel", key: value, ...}],
+    "skipped": [{"match", "why"}]}`. The exit code the real run would have for what it leaves
+    out: 1 when a match is skipped (it was 0 with an empty plan, walkthrough 7 verification)."""
     import json
 
     from pydicom.datadict import keyword_for_tag
+
+    from netdicom.cli.exit_codes import ExitCode
 
     plan = [
         {"QueryRetrieveLevel": request.level.name}
         | {str(keyword_for_tag(tag)): value for tag, value in request.keys().items()}
         for request in resolution.requests
     ]
+    skipped = [{"match": s.what, "why": s.why} for s in resolution.skipped]
     if json_output:
-        print(json.dumps({"service": service, "dry_run": True, "plan": plan}))
-        return
-    for keys in plan:
-        print(f"C-{service.upper()} " + " ".join(f"{k}={v}" for k, v in keys.items()))
+        print(json.dumps({"service": service, "dry_run": True, "plan": plan, "skipped": skipped}))
+    else:
+        for keys in plan:
+            print(f"C-{service.upper()} " + " ".join(f"{k}={v}" for k, v in keys.items()))
+    return int(ExitCode.FAILED) if skipped else int(ExitCode.OK)
 
 
 def nothing_to_retrieve(
@@ -535,8 +541,7 @@ async def _get(
         "get", json_output, True, target, options, model, level, keys, requests, timeout, quiet
     )
     if dry_run:
-        show_plan(resolution, "get", json_output=json_output)
-        return 0
+        return show_plan(resolution, "get", json_output=json_output)
     if not resolution.requests:
         return nothing_to_retrieve(
             "get", json_output=json_output, quiet=quiet, checked=True, skipped=resolution.skipped

@@ -275,8 +275,7 @@ async def _move(
         quiet,
     )
     if dry_run:
-        show_plan(resolution, "move", json_output=json_output)
-        return 0
+        return show_plan(resolution, "move", json_output=json_output)
     if not resolution.requests:
         return nothing_to_retrieve(
             "move",

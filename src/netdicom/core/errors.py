@@ -82,9 +82,10 @@ class CancelIgnored(TimeoutExpired):
 class DimseFailure(NetDicomError):
     """A DIMSE operation ended with a failure status."""
 
-    def __init__(self, status: int, message: str = "") -> None:
+    def __init__(self, status: int, message: str = "", hint: str | None = None) -> None:
         super().__init__(message or f"failure status 0x{status:04X}")
         self.status = status
+        self.hint = hint  # what to try, said after the error
 
 
 class ConnectFailed(NetDicomError):
