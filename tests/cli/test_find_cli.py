@@ -360,7 +360,6 @@ def test_wildcards_and_ranges_pass_without_pydicom_warnings(server: int) -> None
         ("DiffusionBValue=high", "a decimal number"),
         # IS, DS and AT values pydicom converts: a traceback, exit 1 (walkthrough 7b).
         ("SeriesNumber=1*", "an IS key takes an integer"),
-        ('SeriesNumber=""', "an IS key takes an integer"),
         ("PatientWeight=7O", "a DS key takes a decimal number"),
         ("FrameIncrementPointer=00XY,1063", "an AT key takes a tag such as 0018,1063"),
     ],
@@ -632,3 +631,19 @@ def test_a_night_is_asked_with_combined_date_time_matching(tmp_path: Path) -> No
     assert sorted(ds["0020000D"]["Value"][0] for ds in json.loads(found.stdout)) == ["1.0", "1.1"]
     assert refused.returncode == 2 and json.loads(refused.stdout) == []
     assert "did not accept combined date-time matching" in refused.stderr
+
+
+def test_empty_value_matching_works_for_a_number_in_text(tmp_path: Path) -> None:
+    # Walkthrough 7 verification: `SeriesNumber=""` (an empty or absent Series Number, PS3.4
+    # C.2.2.2.1) was refused: pydicom would convert the two quotes to a number.
+    numbered = make_dataset(study_uid="1.1", series_uid="1.1.1")
+    unnumbered = make_dataset(study_uid="1.1", series_uid="1.1.2")
+    del unnumbered.SeriesNumber
+    write_instance(tmp_path / "a.dcm", numbered)
+    write_instance(tmp_path / "b.dcm", unnumbered)
+    port = free_port()
+    with running(serve_argv(tmp_path, port), port):
+        result = cli("find", f"127.0.0.1:{port}", "--level", "series", "StudyInstanceUID=1.1",
+                     'SeriesNumber=""', "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert [ds["0020000E"]["Value"][0] for ds in json.loads(result.stdout)] == ["1.1.2"]

@@ -332,7 +332,7 @@ def test_get_counts_that_lie_exit_1(tmp_path: Path) -> None:
     assert "the peer reports 100 completed sub-operations, but 0 instances were stored here" in (
         result.stderr
     )
-    assert list(out.iterdir()) == []  # no empty .incoming either
+    assert not out.exists()  # no empty .incoming, and no empty folder made by this run
 
 
 def test_get_success_with_failed_sub_operations_exit_1(tmp_path: Path) -> None:
@@ -479,7 +479,7 @@ def test_rejected_get_leaves_no_incoming_folder(tmp_path: Path) -> None:
     result = _get_from(_reject, out, "--json")
     assert result.returncode == 5, result.stderr
     assert json.loads(result.stdout)["error"].startswith("association rejected")
-    assert list(out.iterdir()) == []
+    assert not out.exists()  # nothing stored: no folder made by this run left behind
 
 
 def test_failed_sub_operations_fail_whatever_the_status() -> None:
@@ -777,3 +777,33 @@ def test_an_instance_no_request_named_is_said(tmp_path: Path) -> None:
     assert "1 instance(s) that no request named arrived" in problem
     assert "StudyInstanceUID is '1.2.826.0.1.3680043.10.54.6'" in problem
     assert result.returncode == 0  # stored as answered; said, not failed
+
+
+def test_a_failed_check_leaves_no_new_folder_and_a_syntax_is_no_sop_class(tmp_path: Path) -> None:
+    # Walkthrough 7 verification: the --out check made the folder, and a run that stored
+    # nothing (the peer down) left it empty; and Big Endian instances of a CT (a class the
+    # curated set holds) got the hint to add --sop-class.
+    import sys
+
+    from pydicom.uid import ExplicitVRBigEndian
+
+    from tests.dicomfiles import write_instance
+
+    refused = run_cli("get", f"127.0.0.1:{free_port()}", "StudyInstanceUID=1.2.3",
+                      "--out", str(tmp_path / "dated" / "today"))  # fmt: skip
+    assert refused.returncode == 4 and not (tmp_path / "dated").exists()
+    held = write_instance(
+        tmp_path / "ct.dcm", make_dataset(study_uid="1.2.826.0.1.3680043.10.54.7")
+    )
+    script = tmp_path / "scp.py"
+    # Held (it says) in Explicit VR Big Endian, which the proposal for CT does not hold.
+    script.write_text(_GET_SCP_SENDING_MORE.replace(
+        "for ds in files:",
+        f"for ds in files:\n        ds.file_meta.TransferSyntaxUID = {str(ExplicitVRBigEndian)!r}",
+    ))  # fmt: skip
+    port = free_port()
+    with running([sys.executable, str(script), str(port), str(held)], port):
+        result = run_cli("get", f"127.0.0.1:{port}", "StudyInstanceUID=1.2.826.0.1.3680043.10.54.7",
+                         "--out", str(tmp_path / "out"))  # fmt: skip
+    assert result.returncode == 1
+    assert "--sop-class" not in result.stderr

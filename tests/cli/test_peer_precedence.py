@@ -222,8 +222,10 @@ def test_a_missing_file_with_a_default_peer_is_a_missing_file(tmp_path: Path) ->
     config.write_text('default = "pacs"\n[peers.pacs]\nhost = "127.0.0.1"\nport = 1\n')
     env = {**os.environ, "NETDICOM_CONFIG": str(config)}
     env.pop("NETDICOM_PEER", None)
-    for args in (["missing.dcm"], ["missing.dcm", "other.dcm"]):
+    for args in (["missing.dcm"], ["missing.dcm", "other.dcm"], ["pacs2", "other.dcm"]):
         result = subprocess.run([*NETDICOM, "store", *args], capture_output=True, text=True,
                                 env=env, cwd=tmp_path, timeout=60)  # fmt: skip
         assert result.returncode == 3, result.stderr
-        assert "no such file or directory: missing.dcm" in result.stderr
+        assert f"no such file or directory: {args[0]}" in result.stderr
+    # A word like a peer's name may be a typo of one: the peers are named (verification).
+    assert f"pacs2, nor a peer named in {config} (configured: pacs)" in result.stderr

@@ -627,13 +627,19 @@ def check_folder(path: Path, option: str) -> None:
         raise OSError(f"{option} {path}: a file is in the way, not a folder")
     try:
         fd, probe = tempfile.mkstemp(dir=path, prefix=".netdicom-probe-")
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
         raise OSError(
             f"{option} {path}: cannot write in it: {exc.strerror or exc} (is it read-only, or "
             "not writable by this user?)"
         ) from None
-    os.close(fd)
-    os.unlink(probe)
+    finally:
+        # Made for the check only: the run makes it again when it has something to put there
+        # (a run that stored nothing left an empty folder, a new dated one each day).
+        for made in missing:
+            with contextlib.suppress(OSError):
+                os.rmdir(made)
 
 
 def calling_ae_title(aet: str | None, peer_text: str | None) -> str:

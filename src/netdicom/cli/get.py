@@ -555,8 +555,8 @@ async def _get(
             f"left out (128 contexts at most; private ones first): {named}; their "
             "instances cannot come on this association"
         )
-    out.mkdir(parents=True, exist_ok=True)
     with tidy_incoming(out):
+        out.mkdir(parents=True, exist_ok=True)
         storage = StorageSCP(
             Archive(out, on_duplicate=DuplicatePolicy(on_duplicate), temp_shared=True),
             Layout.parse(layout),
@@ -639,7 +639,10 @@ async def _get(
             unexplained = sum(o.final.failed or 0 for o in outcomes) > refused_here
             if failed and unexplained and scp_role:
                 unproposed = _unproposed_classes(outcomes, proposal)
-                if not resolution.sop_classes:
+                said = " ".join(o.error_comment or "" for o in outcomes).lower()
+                # Only when a SOP class is what the peer could not send: for a transfer
+                # syntax (Big Endian files of a CT) it sent the user after --sop-class.
+                if not resolution.sop_classes and (unproposed or "sop class" in said):
                     stderr(_curated_hint(unproposed, len(proposal.roles)))
                 if proposal.left_out and not unproposed:  # a class named: syntaxes no lead
                     stderr(_left_out_hint(proposal.left_out))

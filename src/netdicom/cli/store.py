@@ -127,6 +127,9 @@ def store(
         # configured peer" (exit 2) when a cron job's file had vanished (walkthrough 7a).
         paths.insert(0, Path(peer))
         peer_text = None
+        if not Path(peer).exists() and "/" not in peer and "." not in peer:
+            # A word like a peer's name: a typo of one as likely as a missing file.
+            _missing_or_peer(peer, quiet=quiet)
     if not paths:
         also = ""
         if bare and Path(peer).exists():
@@ -177,6 +180,26 @@ def store(
     if report.refused and not quiet:
         stderr(_refusal_note(report))
     raise typer.Exit(_exit_code(report, debug=debug, quiet=quiet or json_output))
+
+
+def _missing_or_peer(word: str, *, quiet: bool) -> None:
+    """Exit 3 for a first argument that is neither a file nor a configured peer, naming the
+    peers: "no such file" alone misled whoever mistyped a peer's name (walkthrough 7
+    verification)."""
+    from netdicom.cli.exit_codes import ExitCode
+    from netdicom.config import ConfigError, load_config
+
+    try:
+        config = load_config()
+    except ConfigError:
+        return  # resolving the peer says what is wrong with the file
+    known = ", ".join(sorted(config.peers)) or "none"
+    if not quiet:
+        stderr(
+            f"netdicom: error: no such file or directory: {word}, nor a peer named in "
+            f"{config.path} (configured: {known})"
+        )
+    raise typer.Exit(int(ExitCode.BAD_INPUT))
 
 
 def _json_nothing_sent(peer: str, skipped: Sequence[Skipped], error: str) -> None:

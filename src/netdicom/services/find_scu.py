@@ -433,6 +433,14 @@ def build_identifier(level: Level, wanted: Mapping[int, str]) -> Any:
             vr = _number_vr(tag, value)
             numbers = _numbers(_keyword(tag), vr, value)
             element_value = numbers[0] if numbers and len(numbers) == 1 else numbers
+        elif vr in ("IS", "DS") and value == '""':
+            # Empty value matching (PS3.4 C.2.2.2.1) sends the two quotes as they are; pydicom
+            # would convert them to a number and fail. Written raw.
+            from pydicom.dataelem import RawDataElement
+            from pydicom.tag import Tag
+
+            ds[tag] = RawDataElement(Tag(tag), vr, 2, b'""', 0, False, True)
+            continue
         elif vr == "AT" and value:
             # As tags are written here and in the README: 0018,1063 or (0018,1063).
             element_value = [v.strip("() ").replace(",", "") for v in value.split("\\")]

@@ -641,15 +641,19 @@ def tidy_incoming(root: Path) -> Iterator[None]:
     """Remove the archive's temporary folder (`root/.incoming`) at the end when it is empty,
     also one an earlier run left (a retrieve killed with SIGKILL kept an empty one for good).
     A non-empty one holds files still being written and stays; a serve or another retrieve on
-    the same folder makes it again when it needs it (Archive.begin)."""
+    the same folder makes it again when it needs it (Archive.begin). `root` and the parents
+    this run makes go too when nothing was put in them (the peer down, nothing sent: a cron
+    job's dated folder was left empty each such day, walkthrough 7 verification)."""
     from netdicom.archive.writer import TEMP_DIR
 
     temp = root / TEMP_DIR
+    made = [p for p in (root, *root.parents) if not p.exists()]
     try:
         yield
     finally:
-        with contextlib.suppress(OSError):  # not empty, or gone: left as it is
-            temp.rmdir()
+        for folder in (temp, *made):
+            with contextlib.suppress(OSError):  # not empty, or gone: left as it is
+                folder.rmdir()
 
 
 __all__ = [
