@@ -58,7 +58,10 @@ def _archive(root: Path) -> Path:
             item.CodeValue = "CTHEAD"
             item.CodingSchemeDesignator = "L"
             ds.ProcedureCodeSequence = [item]
-            ds.PatientComments = "allergic to contrast"
+            # Patient Study module: about the patient at the time of this study (per study).
+            ds.AdditionalPatientHistory = "allergic to contrast"
+            # Patient module, on a later study's instance: not the patient's (the first one's).
+            ds.PatientComments = "from a later study"
             ds.StudyTime = "231500"
         write_instance(root / relative, ds)
     (root / "notes.txt").write_text("not DICOM")
@@ -170,11 +173,17 @@ def test_sequence_matching_reads_the_file(archive: tuple[Index, Path]) -> None:
 
 
 def test_optional_key_read_from_file(archive: tuple[Index, Path]) -> None:
-    comments = 0x00104000
-    found = _find(archive, Level.STUDY, Key(STUDY_UID, "UI", "1.2"), wanted=(comments,))
-    assert found[0][comments] == ("allergic to contrast",)
-    found = _find(archive, Level.STUDY, Key(comments, "LT", "*contrast"))
+    history = 0x001021B0
+    found = _find(archive, Level.STUDY, Key(STUDY_UID, "UI", "1.2"), wanted=(history,))
+    assert found[0][history] == ("allergic to contrast",)
+    found = _find(archive, Level.STUDY, Key(history, "LT", "*contrast"))
     assert _uids(found, STUDY_UID) == ["1.2"]
+    # A Patient module attribute is the patient's, from its first instance, in every study
+    # (walkthrough 7b): the later study's own value is not it.
+    comments = 0x00104000
+    found = _find(archive, Level.STUDY, Key(PATIENT_ID, "LO", "P1"), wanted=(comments,))
+    assert sorted(_uids(found, STUDY_UID)) == ["1.1", "1.2"]
+    assert all(record[comments] == () for record in found)
 
 
 def test_computed_attributes(archive: tuple[Index, Path]) -> None:

@@ -422,3 +422,27 @@ def test_a_private_creator_is_echoed_with_its_private_key(tmp_path: Path) -> Non
         assert match.private_block(0x0029, "ACME")[0x11].value is None
 
     run(go)
+
+
+def test_a_patients_own_attributes_are_the_patients_in_every_study(tmp_path: Path) -> None:
+    # Walkthrough 7b: Other Patient IDs (and the other Patient module attributes the index
+    # has no column for) were read from each study's first instance: a study-level search by
+    # an alias ID found one of the patient's studies. They are the patient's first instance's.
+    async def go() -> None:
+        async with serving(tmp_path) as app:
+            contexts = [ProposedContext(CT, (EXPLICIT,)), *find_contexts(Model.STUDY_ROOT)]
+            assoc = await connect(app, contexts)
+            first = make_dataset(patient_id="PALIAS", study_uid="7.21")
+            first.OtherPatientIDs = "OPA"
+            later = make_dataset(patient_id="PALIAS", study_uid="7.22")  # none of its own
+            await store_via(assoc, first, 1)
+            await store_via(assoc, later, 2)
+            pending, final = await raw_find(
+                assoc, study_query(OtherPatientIDs="OPA", StudyInstanceUID="")
+            )
+            await assoc.release()
+        found = {str(ds.StudyInstanceUID): str(ds.OtherPatientIDs) for _, ds in pending}
+        assert found == {"7.21": "OPA", "7.22": "OPA"}
+        assert final.status == status.SUCCESS
+
+    run(go)

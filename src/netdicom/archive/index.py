@@ -48,6 +48,7 @@ from netdicom.archive.matching import (
     Level,
     Model,
     Values,
+    is_patient_attribute,
     match_date_time,
     match_record,
     normalise_date,
@@ -855,14 +856,20 @@ class Index:
     ) -> Iterator[list[Match]]:
         """The matches of `query`, in batches, from a connection of their own (so a caller
         may run each batch in a worker thread while the event loop goes on)."""
-        sql, params = _select(query)
         column_tags = {c.tag for c in COLUMNS if c.level <= query.level}
         computed_tags = computed_for(query)
         needed = {k.tag for k in query.keys if not k.is_universal} | set(query.wanted)
-        from_file = frozenset(
-            tag for tag in needed if tag not in column_tags and tag not in computed_tags
+        in_files = {tag for tag in needed if tag not in column_tags and tag not in computed_tags}
+        # The patient's own attributes (Other Patient IDs, ...) come from the patient's first
+        # instance below the patient level too, as the indexed ones do: taken from each
+        # study's, a search by an alias ID found one of the patient's studies (walkthrough 7b).
+        of_patient = frozenset(
+            tag for tag in in_files if query.level > Level.PATIENT and is_patient_attribute(tag)
         )
-        file_keys = [k for k in query.keys if k.tag in from_file and not k.is_universal]
+        from_file = frozenset(in_files - of_patient)
+        file_keys = [k for k in query.keys if k.tag in in_files and not k.is_universal]
+        read: dict[str, dict[int, Values | Items]] = {}  # patient files, read once a query
+        sql, params = _select(query, patient_file=bool(of_patient))
         keys, pairs = _split_pairs(query)
         self.flush()  # rows added with add_deferred() must be visible to this connection
         # mode=rw: never create the file. One removed while serve runs was made again, empty,
@@ -885,14 +892,18 @@ class Index:
                     return
                 out: list[Match] = []
                 for row in rows:
-                    record, path = _record(names, row)
-                    if from_file and reader is not None and path:
-                        try:
+                    record, path, patient_path = _record(names, row)
+                    try:
+                        if from_file and reader is not None and path:
                             record.update(reader(path, from_file))
-                        except OSError as exc:
-                            log.warning("cannot read %s for the query: %s", path, exc)
-                            if file_keys:
-                                continue
+                        if of_patient and reader is not None and patient_path:
+                            if patient_path not in read:
+                                read[patient_path] = dict(reader(patient_path, of_patient))
+                            record.update(read[patient_path])
+                    except OSError as exc:
+                        log.warning("cannot read %s for the query: %s", path, exc)
+                        if file_keys:
+                            continue
                     if not match_record(keys, record):
                         continue
                     if pairs and not all(_pair_matches(p, record) for p in pairs):
@@ -992,7 +1003,10 @@ _COMPUTED_SQL: Final = {
 }
 
 
-def _select(query: Query) -> tuple[str, list[object]]:
+_PATIENT_PATH: Final = "patient_path"
+
+
+def _select(query: Query, *, patient_file: bool = False) -> tuple[str, list[object]]:
     level = query.level
     joins = ["patient p"]
     if level >= Level.STUDY:
@@ -1007,6 +1021,8 @@ def _select(query: Query) -> tuple[str, list[object]]:
     for tag in sorted(computed_for(query)):
         selected.append(f"{_COMPUTED_SQL[tag]} AS c{tag:08X}")
     selected.append(f"{_REPRESENTATIVE[level]} AS path")
+    if patient_file:
+        selected.append(f"{_REPRESENTATIVE[Level.PATIENT]} AS {_PATIENT_PATH}")
     where: list[str] = []
     params: list[object] = []
     for key in query.keys:
@@ -1065,12 +1081,18 @@ def _prefilter(key: Key, column: Column) -> tuple[str, list[object]] | None:
     return f"{ref} = ?", [value]
 
 
-def _record(names: Sequence[str], row: Sequence[object]) -> tuple[dict[int, Values | Items], str]:
+def _record(
+    names: Sequence[str], row: Sequence[object]
+) -> tuple[dict[int, Values | Items], str, str]:
+    """A row as (attribute values by tag, representative file, the patient's first file)."""
     record: dict[int, Values | Items] = {}
-    path = ""
+    path = patient_path = ""
     for name, value in zip(names, row, strict=True):
         if name == "path":
             path = str(value or "")
+            continue
+        if name == _PATIENT_PATH:
+            patient_path = str(value or "")
             continue
         tag = int(name[1:], 16)
         if value is None or value == "":
@@ -1079,4 +1101,4 @@ def _record(names: Sequence[str], row: Sequence[object]) -> tuple[dict[int, Valu
             record[tag] = (str(value),)
         else:
             record[tag] = tuple(str(value).split("\\"))
-    return record, path
+    return record, path, patient_path

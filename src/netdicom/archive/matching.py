@@ -234,6 +234,12 @@ _SERIES: Final = frozenset(
 )
 
 
+def is_patient_attribute(tag: int) -> bool:
+    """An attribute of the patient (Patient module, group 0010), not of the patient at the
+    time of one study (Patient Study module): one value for all the patient's studies."""
+    return tag >> 16 == 0x0010 and tag not in _PATIENT_STUDY
+
+
 def level_of(tag: int, model: Model) -> Level:
     """The level an attribute belongs to in `model` (in the study root model the patient's
     attributes are study attributes, PS3.4 C.6.2)."""
