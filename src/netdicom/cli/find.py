@@ -117,8 +117,6 @@ def find(
     from netdicom.services.find_scu import (
         BadKey,
         build_identifier,
-        needs_combined_matching,
-        night_keys,
         parse_keys,
         wanted_keys,
     )
@@ -140,8 +138,8 @@ def find(
         # range (combined matching, PS3.4 C.2.2.2.5.1). Only then: other date and time
         # ranges keep the meaning other tools give them (each matched apart).
         keys = parse_keys(items, combined=True)
-        nights = [f"{key.keyword}={key.value}" for key in night_keys(keys)]
-        combined = bool(nights) and needs_combined_matching(keys)
+        nights = [f"{key.keyword}={key.value}" for key in keys if key.night]
+        combined = bool(nights)
         wanted = wanted_keys(the_level, the_model, keys, defaults=not no_defaults)
         identifier = build_identifier(the_level, wanted)
     except BadKey as exc:

@@ -13,6 +13,7 @@ import contextlib
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -98,6 +99,9 @@ class KeyArg:
     tag: int
     keyword: str
     value: str
+    # A time range across midnight with its date range (parse_keys(combined=True)): asked
+    # with combined date-time matching, where it is a night.
+    night: bool = False
 
 
 _TAG = re.compile(r"\(?([0-9A-Fa-f]{4}),?([0-9A-Fa-f]{4})\)?")
@@ -251,7 +255,7 @@ def parse_keys(texts: Sequence[str], *, combined: bool = False) -> list[KeyArg]:
 
     `combined`: a time range that ends before it starts is taken when its date key holds a
     range: with combined date-time matching it is a night (`StudyDate=20240101-20240102
-    StudyTime=2200-0200`); the caller negotiates that (needs_combined_matching)."""
+    StudyTime=2200-0200`), marked `night` for the caller to negotiate that."""
     keys: dict[int, KeyArg] = {}
     given: dict[int, str] = {}
     night: dict[int, ReversedTime] = {}
@@ -261,7 +265,7 @@ def parse_keys(texts: Sequence[str], *, combined: bool = False) -> list[KeyArg]:
         except ReversedTime as exc:
             if not combined:
                 raise
-            key = parse_key(text, check_dates=False)
+            key = replace(parse_key(text, check_dates=False), night=True)
             night[key.tag] = exc
         earlier = keys.get(key.tag)
         if earlier is None or not earlier.value:
@@ -271,36 +275,12 @@ def parse_keys(texts: Sequence[str], *, combined: bool = False) -> list[KeyArg]:
                 f"{key.keyword} is given twice ({quoted(given[key.tag])} and {quoted(text)}): "
                 "one value per attribute; several values go in one, separated by \\"
             )
-    dates = {date: time for date, time in DATE_TIME_PAIRS}
+    date_of = {time: date for date, time in DATE_TIME_PAIRS}
     for tag, error in night.items():
-        date = next((d for d, t in dates.items() if t == tag), None)
-        if date is None or "-" not in (keys[date].value if date in keys else ""):
+        date = keys.get(date_of.get(tag, -1))
+        if date is None or "-" not in date.value:
             raise error
     return list(keys.values())
-
-
-def needs_combined_matching(keys: Sequence[KeyArg]) -> bool:
-    """Whether a date range and its time key are both given: matched as one date-time range
-    only with combined date-time matching, proposed in extended negotiation."""
-    values = {key.tag: key.value for key in keys}
-    return any(
-        "-" in values.get(date, "") and values.get(time, "") not in ("", "*")
-        for date, time in DATE_TIME_PAIRS
-    )
-
-
-def night_keys(keys: Sequence[KeyArg]) -> list[KeyArg]:
-    """The time keys whose range ends before it starts (read as a night only under combined
-    date-time matching)."""
-    times = {time for _, time in DATE_TIME_PAIRS}
-    found = []
-    for key in keys:
-        if key.tag in times:
-            try:
-                _check_date_time(key.keyword, "TM", key.value)
-            except ReversedTime:
-                found.append(key)
-    return found
 
 
 def parse_key(text: str, *, check_dates: bool = True) -> KeyArg:
