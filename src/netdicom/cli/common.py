@@ -614,29 +614,27 @@ def check_folder(path: Path, option: str) -> None:
 
     missing = [p for p in (path, *path.parents) if not os.path.lexists(p)]
     try:
-        path.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise OSError(f"{option} {path}: a file is in the way, not a folder") from None
-    except OSError as exc:
-        # The folders made on the way stay no more than the one that could not be made.
-        for made in missing:
-            with contextlib.suppress(OSError):
-                os.rmdir(made)
-        raise OSError(f"{option} {path}: cannot create it: {exc.strerror or exc}") from None
-    if not path.is_dir():
-        raise OSError(f"{option} {path}: a file is in the way, not a folder")
-    try:
-        fd, probe = tempfile.mkstemp(dir=path, prefix=".netdicom-probe-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise OSError(
-            f"{option} {path}: cannot write in it: {exc.strerror or exc} (is it read-only, or "
-            "not writable by this user?)"
-        ) from None
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise OSError(f"{option} {path}: a file is in the way, not a folder") from None
+        except OSError as exc:
+            raise OSError(f"{option} {path}: cannot create it: {exc.strerror or exc}") from None
+        if not path.is_dir():
+            raise OSError(f"{option} {path}: a file is in the way, not a folder")
+        try:
+            fd, probe = tempfile.mkstemp(dir=path, prefix=".netdicom-probe-")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise OSError(
+                f"{option} {path}: cannot write in it: {exc.strerror or exc} (is it read-only, "
+                "or not writable by this user?)"
+            ) from None
     finally:
-        # Made for the check only: the run makes it again when it has something to put there
-        # (a run that stored nothing left an empty folder, a new dated one each day).
+        # Made for the check only (those made on the way to a failure too): the run makes
+        # it again when it has something to put there (a run that stored nothing left an
+        # empty folder, a new dated one each day).
         for made in missing:
             with contextlib.suppress(OSError):
                 os.rmdir(made)

@@ -638,11 +638,11 @@ async def _get(
             refused_here = sum(1 for r in received if not r.ok and r.status is not None)
             unexplained = sum(o.final.failed or 0 for o in outcomes) > refused_here
             if failed and unexplained and scp_role:
-                unproposed = _unproposed_classes(outcomes, proposal)
-                said = " ".join(o.error_comment or "" for o in outcomes).lower()
+                said = " ".join(o.error_comment or "" for o in outcomes)
+                unproposed = _unproposed_classes(said, proposal)
                 # Only when a SOP class is what the peer could not send: for a transfer
                 # syntax (Big Endian files of a CT) it sent the user after --sop-class.
-                if not resolution.sop_classes and (unproposed or "sop class" in said):
+                if not resolution.sop_classes and (unproposed or "sop class" in said.lower()):
                     stderr(_curated_hint(unproposed, len(proposal.roles)))
                 if proposal.left_out and not unproposed:  # a class named: syntaxes no lead
                     stderr(_left_out_hint(proposal.left_out))
@@ -667,12 +667,11 @@ def _maybe_context(outcome: Any) -> bool:
     return not comment or "accept" in comment or "context" in comment or "syntax" in comment
 
 
-def _unproposed_classes(outcomes: Sequence[Any], proposal: Any) -> list[str]:
-    """UIDs the peer's Error Comments name that are neither a SOP class we proposed nor a
-    transfer syntax (netdicom serve says "SOP class X not accepted")."""
+def _unproposed_classes(said: str, proposal: Any) -> list[str]:
+    """UIDs the peer's Error Comments (`said`) name that are neither a SOP class we proposed
+    nor a transfer syntax (netdicom serve says "SOP class X not accepted")."""
     import re
 
-    said = " ".join(o.error_comment or "" for o in outcomes)
     found = dict.fromkeys(re.findall(r"\d+(?:\.\d+){3,}", said))
     return [
         uid

@@ -433,7 +433,6 @@ class Kept:
 
     def __init__(self, storage: StorageSCP) -> None:
         self._uids: list[tuple[str, str]] = []
-        self._placed: set[str] = set()
         self._kept_existing: set[str] = set()
         # Each instance's unique keys (tag -> value), to tell one that was not asked for.
         self._keys: dict[str, dict[int, str]] = {}
@@ -443,16 +442,15 @@ class Kept:
         from netdicom.archive.writer import Outcome
 
         uid = stored.sop_instance_uid
+        # Kept in favour of a file this run had just written (the peer sent it twice): not
+        # one that was there before (walkthrough 7c).
+        if stored.outcome is Outcome.KEPT_EXISTING and uid not in self._keys:
+            self._kept_existing.add(uid)
         self._keys[uid] = {
             tag: stored.values.get(tag, b"").decode("ascii", "replace").strip(" \x00")
             for tag in UNIQUE_KEYS.values()
             if tag != UNIQUE_KEYS[Level.IMAGE]
         } | {UNIQUE_KEYS[Level.IMAGE]: uid}
-        # Kept in favour of a file this run had just written (the peer sent it twice): not
-        # one that was there before (walkthrough 7c).
-        if stored.outcome is Outcome.KEPT_EXISTING and uid not in self._placed:
-            self._kept_existing.add(uid)
-        self._placed.add(uid)
         self._uids.append((stored.sop_class_uid, uid))
 
     def not_asked_for(self, requests: Sequence[RetrieveRequest]) -> list[CountProblem]:
