@@ -382,67 +382,61 @@ def test_a_uid_list_too_long_for_a_16_bit_length_is_still_the_unique_key(tmp_pat
     run(go)
 
 
+def _stored_then_found(
+    root: Path, stored: list[Dataset], query: Dataset
+) -> tuple[list[tuple[int, Dataset]], CFindRSP]:
+    """Store `stored` in a serve on `root`, then C-FIND `query` (study root): its pending
+    (status, identifier) pairs and final response."""
+    found: list[tuple[list[tuple[int, Dataset]], CFindRSP]] = []
+
+    async def go() -> None:
+        async with serving(root) as app:
+            contexts = [ProposedContext(CT, (EXPLICIT,)), *find_contexts(Model.STUDY_ROOT)]
+            assoc = await connect(app, contexts)
+            for message_id, ds in enumerate(stored, 1):
+                await store_via(assoc, ds, message_id)
+            found.append(await raw_find(assoc, query))
+            await assoc.release()
+
+    run(go)
+    return found[0]
+
+
 def test_a_computed_key_below_its_level_is_not_supported_there(tmp_path: Path) -> None:
     # Walkthrough 7b: ModalitiesInStudy asked at SERIES level came back empty with FF00 and,
     # given a value, matched nothing: FF01 and not matched, as any key serve cannot use.
-    async def go() -> None:
-        async with serving(tmp_path) as app:
-            contexts = [ProposedContext(CT, (EXPLICIT,)), *find_contexts(Model.STUDY_ROOT)]
-            assoc = await connect(app, contexts)
-            await store_via(assoc, make_dataset(study_uid="7.9", series_uid="7.9.1"))
-            query = study_query(
-                StudyInstanceUID="7.9", SeriesInstanceUID="", ModalitiesInStudy="CT"
-            )
-            query.QueryRetrieveLevel = "SERIES"
-            pending, final = await raw_find(assoc, query)
-            await assoc.release()
-        assert [(code, str(ds.SeriesInstanceUID)) for code, ds in pending] == [
-            (status.PENDING_WARNING, "7.9.1")
-        ]
-        assert final.status == status.SUCCESS
-
-    run(go)
+    query = study_query(StudyInstanceUID="7.9", SeriesInstanceUID="", ModalitiesInStudy="CT")
+    query.QueryRetrieveLevel = "SERIES"
+    pending, final = _stored_then_found(
+        tmp_path, [make_dataset(study_uid="7.9", series_uid="7.9.1")], query
+    )
+    assert [(code, str(ds.SeriesInstanceUID)) for code, ds in pending] == [
+        (status.PENDING_WARNING, "7.9.1")
+    ]
+    assert final.status == status.SUCCESS
 
 
 def test_a_private_creator_is_echoed_with_its_private_key(tmp_path: Path) -> None:
     # Walkthrough 7c: the Private Creator came back empty, and the private key that followed
     # belonged to no block (pydicom's private_block() raised KeyError on the response).
-    async def go() -> None:
-        async with serving(tmp_path) as app:
-            contexts = [ProposedContext(CT, (EXPLICIT,)), *find_contexts(Model.STUDY_ROOT)]
-            assoc = await connect(app, contexts)
-            await store_via(assoc, make_dataset(study_uid="7.8"))
-            query = study_query(StudyInstanceUID="7.8")
-            query.private_block(0x0029, "ACME", create=True).add_new(0x11, "UL", None)
-            pending, _ = await raw_find(assoc, query)
-            await assoc.release()
-        ((code, match),) = pending
-        assert code == status.PENDING_WARNING  # the private key itself is not answered
-        assert match[0x00290010].value == "ACME"
-        assert match.private_block(0x0029, "ACME")[0x11].value is None
-
-    run(go)
+    query = study_query(StudyInstanceUID="7.8")
+    query.private_block(0x0029, "ACME", create=True).add_new(0x11, "UL", None)
+    ((code, match),), _ = _stored_then_found(tmp_path, [make_dataset(study_uid="7.8")], query)
+    assert code == status.PENDING_WARNING  # the private key itself is not answered
+    assert match[0x00290010].value == "ACME"
+    assert match.private_block(0x0029, "ACME")[0x11].value is None
 
 
 def test_a_patients_own_attributes_are_the_patients_in_every_study(tmp_path: Path) -> None:
     # Walkthrough 7b: Other Patient IDs (and the other Patient module attributes the index
     # has no column for) were read from each study's first instance: a study-level search by
     # an alias ID found one of the patient's studies. They are the patient's first instance's.
-    async def go() -> None:
-        async with serving(tmp_path) as app:
-            contexts = [ProposedContext(CT, (EXPLICIT,)), *find_contexts(Model.STUDY_ROOT)]
-            assoc = await connect(app, contexts)
-            first = make_dataset(patient_id="PALIAS", study_uid="7.21")
-            first.OtherPatientIDs = "OPA"
-            later = make_dataset(patient_id="PALIAS", study_uid="7.22")  # none of its own
-            await store_via(assoc, first, 1)
-            await store_via(assoc, later, 2)
-            pending, final = await raw_find(
-                assoc, study_query(OtherPatientIDs="OPA", StudyInstanceUID="")
-            )
-            await assoc.release()
-        found = {str(ds.StudyInstanceUID): str(ds.OtherPatientIDs) for _, ds in pending}
-        assert found == {"7.21": "OPA", "7.22": "OPA"}
-        assert final.status == status.SUCCESS
-
-    run(go)
+    first = make_dataset(patient_id="PALIAS", study_uid="7.21")
+    first.OtherPatientIDs = "OPA"
+    later = make_dataset(patient_id="PALIAS", study_uid="7.22")  # none of its own
+    pending, final = _stored_then_found(
+        tmp_path, [first, later], study_query(OtherPatientIDs="OPA", StudyInstanceUID="")
+    )
+    found = {str(ds.StudyInstanceUID): str(ds.OtherPatientIDs) for _, ds in pending}
+    assert found == {"7.21": "OPA", "7.22": "OPA"}
+    assert final.status == status.SUCCESS
